@@ -1,0 +1,291 @@
+//! The LLaMA decoder (Touvron et al. 2023; K2 DIAMOND uses the LLaMA-1 shape) with two forward paths:
+//!
+//! * [`Mode::Train`]: only differentiable candle ops (`rms_norm_slow`-style RMSNorm, `rope_slow`,
+//!   `softmax` over the last dim built from exp/sum). candle 0.11's fused `rms_norm`, `rope` and
+//!   `softmax_last_dim` have no backward and would silently stop gradients.
+//! * [`Mode::Infer`]: candle's fused kernels, logits for every position.
+//!
+//! Both follow transformers' `LlamaForCausalLM` (rotate-half RoPE over the full head dim, pre-norm
+//! blocks, SwiGLU MLP, no biases), so HF checkpoints load and score identically.
+
+use std::collections::BTreeMap;
+
+use candle_core::{DType, Device, Tensor, D};
+
+use crate::config::LlamaConfig;
+use crate::error::{ModelError, Result};
+use crate::names;
+
+/// Which ops the forward pass uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Differentiable ops only: gradients reach every weight.
+    Train,
+    /// Fused kernels, no backward.
+    Infer,
+}
+
+struct Layer {
+    input_norm: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    o: Tensor,
+    post_norm: Tensor,
+    gate: Tensor,
+    up: Tensor,
+    down: Tensor,
+}
+
+/// A LLaMA model whose weights are candle tensors (plain tensors for inference, the tensors of
+/// `Var`s for training: updating a `Var` in place updates the model).
+pub struct Llama {
+    cfg: LlamaConfig,
+    embed: Tensor,
+    layers: Vec<Layer>,
+    norm: Tensor,
+    lm_head: Tensor,
+    cos: Tensor,
+    sin: Tensor,
+}
+
+/// RoPE tables (positions × head_dim/2) as transformers computes them: inv_freq = 1/θ^(2i/d).
+pub fn rope_tables(
+    head_dim: usize,
+    theta: f64,
+    max_pos: usize,
+    dtype: DType,
+    dev: &Device,
+) -> Result<(Tensor, Tensor)> {
+    let inv: Vec<f32> = (0..head_dim / 2)
+        .map(|i| 1.0 / (theta as f32).powf((2 * i) as f32 / head_dim as f32))
+        .collect();
+    let inv = Tensor::from_vec(inv, (1, head_dim / 2), dev)?;
+    let pos = Tensor::arange(0u32, max_pos as u32, dev)?
+        .to_dtype(DType::F32)?
+        .reshape((max_pos, 1))?;
+    let freqs = pos.matmul(&inv)?;
+    Ok((freqs.cos()?.to_dtype(dtype)?, freqs.sin()?.to_dtype(dtype)?))
+}
+
+fn take(map: &mut BTreeMap<String, Tensor>, name: &str, shape: &[usize]) -> Result<Tensor> {
+    let t = map.remove(name).ok_or_else(|| ModelError::MissingTensor {
+        path: "<weights>".into(),
+        name: name.to_string(),
+    })?;
+    if t.dims() != shape {
+        return Err(ModelError::TensorShape {
+            path: "<weights>".into(),
+            name: name.to_string(),
+            expected: shape.to_vec(),
+            actual: t.dims().to_vec(),
+        });
+    }
+    Ok(t)
+}
+
+impl Llama {
+    /// Builds the model from tensors named as in HF checkpoints. With tied embeddings the LM head
+    /// is the embedding matrix; a present `lm_head.weight` is then ignored as transformers does.
+    pub fn from_tensors(cfg: &LlamaConfig, mut map: BTreeMap<String, Tensor>) -> Result<Self> {
+        cfg.validate()?;
+        let shapes: BTreeMap<String, Vec<usize>> = names::tensor_shapes(cfg).into_iter().collect();
+        let mut get = |name: &str| -> Result<Tensor> {
+            let shape = shapes.get(name).cloned().unwrap_or_default();
+            take(&mut map, name, &shape)
+        };
+        let embed = get(names::EMBED)?;
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for i in 0..cfg.num_hidden_layers {
+            let n = |s: &str| names::layer(i, s);
+            layers.push(Layer {
+                input_norm: get(&n("input_layernorm.weight"))?,
+                q: get(&n("self_attn.q_proj.weight"))?,
+                k: get(&n("self_attn.k_proj.weight"))?,
+                v: get(&n("self_attn.v_proj.weight"))?,
+                o: get(&n("self_attn.o_proj.weight"))?,
+                post_norm: get(&n("post_attention_layernorm.weight"))?,
+                gate: get(&n("mlp.gate_proj.weight"))?,
+                up: get(&n("mlp.up_proj.weight"))?,
+                down: get(&n("mlp.down_proj.weight"))?,
+            });
+        }
+        let norm = get(names::FINAL_NORM)?;
+        let lm_head = if cfg.tie_word_embeddings {
+            embed.clone()
+        } else {
+            get(names::LM_HEAD)?
+        };
+        let (cos, sin) = rope_tables(
+            cfg.head_dim(),
+            cfg.rope_theta,
+            cfg.max_position_embeddings,
+            embed.dtype(),
+            embed.device(),
+        )?;
+        Ok(Self {
+            cfg: cfg.clone(),
+            embed,
+            layers,
+            norm,
+            lm_head,
+            cos,
+            sin,
+        })
+    }
+
+    pub fn config(&self) -> &LlamaConfig {
+        &self.cfg
+    }
+
+    pub fn device(&self) -> &Device {
+        self.embed.device()
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.embed.dtype()
+    }
+
+    /// Logits for every position: `ids` is (batch, seq) u32, the result (batch, seq, vocab).
+    pub fn forward(&self, ids: &Tensor, mode: Mode) -> Result<Tensor> {
+        let h = self.hidden(ids, mode)?;
+        let (b, t, d) = h.dims3()?;
+        let logits = h.reshape((b * t, d))?.matmul(&self.lm_head.t()?)?;
+        Ok(logits.reshape((b, t, self.cfg.vocab_size))?)
+    }
+
+    /// Final hidden states after the last norm: (batch, seq, hidden).
+    pub fn hidden(&self, ids: &Tensor, mode: Mode) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        if t > self.cfg.max_position_embeddings {
+            return Err(ModelError::InvalidConfig {
+                field: "max_position_embeddings".into(),
+                reason: format!(
+                    "input of {t} tokens exceeds {}",
+                    self.cfg.max_position_embeddings
+                ),
+            });
+        }
+        let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((
+            b,
+            t,
+            self.cfg.hidden_size,
+        ))?;
+        let mask = causal_mask(t, x.dtype(), x.device())?;
+        let cos = self.cos.narrow(0, 0, t)?;
+        let sin = self.sin.narrow(0, 0, t)?;
+        for layer in &self.layers {
+            let h = rms_norm(&x, &layer.input_norm, self.cfg.rms_norm_eps, mode)?;
+            let a = self.attention(layer, &h, &mask, &cos, &sin, mode)?;
+            x = (x + a)?;
+            let h = rms_norm(&x, &layer.post_norm, self.cfg.rms_norm_eps, mode)?;
+            let m = mlp(layer, &h)?;
+            x = (x + m)?;
+        }
+        rms_norm(&x, &self.norm, self.cfg.rms_norm_eps, mode)
+    }
+
+    fn attention(
+        &self,
+        l: &Layer,
+        x: &Tensor,
+        mask: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        mode: Mode,
+    ) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let hd = self.cfg.head_dim();
+        let nh = self.cfg.num_attention_heads;
+        let nkv = self.cfg.num_kv_heads();
+        let q = linear(x, &l.q)?
+            .reshape((b, t, nh, hd))?
+            .transpose(1, 2)?
+            .contiguous()?;
+        let k = linear(x, &l.k)?
+            .reshape((b, t, nkv, hd))?
+            .transpose(1, 2)?
+            .contiguous()?;
+        let v = linear(x, &l.v)?
+            .reshape((b, t, nkv, hd))?
+            .transpose(1, 2)?
+            .contiguous()?;
+        let (q, k) = match mode {
+            Mode::Train => (
+                candle_nn::rotary_emb::rope_slow(&q, cos, sin)?,
+                candle_nn::rotary_emb::rope_slow(&k, cos, sin)?,
+            ),
+            Mode::Infer => (
+                candle_nn::rotary_emb::rope(&q, cos, sin)?,
+                candle_nn::rotary_emb::rope(&k, cos, sin)?,
+            ),
+        };
+        let k = repeat_kv(k, nh / nkv)?;
+        let v = repeat_kv(v, nh / nkv)?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?;
+        let probs = match mode {
+            Mode::Train => candle_nn::ops::softmax(&scores, D::Minus1)?,
+            Mode::Infer => candle_nn::ops::softmax_last_dim(&scores)?,
+        };
+        let out = probs
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .reshape((b, t, nh * hd))?;
+        linear(&out, &l.o)
+    }
+}
+
+/// x @ wᵀ for x of shape (batch, seq, in) and w of shape (out, in).
+fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let (b, t, d) = x.dims3()?;
+    let y = x.reshape((b * t, d))?.matmul(&w.t()?)?;
+    Ok(y.reshape((b, t, w.dim(0)?))?)
+}
+
+fn mlp(l: &Layer, x: &Tensor) -> Result<Tensor> {
+    let g = linear(x, &l.gate)?.silu()?;
+    let u = linear(x, &l.up)?;
+    linear(&(g * u)?, &l.down)
+}
+
+fn rms_norm(x: &Tensor, w: &Tensor, eps: f64, mode: Mode) -> Result<Tensor> {
+    Ok(match mode {
+        Mode::Train => {
+            let d = x.dim(D::Minus1)? as f64;
+            let ms = (x.sqr()?.sum_keepdim(D::Minus1)? / d)?;
+            x.broadcast_div(&(ms + eps)?.sqrt()?)?.broadcast_mul(w)?
+        }
+        Mode::Infer => candle_nn::ops::rms_norm(&x.contiguous()?, w, eps as f32)?,
+    })
+}
+
+fn repeat_kv(x: Tensor, n_rep: usize) -> Result<Tensor> {
+    if n_rep == 1 {
+        return Ok(x);
+    }
+    let (b, nkv, t, hd) = x.dims4()?;
+    Ok(x.unsqueeze(2)?
+        .expand((b, nkv, n_rep, t, hd))?
+        .reshape((b, nkv * n_rep, t, hd))?)
+}
+
+/// (t, t) additive mask: 0 on and below the diagonal, -inf above.
+fn causal_mask(t: usize, dtype: DType, dev: &Device) -> Result<Tensor> {
+    let m: Vec<f32> = (0..t)
+        .flat_map(|i| (0..t).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    Ok(Tensor::from_vec(m, (t, t), dev)?.to_dtype(dtype)?)
+}
+
+/// Log-probability of each next token: for logits (b, t, v) and ids (b, t), returns (b, t-1)
+/// with entry [i, j] = log p(ids[i, j+1] | ids[i, ..=j]).
+pub fn next_token_logprobs(logits: &Tensor, ids: &Tensor) -> Result<Tensor> {
+    let (b, t, v) = logits.dims3()?;
+    let lp = candle_nn::ops::log_softmax(&logits.narrow(1, 0, t - 1)?, D::Minus1)?;
+    let targets = ids.narrow(1, 1, t - 1)?.contiguous()?;
+    let picked = lp
+        .reshape((b * (t - 1), v))?
+        .gather(&targets.reshape((b * (t - 1), 1))?, 1)?;
+    Ok(picked.reshape((b, t - 1))?)
+}
