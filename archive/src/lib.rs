@@ -1,0 +1,27 @@
+//! k2-archive: the on-disk archive contract of a k2 run.
+//!
+//! Atomic, fsynced writes; the run manifest (`checkpoints.toml`) with the sha256 of every
+//! checkpoint file; verification; the run directory layout; the repository's suite list;
+//! and the data chunk order. See `DESIGN.md`, "The archive contract".
+
+pub mod atomic;
+pub mod chunk_order;
+pub mod error;
+pub mod hash;
+pub mod layout;
+pub mod manifest;
+pub mod suites;
+mod toml_io;
+pub mod verify;
+
+pub use atomic::{
+    append_line_durable, commit_dir_atomic, is_tmp_name, remove_stale_tmp, tmp_dir_for,
+    tmp_file_for, truncate_jsonl_after, write_file_atomic,
+};
+pub use chunk_order::{ChunkOrder, Deferral, CHUNK_ORDER_FORMAT};
+pub use error::{ArchiveError, Location};
+pub use hash::{hash_tree, sha256_bytes, sha256_file};
+pub use layout::{ckpt_name, parse_ckpt_name, spike_ckpt_name, RunLayout};
+pub use manifest::{CheckpointEntry, CheckpointStatus, Manifest, MANIFEST_FORMAT};
+pub use suites::{Suite, SuiteFile, SuiteKind, SUITES_FORMAT};
+pub use verify::{verify_checkpoint, verify_run, Problem};
