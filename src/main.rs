@@ -1,1 +1,293 @@
-fn main() {}
+//! The `k2` command line: parse, call a crate, print. No logic lives here.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "k2",
+    version,
+    about = "Train LLaMA-style models with full-state checkpoints, K2's data order and an archive you can verify",
+    long_about = "k2 reproduces LLM360 K2's open training workflow on candle: a trainer that writes a full-state \
+HF-format checkpoint per data chunk, a manifest with sha256 of every file, and tools to inspect the data order.\n\n\
+Quickstart (built-in default, ~3 minutes on 2 cores, no network):\n  k2 train\n  k2 ckpt list\n  k2 ckpt verify",
+    arg_required_else_help = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a run (the built-in default unless --config), writing a checkpoint per data chunk.
+    #[command(
+        after_help = "Examples:\n  k2 train                                  # built-in default into runs/default\n  \
+k2 train --config configs/default.toml --out runs/mine\n  k2 train --out runs/mine --resume            # continue after a crash or kill\n  \
+k2 train --force                          # replace an existing runs/default"
+    )]
+    Train {
+        /// Training config (TOML). Default: the built-in default run.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Run directory.
+        #[arg(long, default_value = "runs/default")]
+        out: PathBuf,
+        /// Continue the run in --out from its last good checkpoint.
+        #[arg(long, conflicts_with = "force")]
+        resume: bool,
+        /// Replace an existing run directory.
+        #[arg(long)]
+        force: bool,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Inspect the data of a run.
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// List and verify checkpoints.
+    #[command(subcommand)]
+    Ckpt(CkptCommand),
+    /// Model shapes and parameter counts.
+    #[command(subcommand)]
+    Model(ModelCommand),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Print the exact samples of training step S with their provenance.
+    #[command(
+        after_help = "Example:\n  k2 data batch --run runs/default --step 42\n  k2 data batch --run runs/default --step 42 --json"
+    )]
+    Batch {
+        #[arg(long, default_value = "runs/default")]
+        run: PathBuf,
+        #[arg(long)]
+        step: u64,
+        /// One JSON object per sample (token ids included) instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum CkptCommand {
+    /// List the checkpoints of a run's manifest.
+    #[command(after_help = "Example:\n  k2 ckpt list --run runs/default")]
+    List {
+        #[arg(long, default_value = "runs/default")]
+        run: PathBuf,
+    },
+    /// Recompute the sha256 of every checkpoint file and compare with the manifest.
+    #[command(
+        after_help = "Example:\n  k2 ckpt verify --run runs/default   # exit status 1 on any mismatch"
+    )]
+    Verify {
+        #[arg(long, default_value = "runs/default")]
+        run: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Shape and parameter count of a preset or an HF model directory.
+    #[command(
+        after_help = "Examples:\n  k2 model info k2-65b\n  k2 model info default\n  k2 model info runs/default/ckpt_0016"
+    )]
+    Info { model: String },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Training throughput (tokens/s) and model-FLOP utilisation of one optimizer step.
+    #[command(
+        after_help = "Examples:\n  k2 bench train --preset bench-17m            # batch 8 x 256, 2 threads\n  \
+k2 bench train --preset default --batch 16 --seq 128\n  python bench/torch_train.py --preset bench-17m   # the PyTorch reference"
+    )]
+    Train {
+        #[arg(long, default_value = "bench-17m")]
+        preset: String,
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        #[arg(long, default_value_t = 256)]
+        seq: usize,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        /// Print one JSON line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Train {
+            config,
+            out,
+            resume,
+            force,
+            quiet,
+        } => {
+            let (cfg, explicit) = match &config {
+                Some(p) => (k2_trainer::TrainConfig::load(p)?, true),
+                None => (k2_trainer::TrainConfig::default_config(), false),
+            };
+            let s = k2_trainer::train(&k2_trainer::TrainOptions {
+                out: out.clone(),
+                config: cfg,
+                config_explicit: explicit,
+                resume,
+                force,
+                progress: !quiet,
+            })
+            .with_context(|| format!("training run {}", out.display()))?;
+            if let Some(from) = &s.resumed_from {
+                println!("resumed from {from}");
+            }
+            println!(
+                "trained {} steps in {:.1}s, {} tokens seen, final loss {}; wrote {} checkpoints to {}",
+                s.steps,
+                s.wall_s,
+                s.tokens,
+                s.final_loss.map_or("-".into(), |l| format!("{l:.4}")),
+                s.checkpoints_written.len(),
+                s.out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Data(DataCommand::Batch { run, step, json }) => {
+            let (loc, samples) = k2_trainer::batch_of_step(&run, step)?;
+            if json {
+                for s in &samples {
+                    println!("{}", serde_json::to_string(s)?);
+                }
+            } else {
+                println!(
+                    "step {}: chunk {} (position {} of the chunk order), samples {}..{}",
+                    loc.step,
+                    loc.chunk,
+                    loc.position,
+                    loc.first_sample,
+                    loc.first_sample + loc.samples
+                );
+                println!(
+                    "{:>4}  {:<12} {:>12} {:>8}  first tokens",
+                    "#", "source", "document", "offset"
+                );
+                for (i, s) in samples.iter().enumerate() {
+                    let head: Vec<String> =
+                        s.token_ids.iter().take(8).map(|t| t.to_string()).collect();
+                    println!(
+                        "{:>4}  {:<12} {:>12} {:>8}  {} ...",
+                        i,
+                        s.source,
+                        s.doc,
+                        s.offset,
+                        head.join(" ")
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ckpt(CkptCommand::List { run }) => {
+            let m = k2_archive::Manifest::load(&k2_archive::RunLayout::new(&run).manifest_path())?;
+            println!(
+                "{:<16} {:>7} {:>12} {:>8} {:>6} {:<12} {:>9}",
+                "name", "step", "tokens", "chunks", "stage", "status", "wall (s)"
+            );
+            for e in &m.checkpoints {
+                let chunks: Vec<String> = e.chunks.iter().map(|c| c.to_string()).collect();
+                println!(
+                    "{:<16} {:>7} {:>12} {:>8} {:>6} {:<12} {:>9.1}",
+                    e.name,
+                    e.step,
+                    e.tokens,
+                    chunks.join(","),
+                    e.stage,
+                    e.status.to_string(),
+                    e.wall_time_s
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ckpt(CkptCommand::Verify { run }) => {
+            let report = k2_archive::verify_run(&run)?;
+            let mut bad = 0;
+            for (name, problems) in &report {
+                if problems.is_empty() {
+                    println!("ok      {name}");
+                } else {
+                    bad += 1;
+                    for p in problems {
+                        println!("FAILED  {name}: {p}");
+                    }
+                }
+            }
+            println!(
+                "{} checkpoints verified, {} with problems",
+                report.len(),
+                bad
+            );
+            Ok(if bad == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Model(ModelCommand::Info { model }) => {
+            let path = PathBuf::from(&model);
+            let cfg = if path.join("config.json").is_file() {
+                k2_model::LlamaConfig::from_hf_json(&path.join("config.json"))?
+            } else {
+                k2_model::preset(&model)?
+            };
+            println!("{}", k2_trainer::bench::describe_model(&cfg));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Train {
+            preset,
+            batch,
+            seq,
+            threads,
+            warmup,
+            steps,
+            json,
+        }) => {
+            let r = k2_trainer::bench::bench_train(&k2_trainer::bench::BenchOptions {
+                preset,
+                batch,
+                seq,
+                threads,
+                warmup,
+                steps,
+            })?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!("{}", r.table());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

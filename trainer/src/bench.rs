@@ -1,0 +1,207 @@
+//! `k2 bench train`: the time of one full optimizer step (forward, backward, clip, AdamW) on random
+//! tokens, split into forward+backward and optimizer, as tokens/s and model-FLOP utilisation.
+//! MFU is against the best f32 matrix-product rate candle reaches on this machine with the same
+//! threads (measured here: a CPU has no single published peak). `bench/torch_train.py` runs the same
+//! model and step in PyTorch for the ratio.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use candle_core::{Device, Tensor, Var};
+use k2_model::{preset, Llama, LlamaConfig};
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::init::init_weights;
+use crate::optim::{AdamW, AdamWConfig};
+use crate::run::{lm_loss, set_threads};
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub preset: String,
+    pub batch: usize,
+    pub seq: usize,
+    pub threads: usize,
+    pub warmup: usize,
+    pub steps: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchResult {
+    #[serde(rename = "impl")]
+    pub implementation: String,
+    pub preset: String,
+    pub batch: usize,
+    pub seq: usize,
+    pub threads: usize,
+    pub params: u64,
+    pub step_s_median: f64,
+    pub fwd_bwd_s_median: f64,
+    pub optim_s_median: f64,
+    pub tokens_per_s: f64,
+    pub flops_per_token: f64,
+    pub achieved_tflops: f64,
+    pub matmul_peak_tflops: f64,
+    pub mfu: f64,
+}
+
+impl BenchResult {
+    pub fn table(&self) -> String {
+        format!(
+            "k2 bench train: preset {} ({} params), batch {} x {}, f32, {} threads\n\
+             step (median)        {:>9.4} s\n  forward+backward   {:>9.4} s\n  clip+AdamW         {:>9.4} s\n\
+             tokens/s             {:>9.0}\n\
+             model FLOP/s         {:>9.3} TFLOP/s  ({:.1} MFLOP/token)\n\
+             f32 matmul peak      {:>9.3} TFLOP/s  (measured, same threads)\n\
+             MFU                  {:>9.1} %",
+            self.preset,
+            self.params,
+            self.batch,
+            self.seq,
+            self.threads,
+            self.step_s_median,
+            self.fwd_bwd_s_median,
+            self.optim_s_median,
+            self.tokens_per_s,
+            self.achieved_tflops,
+            self.flops_per_token / 1e6,
+            self.matmul_peak_tflops,
+            self.mfu * 100.0
+        )
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let n = v.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Best f32 matmul rate (TFLOP/s) over a few 1024^3 products.
+pub fn matmul_peak_tflops() -> Result<f64> {
+    let n = 1024;
+    let dev = Device::Cpu;
+    let a = Tensor::ones((n, n), candle_core::DType::F32, &dev)?;
+    let b = Tensor::ones((n, n), candle_core::DType::F32, &dev)?;
+    let mut best = f64::MAX;
+    for _ in 0..6 {
+        let t = Instant::now();
+        let c = a.matmul(&b)?;
+        let _ = c.dims();
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Ok(2.0 * (n * n * n) as f64 / best / 1e12)
+}
+
+pub fn bench_train(o: &BenchOptions) -> Result<BenchResult> {
+    set_threads(o.threads);
+    let mut cfg = preset(&o.preset)?;
+    cfg.max_position_embeddings = cfg.max_position_embeddings.max(o.seq);
+    let dev = Device::Cpu;
+    let vars: BTreeMap<String, Var> = init_weights(&cfg, 1234, &dev)?
+        .into_iter()
+        .map(|(k, t)| Ok((k, Var::from_tensor(&t)?)))
+        .collect::<Result<_>>()?;
+    let model = Llama::from_tensors(
+        &cfg,
+        vars.iter()
+            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+            .collect(),
+    )?;
+    let mut opt = AdamW::new(
+        &vars,
+        AdamWConfig {
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+            weight_decay: 0.1,
+        },
+    );
+    let mut rng = k2_corpus::rng::SplitMix64::new(42);
+    let (mut step_t, mut fb_t, mut opt_t) = (vec![], vec![], vec![]);
+    for i in 0..o.warmup + o.steps {
+        let ids: Vec<u32> = (0..o.batch * o.seq)
+            .map(|_| rng.below(cfg.vocab_size as u64) as u32)
+            .collect();
+        let ids = Tensor::from_vec(ids, (o.batch, o.seq), &dev)?;
+        let t0 = Instant::now();
+        let mut grads = opt.zero_grads();
+        let loss = lm_loss(&model, &ids)?;
+        let store = loss.backward()?;
+        opt.accumulate(&mut grads, &store, 1.0)?;
+        let t1 = Instant::now();
+        opt.step(&mut grads, 3e-4, 1.0)?;
+        let t2 = Instant::now();
+        if i >= o.warmup {
+            step_t.push((t2 - t0).as_secs_f64());
+            fb_t.push((t1 - t0).as_secs_f64());
+            opt_t.push((t2 - t1).as_secs_f64());
+        }
+    }
+    let step = median(step_t);
+    let tokens_per_s = (o.batch * o.seq) as f64 / step;
+    let fpt = cfg.train_flops_per_token(o.seq);
+    let achieved = fpt * tokens_per_s / 1e12;
+    let peak = matmul_peak_tflops()?;
+    Ok(BenchResult {
+        implementation: "k2-candle".into(),
+        preset: o.preset.clone(),
+        batch: o.batch,
+        seq: o.seq,
+        threads: o.threads,
+        params: cfg.num_params(),
+        step_s_median: step,
+        fwd_bwd_s_median: median(fb_t),
+        optim_s_median: median(opt_t),
+        tokens_per_s,
+        flops_per_token: fpt,
+        achieved_tflops: achieved,
+        matmul_peak_tflops: peak,
+        mfu: achieved / peak,
+    })
+}
+
+/// A human-readable description of a model shape with its parameter count.
+pub fn describe_model(cfg: &LlamaConfig) -> String {
+    let n = cfg.num_params();
+    format!(
+        "LLaMA: {} layers, hidden {}, {} heads ({} KV heads, head dim {}), SwiGLU {}, vocab {}, \
+         RoPE theta {}, context {}, {} embeddings\nparameters: {} ({:.3}B)\n\
+         training FLOPs/token at full context: {:.4e}",
+        cfg.num_hidden_layers,
+        cfg.hidden_size,
+        cfg.num_attention_heads,
+        cfg.num_kv_heads(),
+        cfg.head_dim(),
+        cfg.intermediate_size,
+        cfg.vocab_size,
+        cfg.rope_theta,
+        cfg.max_position_embeddings,
+        if cfg.tie_word_embeddings {
+            "tied"
+        } else {
+            "untied"
+        },
+        group_digits(n),
+        n as f64 / 1e9,
+        cfg.train_flops_per_token(cfg.max_position_embeddings)
+    )
+}
+
+fn group_digits(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

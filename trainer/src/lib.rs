@@ -1,0 +1,26 @@
+//! k2-trainer: K2's training workflow in miniature — corpus packing with provenance, chunk dealing
+//! with repeat factors and stages, AdamW with parameter groups, warmup + cosine, clipping, the loop,
+//! full-state checkpoints, bit-exact resume, and the training benchmark.
+
+pub mod batch;
+pub mod bench;
+pub mod checkpoint;
+pub mod chunks;
+pub mod config;
+pub mod dataset;
+pub mod error;
+pub mod init;
+pub mod metrics;
+pub mod optim;
+pub mod packing;
+pub mod run;
+pub mod schedule;
+pub mod setup;
+pub mod state;
+pub mod tokenizer_train;
+
+pub use batch::{batch_of_step, BatchLocation};
+pub use config::{TrainConfig, DEFAULT_CONFIG};
+pub use error::{Result, TrainError};
+pub use packing::Sample;
+pub use run::{lm_loss, run_config, set_threads, train, RunSummary, TrainOptions};
