@@ -1,0 +1,53 @@
+//! Helpers for the CLI tests: run the real `k2` binary on real files.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn k2() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_k2"))
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn tiny_config() -> PathBuf {
+    repo().join("tests/fixtures/tiny.toml")
+}
+
+/// The tiny config with some text replaced, written to `dir/name`.
+pub fn tiny_config_with(dir: &Path, name: &str, from: &str, to: &str) -> PathBuf {
+    let text = std::fs::read_to_string(tiny_config()).unwrap();
+    assert!(text.contains(from), "tiny.toml has no `{from}`");
+    let p = dir.join(name);
+    std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
+    p
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("k2 runs");
+    out
+}
+
+pub fn ok(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "k2 failed: {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+pub fn fails(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(!out.status.success(), "k2 unexpectedly succeeded: {}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+pub fn train_tiny(out: &Path) {
+    ok(k2().args(["train", "--quiet", "--config"]).arg(tiny_config()).arg("--out").arg(out));
+}
