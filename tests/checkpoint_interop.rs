@@ -14,18 +14,38 @@ fn candle_transformers_loads_k2_checkpoints_and_agrees() {
     for ckpt in ["ckpt_0002", "ckpt_0006"] {
         let dir = d.join(ckpt);
         let dev = Device::Cpu;
-        let cfg: ct::LlamaConfig = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+        let cfg: ct::LlamaConfig =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap())
+                .unwrap();
         let cfg = cfg.into_config(false);
         let vb = unsafe {
-            candle_nn::VarBuilder::from_mmaped_safetensors(&[dir.join("model.safetensors")], DType::F32, &dev).unwrap()
+            candle_nn::VarBuilder::from_mmaped_safetensors(
+                &[dir.join("model.safetensors")],
+                DType::F32,
+                &dev,
+            )
+            .unwrap()
         };
         let theirs = ct::Llama::load(vb, &cfg).unwrap();
         let ours = k2_model::load_model(&dir, DType::F32, &dev).unwrap();
         let tok = k2_model::load_tokenizer(&dir.join("tokenizer.json")).unwrap();
-        let ids = tok.encode("Emma lived in a small house near the market.", false).unwrap().get_ids().to_vec();
-        let x = Tensor::new(ids.as_slice(), &dev).unwrap().unsqueeze(0).unwrap();
+        let ids = tok
+            .encode("Emma lived in a small house near the market.", false)
+            .unwrap()
+            .get_ids()
+            .to_vec();
+        let x = Tensor::new(ids.as_slice(), &dev)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
         let mut cache = ct::Cache::new(false, DType::F32, &cfg, &dev).unwrap();
-        let a: Vec<f32> = theirs.forward(&x, 0, &mut cache).unwrap().squeeze(0).unwrap().to_vec1().unwrap();
+        let a: Vec<f32> = theirs
+            .forward(&x, 0, &mut cache)
+            .unwrap()
+            .squeeze(0)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         let b: Vec<f32> = ours
             .forward(&x, k2_model::Mode::Infer)
             .unwrap()
@@ -35,7 +55,11 @@ fn candle_transformers_loads_k2_checkpoints_and_agrees() {
             .unwrap()
             .to_vec1()
             .unwrap();
-        let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        let diff = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
         assert!(diff < 1e-4, "{ckpt}: max logit diff {diff}");
     }
 }

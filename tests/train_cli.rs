@@ -7,12 +7,16 @@ use common::*;
 #[test]
 fn no_arguments_prints_help_listing_the_commands() {
     let out = run(&mut k2());
-    let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
     for cmd in ["train", "data", "ckpt", "model", "bench"] {
         assert!(text.contains(cmd), "{text}");
     }
     let help = ok(k2().args(["train", "--help"]));
-    assert!(help.contains("Examples:") && help.contains("--resume"), "{help}");
+    assert!(
+        help.contains("Examples:") && help.contains("--resume"),
+        "{help}"
+    );
 }
 
 #[test]
@@ -43,7 +47,9 @@ fn checkpoints_are_hf_dirs_listed_with_hashes_and_verify_catches_tampering() {
         }
     }
     // Stage 2 changes the context and RoPE theta in config.json.
-    let c5: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("ckpt_0005/config.json")).unwrap()).unwrap();
+    let c5: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("ckpt_0005/config.json")).unwrap())
+            .unwrap();
     assert_eq!(c5["rope_theta"], 500000.0);
     assert_eq!(c5["max_position_embeddings"], 96);
     assert_eq!(c5["num_key_value_heads"], 2);
@@ -63,8 +69,14 @@ fn checkpoints_are_hf_dirs_listed_with_hashes_and_verify_catches_tampering() {
     let out = run(k2().args(["ckpt", "verify", "--run"]).arg(&d));
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("ckpt_0003") && text.contains("model.safetensors"), "{text}");
-    assert!(text.contains("ckpt_0005") && text.contains("tokenizer.json"), "{text}");
+    assert!(
+        text.contains("ckpt_0003") && text.contains("model.safetensors"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ckpt_0005") && text.contains("tokenizer.json"),
+        "{text}"
+    );
     assert!(text.contains("2 with problems"), "{text}");
 }
 
@@ -75,13 +87,31 @@ fn an_existing_run_is_never_overwritten_without_force() {
     train_tiny(&d);
     let manifest = std::fs::read(d.join("checkpoints.toml")).unwrap();
     let weights = std::fs::read(d.join("ckpt_0001/model.safetensors")).unwrap();
-    let err = fails(k2().args(["train", "--quiet", "--config"]).arg(tiny_config()).arg("--out").arg(&d));
-    assert!(err.contains("already exists") && err.contains("--force"), "{err}");
+    let err = fails(
+        k2().args(["train", "--quiet", "--config"])
+            .arg(tiny_config())
+            .arg("--out")
+            .arg(&d),
+    );
+    assert!(
+        err.contains("already exists") && err.contains("--force"),
+        "{err}"
+    );
     assert_eq!(manifest, std::fs::read(d.join("checkpoints.toml")).unwrap());
-    assert_eq!(weights, std::fs::read(d.join("ckpt_0001/model.safetensors")).unwrap());
+    assert_eq!(
+        weights,
+        std::fs::read(d.join("ckpt_0001/model.safetensors")).unwrap()
+    );
     // --force replaces it; same config and seed give the same bytes.
-    ok(k2().args(["train", "--quiet", "--force", "--config"]).arg(tiny_config()).arg("--out").arg(&d));
-    assert_eq!(weights, std::fs::read(d.join("ckpt_0001/model.safetensors")).unwrap());
+    ok(k2()
+        .args(["train", "--quiet", "--force", "--config"])
+        .arg(tiny_config())
+        .arg("--out")
+        .arg(&d));
+    assert_eq!(
+        weights,
+        std::fs::read(d.join("ckpt_0001/model.safetensors")).unwrap()
+    );
 }
 
 #[test]
@@ -89,25 +119,63 @@ fn bad_configs_name_the_field_and_write_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let cases = [
         ("threads = 2", "threads = 2\nthreadz = 3", "threadz"),
-        ("global_batch = 4", "global_batch = \"four\"", "global_batch"),
-        ("num_attention_heads = 4", "num_attention_heads = 5", "num_attention_heads"),
+        (
+            "global_batch = 4",
+            "global_batch = \"four\"",
+            "global_batch",
+        ),
+        (
+            "num_attention_heads = 4",
+            "num_attention_heads = 5",
+            "num_attention_heads",
+        ),
         ("micro_batch = 2", "micro_batch = 3", "micro_batch"),
         ("name = \"code\"", "name = \"kode\"", "kode"),
-        ("share = 0.25\nrepeat = 2.0", "share = 0.35\nrepeat = 2.0", "shares sum"),
+        (
+            "share = 0.25\nrepeat = 2.0",
+            "share = 0.35\nrepeat = 2.0",
+            "shares sum",
+        ),
     ];
     for (i, (from, to, needle)) in cases.iter().enumerate() {
         let cfg = tiny_config_with(tmp.path(), &format!("bad{i}.toml"), from, to);
         let out = tmp.path().join(format!("run{i}"));
-        let err = fails(k2().args(["train", "--quiet", "--config"]).arg(&cfg).arg("--out").arg(&out));
-        assert!(err.contains(needle) && err.contains(&format!("bad{i}.toml")), "case {i}: {err}");
+        let err = fails(
+            k2().args(["train", "--quiet", "--config"])
+                .arg(&cfg)
+                .arg("--out")
+                .arg(&out),
+        );
+        assert!(
+            err.contains(needle) && err.contains(&format!("bad{i}.toml")),
+            "case {i}: {err}"
+        );
         assert!(!out.exists(), "case {i}: a run directory was created");
     }
     // Syntax errors and wrong types carry the line.
-    let cfg = tiny_config_with(tmp.path(), "bad_line.toml", "global_batch = 4", "global_batch = \"four\"");
-    let err = fails(k2().args(["train", "--config"]).arg(&cfg).arg("--out").arg(tmp.path().join("x")));
-    let line = std::fs::read_to_string(&cfg).unwrap().lines().position(|l| l.contains("\"four\"")).unwrap() + 1;
+    let cfg = tiny_config_with(
+        tmp.path(),
+        "bad_line.toml",
+        "global_batch = 4",
+        "global_batch = \"four\"",
+    );
+    let err = fails(
+        k2().args(["train", "--config"])
+            .arg(&cfg)
+            .arg("--out")
+            .arg(tmp.path().join("x")),
+    );
+    let line = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .lines()
+        .position(|l| l.contains("\"four\""))
+        .unwrap()
+        + 1;
     assert!(err.contains(&format!("line {line}")), "{err}");
-    let err = fails(k2().args(["train", "--config"]).arg(tmp.path().join("missing.toml")));
+    let err = fails(
+        k2().args(["train", "--config"])
+            .arg(tmp.path().join("missing.toml")),
+    );
     assert!(err.contains("missing.toml"), "{err}");
 }
 
@@ -117,8 +185,13 @@ fn data_batch_prints_the_exact_samples_with_provenance() {
     let d = tmp.path().join("run");
     train_tiny(&d);
     // Step 10 = second step of the second interval: chunk order[1], samples 4..8.
-    let out = ok(k2().args(["data", "batch", "--step", "10", "--json", "--run"]).arg(&d));
-    let samples: Vec<k2_trainer::Sample> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let out = ok(k2()
+        .args(["data", "batch", "--step", "10", "--json", "--run"])
+        .arg(&d));
+    let samples: Vec<k2_trainer::Sample> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(samples.len(), 4);
     let chunk1: Vec<k2_trainer::Sample> = std::fs::read_to_string(d.join("data/chunk_0001.jsonl"))
         .unwrap()
@@ -131,15 +204,34 @@ fn data_batch_prints_the_exact_samples_with_provenance() {
     let tok = k2_model::load_tokenizer(&d.join("tokenizer.json")).unwrap();
     for s in &samples {
         let src = k2_corpus::source(&s.source).unwrap();
-        let mut ids = tok.encode(src.document(s.doc), false).unwrap().get_ids().to_vec();
+        let mut ids = tok
+            .encode(src.document(s.doc), false)
+            .unwrap()
+            .get_ids()
+            .to_vec();
         ids.push(2);
         let tail = &ids[s.offset as usize..];
         let n = tail.len().min(s.token_ids.len());
-        assert_eq!(&s.token_ids[..n], &tail[..n], "{} doc {} offset {}", s.source, s.doc, s.offset);
+        assert_eq!(
+            &s.token_ids[..n],
+            &tail[..n],
+            "{} doc {} offset {}",
+            s.source,
+            s.doc,
+            s.offset
+        );
     }
-    let human = ok(k2().args(["data", "batch", "--step", "10", "--run"]).arg(&d));
-    assert!(human.contains("chunk 1") && human.contains("samples 4..8"), "{human}");
-    let err = fails(k2().args(["data", "batch", "--step", "999", "--run"]).arg(&d));
+    let human = ok(k2()
+        .args(["data", "batch", "--step", "10", "--run"])
+        .arg(&d));
+    assert!(
+        human.contains("chunk 1") && human.contains("samples 4..8"),
+        "{human}"
+    );
+    let err = fails(
+        k2().args(["data", "batch", "--step", "999", "--run"])
+            .arg(&d),
+    );
     assert!(err.contains("999") && err.contains("1..=48"), "{err}");
 }
 

@@ -26,16 +26,28 @@ fn last_step(dir: &Path) -> u64 {
 fn sigkill_mid_interval_then_resume_is_bit_identical() {
     let tmp = tempfile::tempdir().unwrap();
     // Longer intervals than tiny.toml so the kill lands inside one.
-    let cfg = tiny_config_with(tmp.path(), "cfg.toml", "steps_per_checkpoint = 8", "steps_per_checkpoint = 30");
+    let cfg = tiny_config_with(
+        tmp.path(),
+        "cfg.toml",
+        "steps_per_checkpoint = 8",
+        "steps_per_checkpoint = 30",
+    );
     let a = tmp.path().join("a");
     let b = tmp.path().join("b");
-    ok(k2().args(["train", "--quiet", "--config"]).arg(&cfg).arg("--out").arg(&a));
+    ok(k2()
+        .args(["train", "--quiet", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&a));
 
     // Kill at two points: inside interval 2 and inside interval 5 (stage 2).
     let mut kills = 0;
     for target in [45u64, 130] {
         let mut cmd = k2();
-        cmd.args(["train", "--quiet", "--config"]).arg(&cfg).arg("--out").arg(&b);
+        cmd.args(["train", "--quiet", "--config"])
+            .arg(&cfg)
+            .arg("--out")
+            .arg(&b);
         if b.join("checkpoints.toml").exists() {
             cmd.arg("--resume");
         }
@@ -43,7 +55,10 @@ fn sigkill_mid_interval_then_resume_is_bit_identical() {
         let t0 = Instant::now();
         loop {
             if let Some(status) = child.try_wait().unwrap() {
-                panic!("run ended ({status}) before step {target}; last step {}", last_step(&b));
+                panic!(
+                    "run ended ({status}) before step {target}; last step {}",
+                    last_step(&b)
+                );
             }
             if last_step(&b) >= target {
                 child.kill().unwrap(); // SIGKILL
@@ -55,11 +70,17 @@ fn sigkill_mid_interval_then_resume_is_bit_identical() {
             std::thread::sleep(Duration::from_millis(2));
         }
         let killed_at = last_step(&b);
-        assert!(killed_at % 30 != 0, "kill should land mid-interval (step {killed_at})");
+        assert!(
+            killed_at % 30 != 0,
+            "kill should land mid-interval (step {killed_at})"
+        );
         // The manifest is never half-written and lists only complete checkpoints.
         let m = manifest(&b);
         assert!(m.checkpoints.iter().all(|c| c.step <= killed_at));
-        assert!(k2_archive::verify_run(&b).unwrap().iter().all(|(_, p)| p.is_empty()));
+        assert!(k2_archive::verify_run(&b)
+            .unwrap()
+            .iter()
+            .all(|(_, p)| p.is_empty()));
     }
     assert_eq!(kills, 2);
     let out = ok(k2().args(["train", "--quiet", "--resume", "--out"]).arg(&b));
@@ -69,8 +90,15 @@ fn sigkill_mid_interval_then_resume_is_bit_identical() {
     assert_eq!(ma.checkpoints.len(), 6);
     assert_eq!(ma.checkpoints.len(), mb.checkpoints.len());
     for (x, y) in ma.checkpoints.iter().zip(&mb.checkpoints) {
-        assert_eq!((x.name.as_str(), x.step, x.tokens, &x.chunks, x.stage), (y.name.as_str(), y.step, y.tokens, &y.chunks, y.stage));
-        assert_eq!(x.files, y.files, "{}: file hashes differ after kill + resume", x.name);
+        assert_eq!(
+            (x.name.as_str(), x.step, x.tokens, &x.chunks, x.stage),
+            (y.name.as_str(), y.step, y.tokens, &y.chunks, y.stage)
+        );
+        assert_eq!(
+            x.files, y.files,
+            "{}: file hashes differ after kill + resume",
+            x.name
+        );
     }
     // metrics.jsonl: every step exactly once, in order, losses identical to the uninterrupted run.
     let steps = |d: &Path| -> Vec<(u64, f64)> {

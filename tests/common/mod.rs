@@ -26,8 +26,7 @@ pub fn tiny_config_with(dir: &Path, name: &str, from: &str, to: &str) -> PathBuf
 }
 
 pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("k2 runs");
-    out
+    cmd.output().expect("k2 runs")
 }
 
 pub fn ok(cmd: &mut Command) -> String {
@@ -44,10 +43,18 @@ pub fn ok(cmd: &mut Command) -> String {
 
 pub fn fails(cmd: &mut Command) -> String {
     let out = run(cmd);
-    assert!(!out.status.success(), "k2 unexpectedly succeeded: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "k2 unexpectedly succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     String::from_utf8_lossy(&out.stderr).to_string()
 }
 
 pub fn train_tiny(out: &Path) {
-    ok(k2().args(["train", "--quiet", "--config"]).arg(tiny_config()).arg("--out").arg(out));
+    ok(k2()
+        .args(["train", "--quiet", "--config"])
+        .arg(tiny_config())
+        .arg("--out")
+        .arg(out));
 }

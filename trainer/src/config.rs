@@ -220,7 +220,7 @@ impl TrainConfig {
         if t.global_batch == 0 {
             return Err(field("train.global_batch", "must be at least 1".into()));
         }
-        if t.micro_batch == 0 || t.global_batch % t.micro_batch != 0 {
+        if t.micro_batch == 0 || !t.global_batch.is_multiple_of(t.micro_batch) {
             return Err(field(
                 "train.micro_batch",
                 format!(
@@ -253,16 +253,16 @@ impl TrainConfig {
                 return Err(field(f, format!("{b} must be in [0, 1)")));
             }
         }
-        if !(o.eps > 0.0) {
+        if !positive(o.eps) {
             return Err(field("optim.eps", format!("{} must be positive", o.eps)));
         }
-        if !(o.weight_decay >= 0.0) {
+        if !(positive(o.weight_decay) || o.weight_decay == 0.0) {
             return Err(field(
                 "optim.weight_decay",
                 format!("{} must be >= 0", o.weight_decay),
             ));
         }
-        if !(o.clip_grad_norm > 0.0) {
+        if !positive(o.clip_grad_norm) {
             return Err(field(
                 "optim.clip_grad_norm",
                 format!("{} must be positive", o.clip_grad_norm),
@@ -376,6 +376,11 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
         }
     }
     format!("{at}{}", e.message())
+}
+
+/// True for finite numbers above zero (false for NaN).
+fn positive(x: f64) -> bool {
+    x.is_finite() && x > 0.0
 }
 
 fn field(name: &str, reason: String) -> TrainError {

@@ -1,0 +1,59 @@
+//! Our per-position log-probs against transformers' on the real checkpoints in ../shared/data.
+//! Fixture values come from `tests/fixtures/gen_llama_fixtures.py` (transformers, fp32, eager).
+
+mod common;
+
+use candle_core::{DType, Device, Tensor};
+use k2_model::{load_model, next_token_logprobs, Mode};
+
+#[derive(serde::Deserialize)]
+struct Fixture {
+    model: String,
+    sequences: Vec<Seq>,
+}
+
+#[derive(serde::Deserialize)]
+struct Seq {
+    ids: Vec<u32>,
+    next_token_logprobs: Vec<f64>,
+    last_logits: Vec<f64>,
+    greedy_next: u32,
+}
+
+fn check(fixture: &str) -> f64 {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(fixture);
+    let f: Fixture = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let model = load_model(&common::shared_data().join(&f.model), DType::F32, &Device::Cpu).unwrap();
+    let mut worst = 0f64;
+    for s in &f.sequences {
+        let ids = Tensor::new(s.ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+        for mode in [Mode::Infer, Mode::Train] {
+            let logits = model.forward(&ids, mode).unwrap();
+            let lp: Vec<f32> = next_token_logprobs(&logits, &ids).unwrap().squeeze(0).unwrap().to_vec1().unwrap();
+            assert_eq!(lp.len(), s.next_token_logprobs.len());
+            for (j, (a, b)) in lp.iter().zip(&s.next_token_logprobs).enumerate() {
+                let d = (*a as f64 - b).abs();
+                worst = worst.max(d);
+                assert!(d < 1e-4, "{fixture} len {} pos {j} ({mode:?}): {a} vs {b}", s.ids.len());
+            }
+            let last: Vec<f32> = logits.get(0).unwrap().get(s.ids.len() - 1).unwrap().to_vec1().unwrap();
+            for (a, b) in last.iter().zip(&s.last_logits) {
+                assert!((*a as f64 - b).abs() < 1e-4, "{fixture}: last logits {a} vs {b}");
+            }
+            let argmax = last.iter().enumerate().fold((0, f32::MIN), |acc, (i, &x)| if x > acc.1 { (i, x) } else { acc }).0;
+            assert_eq!(argmax as u32, s.greedy_next);
+        }
+    }
+    eprintln!("{fixture}: max |log-prob diff| vs transformers = {worst:.2e}");
+    worst
+}
+
+#[test]
+fn stories260k_logprobs_equal_transformers() {
+    check("stories260K-hf.json");
+}
+
+#[test]
+fn sharded_bf16_gqa_logprobs_equal_transformers() {
+    check("tiny-random-llama-gqa-sharded.json");
+}
