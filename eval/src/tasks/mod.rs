@@ -1,0 +1,1 @@
+//! Task definitions, one file per task family.
