@@ -2,6 +2,9 @@
 //! construction and metrics; the scoring engine; the sweep over every checkpoint of a run.
 
 pub mod error;
+pub mod fewshot;
+pub mod metrics;
+pub mod pyrandom;
 pub mod request;
 pub mod task;
 pub mod tasks;
