@@ -131,6 +131,7 @@ k2 bench train --preset default --batch 16 --seq 128\n  python bench/torch_train
 }
 
 fn main() -> ExitCode {
+    k2_trainer::allocator::keep_freed_memory();
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {

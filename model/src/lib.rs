@@ -3,6 +3,8 @@
 
 pub mod config;
 pub mod error;
+pub mod fused;
+pub mod kv_cache;
 pub mod llama;
 pub mod names;
 pub mod presets;
@@ -11,6 +13,7 @@ pub mod weights;
 
 pub use config::LlamaConfig;
 pub use error::{ModelError, Result};
+pub use kv_cache::KvCache;
 pub use llama::{next_token_logprobs, rope_tables, Llama, Mode};
 pub use presets::{preset, PRESETS};
 pub use tokenizer::{load_tokenizer, Tokenizer};

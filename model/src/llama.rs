@@ -1,8 +1,10 @@
 //! The LLaMA decoder (Touvron et al. 2023; K2 DIAMOND uses the LLaMA-1 shape) with two forward paths:
 //!
-//! * [`Mode::Train`]: only differentiable candle ops (`rms_norm_slow`-style RMSNorm, `rope_slow`,
-//!   `softmax` over the last dim built from exp/sum). candle 0.11's fused `rms_norm`, `rope` and
-//!   `softmax_last_dim` have no backward and would silently stop gradients.
+//! * [`Mode::Train`]: only differentiable ops. RMSNorm, RoPE and the scaled causal softmax are the
+//!   fused CPU kernels of [`crate::fused`] (custom ops with a backward) for f32 on the CPU, and
+//!   composite candle ops (`rms_norm_slow`-style, `rope_slow`, `softmax` from exp/sum) otherwise.
+//!   candle 0.11's fused `rms_norm`, `rope` and `softmax_last_dim` have no backward and would
+//!   silently stop gradients.
 //! * [`Mode::Infer`]: candle's fused kernels, logits for every position.
 //!
 //! Both follow transformers' `LlamaForCausalLM` (rotate-half RoPE over the full head dim, pre-norm
@@ -14,6 +16,7 @@ use candle_core::{DType, Device, Tensor, D};
 
 use crate::config::LlamaConfig;
 use crate::error::{ModelError, Result};
+use crate::fused;
 use crate::names;
 
 /// Which ops the forward pass uses.
@@ -25,28 +28,28 @@ pub enum Mode {
     Infer,
 }
 
-struct Layer {
-    input_norm: Tensor,
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    o: Tensor,
-    post_norm: Tensor,
-    gate: Tensor,
-    up: Tensor,
-    down: Tensor,
+pub(crate) struct Layer {
+    pub(crate) input_norm: Tensor,
+    pub(crate) q: Tensor,
+    pub(crate) k: Tensor,
+    pub(crate) v: Tensor,
+    pub(crate) o: Tensor,
+    pub(crate) post_norm: Tensor,
+    pub(crate) gate: Tensor,
+    pub(crate) up: Tensor,
+    pub(crate) down: Tensor,
 }
 
 /// A LLaMA model whose weights are candle tensors (plain tensors for inference, the tensors of
 /// `Var`s for training: updating a `Var` in place updates the model).
 pub struct Llama {
-    cfg: LlamaConfig,
-    embed: Tensor,
-    layers: Vec<Layer>,
-    norm: Tensor,
-    lm_head: Tensor,
-    cos: Tensor,
-    sin: Tensor,
+    pub(crate) cfg: LlamaConfig,
+    pub(crate) embed: Tensor,
+    pub(crate) layers: Vec<Layer>,
+    pub(crate) norm: Tensor,
+    pub(crate) lm_head: Tensor,
+    pub(crate) cos: Tensor,
+    pub(crate) sin: Tensor,
 }
 
 /// RoPE tables (positions × head_dim/2) as transformers computes them: inv_freq = 1/θ^(2i/d).
@@ -211,10 +214,7 @@ impl Llama {
             .transpose(1, 2)?
             .contiguous()?;
         let (q, k) = match mode {
-            Mode::Train => (
-                candle_nn::rotary_emb::rope_slow(&q, cos, sin)?,
-                candle_nn::rotary_emb::rope_slow(&k, cos, sin)?,
-            ),
+            Mode::Train => (fused::rope(&q, cos, sin)?, fused::rope(&k, cos, sin)?),
             Mode::Infer => (
                 candle_nn::rotary_emb::rope(&q, cos, sin)?,
                 candle_nn::rotary_emb::rope(&k, cos, sin)?,
@@ -223,10 +223,12 @@ impl Llama {
         let k = repeat_kv(k, nh / nkv)?;
         let v = repeat_kv(v, nh / nkv)?;
         let scale = 1.0 / (hd as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?;
+        let scores = q.matmul(&k.t()?)?;
         let probs = match mode {
-            Mode::Train => candle_nn::ops::softmax(&scores, D::Minus1)?,
-            Mode::Infer => candle_nn::ops::softmax_last_dim(&scores)?,
+            Mode::Train => fused::causal_softmax(&scores, scale)?,
+            Mode::Infer => {
+                candle_nn::ops::softmax_last_dim(&(scores * scale)?.broadcast_add(mask)?)?
+            }
         };
         let out = probs
             .matmul(&v)?
@@ -237,30 +239,26 @@ impl Llama {
 }
 
 /// x @ wᵀ for x of shape (batch, seq, in) and w of shape (out, in).
-fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+pub(crate) fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     let (b, t, d) = x.dims3()?;
     let y = x.reshape((b * t, d))?.matmul(&w.t()?)?;
     Ok(y.reshape((b, t, w.dim(0)?))?)
 }
 
-fn mlp(l: &Layer, x: &Tensor) -> Result<Tensor> {
-    let g = linear(x, &l.gate)?.silu()?;
+pub(crate) fn mlp(l: &Layer, x: &Tensor) -> Result<Tensor> {
+    let g = linear(x, &l.gate)?;
     let u = linear(x, &l.up)?;
-    linear(&(g * u)?, &l.down)
+    linear(&fused::swiglu(&g, &u)?, &l.down)
 }
 
-fn rms_norm(x: &Tensor, w: &Tensor, eps: f64, mode: Mode) -> Result<Tensor> {
+pub(crate) fn rms_norm(x: &Tensor, w: &Tensor, eps: f64, mode: Mode) -> Result<Tensor> {
     Ok(match mode {
-        Mode::Train => {
-            let d = x.dim(D::Minus1)? as f64;
-            let ms = (x.sqr()?.sum_keepdim(D::Minus1)? / d)?;
-            x.broadcast_div(&(ms + eps)?.sqrt()?)?.broadcast_mul(w)?
-        }
+        Mode::Train => fused::rms_norm(x, w, eps)?,
         Mode::Infer => candle_nn::ops::rms_norm(&x.contiguous()?, w, eps as f32)?,
     })
 }
 
-fn repeat_kv(x: Tensor, n_rep: usize) -> Result<Tensor> {
+pub(crate) fn repeat_kv(x: Tensor, n_rep: usize) -> Result<Tensor> {
     if n_rep == 1 {
         return Ok(x);
     }

@@ -21,26 +21,61 @@ struct Seq {
 }
 
 fn check(fixture: &str) -> f64 {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(fixture);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(fixture);
     let f: Fixture = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let model = load_model(&common::shared_data().join(&f.model), DType::F32, &Device::Cpu).unwrap();
+    let model = load_model(
+        &common::shared_data().join(&f.model),
+        DType::F32,
+        &Device::Cpu,
+    )
+    .unwrap();
     let mut worst = 0f64;
     for s in &f.sequences {
-        let ids = Tensor::new(s.ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+        let ids = Tensor::new(s.ids.as_slice(), &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
         for mode in [Mode::Infer, Mode::Train] {
             let logits = model.forward(&ids, mode).unwrap();
-            let lp: Vec<f32> = next_token_logprobs(&logits, &ids).unwrap().squeeze(0).unwrap().to_vec1().unwrap();
+            let lp: Vec<f32> = next_token_logprobs(&logits, &ids)
+                .unwrap()
+                .squeeze(0)
+                .unwrap()
+                .to_vec1()
+                .unwrap();
             assert_eq!(lp.len(), s.next_token_logprobs.len());
             for (j, (a, b)) in lp.iter().zip(&s.next_token_logprobs).enumerate() {
                 let d = (*a as f64 - b).abs();
                 worst = worst.max(d);
-                assert!(d < 1e-4, "{fixture} len {} pos {j} ({mode:?}): {a} vs {b}", s.ids.len());
+                assert!(
+                    d < 1e-4,
+                    "{fixture} len {} pos {j} ({mode:?}): {a} vs {b}",
+                    s.ids.len()
+                );
             }
-            let last: Vec<f32> = logits.get(0).unwrap().get(s.ids.len() - 1).unwrap().to_vec1().unwrap();
+            let last: Vec<f32> = logits
+                .get(0)
+                .unwrap()
+                .get(s.ids.len() - 1)
+                .unwrap()
+                .to_vec1()
+                .unwrap();
             for (a, b) in last.iter().zip(&s.last_logits) {
-                assert!((*a as f64 - b).abs() < 1e-4, "{fixture}: last logits {a} vs {b}");
+                assert!(
+                    (*a as f64 - b).abs() < 1e-4,
+                    "{fixture}: last logits {a} vs {b}"
+                );
             }
-            let argmax = last.iter().enumerate().fold((0, f32::MIN), |acc, (i, &x)| if x > acc.1 { (i, x) } else { acc }).0;
+            let argmax = last
+                .iter()
+                .enumerate()
+                .fold(
+                    (0, f32::MIN),
+                    |acc, (i, &x)| if x > acc.1 { (i, x) } else { acc },
+                )
+                .0;
             assert_eq!(argmax as u32, s.greedy_next);
         }
     }

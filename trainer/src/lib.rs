@@ -2,6 +2,7 @@
 //! with repeat factors and stages, AdamW with parameter groups, warmup + cosine, clipping, the loop,
 //! full-state checkpoints, bit-exact resume, and the training benchmark.
 
+pub mod allocator;
 pub mod batch;
 pub mod bench;
 pub mod checkpoint;

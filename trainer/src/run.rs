@@ -337,7 +337,7 @@ pub fn lm_loss(model: &Llama, ids: &Tensor) -> Result<Tensor> {
         .narrow(1, 1, t - 1)?
         .contiguous()?
         .reshape(b * (t - 1))?;
-    Ok(candle_nn::loss::cross_entropy(&logits, &targets)?)
+    Ok(k2_model::fused::cross_entropy(&logits, &targets)?)
 }
 
 /// Checkpoint directories that a crash left renamed but not yet listed are removed: they are

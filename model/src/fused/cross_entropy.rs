@@ -1,0 +1,162 @@
+//! Mean cross-entropy of (N, V) logits against N u32 targets, fused log-softmax + pick + mean.
+//! The backward is `(softmax − onehot) · g / N`, reusing the forward's per-row log-sum-exp.
+
+use std::sync::Mutex;
+
+use candle_core::backend::BackendStorage;
+use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::{cpu_f32, f32_slice, rows_per_task};
+
+/// Mean cross-entropy, as `candle_nn::loss::cross_entropy`. Fused for CPU f32 logits with u32
+/// targets, [`cross_entropy_composite`] otherwise.
+pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let ok = cpu_f32(&[logits])
+        && targets.dtype() == DType::U32
+        && logits.rank() == 2
+        && targets.rank() == 1
+        && targets.dim(0)? == logits.dim(0)?;
+    if !ok {
+        return cross_entropy_composite(logits, targets);
+    }
+    logits.contiguous()?.apply_op2(
+        &targets.contiguous()?,
+        CrossEntropy {
+            lse: Mutex::new(Vec::new()),
+        },
+    )
+}
+
+/// The same function from differentiable candle ops.
+pub fn cross_entropy_composite(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    candle_nn::loss::cross_entropy(logits, targets)
+}
+
+fn u32_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [u32]> {
+    let CpuStorage::U32(v) = s else {
+        bail!("{op}: targets must be u32, got {:?}", s.dtype())
+    };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&v[a..b]),
+        None => bail!("{op}: targets must be contiguous"),
+    }
+}
+
+fn log_sum_exp(row: &[f32]) -> f32 {
+    let m = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let s: f32 = row.iter().map(|&v| (v - m).exp()).sum();
+    m + s.ln()
+}
+
+struct CrossEntropy {
+    /// Per-row log-sum-exp from the forward, reused by the backward.
+    lse: Mutex<Vec<f32>>,
+}
+
+impl CustomOp2 for CrossEntropy {
+    fn name(&self) -> &'static str {
+        "k2-cross-entropy"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s1, l1, self.name())?;
+        let t = u32_slice(s2, l2, self.name())?;
+        let v = l1.shape().dims()[1];
+        let n = t.len();
+        if let Some(&bad) = t.iter().find(|&&c| c as usize >= v) {
+            bail!("{}: target {bad} out of range for {v} classes", self.name())
+        }
+        let rpt = rows_per_task(n, v, 16384);
+        let lse: Vec<f32> = if v == 0 {
+            vec![f32::NEG_INFINITY; n]
+        } else {
+            x.par_chunks(rpt * v)
+                .flat_map_iter(|c| c.chunks_exact(v).map(log_sum_exp).collect::<Vec<_>>())
+                .collect()
+        };
+        // Summed in row order in f64: deterministic and accurate.
+        let total: f64 = lse
+            .iter()
+            .zip(t)
+            .enumerate()
+            .map(|(i, (&l, &c))| (l - x[i * v + c as usize]) as f64)
+            .sum();
+        let loss = (total / n as f64) as f32;
+        *self.lse.lock().unwrap_or_else(|e| e.into_inner()) = lse;
+        Ok((CpuStorage::F32(vec![loss]), Shape::from(())))
+    }
+
+    fn bwd(
+        &self,
+        logits: &Tensor,
+        targets: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = grad.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+        let n = targets.dim(0)?;
+        let lse = self.lse.lock().unwrap_or_else(|e| e.into_inner());
+        if lse.len() != n {
+            bail!("{}: backward without a forward", self.name())
+        }
+        let d = logits.apply_op2_no_bwd(
+            targets,
+            &CrossEntropyBwd {
+                lse: &lse,
+                scale: g / n as f32,
+            },
+        )?;
+        Ok((Some(d), None))
+    }
+}
+
+/// (logits, targets) -> (softmax − onehot) · scale.
+struct CrossEntropyBwd<'a> {
+    lse: &'a [f32],
+    scale: f32,
+}
+
+impl CustomOp2 for CrossEntropyBwd<'_> {
+    fn name(&self) -> &'static str {
+        "k2-cross-entropy-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s1, l1, self.name())?;
+        let t = u32_slice(s2, l2, self.name())?;
+        let v = l1.shape().dims()[1];
+        let mut d = vec![0f32; x.len()];
+        if v == 0 {
+            return Ok((CpuStorage::F32(d), l1.shape().clone()));
+        }
+        let rpt = rows_per_task(t.len(), v, 16384);
+        let scale = self.scale;
+        d.par_chunks_mut(rpt * v)
+            .zip(x.par_chunks(rpt * v))
+            .enumerate()
+            .for_each(|(c, (dc, xc))| {
+                for (r, (dr, xr)) in dc.chunks_exact_mut(v).zip(xc.chunks_exact(v)).enumerate() {
+                    let i = c * rpt + r;
+                    let l = self.lse[i];
+                    for (dv, &xv) in dr.iter_mut().zip(xr) {
+                        *dv = (xv - l).exp() * scale;
+                    }
+                    dr[t[i] as usize] -= scale;
+                }
+            });
+        Ok((CpuStorage::F32(d), l1.shape().clone()))
+    }
+}

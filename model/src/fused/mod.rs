@@ -1,0 +1,48 @@
+//! Fused CPU kernels for the training path, each with a backward.
+//!
+//! candle 0.11's own fused `rms_norm`, `rope` and `softmax_last_dim` have no backward, so the
+//! training path used to build these ops from many small differentiable ones (each a full pass
+//! over memory, forward and backward). The ops here are candle `CustomOp`s with a `bwd`, applied
+//! with `apply_op*` so that they stay in the autograd graph.
+//!
+//! Every public function takes the fused kernel only for contiguous-able f32 tensors on the CPU,
+//! and otherwise falls back to the equivalent composite (differentiable) candle ops, so f64 and
+//! other devices keep working unchanged.
+
+mod cross_entropy;
+mod rms_norm;
+mod rope;
+mod softmax;
+mod swiglu;
+
+pub use cross_entropy::{cross_entropy, cross_entropy_composite};
+pub use rms_norm::{rms_norm, rms_norm_composite};
+pub use rope::{rope, rope_composite};
+pub use softmax::{causal_softmax, causal_softmax_composite, softmax_composite, softmax_last_dim};
+pub use swiglu::{swiglu, swiglu_composite};
+
+use candle_core::backend::BackendStorage;
+use candle_core::{bail, CpuStorage, DType, Device, Layout, Result, Tensor};
+
+/// True when every tensor is f32 on the CPU (the only case the fused kernels implement).
+fn cpu_f32(ts: &[&Tensor]) -> bool {
+    ts.iter()
+        .all(|t| matches!(t.device(), Device::Cpu) && t.dtype() == DType::F32)
+}
+
+/// The contiguous f32 slice a storage/layout pair describes.
+fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(v) = s else {
+        bail!("{op}: fused kernel expects f32, got {:?}", s.dtype())
+    };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&v[a..b]),
+        None => bail!("{op}: fused kernel expects a contiguous input"),
+    }
+}
+
+/// Rows per parallel task so that a task has about `min_elems` elements of work. It does not
+/// depend on the thread count, so reductions over tasks give the same bits on any machine.
+fn rows_per_task(rows: usize, row_len: usize, min_elems: usize) -> usize {
+    min_elems.div_ceil(row_len.max(1)).clamp(1, rows.max(1))
+}

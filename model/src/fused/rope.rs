@@ -1,0 +1,99 @@
+//! Rotate-half RoPE (transformers' LLaMA convention) with tables `cos`, `sin` of shape
+//! (positions ≥ t, head_dim/2). The backward is the inverse rotation; the tables are constants
+//! and receive no gradient.
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::{cpu_f32, f32_slice, rows_per_task};
+
+/// RoPE on `x` of shape (batch, heads, t, head_dim). Fused on CPU f32, [`rope_composite`]
+/// (candle's differentiable `rope_slow`) otherwise.
+pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let ok = cpu_f32(&[x, cos, sin])
+        && x.rank() == 4
+        && cos.rank() == 2
+        && cos.dims() == sin.dims()
+        && x.dim(3)? % 2 == 0
+        && cos.dim(1)? * 2 == x.dim(3)?
+        && cos.dim(0)? >= x.dim(2)?;
+    if !ok {
+        return rope_composite(x, cos, sin);
+    }
+    let t = x.dim(2)?;
+    let cos = cos.narrow(0, 0, t)?.contiguous()?;
+    let sin = sin.narrow(0, 0, t)?.contiguous()?;
+    x.contiguous()?
+        .apply_op3(&cos, &sin, Rope { inverse: false })
+}
+
+/// The same function from differentiable candle ops.
+pub fn rope_composite(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    candle_nn::rotary_emb::rope_slow(x, cos, sin)
+}
+
+/// Rotates each (i, i + d/2) pair by +θ (or by −θ when `inverse`).
+struct Rope {
+    inverse: bool,
+}
+
+impl CustomOp3 for Rope {
+    fn name(&self) -> &'static str {
+        "k2-rope"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s1, l1, self.name())?;
+        let cos = f32_slice(s2, l2, self.name())?;
+        let sin = f32_slice(s3, l3, self.name())?;
+        let dims = l1.shape().dims();
+        let (t, d) = (dims[2], dims[3]);
+        let h = d / 2;
+        let mut y = vec![0f32; x.len()];
+        if d == 0 || t == 0 {
+            return Ok((CpuStorage::F32(y), l1.shape().clone()));
+        }
+        let sign = if self.inverse { -1f32 } else { 1f32 };
+        let rpt = rows_per_task(x.len() / d, d, 8192);
+        y.par_chunks_mut(rpt * d)
+            .zip(x.par_chunks(rpt * d))
+            .enumerate()
+            .for_each(|(c, (yc, xc))| {
+                for (r, (yr, xr)) in yc.chunks_exact_mut(d).zip(xc.chunks_exact(d)).enumerate() {
+                    let p = (c * rpt + r) % t;
+                    let (cr, sr) = (&cos[p * h..(p + 1) * h], &sin[p * h..(p + 1) * h]);
+                    let (x1, x2) = xr.split_at(h);
+                    let (y1, y2) = yr.split_at_mut(h);
+                    for i in 0..h {
+                        let (a, b, cv, sv) = (x1[i], x2[i], cr[i], sign * sr[i]);
+                        y1[i] = a * cv - b * sv;
+                        y2[i] = b * cv + a * sv;
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let inv = Rope {
+            inverse: !self.inverse,
+        };
+        let dx = grad.contiguous()?.apply_op3_no_bwd(cos, sin, &inv)?;
+        Ok((Some(dx), None, None))
+    }
+}

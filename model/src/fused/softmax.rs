@@ -1,0 +1,188 @@
+//! Softmax over the last dim, optionally scaled and causally masked in the same pass, with its
+//! backward `ds = scale · y · (g − Σ g·y)`.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
+use rayon::prelude::*;
+
+use super::{cpu_f32, f32_slice, rows_per_task};
+
+/// Softmax over the last dim. Fused on CPU f32, [`softmax_composite`] otherwise.
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    if !cpu_f32(&[x]) || x.rank() == 0 {
+        return softmax_composite(x);
+    }
+    x.contiguous()?.apply_op1(Softmax {
+        scale: 1.0,
+        causal: false,
+    })
+}
+
+/// The same function from differentiable candle ops.
+pub fn softmax_composite(x: &Tensor) -> Result<Tensor> {
+    candle_nn::ops::softmax(x, D::Minus1)
+}
+
+/// Attention probabilities `softmax(scores · scale + causal_mask)` over the last dim, where
+/// `scores` is (…, t_q, t_k) and query i (of the last t_q positions) sees keys
+/// `j ≤ i + t_k − t_q`. Fused on CPU f32, [`causal_softmax_composite`] otherwise.
+pub fn causal_softmax(scores: &Tensor, scale: f64) -> Result<Tensor> {
+    if !cpu_f32(&[scores]) || scores.rank() < 2 {
+        return causal_softmax_composite(scores, scale);
+    }
+    scores.contiguous()?.apply_op1(Softmax {
+        scale: scale as f32,
+        causal: true,
+    })
+}
+
+/// The same function from differentiable candle ops (scale, additive −∞ mask, softmax).
+pub fn causal_softmax_composite(scores: &Tensor, scale: f64) -> Result<Tensor> {
+    let tk = scores.dim(D::Minus1)?;
+    let tq = scores.dim(D::Minus2)?;
+    let m: Vec<f32> = (0..tq)
+        .flat_map(|i| {
+            (0..tk).map(move |j| {
+                if j + tq > i + tk {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+        })
+        .collect();
+    let mask = Tensor::from_vec(m, (tq, tk), scores.device())?.to_dtype(scores.dtype())?;
+    candle_nn::ops::softmax(&(scores * scale)?.broadcast_add(&mask)?, D::Minus1)
+}
+
+struct Softmax {
+    scale: f32,
+    causal: bool,
+}
+
+impl Softmax {
+    /// (row length t_k, rows per attention matrix t_q; 1 when not causal).
+    fn geometry(&self, shape: &Shape) -> (usize, usize) {
+        let dims = shape.dims();
+        let tk = dims[dims.len() - 1];
+        let tq = if self.causal { dims[dims.len() - 2] } else { 1 };
+        (tk, tq)
+    }
+
+    fn allowed(&self, row: usize, tk: usize, tq: usize) -> usize {
+        if !self.causal {
+            return tk;
+        }
+        // Query i = row mod tq sees keys j with j + tq <= i + tk.
+        let i = row % tq;
+        (i + tk + 1).saturating_sub(tq).min(tk)
+    }
+}
+
+impl CustomOp1 for Softmax {
+    fn name(&self) -> &'static str {
+        "k2-softmax"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l, self.name())?;
+        let (tk, tq) = self.geometry(l.shape());
+        let mut y = vec![0f32; x.len()];
+        if tk == 0 {
+            return Ok((CpuStorage::F32(y), l.shape().clone()));
+        }
+        let rpt = rows_per_task(x.len() / tk, tk, 8192);
+        let scale = self.scale;
+        y.par_chunks_mut(rpt * tk)
+            .zip(x.par_chunks(rpt * tk))
+            .enumerate()
+            .for_each(|(c, (yc, xc))| {
+                for (r, (yr, xr)) in yc.chunks_exact_mut(tk).zip(xc.chunks_exact(tk)).enumerate() {
+                    let n = self.allowed(c * rpt + r, tk, tq);
+                    if n == 0 {
+                        // Every key masked: the composite's softmax of all −∞ is NaN.
+                        yr.fill(f32::NAN);
+                        continue;
+                    }
+                    let (ya, _) = yr.split_at_mut(n);
+                    let xa = &xr[..n];
+                    let m = xa.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v * scale));
+                    let mut sum = 0f32;
+                    for (yv, &xv) in ya.iter_mut().zip(xa) {
+                        let e = (xv * scale - m).exp();
+                        *yv = e;
+                        sum += e;
+                    }
+                    let inv = 1.0 / sum;
+                    ya.iter_mut().for_each(|v| *v *= inv);
+                }
+            });
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        if res.dtype() != DType::F32 {
+            candle_core::bail!("{}: f32 only", self.name())
+        }
+        let g = res.apply_op2_no_bwd(
+            &grad.contiguous()?,
+            &SoftmaxBwd {
+                scale: self.scale,
+                causal: self.causal,
+            },
+        )?;
+        Ok(Some(g))
+    }
+}
+
+/// (y, g) -> scale · y · (g − Σ g·y).
+struct SoftmaxBwd {
+    scale: f32,
+    causal: bool,
+}
+
+impl CustomOp2 for SoftmaxBwd {
+    fn name(&self) -> &'static str {
+        "k2-softmax-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let y = f32_slice(s1, l1, self.name())?;
+        let g = f32_slice(s2, l2, self.name())?;
+        let fwd = Softmax {
+            scale: self.scale,
+            causal: self.causal,
+        };
+        let (tk, tq) = fwd.geometry(l1.shape());
+        let mut dx = vec![0f32; y.len()];
+        if tk == 0 {
+            return Ok((CpuStorage::F32(dx), l1.shape().clone()));
+        }
+        let rpt = rows_per_task(y.len() / tk, tk, 8192);
+        let scale = self.scale;
+        dx.par_chunks_mut(rpt * tk)
+            .zip(y.par_chunks(rpt * tk).zip(g.par_chunks(rpt * tk)))
+            .enumerate()
+            .for_each(|(c, (dc, (yc, gc)))| {
+                for (r, ((dr, yr), gr)) in dc
+                    .chunks_exact_mut(tk)
+                    .zip(yc.chunks_exact(tk))
+                    .zip(gc.chunks_exact(tk))
+                    .enumerate()
+                {
+                    let n = fwd.allowed(c * rpt + r, tk, tq);
+                    let (ya, ga) = (&yr[..n], &gr[..n]);
+                    let dot: f32 = ya.iter().zip(ga).map(|(a, b)| a * b).sum();
+                    for ((dv, &yv), &gv) in dr[..n].iter_mut().zip(ya).zip(ga) {
+                        *dv = scale * yv * (gv - dot);
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}

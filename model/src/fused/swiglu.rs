@@ -1,0 +1,106 @@
+//! SwiGLU `silu(g) · u` (the LLaMA MLP's gate), with gradients for both inputs from one pass.
+
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::{cpu_f32, f32_slice};
+
+/// Elements per parallel task.
+const TASK: usize = 16384;
+
+/// `silu(gate) · up` for same-shaped tensors. Fused on CPU f32, [`swiglu_composite`] otherwise.
+pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    if !cpu_f32(&[gate, up]) || gate.dims() != up.dims() {
+        return swiglu_composite(gate, up);
+    }
+    gate.contiguous()?.apply_op2(&up.contiguous()?, SwiGlu)
+}
+
+/// The same function from differentiable candle ops.
+pub fn swiglu_composite(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    gate.silu()? * up
+}
+
+struct SwiGlu;
+
+impl CustomOp2 for SwiGlu {
+    fn name(&self) -> &'static str {
+        "k2-swiglu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = f32_slice(s1, l1, self.name())?;
+        let u = f32_slice(s2, l2, self.name())?;
+        let mut y = vec![0f32; g.len()];
+        y.par_chunks_mut(TASK)
+            .zip(g.par_chunks(TASK).zip(u.par_chunks(TASK)))
+            .for_each(|(yc, (gc, uc))| {
+                for ((yv, &gv), &uv) in yc.iter_mut().zip(gc).zip(uc) {
+                    *yv = gv / (1.0 + (-gv).exp()) * uv;
+                }
+            });
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        gate: &Tensor,
+        up: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let n = gate.elem_count();
+        let both = gate.apply_op3_no_bwd(up, &grad.contiguous()?, &SwiGluBwd)?;
+        let dg = both.narrow(0, 0, n)?.reshape(gate.shape())?;
+        let du = both.narrow(0, n, n)?.reshape(up.shape())?;
+        Ok((Some(dg), Some(du)))
+    }
+}
+
+/// (g, u, dy) -> [dg ++ du].
+struct SwiGluBwd;
+
+impl CustomOp3 for SwiGluBwd {
+    fn name(&self) -> &'static str {
+        "k2-swiglu-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = f32_slice(s1, l1, self.name())?;
+        let u = f32_slice(s2, l2, self.name())?;
+        let dy = f32_slice(s3, l3, self.name())?;
+        let n = g.len();
+        let mut out = vec![0f32; 2 * n];
+        let (dg, du) = out.split_at_mut(n);
+        dg.par_chunks_mut(TASK)
+            .zip(du.par_chunks_mut(TASK))
+            .zip(
+                g.par_chunks(TASK)
+                    .zip(u.par_chunks(TASK).zip(dy.par_chunks(TASK))),
+            )
+            .for_each(|((dgc, duc), (gc, (uc, dyc)))| {
+                for i in 0..gc.len() {
+                    let (gv, uv, d) = (gc[i], uc[i], dyc[i]);
+                    let s = 1.0 / (1.0 + (-gv).exp());
+                    let silu = gv * s;
+                    duc[i] = d * silu;
+                    dgc[i] = d * uv * (s + silu * (1.0 - s));
+                }
+            });
+        Ok((CpuStorage::F32(out), Shape::from(2 * n)))
+    }
+}

@@ -1,0 +1,142 @@
+//! Inference with a key/value cache: run a prefix once, then score or generate continuations from
+//! its cached keys and values (the eval harness shares one context among all the answers of a
+//! multiple-choice question this way, and greedy generation extends it token by token).
+
+use candle_core::{Tensor, D};
+
+use crate::error::Result;
+use crate::llama::{linear, mlp, repeat_kv, rms_norm, Llama, Mode};
+
+/// Keys and values of every layer for a batch of prefixes: each (batch, kv_heads, len, head_dim),
+/// after RoPE.
+#[derive(Clone)]
+pub struct KvCache {
+    pub layers: Vec<(Tensor, Tensor)>,
+    pub len: usize,
+}
+
+impl KvCache {
+    /// Row `i` of a batched cache, cut to its first `len` positions (a right-padded prefix).
+    pub fn row(&self, i: usize, len: usize) -> Result<KvCache> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|(k, v)| {
+                Ok((
+                    k.narrow(0, i, 1)?.narrow(2, 0, len)?,
+                    v.narrow(0, i, 1)?.narrow(2, 0, len)?,
+                ))
+            })
+            .collect::<Result<_>>()?;
+        Ok(KvCache { layers, len })
+    }
+
+    /// A batch-1 cache repeated `n` times along the batch.
+    pub fn expand(&self, n: usize) -> Result<KvCache> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|(k, v)| {
+                let (_, h, t, d) = k.dims4()?;
+                Ok((
+                    k.expand((n, h, t, d))?.contiguous()?,
+                    v.expand((n, h, t, d))?.contiguous()?,
+                ))
+            })
+            .collect::<Result<_>>()?;
+        Ok(KvCache {
+            layers,
+            len: self.len,
+        })
+    }
+}
+
+impl Llama {
+    /// Final hidden states (batch, t, hidden) of `ids` placed after the cached prefix (positions
+    /// `cache.len ..`), and the cache extended by them. Every query attends to the whole prefix and
+    /// causally to the new tokens; right padding in `ids` is harmless to the real positions.
+    pub fn forward_hidden_cached(
+        &self,
+        ids: &Tensor,
+        cache: Option<&KvCache>,
+    ) -> Result<(Tensor, KvCache)> {
+        let (b, t) = ids.dims2()?;
+        let past = cache.map_or(0, |c| c.len);
+        let cfg = &self.cfg;
+        if past + t > cfg.max_position_embeddings {
+            return Err(crate::ModelError::InvalidConfig {
+                field: "max_position_embeddings".into(),
+                reason: format!(
+                    "{} positions exceed {}",
+                    past + t,
+                    cfg.max_position_embeddings
+                ),
+            });
+        }
+        let (nh, nkv, hd) = (cfg.num_attention_heads, cfg.num_kv_heads(), cfg.head_dim());
+        let mut x =
+            self.embed
+                .index_select(&ids.flatten_all()?, 0)?
+                .reshape((b, t, cfg.hidden_size))?;
+        let cos = self.cos.narrow(0, past, t)?;
+        let sin = self.sin.narrow(0, past, t)?;
+        // (t, past + t): query i sees keys 0..=past+i.
+        let mask: Vec<f32> = (0..t)
+            .flat_map(|i| {
+                (0..past + t).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 })
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, (t, past + t), x.device())?.to_dtype(x.dtype())?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let mut new_layers = Vec::with_capacity(self.layers.len());
+        for (li, l) in self.layers.iter().enumerate() {
+            let h = rms_norm(&x, &l.input_norm, cfg.rms_norm_eps, Mode::Infer)?;
+            let heads = |w: &Tensor, n: usize| -> Result<Tensor> {
+                Ok(linear(&h, w)?
+                    .reshape((b, t, n, hd))?
+                    .transpose(1, 2)?
+                    .contiguous()?)
+            };
+            let q = candle_nn::rotary_emb::rope(&heads(&l.q, nh)?, &cos, &sin)?;
+            let k = candle_nn::rotary_emb::rope(&heads(&l.k, nkv)?, &cos, &sin)?;
+            let v = heads(&l.v, nkv)?;
+            let (k, v) = match cache {
+                Some(c) => {
+                    let (pk, pv) = &c.layers[li];
+                    (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?)
+                }
+                None => (k, v),
+            };
+            new_layers.push((k.clone(), v.clone()));
+            let k = repeat_kv(k, nh / nkv)?;
+            let v = repeat_kv(v, nh / nkv)?;
+            let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&mask)?;
+            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+            let out = probs
+                .matmul(&v)?
+                .transpose(1, 2)?
+                .reshape((b, t, nh * hd))?;
+            x = (x + linear(&out, &l.o)?)?;
+            let h2 = rms_norm(&x, &l.post_norm, cfg.rms_norm_eps, Mode::Infer)?;
+            x = (x + mlp(l, &h2)?)?;
+        }
+        let h = rms_norm(&x, &self.norm, cfg.rms_norm_eps, Mode::Infer)?;
+        Ok((
+            h,
+            KvCache {
+                layers: new_layers,
+                len: past + t,
+            },
+        ))
+    }
+
+    /// Logits from final hidden states of any shape (..., hidden).
+    pub fn lm_head(&self, h: &Tensor) -> Result<Tensor> {
+        let d = h.dim(D::Minus1)?;
+        let mut shape = h.dims().to_vec();
+        let n = h.elem_count() / d;
+        let logits = h.reshape((n, d))?.matmul(&self.lm_head.t()?)?;
+        *shape.last_mut().expect("non-empty shape") = self.cfg.vocab_size;
+        Ok(logits.reshape(shape)?)
+    }
+}
