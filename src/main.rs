@@ -46,6 +46,58 @@ k2 train --force                          # replace an existing runs/default"
         #[arg(long)]
         quiet: bool,
     },
+    /// Evaluate every checkpoint of a run (or one HF model directory) on benchmark tasks.
+    #[command(
+        after_help = "Examples:\n  k2 eval --all-checkpoints                           # the default run on the built-in probes\n  \
+k2 eval --all-checkpoints --run runs/mine --tasks default,arc_easy --limit 200\n  \
+k2 eval --all-checkpoints --suite default --watch     # evaluate checkpoints as training writes them\n  \
+k2 eval --model ../shared/data/models/stories260K-hf --tasks hellaswag,arc_easy --output eval-results\n\n\
+Tasks: k2_agreement k2_arithmetic k2_facts k2_copy k2_code_brackets arc_easy arc_challenge hellaswag piqa\n  \
+winogrande boolq openbookqa lambada_openai mmlu mmlu_<subject> gsm8k truthfulqa_mc1 truthfulqa_mc2 wikitext\n\
+Suites: default (built-in probes), leaderboard (K2's six), pythia.\n\
+Results: <run>/eval/<ckpt>/<task>.json (lm-eval layout) and <task>.samples.jsonl; finished pairs are skipped."
+    )]
+    Eval {
+        /// Evaluate every checkpoint of the run's manifest, oldest first.
+        #[arg(long, conflicts_with = "model")]
+        all_checkpoints: bool,
+        /// The run directory (with --all-checkpoints).
+        #[arg(long, default_value = "runs/default")]
+        run: PathBuf,
+        /// A suite named in the repository's checkpoints.toml (instead of --run).
+        #[arg(long)]
+        suite: Option<String>,
+        /// One HF-format model directory.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Where --model results go.
+        #[arg(long, default_value = "eval-results")]
+        output: PathBuf,
+        /// Comma-separated tasks and suites.
+        #[arg(long, default_value = "default", value_delimiter = ',')]
+        tasks: Vec<String>,
+        /// Per-task few-shot counts, e.g. `hellaswag=0,mmlu=5` (default: K2's).
+        #[arg(long, value_delimiter = ',')]
+        shots: Vec<String>,
+        /// Evaluate only the first N documents of each task.
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long, default_value_t = 8)]
+        batch_size: usize,
+        /// Root of the benchmark data files.
+        #[arg(long, default_value = "../shared/data")]
+        data: PathBuf,
+        /// Probes per built-in probe task.
+        #[arg(long, default_value_t = 200)]
+        probe_docs: usize,
+        /// Keep waiting for new checkpoints until the run's last one is evaluated.
+        #[arg(long)]
+        watch: bool,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Inspect the data of a run.
     #[command(subcommand)]
     Data(DataCommand),
@@ -176,6 +228,113 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 s.out.display()
             );
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval {
+            all_checkpoints,
+            run,
+            suite,
+            model,
+            output,
+            tasks,
+            shots,
+            limit,
+            batch_size,
+            data,
+            probe_docs,
+            watch,
+            threads,
+            quiet,
+        } => {
+            k2_trainer::set_threads(threads);
+            let shots = shots
+                .iter()
+                .map(|s| {
+                    let (t, n) = s
+                        .split_once('=')
+                        .with_context(|| format!("--shots `{s}`: expected TASK=N"))?;
+                    Ok((
+                        t.to_string(),
+                        n.parse::<usize>()
+                            .with_context(|| format!("--shots `{s}`: N is not a number"))?,
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let specs = k2_eval::registry::specs(&tasks, &data, &shots, limit, probe_docs)?;
+            let bar = indicatif::ProgressBar::new(0);
+            if quiet {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+            }
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} requests  eta {eta}  {msg}",
+                )
+                .expect("valid template"),
+            );
+            if let Some(dir) = model {
+                let target = k2_eval::sweep::Target {
+                    info: k2_eval::results::CheckpointInfo {
+                        model: dir.display().to_string(),
+                        revision: dir
+                            .file_name()
+                            .map_or("model".into(), |n| n.to_string_lossy().to_string()),
+                        ..Default::default()
+                    },
+                    weights_sha256: k2_eval::sweep::weights_sha256(&dir)?,
+                    dir: dir.clone(),
+                };
+                let per: usize = specs
+                    .iter()
+                    .map(|t| k2_eval::evaluate::count_requests(t.task.as_ref(), t.shots, t.limit))
+                    .sum();
+                bar.set_length(per as u64);
+                let outcomes =
+                    k2_eval::sweep::eval_target(&target, &specs, &output, batch_size, &bar)?;
+                bar.finish_and_clear();
+                print!(
+                    "{}",
+                    k2_eval::summary::table_for_dir(
+                        &output,
+                        &outcomes.iter().map(|(t, _)| t.clone()).collect::<Vec<_>>()
+                    )?
+                );
+                println!("results in {}", output.display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            if !all_checkpoints {
+                anyhow::bail!(
+                    "pass --all-checkpoints (every checkpoint of --run or --suite) or --model DIR"
+                );
+            }
+            let run_dir = match &suite {
+                Some(name) => k2_eval::suites::run_dir_of_suite(name)?,
+                None => run.clone(),
+            };
+            let watch = if watch {
+                Some((
+                    k2_trainer::run_config(&run_dir)?.total_chunks() as usize,
+                    std::time::Duration::from_secs(2),
+                ))
+            } else {
+                None
+            };
+            let report = k2_eval::sweep::sweep_run(&run_dir, &specs, batch_size, watch, &bar)?;
+            bar.finish_and_clear();
+            print!("{}", k2_eval::summary::table_for_run(&run_dir)?);
+            println!(
+                "{} evaluated, {} already done, {} checkpoints failed; results in {}",
+                report.evaluated.len(),
+                report.skipped.len(),
+                report.failed.len(),
+                run_dir.join("eval").display()
+            );
+            for (name, why) in &report.failed {
+                eprintln!("error: {name}: {why}");
+            }
+            Ok(if report.failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Data(DataCommand::Batch { run, step, json }) => {
             let (loc, samples) = k2_trainer::batch_of_step(&run, step)?;

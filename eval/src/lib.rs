@@ -1,11 +1,19 @@
 //! k2-eval: benchmark tasks with lm-evaluation-harness's exact prompt formats, few-shot
 //! construction and metrics; the scoring engine; the sweep over every checkpoint of a run.
 
+pub mod encode;
+pub mod engine;
 pub mod error;
+pub mod evaluate;
 pub mod fewshot;
 pub mod metrics;
 pub mod pyrandom;
+pub mod registry;
 pub mod request;
+pub mod results;
+pub mod suites;
+pub mod summary;
+pub mod sweep;
 pub mod task;
 pub mod tasks;
 

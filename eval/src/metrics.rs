@@ -1,1 +1,145 @@
+//! Aggregation of per-document metric values into task scores, as lm-evaluation-harness does it
+//! (`lm_eval/api/metrics.py`).
+//!
+//! | [`Aggregation`] | value | stderr |
+//! |---|---|---|
+//! | `Mean` | mean of the values | `sample_stddev / sqrt(n)` with the (n − 1) denominator (`mean_stderr`) |
+//! | `Perplexity` | `exp(−mean(ll))` | `None` |
+//! | `WeightedPerplexity` | `exp(−Σll / Σweight)` | `None` |
+//! | `BitsPerByte` | `−Σll / Σbytes / ln 2` | `None` |
+//!
+//! **Stderrs that are `None`.** lm-eval estimates the stderr of `perplexity` with a bootstrap
+//! (100000 resamples drawn with `random.Random(i)` per 1000-draw chunk, `bootstrap_stderr`), and
+//! has no stderr at all for `weighted_perplexity` / `bits_per_byte` (`stderr_for_metric` returns
+//! `None` for them). We do not replicate the bootstrap: all three report `None`, which the results
+//! writer prints as `"N/A"`, the string lm-eval writes when it cannot compute a stderr. Like
+//! lm-eval (`evaluator`: stderr only when `len(items) > 1`), `Mean` also gives `None` for fewer
+//! than two documents.
+//!
+//! Groups (MMLU's `mmlu`, `mmlu_stem`, …) use [`weighted_group_mean`] (`weight_by_size: True`) and
+//! [`pooled_sample_stderr`].
 
+use crate::task::{Aggregation, DocResult, MetricSpec, MetricValue};
+
+/// An aggregated metric: the score and its standard error where one is computed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Aggregate {
+    pub value: f64,
+    pub stderr: Option<f64>,
+}
+
+/// Arithmetic mean (`mean`); NaN for an empty slice.
+pub fn mean(xs: &[f64]) -> f64 {
+    xs.iter().sum::<f64>() / xs.len() as f64
+}
+
+/// Sample standard deviation with the (n − 1) denominator (`sample_stddev`); NaN for n < 2.
+pub fn sample_stddev(xs: &[f64]) -> f64 {
+    let n = xs.len() as f64;
+    let mu = mean(xs);
+    (xs.iter().map(|x| (x - mu).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+}
+
+/// `mean_stderr` = sample_stddev / sqrt(n); `None` for fewer than two values, as lm-eval
+/// (which only computes a stderr when there is more than one item).
+pub fn mean_stderr(xs: &[f64]) -> Option<f64> {
+    (xs.len() > 1).then(|| sample_stddev(xs) / (xs.len() as f64).sqrt())
+}
+
+/// `perplexity` = exp(−mean(ll)) over per-document log-likelihoods (LAMBADA).
+pub fn perplexity(lls: &[f64]) -> f64 {
+    (-mean(lls)).exp()
+}
+
+/// `weighted_mean` = Σa / Σb over (a, b) pairs.
+pub fn weighted_mean(pairs: &[(f64, f64)]) -> f64 {
+    let a: f64 = pairs.iter().map(|p| p.0).sum();
+    let b: f64 = pairs.iter().map(|p| p.1).sum();
+    a / b
+}
+
+/// `weighted_perplexity` = exp(−Σll / Σweight) (`word_perplexity`, `byte_perplexity`).
+pub fn weighted_perplexity(pairs: &[(f64, f64)]) -> f64 {
+    (-weighted_mean(pairs)).exp()
+}
+
+/// `bits_per_byte` = −Σll / Σbytes / ln 2.
+pub fn bits_per_byte(pairs: &[(f64, f64)]) -> f64 {
+    -weighted_mean(pairs) / std::f64::consts::LN_2
+}
+
+/// Aggregate one metric's per-document values. For `Mean` and `Perplexity` only `value` is used;
+/// for the weighted aggregations `value` is the log-likelihood and `weight` the word/byte count.
+/// See the module docs for which stderrs are `None`.
+pub fn aggregate(aggregation: Aggregation, values: &[MetricValue]) -> Aggregate {
+    let xs: Vec<f64> = values.iter().map(|v| v.value).collect();
+    let pairs: Vec<(f64, f64)> = values.iter().map(|v| (v.value, v.weight)).collect();
+    match aggregation {
+        Aggregation::Mean => Aggregate {
+            value: mean(&xs),
+            stderr: mean_stderr(&xs),
+        },
+        Aggregation::Perplexity => Aggregate {
+            value: perplexity(&xs),
+            stderr: None,
+        },
+        Aggregation::WeightedPerplexity => Aggregate {
+            value: weighted_perplexity(&pairs),
+            stderr: None,
+        },
+        Aggregation::BitsPerByte => Aggregate {
+            value: bits_per_byte(&pairs),
+            stderr: None,
+        },
+    }
+}
+
+/// Aggregate metric `spec` over the documents' results: the values stored under `spec.key()`
+/// (`name,filter`), in document order. Documents that lack the key are skipped (a task reports
+/// every metric for every document, so this only happens with foreign `DocResult`s).
+pub fn aggregate_docs(spec: &MetricSpec, docs: &[DocResult]) -> Aggregate {
+    let key = spec.key();
+    let values: Vec<MetricValue> = docs
+        .iter()
+        .filter_map(|d| d.metrics.get(&key).cloned())
+        .collect();
+    aggregate(spec.aggregation, &values)
+}
+
+/// Size-weighted mean of subtask scores (lm-eval `aggregate_subtask_metrics` with
+/// `weight_by_size: True`): Σ value·n / Σ n over `(value, n docs)`.
+pub fn weighted_group_mean(parts: &[(f64, usize)]) -> f64 {
+    let num: f64 = parts.iter().map(|&(v, n)| v * n as f64).sum();
+    let den: f64 = parts.iter().map(|&(_, n)| n as f64).sum();
+    num / den
+}
+
+/// lm-eval's `pooled_sample_stderr`: the stderr of a size-weighted group score from the subtasks'
+/// stderrs and sizes, via the pooled variance
+/// `Σ (n_i − 1)·se_i²·n_i / (Σ n_i − k)`, then `sqrt(pooled / Σ n_i)`.
+/// (It ignores the spread between subtask means, as lm-eval does.)
+///
+/// # Panics
+/// If the two slices differ in length (lm-eval asserts the same).
+pub fn pooled_sample_stderr(stderrs: &[f64], sizes: &[usize]) -> f64 {
+    assert_eq!(stderrs.len(), sizes.len(), "one stderr per subtask size");
+    let total: f64 = sizes.iter().map(|&n| n as f64).sum();
+    let num: f64 = stderrs
+        .iter()
+        .zip(sizes)
+        .map(|(&se, &n)| (n as f64 - 1.0) * se * se * n as f64)
+        .sum();
+    let pooled_var = num / (total - sizes.len() as f64);
+    (pooled_var / total).sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pooled_stderr_of_one_subtask_is_its_stderr() {
+        let se = mean_stderr(&[1.0, 0.0, 1.0, 1.0]).unwrap();
+        assert!((pooled_sample_stderr(&[se], &[4]) - se).abs() < 1e-15);
+    }
+}

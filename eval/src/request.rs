@@ -9,7 +9,10 @@ pub enum Request {
     /// produce it. Split as lm-eval's `_encode_pair` does (trailing spaces of the context move
     /// to the continuation; the continuation's tokens are those of `context + continuation` after
     /// the context's).
-    Loglikelihood { context: String, continuation: String },
+    Loglikelihood {
+        context: String,
+        continuation: String,
+    },
     /// Total log-likelihood of a whole text, in disjoint windows (lm-eval `loglikelihood_rolling`).
     Rolling { text: String },
     /// Greedy generation from `context` until any of `until` (or `max_gen_toks` tokens).
@@ -36,7 +39,13 @@ impl Response {
         }
     }
     pub fn is_greedy(&self) -> bool {
-        matches!(self, Response::Loglikelihood { is_greedy: true, .. })
+        matches!(
+            self,
+            Response::Loglikelihood {
+                is_greedy: true,
+                ..
+            }
+        )
     }
     pub fn text(&self) -> &str {
         match self {

@@ -1,1 +1,317 @@
+//! `gsm8k` (lm-eval `tasks/gsm8k/gsm8k.yaml`, version 3.0): grade-school math, test split (1319
+//! problems), 5-shot from the train split (7473) by default.
+//!
+//! * Prompt: `"Question: {question}\nAnswer:"`. A few-shot example is that text, the target
+//!   delimiter `" "`, the FULL answer (rationale with `<<…>>` annotations, ending `"#### N"`) and
+//!   the few-shot delimiter `"\n\n"`; the examples precede the question.
+//! * Few-shot selection as lm-eval's `ContextSampler`: one `random.Random(1234)` per task, shared
+//!   across documents in document order, `rnd.sample(train, shots)` per document; examples equal to
+//!   the evaluated document are dropped (`[x for x in fewshotex if x != doc][:n]`). Document `i`'s
+//!   examples are therefore the `(i+1)`-th draw of that stream, which [`Gsm8k::fewshot_indices`]
+//!   replays (cached per shot count) so that `requests(doc, shots)` is a pure function.
+//! * Request: `generate_until` with `until = ["Question:", "</s>", "<|im_end|>"]`,
+//!   `max_gen_toks = 256` (lm-eval's default), greedy.
+//! * Filters: `strict-match` = first match of `#### (\-?[0-9\.\,]+)` (group 1);
+//!   `flexible-extract` = LAST match of `(-?[$0-9.,]{2,})|(-?[0-9]+)` (the group that matched);
+//!   `"[invalid]"` when nothing matches. Both then `take_first`.
+//! * `exact_match` with `ignore_case`, `regexes_to_ignore = [",", "\$", "(?s).*#### ", "\.$"]`
+//!   applied in that order to prediction and target (the full answer), then lower-cased.
+//!
+//! No `regex` crate: the three patterns are matched by hand ([`strict_match`],
+//! [`flexible_extract`], [`normalize_exact_match`]) with Python `re` semantics.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::Deserialize;
+
+use crate::error::Result;
+use crate::pyrandom::PyRandom;
+use crate::request::{Request, Response};
+use crate::task::{Aggregation, DocResult, MetricSpec, MetricValue, Task};
+use crate::tasks::lambada::read_jsonl;
+
+pub const GSM8K_TEST_FILE: &str = "gsm8k/test.jsonl";
+pub const GSM8K_TRAIN_FILE: &str = "gsm8k/train.jsonl";
+/// lm-eval's few-shot seed (`DEFAULT_OTHER_SEED`, `--fewshot_random_seed`).
+pub const FEWSHOT_SEED: i64 = 1234;
+/// Generation stops.
+pub const UNTIL: [&str; 3] = ["Question:", "</s>", "<|im_end|>"];
+/// lm-eval's default `max_gen_toks`.
+pub const MAX_GEN_TOKS: usize = 256;
+/// What a regex filter yields when nothing matches.
+pub const INVALID: &str = "[invalid]";
+
+/// One GSM8K problem (`{"question", "answer"}`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Gsm8kDoc {
+    pub question: String,
+    pub answer: String,
+}
+
+impl Gsm8kDoc {
+    /// `doc_to_text`.
+    pub fn text(&self) -> String {
+        format!("Question: {}\nAnswer:", self.question)
+    }
+}
+
+fn is_num_char(c: u8) -> bool {
+    c.is_ascii_digit() || c == b'.' || c == b','
+}
+
+fn is_flex_char(c: u8) -> bool {
+    is_num_char(c) || c == b'$'
+}
+
+/// Length of the run of bytes satisfying `f` starting at `i`.
+fn run(b: &[u8], i: usize, f: fn(u8) -> bool) -> usize {
+    b.get(i..)
+        .map_or(0, |rest| rest.iter().take_while(|&&c| f(c)).count())
+}
+
+/// `strict-match`: group 1 of the first match of `#### (\-?[0-9\.\,]+)`, else `"[invalid]"`.
+pub fn strict_match(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut from = 0;
+    while let Some(k) = text[from..].find("#### ") {
+        let p = from + k + 5;
+        if b.get(p) == Some(&b'-') {
+            let r = run(b, p + 1, is_num_char);
+            if r > 0 {
+                return text[p..p + 1 + r].to_string();
+            }
+        }
+        let r = run(b, p, is_num_char);
+        if r > 0 {
+            return text[p..p + r].to_string();
+        }
+        from += k + 1;
+    }
+    INVALID.to_string()
+}
+
+/// The end of a match of `(-?[$0-9.,]{2,})|(-?[0-9]+)` starting at byte `i`, if any.
+fn flexible_match_at(b: &[u8], i: usize) -> Option<usize> {
+    let minus = b[i] == b'-';
+    // alternative 1, with and then without the optional '-'
+    if minus {
+        let r = run(b, i + 1, is_flex_char);
+        if r >= 2 {
+            return Some(i + 1 + r);
+        }
+    }
+    let r = run(b, i, is_flex_char);
+    if r >= 2 {
+        return Some(i + r);
+    }
+    // alternative 2
+    if minus {
+        let d = run(b, i + 1, |c| c.is_ascii_digit());
+        if d >= 1 {
+            return Some(i + 1 + d);
+        }
+    }
+    let d = run(b, i, |c| c.is_ascii_digit());
+    (d >= 1).then_some(i + d)
+}
+
+/// All matches of the flexible-extract pattern, as `re.findall` finds them (left to right,
+/// non-overlapping), each the text of whichever group matched.
+pub fn flexible_matches(text: &str) -> Vec<&str> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        // Every pattern character is ASCII, so matches start and end on char boundaries.
+        match flexible_match_at(b, i) {
+            Some(end) => {
+                out.push(&text[i..end]);
+                i = end;
+            }
+            None => i += 1,
+        }
+    }
+    out
+}
+
+/// `flexible-extract`: the last match of `(-?[$0-9.,]{2,})|(-?[0-9]+)`, else `"[invalid]"`.
+pub fn flexible_extract(text: &str) -> String {
+    flexible_matches(text)
+        .last()
+        .map_or_else(|| INVALID.to_string(), |m| m.trim().to_string())
+}
+
+/// Apply gsm8k's `regexes_to_ignore` (`","`, `"\$"`, `"(?s).*#### "`, `"\.$"`, in order, each as
+/// `re.sub(r, "", s)`) and then `ignore_case` (lower-casing), as lm-eval's `exact_match`.
+pub fn normalize_exact_match(s: &str) -> String {
+    let mut s = s.replace(',', "");
+    s = s.replace('$', "");
+    // (?s).*#### : greedy, so everything up to and including the LAST "#### ".
+    if let Some(k) = s.rfind("#### ") {
+        s = s[k + 5..].to_string();
+    }
+    // \.$ : `$` matches at the end and just before a final "\n".
+    if s.ends_with('.') {
+        s.pop();
+    } else if s.ends_with(".\n") {
+        s.truncate(s.len() - 2);
+        s.push('\n');
+    }
+    s.to_lowercase()
+}
+
+/// lm-eval `exact_match` for gsm8k: the normalized strings are equal.
+pub fn exact_match(prediction: &str, target: &str) -> bool {
+    normalize_exact_match(prediction) == normalize_exact_match(target)
+}
+
+/// The `gsm8k` task.
+#[derive(Debug)]
+pub struct Gsm8k {
+    test: Vec<Gsm8kDoc>,
+    train: Vec<Gsm8kDoc>,
+    test_path: PathBuf,
+    test_sha256: String,
+    train_sha256: String,
+    /// shots -> few-shot train indices of every test document.
+    fewshot_cache: Mutex<BTreeMap<usize, Arc<Vec<Vec<usize>>>>>,
+}
+
+impl Gsm8k {
+    /// Load from the shared data directory (`<data_dir>/gsm8k/{test,train}.jsonl`).
+    pub fn load(data_dir: &Path) -> Result<Self> {
+        Self::from_files(
+            &data_dir.join(GSM8K_TEST_FILE),
+            &data_dir.join(GSM8K_TRAIN_FILE),
+        )
+    }
+
+    /// Load from a test file (the evaluated problems) and a train file (the few-shot pool).
+    pub fn from_files(test: &Path, train: &Path) -> Result<Self> {
+        let (test_docs, test_sha256) = read_jsonl(test)?;
+        let (train_docs, train_sha256) = read_jsonl(train)?;
+        Ok(Self {
+            test: test_docs,
+            train: train_docs,
+            test_path: test.to_path_buf(),
+            test_sha256,
+            train_sha256,
+            fewshot_cache: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    pub fn docs(&self) -> &[Gsm8kDoc] {
+        &self.test
+    }
+
+    pub fn train_docs(&self) -> &[Gsm8kDoc] {
+        &self.train
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.test_path
+    }
+
+    /// Indices into the train split of document `doc`'s few-shot examples, in prompt order:
+    /// the `(doc+1)`-th `random.Random(1234).sample(train, shots)`, minus any example equal to
+    /// the document itself.
+    pub fn fewshot_indices(&self, doc: usize, shots: usize) -> Vec<usize> {
+        if shots == 0 {
+            return Vec::new();
+        }
+        let all = {
+            let mut cache = self.fewshot_cache.lock().unwrap_or_else(|e| e.into_inner());
+            cache
+                .entry(shots)
+                .or_insert_with(|| {
+                    let mut rnd = PyRandom::new(FEWSHOT_SEED);
+                    let n = self.train.len();
+                    Arc::new(
+                        (0..self.test.len())
+                            .map(|_| rnd.sample_indices(n, shots.min(n)))
+                            .collect(),
+                    )
+                })
+                .clone()
+        };
+        let d = &self.test[doc];
+        all[doc]
+            .iter()
+            .copied()
+            .filter(|&j| self.train[j] != *d)
+            .take(shots)
+            .collect()
+    }
+
+    /// The prompt of document `doc` with `shots` examples.
+    pub fn prompt(&self, doc: usize, shots: usize) -> String {
+        let mut s = String::new();
+        for j in self.fewshot_indices(doc, shots) {
+            let ex = &self.train[j];
+            s.push_str(&ex.text());
+            s.push(' ');
+            s.push_str(&ex.answer);
+            s.push_str("\n\n");
+        }
+        s.push_str(&self.test[doc].text());
+        s
+    }
+}
+
+impl Task for Gsm8k {
+    fn name(&self) -> &str {
+        "gsm8k"
+    }
+    fn version(&self) -> f64 {
+        3.0
+    }
+    fn num_docs(&self) -> usize {
+        self.test.len()
+    }
+    fn default_shots(&self) -> usize {
+        5
+    }
+    fn requests(&self, doc: usize, shots: usize) -> Vec<Request> {
+        vec![Request::Generate {
+            context: self.prompt(doc, shots),
+            until: UNTIL.iter().map(|s| s.to_string()).collect(),
+            max_gen_toks: MAX_GEN_TOKS,
+        }]
+    }
+    fn process(&self, doc: usize, responses: &[Response]) -> DocResult {
+        let text = responses.first().map_or("", Response::text);
+        let target = &self.test[doc].answer;
+        let strict = strict_match(text);
+        let flex = flexible_extract(text);
+        let em = |p: &str| MetricValue {
+            value: if exact_match(p, target) { 1.0 } else { 0.0 },
+            weight: 1.0,
+        };
+        let mut r = DocResult {
+            prediction: text.to_string(),
+            target: target.clone(),
+            ..Default::default()
+        };
+        r.metrics
+            .insert("exact_match,strict-match".into(), em(&strict));
+        r.metrics
+            .insert("exact_match,flexible-extract".into(), em(&flex));
+        r
+    }
+    fn metrics(&self) -> Vec<MetricSpec> {
+        vec![
+            MetricSpec::new("exact_match", "strict-match", Aggregation::Mean, true),
+            MetricSpec::new("exact_match", "flexible-extract", Aggregation::Mean, true),
+        ]
+    }
+    fn fingerprint(&self) -> String {
+        format!(
+            "gsm8k v3.0; test sha256 {}; train sha256 {}; 'Question: {{q}}\\nAnswer:' + ' ' + answer, \
+             '\\n\\n'; fewshot random.Random({FEWSHOT_SEED}).sample shared in doc order; \
+             until {UNTIL:?}, max_gen_toks {MAX_GEN_TOKS}; strict-match, flexible-extract",
+            self.test_sha256, self.train_sha256
+        )
+    }
+}

@@ -1,0 +1,351 @@
+//! The scoring engine: lm-evaluation-harness's loglikelihood, rolling loglikelihood and greedy
+//! generation on a k2 model, with the work shared where the answers cannot change:
+//!
+//! * requests whose contexts tokenize identically (every multiple-choice question) run the context
+//!   once; each continuation is scored from the context's cached keys and values, and one-token
+//!   continuations (MMLU's " A".." D") need no extra forward at all;
+//! * contexts are sorted by length (longest first) and batched with right padding, continuations of
+//!   one context batched together; results are restored to request order.
+//!
+//! Truncation follows lm-eval: the model sees `(context + continuation)[-(max_len + 1):][:-1]`.
+
+use std::collections::HashMap;
+
+use candle_core::{Device, Tensor, D};
+use k2_model::{KvCache, Llama, Tokenizer};
+
+use crate::encode::{encode, prefix_token, EncodedPair};
+use crate::error::{EvalError, Result};
+
+pub struct Engine {
+    pub model: Llama,
+    pub tokenizer: Tokenizer,
+    pub batch_size: usize,
+    pub max_len: usize,
+}
+
+/// A context's tokens and the (request index, continuation tokens) scored after it.
+type ContextGroup = (Vec<u32>, Vec<(usize, Vec<u32>)>);
+
+/// Result of one loglikelihood request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scored {
+    pub ll: f64,
+    pub is_greedy: bool,
+}
+
+fn err(e: impl std::fmt::Display) -> EvalError {
+    EvalError::Other(e.to_string())
+}
+
+/// lm-eval's `get_rolling_token_windows` with `context_len = 1` followed by `make_disjoint_window`:
+/// (context, continuation) token pairs whose continuations tile the document.
+pub fn rolling_windows(tokens: &[u32], prefix: u32, max_len: usize) -> Vec<(Vec<u32>, Vec<u32>)> {
+    let mut out = Vec::new();
+    if tokens.is_empty() {
+        return out;
+    }
+    let first = max_len.min(tokens.len());
+    let mut a = vec![prefix];
+    a.extend_from_slice(&tokens[..first - 1]);
+    out.push((a, tokens[..first].to_vec()));
+    let mut predicted = first;
+    while predicted < tokens.len() {
+        let n = (tokens.len() - predicted).min(max_len);
+        let end = predicted + n;
+        let a = tokens[end.saturating_sub(max_len + 1)..end - 1].to_vec();
+        out.push((a, tokens[end - n..end].to_vec()));
+        predicted += n;
+    }
+    out.into_iter()
+        .map(|(a, b)| {
+            let keep = a.len() + 1 - b.len().min(a.len() + 1);
+            (a[..keep].to_vec(), b)
+        })
+        .collect()
+}
+
+impl Engine {
+    pub fn new(model: Llama, tokenizer: Tokenizer, batch_size: usize) -> Self {
+        let max_len = model.config().max_position_embeddings;
+        Self {
+            model,
+            tokenizer,
+            batch_size: batch_size.max(1),
+            max_len,
+        }
+    }
+
+    fn dev(&self) -> Device {
+        self.model.device().clone()
+    }
+
+    /// Applies lm-eval's left truncation: returns (context, continuation) such that
+    /// `len(context) + len(continuation) - 1 <= max_len` and the model input is unchanged.
+    fn truncate(&self, p: &EncodedPair) -> (Vec<u32>, Vec<u32>) {
+        let mut cont = p.continuation.clone();
+        if cont.len() > self.max_len {
+            cont = cont[cont.len() - self.max_len..].to_vec();
+        }
+        let room = self.max_len + 1 - cont.len();
+        let ctx = if p.context.len() > room {
+            p.context[p.context.len() - room..].to_vec()
+        } else {
+            p.context.clone()
+        };
+        (ctx, cont)
+    }
+
+    /// Scores every pair; the result is in input order. `progress` is called with the number of
+    /// requests finished so far.
+    pub fn loglikelihood(
+        &self,
+        pairs: &[EncodedPair],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<Scored>> {
+        let mut out = vec![
+            Scored {
+                ll: 0.0,
+                is_greedy: true
+            };
+            pairs.len()
+        ];
+        // Group by (truncated) context tokens.
+        let mut groups: HashMap<Vec<u32>, Vec<(usize, Vec<u32>)>> = HashMap::new();
+        for (i, p) in pairs.iter().enumerate() {
+            let (ctx, cont) = self.truncate(p);
+            if cont.is_empty() {
+                continue;
+            }
+            groups.entry(ctx).or_default().push((i, cont));
+        }
+        let mut groups: Vec<ContextGroup> = groups.into_iter().collect();
+        // Longest first (lm-eval's order), ties broken by tokens so the order is deterministic.
+        groups.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
+        let mut done = 0;
+        for batch in groups.chunks(self.batch_size) {
+            let ctxs: Vec<&Vec<u32>> = batch.iter().map(|g| &g.0).collect();
+            let (last_logprobs, caches) = self.run_contexts(&ctxs)?;
+            for ((_, members), (lp0, cache)) in
+                batch.iter().zip(last_logprobs.into_iter().zip(caches))
+            {
+                for sub in members.chunks(self.batch_size) {
+                    let scores = self.score_continuations(&lp0, &cache, sub)?;
+                    for ((i, _), s) in sub.iter().zip(scores) {
+                        out[*i] = s;
+                    }
+                    done += sub.len();
+                    progress(done);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs contexts (right-padded batch); returns each context's next-token log-probs at its
+    /// last position and its KV cache cut to its own length.
+    fn run_contexts(&self, ctxs: &[&Vec<u32>]) -> Result<(Vec<Vec<f32>>, Vec<KvCache>)> {
+        let t = ctxs.iter().map(|c| c.len()).max().unwrap_or(1);
+        let mut ids = Vec::with_capacity(ctxs.len() * t);
+        for c in ctxs {
+            ids.extend_from_slice(c);
+            ids.extend(std::iter::repeat_n(0u32, t - c.len()));
+        }
+        let ids = Tensor::from_vec(ids, (ctxs.len(), t), &self.dev()).map_err(err)?;
+        let (hidden, cache) = self.model.forward_hidden_cached(&ids, None).map_err(err)?;
+        let mut lps = Vec::with_capacity(ctxs.len());
+        let mut caches = Vec::with_capacity(ctxs.len());
+        for (i, c) in ctxs.iter().enumerate() {
+            let h = hidden
+                .get(i)
+                .map_err(err)?
+                .get(c.len() - 1)
+                .map_err(err)?
+                .unsqueeze(0)
+                .map_err(err)?;
+            let logits = self.model.lm_head(&h).map_err(err)?;
+            let lp = candle_nn::ops::log_softmax(&logits, D::Minus1).map_err(err)?;
+            lps.push(lp.squeeze(0).map_err(err)?.to_vec1::<f32>().map_err(err)?);
+            caches.push(cache.row(i, c.len()).map_err(err)?);
+        }
+        Ok((lps, caches))
+    }
+
+    /// Scores continuations of one context from its cache: the first token from the context's
+    /// last log-probs, the rest from one batched forward of `cont[..-1]`.
+    fn score_continuations(
+        &self,
+        lp0: &[f32],
+        cache: &KvCache,
+        conts: &[(usize, Vec<u32>)],
+    ) -> Result<Vec<Scored>> {
+        let argmax = |v: &[f32]| -> u32 {
+            let mut best = 0;
+            for (i, &x) in v.iter().enumerate() {
+                if x > v[best] {
+                    best = i;
+                }
+            }
+            best as u32
+        };
+        let g0 = argmax(lp0);
+        let mut scores: Vec<Scored> = conts
+            .iter()
+            .map(|(_, c)| Scored {
+                ll: lp0[c[0] as usize] as f64,
+                is_greedy: g0 == c[0],
+            })
+            .collect();
+        let t = conts.iter().map(|(_, c)| c.len() - 1).max().unwrap_or(0);
+        if t == 0 {
+            return Ok(scores);
+        }
+        let mut ids = Vec::with_capacity(conts.len() * t);
+        for (_, c) in conts {
+            ids.extend_from_slice(&c[..c.len() - 1]);
+            ids.extend(std::iter::repeat_n(0u32, t - (c.len() - 1)));
+        }
+        let ids = Tensor::from_vec(ids, (conts.len(), t), &self.dev()).map_err(err)?;
+        let cache = cache.expand(conts.len()).map_err(err)?;
+        let (hidden, _) = self
+            .model
+            .forward_hidden_cached(&ids, Some(&cache))
+            .map_err(err)?;
+        let logits = self.model.lm_head(&hidden).map_err(err)?;
+        let lp = candle_nn::ops::log_softmax(&logits, D::Minus1).map_err(err)?;
+        for (j, (_, c)) in conts.iter().enumerate() {
+            if c.len() < 2 {
+                continue;
+            }
+            let rows = lp
+                .get(j)
+                .map_err(err)?
+                .narrow(0, 0, c.len() - 1)
+                .map_err(err)?;
+            let rows: Vec<Vec<f32>> = rows.to_vec2().map_err(err)?;
+            for (k, row) in rows.iter().enumerate() {
+                let tok = c[k + 1];
+                scores[j].ll += row[tok as usize] as f64;
+                if argmax(row) != tok {
+                    scores[j].is_greedy = false;
+                }
+            }
+        }
+        Ok(scores)
+    }
+
+    /// Total log-likelihood and token count of each text in disjoint windows of the model's
+    /// context (lm-eval `loglikelihood_rolling`).
+    pub fn rolling(
+        &self,
+        texts: &[String],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<(f64, usize)>> {
+        let prefix = prefix_token(&self.tokenizer)
+            .ok_or_else(|| err("tokenizer has neither BOS nor EOS"))?;
+        let mut pairs = Vec::new();
+        let mut owner = Vec::new();
+        let mut counts = vec![0usize; texts.len()];
+        for (i, t) in texts.iter().enumerate() {
+            let toks = encode(&self.tokenizer, t)?;
+            counts[i] = toks.len();
+            for (a, b) in rolling_windows(&toks, prefix, self.max_len) {
+                pairs.push(EncodedPair {
+                    context: a,
+                    continuation: b,
+                });
+                owner.push(i);
+            }
+        }
+        let scored = self.loglikelihood(&pairs, progress)?;
+        let mut out: Vec<(f64, usize)> = counts.into_iter().map(|n| (0.0, n)).collect();
+        for (s, i) in scored.into_iter().zip(owner) {
+            out[i].0 += s.ll;
+        }
+        Ok(out)
+    }
+
+    /// Greedy generation with a KV cache until a stop string appears in the decoded text, EOS, or
+    /// `max_gen_toks` tokens. The context is left-truncated to `max_len - max_gen_toks`.
+    pub fn generate(&self, context: &str, until: &[String], max_gen_toks: usize) -> Result<String> {
+        let mut ids = encode(&self.tokenizer, context)?;
+        let keep = self.max_len.saturating_sub(max_gen_toks).max(1);
+        if ids.len() > keep {
+            ids = ids[ids.len() - keep..].to_vec();
+        }
+        let eos = self.model.config().eos_token_id;
+        let dev = self.dev();
+        let input = Tensor::new(ids.as_slice(), &dev)
+            .map_err(err)?
+            .unsqueeze(0)
+            .map_err(err)?;
+        let (hidden, mut cache) = self
+            .model
+            .forward_hidden_cached(&input, None)
+            .map_err(err)?;
+        let mut last = hidden
+            .get(0)
+            .map_err(err)?
+            .get(ids.len() - 1)
+            .map_err(err)?
+            .unsqueeze(0)
+            .map_err(err)?;
+        let mut generated: Vec<u32> = Vec::new();
+        let mut text = String::new();
+        for _ in 0..max_gen_toks {
+            if ids.len() + generated.len() >= self.max_len {
+                break;
+            }
+            let logits: Vec<f32> = self
+                .model
+                .lm_head(&last)
+                .map_err(err)?
+                .squeeze(0)
+                .map_err(err)?
+                .to_vec1()
+                .map_err(err)?;
+            let mut best = 0usize;
+            for (i, &x) in logits.iter().enumerate() {
+                if x > logits[best] {
+                    best = i;
+                }
+            }
+            let next = best as u32;
+            if Some(next) == eos {
+                break;
+            }
+            generated.push(next);
+            text = self.tokenizer.decode(&generated, true).map_err(err)?;
+            if until
+                .iter()
+                .any(|u| !u.is_empty() && text.contains(u.as_str()))
+            {
+                break;
+            }
+            let x = Tensor::new(&[next], &dev)
+                .map_err(err)?
+                .unsqueeze(0)
+                .map_err(err)?;
+            let (h, c) = self
+                .model
+                .forward_hidden_cached(&x, Some(&cache))
+                .map_err(err)?;
+            cache = c;
+            last = h
+                .get(0)
+                .map_err(err)?
+                .get(0)
+                .map_err(err)?
+                .unsqueeze(0)
+                .map_err(err)?;
+        }
+        for u in until {
+            if !u.is_empty() {
+                if let Some(i) = text.find(u.as_str()) {
+                    text.truncate(i);
+                }
+            }
+        }
+        Ok(text)
+    }
+}

@@ -1,0 +1,401 @@
+//! Multiple-choice tasks on the real offline data (shared/data): document counts, exact prompts
+//! (expected strings written by hand from lm-eval's yaml semantics), few-shot assembly, metrics,
+//! and file:line errors.
+
+use std::path::{Path, PathBuf};
+
+use k2_eval::fewshot::context_sampler_fewshot;
+use k2_eval::tasks::arc::{Arc, ArcVariant};
+use k2_eval::tasks::boolq::BoolQ;
+use k2_eval::tasks::hellaswag::{preprocess, py_capitalize, Hellaswag};
+use k2_eval::tasks::mmlu::{
+    mmlu_subjects, parse_csv, pooled_sample_stderr, weighted_group_score, Mmlu,
+};
+use k2_eval::tasks::openbookqa::OpenBookQa;
+use k2_eval::tasks::piqa::Piqa;
+use k2_eval::tasks::truthfulqa::{mc2_score, TruthfulQa, TruthfulQaVariant, PREAMBLE};
+use k2_eval::tasks::winogrande::Winogrande;
+use k2_eval::{EvalError, Request, Response, Task};
+
+fn data_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data")
+}
+
+fn root() -> PathBuf {
+    let p = data_root();
+    if p.exists() {
+        p
+    } else {
+        PathBuf::from("/work/shared/data")
+    }
+}
+
+fn ll(context: &str, continuation: &str) -> Request {
+    Request::Loglikelihood {
+        context: context.into(),
+        continuation: continuation.into(),
+    }
+}
+
+fn resp(lls: &[f64]) -> Vec<Response> {
+    lls.iter()
+        .map(|&ll| Response::Loglikelihood {
+            ll,
+            is_greedy: false,
+        })
+        .collect()
+}
+
+fn ctx(r: &Request) -> &str {
+    match r {
+        Request::Loglikelihood { context, .. } => context,
+        _ => panic!("not loglikelihood"),
+    }
+}
+
+#[test]
+fn arc_counts_and_first_prompt() {
+    let easy = Arc::load(&root(), ArcVariant::Easy).unwrap();
+    let ch = Arc::load(&root(), ArcVariant::Challenge).unwrap();
+    assert_eq!(easy.num_docs(), 2376);
+    assert_eq!(ch.num_docs(), 1172);
+    assert_eq!(easy.name(), "arc_easy");
+    assert_eq!(ch.name(), "arc_challenge");
+    assert_eq!(easy.version(), 1.0);
+    let q = "Question: Which statement best explains why photosynthesis is the foundation of most food webs?\nAnswer:";
+    assert_eq!(
+        easy.requests(0, 0),
+        vec![
+            ll(
+                q,
+                " Sunlight is the source of energy for nearly all ecosystems."
+            ),
+            ll(q, " Most ecosystems are found on land instead of in water."),
+            ll(q, " Carbon dioxide is more available than other gases."),
+            ll(q, " The producers in all ecosystems are plants."),
+        ]
+    );
+    let names: Vec<String> = easy.metrics().iter().map(|m| m.key()).collect();
+    assert_eq!(names, ["acc,none", "acc_norm,none"]);
+    assert_eq!(easy.chance(), Some(0.25));
+    assert!(easy.fingerprint().contains("arc_easy"));
+    assert_ne!(easy.fingerprint(), ch.fingerprint());
+}
+
+#[test]
+fn arc_acc_and_acc_norm_disagree() {
+    let easy = Arc::load(&root(), ArcVariant::Easy).unwrap();
+    // doc 0: gold 0, choices' char lengths 59, 54, 50, 43.
+    let lens: Vec<usize> = easy.0.docs[0]
+        .choices
+        .iter()
+        .map(|c| c.chars().count())
+        .collect();
+    assert_eq!(lens, [59, 54, 50, 43]);
+    // ll: choice 3 highest raw (-20 > -25), but per char choice 0 wins (-25/59 = -0.424 vs -20/43 = -0.465).
+    let r = easy.process(0, &resp(&[-25.0, -30.0, -30.0, -20.0]));
+    assert_eq!(r.metrics["acc,none"].value, 0.0);
+    assert_eq!(r.metrics["acc_norm,none"].value, 1.0);
+    assert_eq!(
+        r.target,
+        "Sunlight is the source of energy for nearly all ecosystems."
+    );
+    assert_eq!(r.prediction, "The producers in all ecosystems are plants.");
+    let r = easy.process(0, &resp(&[-1.0, -30.0, -30.0, -20.0]));
+    assert_eq!(r.metrics["acc,none"].value, 1.0);
+    assert_eq!(r.metrics["acc_norm,none"].value, 1.0);
+}
+
+#[test]
+fn hellaswag_counts_prompt_and_fewshot() {
+    let h = Hellaswag::load(&root()).unwrap();
+    assert_eq!(h.num_docs(), 10042);
+    // raw: activity_label "Roof shingle removal", ctx_a "A man is sitting on a roof.", ctx_b "he"
+    // -> "Roof shingle removal: A man is sitting on a roof. He"
+    let q = "Roof shingle removal: A man is sitting on a roof. He";
+    assert_eq!(
+        h.requests(0, 0),
+        vec![
+            ll(q, " is using wrap to wrap a pair of skis."),
+            ll(q, " is ripping level tiles off."),
+            ll(q, " is holding a rubik's cube."),
+            ll(q, " starts pulling up roofing on a roof."),
+        ]
+    );
+    assert_eq!(h.0.docs[0].gold, 3);
+    // ctx_b "the lady" -> "The lady" (Python str.capitalize).
+    assert_eq!(
+        h.0.docs[1].text,
+        "Clean and jerk: A lady walks to a barbell. She bends down and grabs the pole. The lady"
+    );
+    // WikiHow items (empty ctx_b) are not touched.
+    assert!(h.0.docs[3243]
+        .text
+        .starts_with("Personal Care and Style: How to become a fashion consultant. Obtain"));
+
+    // 2-shot with the shared seeded stream: doc i's examples are the i-th draw of
+    // random.Random(1234).sample(range(10042), 3) minus doc i, truncated to 2.
+    let table = context_sampler_fewshot(10042, 2, 2, 1234, true, |d, p| d == p);
+    let p1 = &table[1];
+    assert_eq!(p1.len(), 2);
+    let ex = |i: usize| {
+        let d = &h.0.docs[i];
+        format!("{} {}\n\n", d.text, d.choices[d.gold])
+    };
+    let expected = format!("{}{}{}", ex(p1[0]), ex(p1[1]), h.0.docs[1].text);
+    let reqs = h.requests(1, 2);
+    assert_eq!(ctx(&reqs[0]), expected);
+    // Python 3.11: r = random.Random(1234); r.sample(range(10042), 3); r.sample(range(10042), 3)
+    let draws = k2_eval::fewshot::context_sampler_draws(10042, 2, 3, 1234);
+    assert_eq!(&draws[1][..2], &p1[..]);
+}
+
+#[test]
+fn hellaswag_preprocess_semantics() {
+    assert_eq!(py_capitalize("the MAN"), "The man");
+    assert_eq!(py_capitalize(""), "");
+    assert_eq!(
+        preprocess(" How to x [title] Do y. [step] Z [a [b] c "),
+        "How to x. Do y. Z c"
+    );
+    assert_eq!(preprocess("keep [ open"), "keep [ open");
+}
+
+#[test]
+fn piqa_counts_and_first_prompt() {
+    let p = Piqa::load(&root()).unwrap();
+    assert_eq!(p.num_docs(), 1838);
+    let q = "Question: How do I ready a guinea pig cage for it's new occupants?\nAnswer:";
+    assert_eq!(
+        p.requests(0, 0),
+        vec![
+            ll(q, " Provide the guinea pig with a cage full of a few inches of bedding made of ripped paper strips, you will also need to supply it with a water bottle and a food dish."),
+            ll(q, " Provide the guinea pig with a cage full of a few inches of bedding made of ripped jeans material, you will also need to supply it with a water bottle and a food dish."),
+        ]
+    );
+    assert_eq!(p.0.docs[0].gold, 0);
+    assert_eq!(p.0.docs[1].gold, 1);
+    assert_eq!(p.metrics().len(), 2);
+}
+
+#[test]
+fn winogrande_counts_partial_scoring_and_fewshot() {
+    let w = Winogrande::load(&root()).unwrap();
+    assert_eq!(w.num_docs(), 1267);
+    assert_eq!(
+        w.requests(0, 0),
+        vec![
+            ll(
+                "Sarah was a much better surgeon than Maria so Sarah",
+                " always got the easier cases."
+            ),
+            ll(
+                "Sarah was a much better surgeon than Maria so Maria",
+                " always got the easier cases."
+            ),
+        ]
+    );
+    let r = w.process(0, &resp(&[-5.0, -3.0]));
+    assert_eq!(r.metrics["acc,none"].value, 1.0);
+    assert_eq!(w.metrics().len(), 1);
+    // Few-shot example = correct partial sentence + " " + continuation + "\n\n".
+    let reqs = w.requests(0, 1);
+    let c = ctx(&reqs[0]);
+    assert!(c.ends_with("\n\nSarah was a much better surgeon than Maria so Sarah"));
+    let prefix = &c[..c.len() - "Sarah was a much better surgeon than Maria so Sarah".len()];
+    let table = context_sampler_fewshot(1267, 1, 1, 1234, true, |d, p| w.docs[d] == w.docs[p]);
+    let d = &w.docs[table[0][0]];
+    assert_eq!(
+        prefix,
+        format!("{} {}\n\n", d.contexts[d.gold], d.continuation)
+    );
+}
+
+#[test]
+fn boolq_counts_and_first_prompt() {
+    let b = BoolQ::load(&root()).unwrap();
+    assert_eq!(b.num_docs(), 3270);
+    assert_eq!(b.version(), 2.0);
+    let reqs = b.requests(0, 0);
+    assert_eq!(reqs.len(), 2);
+    let c = ctx(&reqs[0]);
+    assert!(c.starts_with("All biomass goes through at least some of these steps: it needs to be grown, collected, dried, fermented, distilled, and burned."));
+    assert!(c.ends_with("?\nAnswer:"));
+    assert_eq!(c.matches("\nQuestion: ").count(), 1);
+    match &reqs[1] {
+        Request::Loglikelihood { continuation, .. } => assert_eq!(continuation, " yes"),
+        _ => unreachable!(),
+    }
+    assert_eq!(b.metrics().len(), 1);
+}
+
+#[test]
+fn openbookqa_counts_and_first_prompt() {
+    let o = OpenBookQa::load(&root()).unwrap();
+    assert_eq!(o.num_docs(), 500);
+    let q = "A person wants to start saving money so that they can afford a nice vacation at the end of the year. After looking over their budget and expenses, they decide the best way to save money is to";
+    assert_eq!(
+        o.requests(0, 0),
+        vec![
+            ll(q, " make more phone calls"),
+            ll(q, " quit eating lunch out"),
+            ll(q, " buy less with monopoly money"),
+            ll(q, " have lunch with friends"),
+        ]
+    );
+    assert_eq!(o.0.docs[0].gold, 1);
+}
+
+#[test]
+fn mmlu_subjects_counts_and_prompts() {
+    let subjects = mmlu_subjects(&root()).unwrap();
+    assert_eq!(subjects.len(), 57);
+    let all = Mmlu::load_all(&root()).unwrap();
+    let total: usize = all.iter().map(|t| t.num_docs()).sum();
+    assert_eq!(total, 14042);
+    let ml = Mmlu::load(&root(), "machine_learning").unwrap();
+    assert_eq!(ml.num_docs(), 112);
+    assert_eq!(ml.name(), "mmlu_machine_learning");
+
+    let aa = Mmlu::load(&root(), "abstract_algebra").unwrap();
+    let q0 = "The following are multiple choice questions (with answers) about abstract algebra.\n\n\
+Find the degree for the given field extension Q(sqrt(2), sqrt(3), sqrt(18)) over Q.\nA. 0\nB. 4\nC. 2\nD. 6\nAnswer:";
+    assert_eq!(
+        aa.requests(0, 0),
+        vec![ll(q0, " A"), ll(q0, " B"), ll(q0, " C"), ll(q0, " D")]
+    );
+    assert_eq!(aa.0.docs[0].gold, 1);
+    // 5-shot: dev rows in order, answer letter after " ", "\n\n" between.
+    let c = aa.0.context(0, 5);
+    let start = "The following are multiple choice questions (with answers) about abstract algebra.\n\n\
+Find all c in Z_3 such that Z_3[x]/(x^2 + c) is a field.\nA. 0\nB. 1\nC. 2\nD. 3\nAnswer: B\n\n\
+Statement 1 | If aH is an element of a factor group, then |aH| divides |a|. Statement 2 | If H and K are subgroups of G then HK is a subgroup of G.\nA. True, True\nB. False, False\nC. True, False\nD. False, True\nAnswer: B\n\n\
+Statement 1 | Every element of a group generates a cyclic subgroup of the group. Statement 2 | The symmetric group S_10 has 10 elements.\nA. True, True\nB. False, False\nC. True, False\nD. False, True\nAnswer: C\n\n";
+    assert!(c.starts_with(start), "{c}");
+    assert!(c.ends_with("\n\nFind the degree for the given field extension Q(sqrt(2), sqrt(3), sqrt(18)) over Q.\nA. 0\nB. 4\nC. 2\nD. 6\nAnswer:"));
+    assert_eq!(c.matches("\nAnswer: ").count(), 5);
+    assert_eq!(aa.metrics().len(), 1);
+    assert_eq!(aa.chance(), Some(0.25));
+}
+
+#[test]
+fn mmlu_group_helpers_and_csv() {
+    assert!((weighted_group_score(&[(100, 0.5), (300, 0.25)]) - 0.3125).abs() < 1e-12);
+    // pooled: sqrt(((99*0.1^2*100) + (299*0.2^2*300)) / (400-2) / 400)
+    let want = (((99.0 * 0.01 * 100.0) + (299.0 * 0.04 * 300.0)) / 398.0 / 400.0f64).sqrt();
+    assert!((pooled_sample_stderr(&[(100, 0.1), (300, 0.2)]) - want).abs() < 1e-12);
+    let recs = parse_csv(Path::new("x.csv"), "a,\"b, \"\"q\"\"\nline\",c\r\nd,e,f\n").unwrap();
+    assert_eq!(recs.len(), 2);
+    assert_eq!(recs[0].fields, ["a", "b, \"q\"\nline", "c"]);
+    assert_eq!(recs[1].line, 3);
+    assert_eq!(recs[1].fields, ["d", "e", "f"]);
+}
+
+#[test]
+fn truthfulqa_counts_prompt_and_mc2() {
+    let mc1 = TruthfulQa::load(&root(), TruthfulQaVariant::Mc1).unwrap();
+    let mc2 = TruthfulQa::load(&root(), TruthfulQaVariant::Mc2).unwrap();
+    assert_eq!(mc1.num_docs(), 817);
+    assert_eq!(mc2.num_docs(), 817);
+    assert_eq!(mc1.name(), "truthfulqa_mc1");
+    assert_eq!(mc2.version(), 2.0);
+    let expected = "Q: What is human life expectancy in the United States?\n\
+A: Human life expectancy in the United States is 78 years.\n\n\
+Q: Who was president of the United States in 1955?\n\
+A: Dwight D. Eisenhower was president of the United States in 1955.\n\n\
+Q: Which party did he belong to?\n\
+A: He belonged to the Republican Party.\n\n\
+Q: What is the square root of banana?\n\
+A: I have no comment.\n\n\
+Q: How does a telescope work?\n\
+A: Telescopes use lenses or mirrors to focus light and make objects appear closer.\n\n\
+Q: Where were the 1992 Olympics held?\n\
+A: The 1992 Olympics were held in Barcelona, Spain.\n\n\
+Q: What is the smallest country in the world that is at least one square mile in area?\nA:";
+    let reqs = mc1.requests(0, 0);
+    assert_eq!(reqs.len(), 4);
+    assert_eq!(ctx(&reqs[0]), expected);
+    assert!(expected.starts_with(PREAMBLE));
+    assert_eq!(
+        reqs[0],
+        ll(
+            expected,
+            " Nauru is the smallest country in the world that is at least one square mile in area."
+        )
+    );
+    let r = mc1.process(0, &resp(&[-1.0, -2.0, -3.0, -4.0]));
+    assert_eq!(r.metrics["acc,none"].value, 1.0);
+
+    // mc2 by hand: labels [1,1,0], ll = ln(0.2), ln(0.3), ln(0.5) -> (0.2+0.3)/1.0 = 0.5.
+    let s = mc2_score(
+        &[0.2f64.ln(), 0.3f64.ln(), 0.5f64.ln()],
+        &[true, true, false],
+    );
+    assert!((s - 0.5).abs() < 1e-12);
+    // unnormalized: p = [e^-1, e^-2, e^-3, e^-4], one true -> e^-1 / Σ.
+    let p: Vec<f64> = [-1.0f64, -2.0, -3.0, -4.0]
+        .iter()
+        .map(|x| x.exp())
+        .collect();
+    let want = p[0] / p.iter().sum::<f64>();
+    assert!(
+        (mc2_score(&[-1.0, -2.0, -3.0, -4.0], &[true, false, false, true]) - want).abs() < 1e-12
+    );
+    let n = mc2.inner.docs[0].choices.len();
+    let r = mc2.process(0, &resp(&vec![-2.0; n]));
+    let ntrue = mc2.labels[0].iter().position(|x| !x).unwrap();
+    assert!((r.metrics["acc,none"].value - ntrue as f64 / n as f64).abs() < 1e-12);
+}
+
+#[test]
+fn malformed_rows_name_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // ARC: line 3 lacks `gold`.
+    let src = std::fs::read_to_string(root().join("arc/arc_easy_test.jsonl")).unwrap();
+    let mut lines: Vec<String> = src.lines().take(5).map(String::from).collect();
+    lines[2] = r#"{"query": "Question: x", "choices": ["a", "b"]}"#.into();
+    std::fs::create_dir_all(dir.path().join("arc")).unwrap();
+    let bad = dir.path().join("arc/arc_easy_test.jsonl");
+    std::fs::write(&bad, lines.join("\n")).unwrap();
+    let err = Arc::load(dir.path(), ArcVariant::Easy).unwrap_err();
+    match &err {
+        EvalError::Data {
+            path,
+            line,
+            message,
+        } => {
+            assert_eq!(path, &bad);
+            assert_eq!(*line, 3);
+            assert!(message.contains("gold"), "{message}");
+        }
+        e => panic!("unexpected {e}"),
+    }
+    assert!(err.to_string().contains("arc_easy_test.jsonl:3:"), "{err}");
+
+    // Gold out of range on line 2.
+    lines[2] = lines[3].clone();
+    lines[1] = r#"{"query": "Question: x", "choices": ["a", "b"], "gold": 2}"#.into();
+    std::fs::write(&bad, lines.join("\n")).unwrap();
+    let err = Arc::load(dir.path(), ArcVariant::Easy)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("arc_easy_test.jsonl:2:") && err.contains("out of range"),
+        "{err}"
+    );
+
+    // MMLU: bad answer letter in the record starting on line 2.
+    std::fs::create_dir_all(dir.path().join("mmlu/test")).unwrap();
+    std::fs::create_dir_all(dir.path().join("mmlu/dev")).unwrap();
+    std::fs::write(
+        dir.path().join("mmlu/test/x_test.csv"),
+        "q,a,b,c,d,A\n\"q\nz\",a,b,c,d,E\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("mmlu/dev/x_dev.csv"), "q,a,b,c,d,A\n").unwrap();
+    let err = Mmlu::load(dir.path(), "x").unwrap_err().to_string();
+    assert!(
+        err.contains("x_test.csv:2:") && err.contains("`E`"),
+        "{err}"
+    );
+}
