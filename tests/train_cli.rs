@@ -6,7 +6,7 @@ use common::*;
 
 #[test]
 fn no_arguments_prints_help_listing_the_commands() {
-    let out = run(&mut k2());
+    let out = run_cmd(&mut k2());
     let text =
         String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
     for cmd in ["train", "data", "ckpt", "model", "bench"] {
@@ -66,7 +66,7 @@ fn checkpoints_are_hf_dirs_listed_with_hashes_and_verify_catches_tampering() {
     bytes[n - 3] ^= 0x55;
     std::fs::write(&p, bytes).unwrap();
     std::fs::remove_file(d.join("ckpt_0005/tokenizer.json")).unwrap();
-    let out = run(k2().args(["ckpt", "verify", "--run"]).arg(&d));
+    let out = run_cmd(k2().args(["ckpt", "verify", "--run"]).arg(&d));
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(

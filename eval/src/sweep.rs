@@ -116,6 +116,8 @@ pub fn eval_target(
     if todo.is_empty() {
         return Ok(out);
     }
+    // Leftovers of a sweep killed while writing this checkpoint's files.
+    k2_archive::remove_stale_tmp(out_dir).map_err(|e| EvalError::Other(e.to_string()))?;
     let model = k2_model::load_model(&target.dir, DType::F32, &Device::Cpu)
         .map_err(|e| EvalError::Other(e.to_string()))?;
     let tok_path = target.dir.join("tokenizer.json");

@@ -5,7 +5,7 @@
 use candle_core::{Tensor, D};
 
 use crate::error::Result;
-use crate::llama::{linear, mlp, repeat_kv, rms_norm, Llama, Mode};
+use crate::llama::{linear, mlp, repeat_kv, rms_norm, rows_matmul_t, Llama, Mode};
 
 /// Keys and values of every layer for a batch of prefixes: each (batch, kv_heads, len, head_dim),
 /// after RoPE.
@@ -135,7 +135,7 @@ impl Llama {
         let d = h.dim(D::Minus1)?;
         let mut shape = h.dims().to_vec();
         let n = h.elem_count() / d;
-        let logits = h.reshape((n, d))?.matmul(&self.lm_head.t()?)?;
+        let logits = rows_matmul_t(&h.reshape((n, d))?, &self.lm_head)?;
         *shape.last_mut().expect("non-empty shape") = self.cfg.vocab_size;
         Ok(logits.reshape(shape)?)
     }

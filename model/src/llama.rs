@@ -241,8 +241,19 @@ impl Llama {
 /// x @ wᵀ for x of shape (batch, seq, in) and w of shape (out, in).
 pub(crate) fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     let (b, t, d) = x.dims3()?;
-    let y = x.reshape((b * t, d))?.matmul(&w.t()?)?;
+    let y = rows_matmul_t(&x.reshape((b * t, d))?, w)?;
     Ok(y.reshape((b, t, w.dim(0)?))?)
+}
+
+/// x @ wᵀ for x of shape (rows, in). A single row is computed as two identical rows: candle takes
+/// a matrix-vector path for one row whose float summation order differs from the matrix path, and
+/// a score must not depend on how many rows were computed with it (the eval batch size).
+pub(crate) fn rows_matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    if x.dim(0)? == 1 {
+        let two = Tensor::cat(&[x, x], 0)?;
+        return Ok(two.matmul(&w.t()?)?.narrow(0, 0, 1)?);
+    }
+    Ok(x.matmul(&w.t()?)?)
 }
 
 pub(crate) fn mlp(l: &Layer, x: &Tensor) -> Result<Tensor> {

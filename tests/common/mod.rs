@@ -25,12 +25,12 @@ pub fn tiny_config_with(dir: &Path, name: &str, from: &str, to: &str) -> PathBuf
     p
 }
 
-pub fn run(cmd: &mut Command) -> Output {
+pub fn run_cmd(cmd: &mut Command) -> Output {
     cmd.output().expect("k2 runs")
 }
 
 pub fn ok(cmd: &mut Command) -> String {
-    let out = run(cmd);
+    let out = run_cmd(cmd);
     assert!(
         out.status.success(),
         "k2 failed: {}\nstdout:\n{}\nstderr:\n{}",
@@ -42,7 +42,7 @@ pub fn ok(cmd: &mut Command) -> String {
 }
 
 pub fn fails(cmd: &mut Command) -> String {
-    let out = run(cmd);
+    let out = run_cmd(cmd);
     assert!(
         !out.status.success(),
         "k2 unexpectedly succeeded: {}",

@@ -1,0 +1,238 @@
+//! `k2 eval` at the boundary a user touches: results files on disk, resumption after SIGKILL,
+//! corrupt checkpoints, batch-size invariance on real benchmark data.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn shared() -> PathBuf {
+    repo().join("../shared/data")
+}
+
+/// (checkpoint/task file) -> bytes, for every results and samples file under `dir`.
+fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for ck in std::fs::read_dir(dir).unwrap() {
+        let ck = ck.unwrap();
+        for f in std::fs::read_dir(ck.path()).unwrap() {
+            let f = f.unwrap();
+            let name = f.file_name().to_string_lossy().to_string();
+            assert!(
+                !name.starts_with('.'),
+                "temporary file left: {}",
+                f.path().display()
+            );
+            out.insert(
+                format!("{}/{}", ck.file_name().to_string_lossy(), name),
+                std::fs::read(f.path()).unwrap(),
+            );
+        }
+    }
+    out
+}
+
+/// Finished files so far (temporary ones excluded) while a sweep runs.
+fn count_done(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.filter_map(|c| std::fs::read_dir(c.ok()?.path()).ok())
+        .flat_map(|f| f.filter_map(|e| e.ok()))
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .count()
+}
+
+fn eval_args(run: &Path) -> Vec<String> {
+    vec![
+        "eval".into(),
+        "--all-checkpoints".into(),
+        "--quiet".into(),
+        "--probe-docs".into(),
+        "60".into(),
+        "--run".into(),
+        run.display().to_string(),
+    ]
+}
+
+#[test]
+fn sweep_writes_lm_eval_results_and_resumes_after_sigkill_with_identical_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    train_tiny(&run);
+    let out = ok(k2().args(eval_args(&run)));
+    assert!(
+        out.contains("30 evaluated, 0 already done, 0 checkpoints failed"),
+        "{out}"
+    );
+    let clean = files(&run.join("eval"));
+    assert_eq!(clean.len(), 6 * 5 * 2);
+    let r: serde_json::Value = serde_json::from_slice(&clean["ckpt_0003/k2_facts.json"]).unwrap();
+    assert!(r["results"]["k2_facts"]["acc,none"].as_f64().is_some());
+    assert!(r["results"]["k2_facts"]["acc_norm_stderr,none"]
+        .as_f64()
+        .is_some());
+    assert_eq!(r["n-shot"]["k2_facts"], 0);
+    assert_eq!(r["config"]["model_revision"], "ckpt_0003");
+    assert_eq!(r["k2"]["step"], 24);
+    let m = k2_archive::Manifest::load(&run.join("checkpoints.toml")).unwrap();
+    assert_eq!(
+        r["config"]["model_sha"].as_str(),
+        m.get("ckpt_0003")
+            .unwrap()
+            .files
+            .get("model.safetensors")
+            .map(|s| s.as_str())
+    );
+    let samples = String::from_utf8(clean["ckpt_0003/k2_facts.samples.jsonl"].clone()).unwrap();
+    assert_eq!(samples.lines().count(), 60);
+    let s0: serde_json::Value = serde_json::from_str(samples.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        s0["arguments"].as_array().unwrap().len(),
+        s0["resps"].as_array().unwrap().len()
+    );
+
+    // A rerun finds everything done.
+    let again = ok(k2().args(eval_args(&run)));
+    assert!(again.contains("0 evaluated, 30 already done"), "{again}");
+
+    // Kill a fresh sweep mid-way (several times), then finish it: same bytes, nothing partial.
+    std::fs::remove_dir_all(run.join("eval")).unwrap();
+    for wait_files in [4usize, 25] {
+        let mut child = k2().args(eval_args(&run)).spawn().unwrap();
+        let t0 = Instant::now();
+        loop {
+            let n = count_done(&run.join("eval"));
+            if n >= wait_files {
+                break;
+            }
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "sweep ended before it could be killed"
+            );
+            assert!(t0.elapsed() < Duration::from_secs(120));
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let out = ok(k2().args(eval_args(&run)));
+    assert!(out.contains("already done"), "{out}");
+    assert_eq!(files(&run.join("eval")), clean);
+}
+
+#[test]
+fn a_corrupt_checkpoint_is_reported_and_the_sweep_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    train_tiny(&run);
+    let p = run.join("ckpt_0002/model.safetensors");
+    let mut b = std::fs::read(&p).unwrap();
+    let n = b.len();
+    b[n - 1] ^= 1;
+    std::fs::write(&p, b).unwrap();
+    let out = run_cmd(k2().args(eval_args(&run)));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ckpt_0002") && stderr.contains("model.safetensors"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("25 evaluated") && stdout.contains("1 checkpoints failed"),
+        "{stdout}"
+    );
+    assert!(!run.join("eval/ckpt_0002").exists());
+    assert!(run.join("eval/ckpt_0006/k2_copy.json").exists());
+}
+
+fn lls(path: &Path) -> Vec<f64> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .flat_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["resps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["ll"].as_f64().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn batch_size_changes_no_loglikelihood_beyond_1e_5_on_real_arc() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = shared().join("models/stories260K-hf");
+    let mut accs = Vec::new();
+    let mut all = Vec::new();
+    for bs in ["1", "8"] {
+        let out = tmp.path().join(format!("bs{bs}"));
+        let text = ok(k2()
+            .args([
+                "eval",
+                "--quiet",
+                "--tasks",
+                "arc_easy",
+                "--limit",
+                "40",
+                "--batch-size",
+                bs,
+                "--model",
+            ])
+            .arg(&model)
+            .arg("--data")
+            .arg(shared())
+            .arg("--output")
+            .arg(&out));
+        assert!(text.contains("acc_norm,none"), "{text}");
+        let r = k2_eval::results::read_metrics(&out.join("arc_easy.json")).unwrap();
+        accs.push((r["acc,none"], r["acc_norm,none"]));
+        all.push(lls(&out.join("arc_easy.samples.jsonl")));
+    }
+    assert_eq!(accs[0], accs[1]);
+    assert_eq!(all[0].len(), 160);
+    let worst = all[0]
+        .iter()
+        .zip(&all[1])
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f64, f64::max);
+    assert!(worst <= 1e-5, "max |ll(bs 1) - ll(bs 8)| = {worst}");
+}
+
+#[test]
+fn unknown_tasks_and_malformed_data_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = shared().join("models/stories260K-hf");
+    let err = fails(
+        k2().args(["eval", "--tasks", "arc_medium", "--model"])
+            .arg(&model),
+    );
+    assert!(
+        err.contains("arc_medium") && err.contains("arc_easy"),
+        "{err}"
+    );
+    // A data root whose ARC file has a broken line 3.
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(data.join("arc")).unwrap();
+    let good = std::fs::read_to_string(shared().join("arc/arc_easy_test.jsonl")).unwrap();
+    let mut lines: Vec<&str> = good.lines().take(5).collect();
+    lines[2] = "{\"query\": \"Question: broken\", \"choices\": [\"a\"]";
+    std::fs::write(data.join("arc/arc_easy_test.jsonl"), lines.join("\n")).unwrap();
+    let err = fails(
+        k2().args(["eval", "--tasks", "arc_easy", "--model"])
+            .arg(&model)
+            .arg("--data")
+            .arg(&data),
+    );
+    assert!(
+        err.contains("arc_easy_test.jsonl") && err.contains(":3"),
+        "{err}"
+    );
+}
