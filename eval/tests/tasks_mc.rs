@@ -8,9 +8,7 @@ use k2_eval::fewshot::context_sampler_fewshot;
 use k2_eval::tasks::arc::{Arc, ArcVariant};
 use k2_eval::tasks::boolq::BoolQ;
 use k2_eval::tasks::hellaswag::{preprocess, py_capitalize, Hellaswag};
-use k2_eval::tasks::mmlu::{
-    mmlu_subjects, parse_csv, pooled_sample_stderr, weighted_group_score, Mmlu,
-};
+use k2_eval::tasks::mmlu::{mmlu_subjects, parse_csv, Mmlu};
 use k2_eval::tasks::openbookqa::OpenBookQa;
 use k2_eval::tasks::piqa::Piqa;
 use k2_eval::tasks::truthfulqa::{mc2_score, TruthfulQa, TruthfulQaVariant, PREAMBLE};
@@ -280,10 +278,11 @@ Statement 1 | Every element of a group generates a cyclic subgroup of the group.
 
 #[test]
 fn mmlu_group_helpers_and_csv() {
-    assert!((weighted_group_score(&[(100, 0.5), (300, 0.25)]) - 0.3125).abs() < 1e-12);
+    use k2_eval::metrics::{pooled_sample_stderr, weighted_group_mean};
+    assert!((weighted_group_mean(&[(0.5, 100), (0.25, 300)]) - 0.3125).abs() < 1e-12);
     // pooled: sqrt(((99*0.1^2*100) + (299*0.2^2*300)) / (400-2) / 400)
     let want = (((99.0 * 0.01 * 100.0) + (299.0 * 0.04 * 300.0)) / 398.0 / 400.0f64).sqrt();
-    assert!((pooled_sample_stderr(&[(100, 0.1), (300, 0.2)]) - want).abs() < 1e-12);
+    assert!((pooled_sample_stderr(&[0.1, 0.2], &[100, 300]) - want).abs() < 1e-12);
     let recs = parse_csv(Path::new("x.csv"), "a,\"b, \"\"q\"\"\nline\",c\r\nd,e,f\n").unwrap();
     assert_eq!(recs.len(), 2);
     assert_eq!(recs[0].fields, ["a", "b, \"q\"\nline", "c"]);

@@ -202,30 +202,3 @@ impl Mmlu {
 }
 
 crate::delegate_mc_task!(Mmlu);
-
-/// lm-eval's group aggregation with `weight_by_size: True`: Σ n_i·acc_i / Σ n_i, over
-/// `(n_docs, acc)` of each subtask. (The nested mmlu → category → subject mean equals the flat
-/// size-weighted mean.)
-pub fn weighted_group_score(parts: &[(usize, f64)]) -> f64 {
-    let n: usize = parts.iter().map(|p| p.0).sum();
-    if n == 0 {
-        return f64::NAN;
-    }
-    parts.iter().map(|&(k, a)| k as f64 * a).sum::<f64>() / n as f64
-}
-
-/// lm-eval's `pooled_sample_stderr(stderrs, sizes)` over `(n_docs, stderr)` of each subtask:
-/// sqrt(Σ (n_i − 1)·se_i²·n_i / (Σn − k) / Σn).
-pub fn pooled_sample_stderr(parts: &[(usize, f64)]) -> f64 {
-    let n: usize = parts.iter().map(|p| p.0).sum();
-    let k = parts.len();
-    if n <= k {
-        return f64::NAN;
-    }
-    let var = parts
-        .iter()
-        .map(|&(s, se)| (s as f64 - 1.0) * se * se * s as f64)
-        .sum::<f64>()
-        / (n - k) as f64;
-    (var / n as f64).sqrt()
-}
