@@ -154,6 +154,20 @@ enum ModelCommand {
         after_help = "Examples:\n  k2 model info k2-65b\n  k2 model info default\n  k2 model info runs/default/ckpt_0016"
     )]
     Info { model: String },
+    /// Write an HF model directory of a preset shape with freshly initialised weights.
+    #[command(
+        after_help = "Example:\n  k2 model init bench-17m --out /tmp/m17 --tokenizer ../shared/data/models/stories260K-hf/tokenizer.json"
+    )]
+    Init {
+        preset: String,
+        #[arg(long)]
+        out: PathBuf,
+        /// tokenizer.json to copy into the directory.
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
+        #[arg(long, default_value_t = 1234)]
+        seed: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -180,6 +194,43 @@ k2 bench train --preset default --batch 16 --seq 128\n  python bench/torch_train
         #[arg(long)]
         json: bool,
     },
+    /// Loglikelihood requests per second of `k2 eval` on a model and task.
+    #[command(
+        after_help = "Example:\n  k2 bench eval --model ../shared/data/models/stories260K-hf --tasks hellaswag --limit 200 --shots hellaswag=0"
+    )]
+    Eval {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long, default_value = "hellaswag", value_delimiter = ',')]
+        tasks: Vec<String>,
+        #[arg(long, value_delimiter = ',')]
+        shots: Vec<String>,
+        #[arg(long, default_value_t = 200)]
+        limit: usize,
+        #[arg(long, default_value_t = 8)]
+        batch_size: usize,
+        #[arg(long, default_value = "../shared/data")]
+        data: PathBuf,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
+}
+
+/// `task=n` pairs of `--shots`.
+fn parse_shots(shots: &[String]) -> Result<Vec<(String, usize)>> {
+    shots
+        .iter()
+        .map(|s| {
+            let (t, n) = s
+                .split_once('=')
+                .with_context(|| format!("--shots `{s}`: expected TASK=N"))?;
+            Ok((
+                t.to_string(),
+                n.parse::<usize>()
+                    .with_context(|| format!("--shots `{s}`: N is not a number"))?,
+            ))
+        })
+        .collect()
 }
 
 fn main() -> ExitCode {
@@ -246,19 +297,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             quiet,
         } => {
             k2_trainer::set_threads(threads);
-            let shots = shots
-                .iter()
-                .map(|s| {
-                    let (t, n) = s
-                        .split_once('=')
-                        .with_context(|| format!("--shots `{s}`: expected TASK=N"))?;
-                    Ok((
-                        t.to_string(),
-                        n.parse::<usize>()
-                            .with_context(|| format!("--shots `{s}`: N is not a number"))?,
-                    ))
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let shots = parse_shots(&shots)?;
             let specs = k2_eval::registry::specs(&tasks, &data, &shots, limit, probe_docs)?;
             let bar = indicatif::ProgressBar::new(0);
             if quiet {
@@ -423,6 +462,39 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 k2_model::preset(&model)?
             };
             println!("{}", k2_trainer::bench::describe_model(&cfg));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Model(ModelCommand::Init {
+            preset,
+            out,
+            tokenizer,
+            seed,
+        }) => {
+            let cfg = k2_model::preset(&preset)?;
+            k2_trainer::init::write_initialized_model(&cfg, seed, tokenizer.as_deref(), &out)?;
+            println!(
+                "wrote {} ({} parameters) to {}",
+                preset,
+                cfg.num_params(),
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Eval {
+            model,
+            tasks,
+            shots,
+            limit,
+            batch_size,
+            data,
+            threads,
+        }) => {
+            k2_trainer::set_threads(threads);
+            let shots = parse_shots(&shots)?;
+            let specs = k2_eval::registry::specs(&tasks, &data, &shots, Some(limit), 200)?;
+            for r in k2_eval::bench::bench_eval(&model, &specs, batch_size)? {
+                println!("{}", serde_json::to_string(&r)?);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(BenchCommand::Train {

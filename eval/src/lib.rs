@@ -1,6 +1,7 @@
 //! k2-eval: benchmark tasks with lm-evaluation-harness's exact prompt formats, few-shot
 //! construction and metrics; the scoring engine; the sweep over every checkpoint of a run.
 
+pub mod bench;
 pub mod encode;
 pub mod engine;
 pub mod error;

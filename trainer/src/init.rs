@@ -72,3 +72,40 @@ mod tests {
         assert!(g.iter().all(|&x| x == 1.0));
     }
 }
+
+/// Writes an HF model directory with freshly initialised weights for `cfg` (for benchmarks and
+/// tests that need a model of a given shape): config.json, generation_config.json,
+/// model.safetensors and, if given, a copy of `tokenizer`. Refuses an existing non-empty `out`.
+pub fn write_initialized_model(
+    cfg: &LlamaConfig,
+    seed: u64,
+    tokenizer: Option<&std::path::Path>,
+    out: &std::path::Path,
+) -> Result<()> {
+    use crate::error::{io_err, TrainError};
+    cfg.validate()?;
+    if out.exists()
+        && std::fs::read_dir(out)
+            .map_err(io_err(out))?
+            .next()
+            .is_some()
+    {
+        return Err(TrainError::RunExists(out.to_path_buf()));
+    }
+    std::fs::create_dir_all(out).map_err(io_err(out))?;
+    let w = init_weights(cfg, seed, &Device::Cpu)?;
+    k2_archive::write_file_atomic(&out.join("config.json"), cfg.to_hf_json().as_bytes())?;
+    k2_archive::write_file_atomic(
+        &out.join("generation_config.json"),
+        cfg.generation_config_json().as_bytes(),
+    )?;
+    k2_archive::write_file_atomic(
+        &out.join("model.safetensors"),
+        &k2_model::safetensors_bytes(&w)?,
+    )?;
+    if let Some(t) = tokenizer {
+        let bytes = std::fs::read(t).map_err(io_err(t))?;
+        k2_archive::write_file_atomic(&out.join("tokenizer.json"), &bytes)?;
+    }
+    Ok(())
+}

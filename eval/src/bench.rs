@@ -1,0 +1,59 @@
+//! `k2 bench eval`: loglikelihood requests per second of one model on a task, the same work
+//! lm-evaluation-harness does for `--limit N` (compare with `bench/lm_eval_parity/`).
+
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::{DType, Device};
+use serde::Serialize;
+
+use crate::engine::Engine;
+use crate::error::{EvalError, Result};
+use crate::evaluate::{count_requests, run_task};
+use crate::sweep::TaskSpec;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalBench {
+    pub model: String,
+    pub task: String,
+    pub docs: usize,
+    pub requests: usize,
+    pub batch_size: usize,
+    pub seconds: f64,
+    pub requests_per_s: f64,
+    pub metrics: Vec<(String, f64)>,
+}
+
+/// Times `run_task` (model loading excluded) for each task spec.
+pub fn bench_eval(
+    model_dir: &Path,
+    specs: &[TaskSpec],
+    batch_size: usize,
+) -> Result<Vec<EvalBench>> {
+    let e = |x: k2_model::ModelError| EvalError::Other(x.to_string());
+    let model = k2_model::load_model(model_dir, DType::F32, &Device::Cpu).map_err(e)?;
+    let tok = k2_model::load_tokenizer(&model_dir.join("tokenizer.json")).map_err(e)?;
+    let engine = Engine::new(model, tok, batch_size);
+    let mut out = Vec::new();
+    for s in specs {
+        let requests = count_requests(s.task.as_ref(), s.shots, s.limit);
+        let t0 = Instant::now();
+        let (r, _) = run_task(&engine, s.task.as_ref(), s.shots, s.limit, &mut |_| {})?;
+        let secs = t0.elapsed().as_secs_f64();
+        out.push(EvalBench {
+            model: model_dir.display().to_string(),
+            task: r.task.clone(),
+            docs: r.n_effective,
+            requests,
+            batch_size,
+            seconds: secs,
+            requests_per_s: requests as f64 / secs,
+            metrics: r
+                .metrics
+                .iter()
+                .map(|m| (format!("{},{}", m.name, m.filter), m.value))
+                .collect(),
+        });
+    }
+    Ok(out)
+}
