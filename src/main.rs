@@ -351,7 +351,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let watch = if watch {
                 Some((
                     k2_trainer::run_config(&run_dir)?.total_chunks() as usize,
-                    std::time::Duration::from_secs(2),
+                    std::time::Duration::from_millis(500),
                 ))
             } else {
                 None

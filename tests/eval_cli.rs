@@ -236,3 +236,55 @@ fn unknown_tasks_and_malformed_data_are_clear_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn watch_evaluates_checkpoints_as_training_writes_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tiny_config_with(
+        tmp.path(),
+        "cfg.toml",
+        "steps_per_checkpoint = 8",
+        "steps_per_checkpoint = 80",
+    );
+    let run = tmp.path().join("run");
+    let mut train = k2()
+        .args(["train", "--quiet", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&run)
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !run.join("checkpoints.toml").exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "training never set up its run"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut args = eval_args(&run);
+    args.push("--watch".into());
+    let eval = k2()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(train.wait().unwrap().success());
+    let out = eval.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("30 evaluated"), "{text}");
+    // The first checkpoints were evaluated while training was still running.
+    let first = std::fs::metadata(run.join("eval/ckpt_0001/k2_facts.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let last_ckpt = std::fs::metadata(run.join("ckpt_0006/model.safetensors"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert!(
+        first < last_ckpt,
+        "ckpt_0001 was only evaluated after training ended"
+    );
+}
