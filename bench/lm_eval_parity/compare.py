@@ -195,7 +195,8 @@ def load_lm_eval(task, limit):
     for s in read_jsonl(latest(os.path.join(base, "*", f"samples_parity_{task}_*.jsonl"))):
         reqs = [(a["arg_0"], a["arg_1"]) for a in s["arguments"].values()] if isinstance(s["arguments"], dict) \
             else [tuple(a) for a in s["arguments"]]
-        lls = [(float(r[0][0]), bool(r[0][1])) for r in s["resps"]]
+        # --log_samples writes each response as strings: [["-11.36", "False"]]
+        lls = [(float(r[0][0]), str(r[0][1]) == "True") for r in s["resps"]]
         samples[s["doc_id"]] = (reqs, lls)
     return res, samples
 
@@ -246,14 +247,14 @@ def compare(args):
             # first doc's prompt, printed for eyeballing
             d0 = min(set(ks) & set(ls))
             same0 = ks[d0][0] == ls[d0][0]
-            notes.append(f"{task} doc {d0}: first-request prompt {'IDENTICAL' if same0 else 'DIFFERENT'}: "
-                         f"ctx={ks[d0][0][0][-120:]!r} cont={ks[d0][0][0][1]!r}")
+            c0, t0 = ks[d0][0][0]
+            notes.append(f"{task} doc {d0}: prompts {'IDENTICAL' if same0 else 'DIFFERENT'}; "
+                         f"req 0 ctx=...{c0[-90:]!r} cont={t0!r}")
             notes.append(f"{task}: {n_req} requests, {n_prompt_diff} prompt diffs, {n_greedy_diff} is_greedy diffs, "
                          f"max|Δll|={max_d:.3g}" + (f" at doc {worst[0]} req {worst[1]} (k2 {worst[2]:.6f}, lm-eval {worst[3]:.6f})" if worst else ""))
             for m in METRICS[task]:
-                kv = kres.get(f"{m},none")
-                lv = lres.get(f"{m},none")
-                rows.append((task, m, kv, lv, max_d))
+                for key in (m, m + "_stderr"):
+                    rows.append((task, key, kres.get(f"{key},none"), lres.get(f"{key},none"), max_d))
     print()
     print("| task | metric | k2 | lm-eval | max\\|Δll\\| |")
     print("|---|---|---|---|---|")
@@ -262,9 +263,110 @@ def compare(args):
     print()
     for n in notes:
         print(n)
-    bad = [r for r in rows if not (isinstance(r[2], float) and isinstance(r[3], float)
-                                   and math.isclose(r[2], r[3], rel_tol=1e-6, abs_tol=1e-9))]
-    print(f"\n{len(rows) - len(bad)}/{len(rows)} metrics agree to 1e-6 relative")
+    def same(a, b, rel):
+        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and math.isclose(a, b, rel_tol=rel, abs_tol=1e-12)
+    # acc-type metrics are exact functions of argmax/is_greedy -> must be equal; perplexity = exp(-mean ll)
+    # inherits the fp32 ll noise (|Δll| ~1e-5 -> relative ~1e-5), so it gets 1e-4.
+    bad = [r for r in rows if not same(r[2], r[3], 1e-4 if r[1].startswith("perplexity") else 1e-9)]
+    print(f"\n{len(rows) - len(bad)}/{len(rows)} metric values agree (acc/acc_norm/stderr exactly, perplexity to 1e-4 rel)")
+    for r in bad:
+        print(f"  DIFFERS: {r[0]} {r[1]}: k2={r[2]!r} lm-eval={r[3]!r}")
+
+
+# ---------------------------------------------------------------- BOS probe
+BOS_PROBE = r"""
+import json, sys
+from lm_eval.models.huggingface import HFLM
+from lm_eval.api.instance import Instance
+model, ctx, cont, k2_ll = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+out = {}
+for name, kw in (("default", {}), ("add_bos_token=False", {"add_bos_token": False})):
+    lm = HFLM(pretrained=model, dtype="float32", device="cpu", batch_size=1, **kw)
+    ce, te = lm._encode_pair(ctx, cont)
+    req = Instance(request_type="loglikelihood", doc={}, arguments=(ctx, cont), idx=0)
+    ll, greedy = lm.loglikelihood([req], disable_tqdm=True)[0]
+    out[name] = {"ctx_ids_head": ce[:6], "cont_ids": te, "ll": ll,
+                 "tokenizer_add_bos_token": getattr(lm.tokenizer, "add_bos_token", None),
+                 "lm.add_bos_token": lm.add_bos_token}
+out["k2_ll"] = k2_ll
+print("BOSPROBE " + json.dumps(out))
+"""
+
+
+def bos_probe(args):
+    """Tokenize + score the first arc_easy request with lm-eval's HFLM, default vs add_bos_token=False,
+    and set the result beside k2's ll for the same request."""
+    s = read_jsonl(os.path.join(WORK, "k2", "limit200", "arc_easy.samples.jsonl"))[0]
+    a, r = s["arguments"][0], s["resps"][0]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+               OMP_NUM_THREADS=str(args.threads))
+    p = subprocess.run([sys.executable, "-c", BOS_PROBE, args.model, a["context"], a["continuation"], str(r["ll"])],
+                       env=env, capture_output=True, text=True)
+    line = [l for l in p.stdout.splitlines() if l.startswith("BOSPROBE ")]
+    if not line:
+        print("BOS probe failed:\n" + p.stderr[-2000:])
+        return
+    o = json.loads(line[0][len("BOSPROBE "):])
+    print("\nBOS probe (arc_easy doc 0, request 0; lm-eval HFLM._encode_pair + loglikelihood):")
+    for name in ("default", "add_bos_token=False"):
+        d = o[name]
+        print(f"  lm-eval {name:20s}: ctx ids {d['ctx_ids_head']}..., cont ids {d['cont_ids'][:6]}..., "
+              f"ll {d['ll']:.6f} (|Δ| vs k2 {abs(d['ll'] - o['k2_ll']):.2e})")
+    print(f"  k2                          : ll {o['k2_ll']:.6f}")
+
+
+# ---------------------------------------------------------------- edge probe: _encode_pair corner cases
+# (context, last word) rows in lambada format; k2 makes the request (context, " " + word).
+EDGE_ROWS = [
+    ("Once upon a time there was a little girl named", "Lily"),          # control
+    ("Once upon a time there was a little girl named\n", "Lily"),        # context ends in a newline
+    ("Once upon a time there was a little girl named\t", "Lily"),        # ... in a tab
+    ("Once upon a time there was a little girl named \n", "Lily"),       # ... in space + newline
+    ("Once upon a time there was a little girl named\u00a0", "Lily"),    # ... in a no-break space
+    ("<s>Once upon a time there was a little girl named", "Lily"),       # context starts with the BOS text
+]
+
+EDGE_PROBE = r"""
+import json, sys
+from lm_eval.models.huggingface import HFLM
+from lm_eval.api.instance import Instance
+model, reqs = sys.argv[1], json.loads(sys.argv[2])
+lm = HFLM(pretrained=model, dtype="float32", device="cpu", batch_size=1)
+out = []
+for ctx, cont in reqs:
+    ce, te = lm._encode_pair(ctx, cont)
+    ll, g = lm.loglikelihood([Instance("loglikelihood", {}, (ctx, cont), 0)], disable_tqdm=True)[0]
+    out.append({"ctx_tail": ce[-3:], "ctx_head": ce[:2], "cont": te, "ll": ll})
+print("EDGEPROBE " + json.dumps(out))
+"""
+
+
+def edge_probe(args):
+    """k2 vs lm-eval on requests whose context ends in non-space whitespace or starts with "<s>"."""
+    d = os.path.join(WORK, "edge_data")
+    write_jsonl(os.path.join(d, "lambada", "lambada_openai_test.jsonl"),
+                [{"context": c, "continuation": w} for c, w in EDGE_ROWS])
+    out = os.path.join(WORK, "k2", "edge")
+    run([args.k2, "eval", "--model", args.model, "--tasks", "lambada_openai", "--output", out, "--data", d,
+         "--threads", str(args.threads), "--quiet"], log=os.path.join(WORK, "k2_edge.log"))
+    k2 = read_jsonl(os.path.join(out, "lambada_openai.samples.jsonl"))
+    reqs = [(s["arguments"][0]["context"], s["arguments"][0]["continuation"]) for s in k2]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+               OMP_NUM_THREADS=str(args.threads))
+    p = subprocess.run([sys.executable, "-c", EDGE_PROBE, args.model, json.dumps(reqs)],
+                       env=env, capture_output=True, text=True)
+    line = [l for l in p.stdout.splitlines() if l.startswith("EDGEPROBE ")]
+    if not line:
+        print("edge probe failed:\n" + p.stderr[-2000:])
+        return
+    le = json.loads(line[0][len("EDGEPROBE "):])
+    print("\nEdge probe (_encode_pair corner cases; lm-eval HFLM vs k2 eval on a lambada-format file):")
+    print("| context (repr, tail) | k2 ll | lm-eval ll | Δll | lm-eval ctx ids (head..tail) / cont ids |")
+    print("|---|---|---|---|---|")
+    for (c, _), s, l in zip(reqs, k2, le):
+        kll = s["resps"][0]["ll"]
+        print(f"| {c[:4]!r}..{c[-8:]!r} | {kll:.4f} | {l['ll']:.4f} | {kll - l['ll']:+.4f} "
+              f"| {l['ctx_head']}..{l['ctx_tail']} / {l['cont']} |")
 
 
 def main():
@@ -275,6 +377,7 @@ def main():
     ap.add_argument("--lm-eval", default=os.path.join(os.path.dirname(sys.executable), "lm_eval"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-run", action="store_true", help="only compare existing outputs in work/")
+    ap.add_argument("--edge", action="store_true", help="with --skip-run: still run the edge probe")
     ap.add_argument("--only", choices=["k2", "lm_eval"], help="run only one side")
     args = ap.parse_args()
     if not args.skip_run:
@@ -284,6 +387,9 @@ def main():
         if args.only != "k2":
             run_lm_eval(args)
     compare(args)
+    bos_probe(args)
+    if not args.skip_run or args.edge:
+        edge_probe(args)
 
 
 if __name__ == "__main__":

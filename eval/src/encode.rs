@@ -1,6 +1,6 @@
 //! Turning requests into token ids exactly as lm-evaluation-harness does for causal models
 //! (`api/model.py::_encode_pair`, `huggingface.py::tok_encode`):
-//! trailing spaces of the context move to the front of the continuation; the continuation's tokens
+//! trailing whitespace of the context (`context.rstrip()`: spaces, newlines, tabs, ...) moves to the front of the continuation; the continuation's tokens
 //! are those of `context + continuation` after as many tokens as the context alone encodes to, and
 //! the model sees `encode(context) + continuation`; an empty context becomes the
 //! prefix token (BOS if the tokenizer has one, else EOS). Encoding applies the tokenizer's own
@@ -36,7 +36,9 @@ pub fn prefix_token(tok: &Tokenizer) -> Option<u32> {
 }
 
 pub fn encode_pair(tok: &Tokenizer, context: &str, continuation: &str) -> Result<EncodedPair> {
-    let trimmed = context.trim_end_matches(' ');
+    // Python's `str.rstrip()`: every whitespace character, not only spaces.
+    let trimmed =
+        context.trim_end_matches(|c: char| c.is_whitespace() || ('\x1c'..='\x1f').contains(&c));
     let n = context.len() - trimmed.len();
     let (ctx, cont) = if n > 0 {
         (
