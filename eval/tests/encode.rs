@@ -1,0 +1,41 @@
+//! lm-eval's context/continuation split on a real tokenizer (stories260K's LLaMA SentencePiece-BPE,
+//! which prepends BOS as lm-eval's default tokenization does).
+
+use k2_eval::encode::{encode, encode_pair};
+
+fn tok() -> k2_model::Tokenizer {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/models/stories260K-hf/tokenizer.json");
+    k2_model::load_tokenizer(&p).unwrap()
+}
+
+#[test]
+fn continuation_tokens_follow_the_context_tokens_of_the_whole_string() {
+    let t = tok();
+    let p = encode_pair(&t, "Question: Who is Lily?\nAnswer:", " a girl").unwrap();
+    assert_eq!(
+        p.context,
+        encode(&t, "Question: Who is Lily?\nAnswer:").unwrap()
+    );
+    assert_eq!(p.context[0], 1, "BOS first");
+    let whole = encode(&t, "Question: Who is Lily?\nAnswer: a girl").unwrap();
+    assert_eq!(whole[p.context.len()..], p.continuation[..]);
+}
+
+#[test]
+fn trailing_whitespace_moves_to_the_continuation_like_python_rstrip() {
+    let t = tok();
+    for (ctx, trimmed, moved) in [
+        ("Answer: ", "Answer:", " "),
+        ("Answer:\n", "Answer:", "\n"),
+        ("Answer:\t \n", "Answer:", "\t \n"),
+    ] {
+        let p = encode_pair(&t, ctx, "yes").unwrap();
+        assert_eq!(p.context, encode(&t, trimmed).unwrap(), "{ctx:?}");
+        let whole = encode(&t, &format!("{trimmed}{moved}yes")).unwrap();
+        assert_eq!(p.continuation, whole[p.context.len()..].to_vec(), "{ctx:?}");
+    }
+    // An empty context scores the continuation after the BOS prefix token.
+    let p = encode_pair(&t, "", "Once upon a time").unwrap();
+    assert_eq!(p.context, vec![1]);
+}
