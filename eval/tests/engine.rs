@@ -22,7 +22,11 @@ struct Seq {
 }
 
 fn engine(batch: usize) -> Engine {
-    let dir = root().join("../shared/data/models/stories260K-hf");
+    engine_for("stories260K-hf", batch)
+}
+
+fn engine_for(model: &str, batch: usize) -> Engine {
+    let dir = root().join("../shared/data/models").join(model);
     let model = k2_model::load_model(&dir, DType::F32, &Device::Cpu).unwrap();
     let tok = k2_model::load_tokenizer(&dir.join("tokenizer.json")).unwrap();
     Engine::new(model, tok, batch)
@@ -30,10 +34,17 @@ fn engine(batch: usize) -> Engine {
 
 #[test]
 fn loglikelihoods_equal_transformers_at_every_batch_size() {
-    let f: Fixture = serde_json::from_str(
-        &std::fs::read_to_string(root().join("tests/fixtures/stories260K-hf.json")).unwrap(),
-    )
-    .unwrap();
+    check_against_fixture("stories260K-hf");
+}
+
+#[test]
+fn sharded_bf16_gqa_loglikelihoods_equal_transformers() {
+    check_against_fixture("tiny-random-llama-gqa-sharded");
+}
+
+fn check_against_fixture(model: &str) {
+    let path = root().join(format!("tests/fixtures/{model}.json"));
+    let f: Fixture = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     // Several continuations per context (shared), several contexts, continuations of 1..many tokens.
     let mut pairs = Vec::new();
     let mut expected = Vec::new();
@@ -54,7 +65,9 @@ fn loglikelihoods_equal_transformers_at_every_batch_size() {
     }
     let mut reference: Option<Vec<k2_eval::engine::Scored>> = None;
     for batch in [1, 3, 16] {
-        let got = engine(batch).loglikelihood(&pairs, &mut |_| {}).unwrap();
+        let got = engine_for(model, batch)
+            .loglikelihood(&pairs, &mut |_| {})
+            .unwrap();
         for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
             assert!(
                 (g.ll - e).abs() < 1e-4,
