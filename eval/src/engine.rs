@@ -4,16 +4,17 @@
 //! * requests whose contexts tokenize identically (every multiple-choice question) run the context
 //!   once; each continuation is scored from the context's cached keys and values, and one-token
 //!   continuations (MMLU's " A".." D") need no extra forward at all;
-//! * contexts are sorted by length (longest first) and batched, continuations of one context batched
-//!   together; results are restored to request order. A batch holds requests of one length only:
-//!   right padding changes the float summation order of softmax and attention, and with it the
-//!   last digits of a score, so scores would depend on the batch size (lm-eval #1645).
+//! * contexts are sorted by length (longest first) and batched with right padding, the continuations
+//!   of one context batched together; results are restored to request order. The model's cached
+//!   forward gives a padded row exactly the values it gets alone (attention sums only over the keys a
+//!   query sees; one-row products avoid the matrix-vector path), so scores do not depend on the
+//!   batch size — unlike lm-eval on padded batches (#1645).
 //!
 //! Truncation follows lm-eval: the model sees `(context + continuation)[-(max_len + 1):][:-1]`.
 
 use std::collections::HashMap;
 
-use candle_core::{Device, Tensor, D};
+use candle_core::{Device, Tensor};
 use k2_model::{KvCache, Llama, Tokenizer};
 
 use crate::encode::{encode, prefix_token, EncodedPair};
@@ -25,6 +26,26 @@ pub struct Engine {
     pub batch_size: usize,
     pub max_len: usize,
 }
+
+/// log p(`tok`) under the softmax of one row of logits (log-sum-exp accumulated in f64), and
+/// whether `tok` is the row's argmax (first maximum wins, as torch's argmax).
+fn token_logprob(logits: &[f32], tok: u32) -> (f64, bool) {
+    let mut best = 0usize;
+    for (i, &x) in logits.iter().enumerate() {
+        if x > logits[best] {
+            best = i;
+        }
+    }
+    let max = logits[best] as f64;
+    let sum: f64 = logits.iter().map(|&x| (x as f64 - max).exp()).sum();
+    (
+        logits[tok as usize] as f64 - max - sum.ln(),
+        best == tok as usize,
+    )
+}
+
+/// Continuations of one context scored together in one forward from its cache.
+const CONTINUATIONS_PER_FORWARD: usize = 32;
 
 /// A context's tokens and the (request index, continuation tokens) scored after it.
 type ContextGroup = (Vec<u32>, Vec<(usize, Vec<u32>)>);
@@ -65,24 +86,6 @@ pub fn rolling_windows(tokens: &[u32], prefix: u32, max_len: usize) -> Vec<(Vec<
             (a[..keep].to_vec(), b)
         })
         .collect()
-}
-
-/// Consecutive runs of `items` (already sorted by length) cut into batches of at most `size`
-/// items of one length. Batches never mix lengths, so no row is padded and every request is
-/// computed with the same shapes at any batch size: scores do not depend on the batch size.
-fn equal_len_batches<T>(items: &[T], size: usize, len: impl Fn(&T) -> usize) -> Vec<&[T]> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    while start < items.len() {
-        let l = len(&items[start]);
-        let mut end = start + 1;
-        while end < items.len() && end - start < size && len(&items[end]) == l {
-            end += 1;
-        }
-        out.push(&items[start..end]);
-        start = end;
-    }
-    out
 }
 
 impl Engine {
@@ -143,19 +146,17 @@ impl Engine {
         // Longest first (lm-eval's order), ties broken by tokens so the order is deterministic.
         groups.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
         let mut done = 0;
-        for batch in equal_len_batches(&groups, self.batch_size, |g| g.0.len()) {
+        for batch in groups.chunks(self.batch_size) {
             let ctxs: Vec<&Vec<u32>> = batch.iter().map(|g| &g.0).collect();
             let (last_logprobs, caches) = self.run_contexts(&ctxs)?;
             for ((_, members), (lp0, cache)) in
                 batch.iter().zip(last_logprobs.into_iter().zip(caches))
             {
-                let mut members: Vec<&(usize, Vec<u32>)> = members.iter().collect();
-                members.sort_by_key(|(i, c)| (std::cmp::Reverse(c.len()), *i));
-                // One continuation per forward: batching them changes the last digits (measured:
-                // up to 1.6e-5 on ARC with stories260K), and the cached context is the expensive part.
-                for sub in equal_len_batches(&members, 1, |m| m.1.len()) {
-                    let sub: Vec<(usize, Vec<u32>)> = sub.iter().map(|m| (*m).clone()).collect();
-                    let scores = self.score_continuations(&lp0, &cache, &sub)?;
+                // All continuations of a context in one right-padded forward (in chunks of a fixed
+                // size): the padded shape depends on the request set, never on --batch-size, so
+                // scores stay identical at any batch size.
+                for sub in members.chunks(CONTINUATIONS_PER_FORWARD) {
+                    let scores = self.score_continuations(&lp0, &cache, sub)?;
                     for ((i, _), s) in sub.iter().zip(scores) {
                         out[*i] = s;
                     }
@@ -167,7 +168,7 @@ impl Engine {
         Ok(out)
     }
 
-    /// Runs contexts (right-padded batch); returns each context's next-token log-probs at its
+    /// Runs contexts (right-padded batch); returns each context's next-token logits at its
     /// last position and its KV cache cut to its own length.
     fn run_contexts(&self, ctxs: &[&Vec<u32>]) -> Result<(Vec<Vec<f32>>, Vec<KvCache>)> {
         let t = ctxs.iter().map(|c| c.len()).max().unwrap_or(1);
@@ -189,36 +190,31 @@ impl Engine {
                 .unsqueeze(0)
                 .map_err(err)?;
             let logits = self.model.lm_head(&h).map_err(err)?;
-            let lp = candle_nn::ops::log_softmax(&logits, D::Minus1).map_err(err)?;
-            lps.push(lp.squeeze(0).map_err(err)?.to_vec1::<f32>().map_err(err)?);
+            lps.push(
+                logits
+                    .squeeze(0)
+                    .map_err(err)?
+                    .to_vec1::<f32>()
+                    .map_err(err)?,
+            );
             caches.push(cache.row(i, c.len()).map_err(err)?);
         }
         Ok((lps, caches))
     }
 
     /// Scores continuations of one context from its cache: the first token from the context's
-    /// last log-probs, the rest from one batched forward of `cont[..-1]`.
+    /// last logits, the rest from one batched forward of `cont[..-1]`.
     fn score_continuations(
         &self,
-        lp0: &[f32],
+        logits0: &[f32],
         cache: &KvCache,
         conts: &[(usize, Vec<u32>)],
     ) -> Result<Vec<Scored>> {
-        let argmax = |v: &[f32]| -> u32 {
-            let mut best = 0;
-            for (i, &x) in v.iter().enumerate() {
-                if x > v[best] {
-                    best = i;
-                }
-            }
-            best as u32
-        };
-        let g0 = argmax(lp0);
         let mut scores: Vec<Scored> = conts
             .iter()
-            .map(|(_, c)| Scored {
-                ll: lp0[c[0] as usize] as f64,
-                is_greedy: g0 == c[0],
+            .map(|(_, c)| {
+                let (ll, is_greedy) = token_logprob(logits0, c[0]);
+                Scored { ll, is_greedy }
             })
             .collect();
         let t = conts.iter().map(|(_, c)| c.len() - 1).max().unwrap_or(0);
@@ -237,23 +233,20 @@ impl Engine {
             .forward_hidden_cached(&ids, Some(&cache))
             .map_err(err)?;
         let logits = self.model.lm_head(&hidden).map_err(err)?;
-        let lp = candle_nn::ops::log_softmax(&logits, D::Minus1).map_err(err)?;
         for (j, (_, c)) in conts.iter().enumerate() {
             if c.len() < 2 {
                 continue;
             }
-            let rows = lp
+            let rows = logits
                 .get(j)
                 .map_err(err)?
                 .narrow(0, 0, c.len() - 1)
                 .map_err(err)?;
             let rows: Vec<Vec<f32>> = rows.to_vec2().map_err(err)?;
             for (k, row) in rows.iter().enumerate() {
-                let tok = c[k + 1];
-                scores[j].ll += row[tok as usize] as f64;
-                if argmax(row) != tok {
-                    scores[j].is_greedy = false;
-                }
+                let (lp, greedy) = token_logprob(row, c[k + 1]);
+                scores[j].ll += lp;
+                scores[j].is_greedy &= greedy;
             }
         }
         Ok(scores)

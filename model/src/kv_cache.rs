@@ -1,6 +1,8 @@
 //! Inference with a key/value cache: run a prefix once, then score or generate continuations from
 //! its cached keys and values (the eval harness shares one context among all the answers of a
 //! multiple-choice question this way, and greedy generation extends it token by token).
+//! Rows of a right-padded batch get exactly the values they get alone, so eval scores do not
+//! depend on the batch size.
 
 use candle_core::{Tensor, D};
 
@@ -80,13 +82,6 @@ impl Llama {
                 .reshape((b, t, cfg.hidden_size))?;
         let cos = self.cos.narrow(0, past, t)?;
         let sin = self.sin.narrow(0, past, t)?;
-        // (t, past + t): query i sees keys 0..=past+i.
-        let mask: Vec<f32> = (0..t)
-            .flat_map(|i| {
-                (0..past + t).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 })
-            })
-            .collect();
-        let mask = Tensor::from_vec(mask, (t, past + t), x.device())?.to_dtype(x.dtype())?;
         let scale = 1.0 / (hd as f64).sqrt();
         let mut new_layers = Vec::with_capacity(self.layers.len());
         for (li, l) in self.layers.iter().enumerate() {
@@ -110,8 +105,9 @@ impl Llama {
             new_layers.push((k.clone(), v.clone()));
             let k = repeat_kv(k, nh / nkv)?;
             let v = repeat_kv(v, nh / nkv)?;
-            let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&mask)?;
-            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+            // Query i sees keys 0..=past+i. The fused kernel sums over those keys only, so a
+            // row's probabilities do not depend on how far the batch is right-padded.
+            let probs = crate::fused::causal_softmax(&q.matmul(&k.t()?)?, scale)?;
             let out = probs
                 .matmul(&v)?
                 .transpose(1, 2)?
