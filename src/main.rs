@@ -58,7 +58,7 @@ Suites: default (built-in probes), leaderboard (K2's six), pythia.\n\
 Results: <run>/eval/<ckpt>/<task>.json (lm-eval layout) and <task>.samples.jsonl; finished pairs are skipped."
     )]
     Eval {
-        /// Evaluate every checkpoint of the run's manifest, oldest first.
+        /// Evaluate every checkpoint of the run's manifest, oldest first (the default without --model).
         #[arg(long, conflicts_with = "model")]
         all_checkpoints: bool,
         /// The run directory (with --all-checkpoints).
@@ -216,6 +216,22 @@ k2 bench train --preset default --batch 16 --seq 128\n  python bench/torch_train
     },
 }
 
+/// The error and its causes joined with ": ", leaving out a cause whose text the message already
+/// holds (the crates' errors quote their source).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
 /// `task=n` pairs of `--shots`.
 fn parse_shots(shots: &[String]) -> Result<Vec<(String, usize)>> {
     shots
@@ -238,7 +254,7 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::FAILURE
         }
     }
@@ -339,11 +355,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("results in {}", output.display());
                 return Ok(ExitCode::SUCCESS);
             }
-            if !all_checkpoints {
-                anyhow::bail!(
-                    "pass --all-checkpoints (every checkpoint of --run or --suite) or --model DIR"
-                );
-            }
+            // Without --model every checkpoint of the run is evaluated: --all-checkpoints is the
+            // default and may be spelled out.
+            let _ = all_checkpoints;
             let run_dir = match &suite {
                 Some(name) => k2_eval::suites::run_dir_of_suite(name)?,
                 None => run.clone(),
