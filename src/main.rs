@@ -98,6 +98,28 @@ Results: <run>/eval/<ckpt>/<task>.json (lm-eval layout) and <task>.samples.jsonl
         #[arg(long)]
         quiet: bool,
     },
+    /// Render a release report: capability-over-time figures and tables (PNG + SVG + markdown).
+    #[command(
+        after_help = "Examples:\n  k2 report                                   # runs/default -> reports/default/README.md\n  \
+k2 report --run runs/mine --out reports --name mine\n  \
+k2 report --lm-eval-results ../shared/data/pythia_evals --name pythia --log-x"
+    )]
+    Report {
+        /// A k2 run directory (manifest, metrics.jsonl, eval results).
+        #[arg(long)]
+        run: Option<PathBuf>,
+        /// A directory tree of lm-evaluation-harness results JSON (v0.3 or v0.4 layout).
+        #[arg(long)]
+        lm_eval_results: Option<PathBuf>,
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+        /// Report name (folder under --out). Default: the run's folder name, else `lm-eval`.
+        #[arg(long)]
+        name: Option<String>,
+        /// Logarithmic tokens axis (for log-spaced checkpoints such as Pythia's).
+        #[arg(long)]
+        log_x: bool,
+    },
     /// Inspect the data of a run.
     #[command(subcommand)]
     Data(DataCommand),
@@ -388,6 +410,40 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Report {
+            run,
+            lm_eval_results,
+            out,
+            name,
+            log_x,
+        } => {
+            let run = match (&run, &lm_eval_results) {
+                (None, None) => Some(PathBuf::from("runs/default")),
+                _ => run,
+            };
+            let name = name.unwrap_or_else(|| match &run {
+                Some(r) => r
+                    .file_name()
+                    .map_or("run".into(), |n| n.to_string_lossy().to_string()),
+                None => "lm-eval".into(),
+            });
+            let s = k2_analysis::render_report(&k2_analysis::ReportOptions {
+                run,
+                lm_eval_results,
+                out,
+                name,
+                log_x,
+            })?;
+            println!(
+                "report: {} ({} figures, {} series, {} tasks, {} points)",
+                s.readme.display(),
+                s.figures.len(),
+                s.series.len(),
+                s.tasks.len(),
+                s.points
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::Data(DataCommand::Batch { run, step, json }) => {
             let (loc, samples) = k2_trainer::batch_of_step(&run, step)?;

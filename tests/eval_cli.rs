@@ -288,3 +288,50 @@ fn watch_evaluates_checkpoints_as_training_writes_them() {
         "ckpt_0001 was only evaluated after training ended"
     );
 }
+
+#[test]
+fn report_renders_figures_and_tables_from_a_run_and_from_lm_eval_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    train_tiny(&run);
+    ok(k2().args(eval_args(&run)));
+    let out = tmp.path().join("reports");
+    let text = ok(k2()
+        .args(["report", "--run"])
+        .arg(&run)
+        .arg("--out")
+        .arg(&out)
+        .args(["--name", "tiny"]));
+    assert!(
+        text.contains("reports/tiny/README.md") || text.contains("tiny/README.md"),
+        "{text}"
+    );
+    let readme = std::fs::read_to_string(out.join("tiny/README.md")).unwrap();
+    // The table shows the headline value of a results file, and the manifest's weight hash.
+    let r = k2_eval::results::read_metrics(&run.join("eval/ckpt_0006/k2_facts.json")).unwrap();
+    assert!(
+        readme.contains(&format!("{:.3}", r["acc_norm,none"])),
+        "table lacks ckpt_0006 k2_facts"
+    );
+    let m = k2_archive::Manifest::load(&run.join("checkpoints.toml")).unwrap();
+    assert!(readme.contains(&m.checkpoints[0].files["model.safetensors"]));
+    for f in [
+        "capability_0shot.png",
+        "capability_0shot.svg",
+        "training.png",
+        "training.svg",
+    ] {
+        let len = std::fs::metadata(out.join("tiny/figures").join(f))
+            .unwrap()
+            .len();
+        assert!(len > 1000, "{f}: {len} bytes");
+    }
+    // Pythia's published lm-eval (v0.3) results: one line per model size.
+    let text = ok(k2()
+        .args(["report", "--log-x", "--name", "pythia", "--lm-eval-results"])
+        .arg(shared().join("pythia_evals"))
+        .arg("--out")
+        .arg(&out));
+    assert!(text.contains("16 series"), "{text}");
+    assert!(out.join("pythia/figures/capability_5shot.png").exists());
+}

@@ -1,1 +1,9 @@
-//! k2-analysis: see DESIGN.md. Filled in by its own issue.
+//! k2-analysis: reports from k2 runs and lm-evaluation-harness results — tables, figures and a
+//! model-card-like README. Entry point: [`render_report`].
+
+pub mod inputs;
+pub mod plots;
+pub mod report;
+pub mod tables;
+
+pub use report::{render_report, ReportOptions, ReportSummary};

@@ -1,0 +1,480 @@
+//! Reading results into one model: a k2 run directory (manifest, `metrics.jsonl`,
+//! `eval/<ckpt>/<task>.json`) and any directory tree of lm-evaluation-harness results JSON
+//! (v0.3 layout: `results.<task>.<metric>` with `<metric>_stderr`; v0.4 layout:
+//! `results.<task>."<metric>,<filter>"` with `"<metric>_stderr,<filter>"`).
+//!
+//! Every error names the file it came from.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::Value;
+
+/// Tokens per optimizer step of every Pythia model (1024 sequences x 2048 tokens).
+pub const PYTHIA_TOKENS_PER_STEP: u64 = 2_097_152;
+
+/// One measured value: a metric of a task at one checkpoint of one series (model).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    /// The model / run the checkpoint belongs to, e.g. `pythia-160m` or a k2 run name.
+    pub series: String,
+    /// Few-shot count when the results file says so (0 when unknown).
+    pub shots: u32,
+    pub task: String,
+    /// Metric name without the lm-eval v0.4 filter suffix (`acc`, not `acc,none`).
+    pub metric: String,
+    pub step: u64,
+    /// Tokens seen at this checkpoint, when known.
+    pub tokens: Option<u64>,
+    pub value: f64,
+    pub stderr: Option<f64>,
+    /// Checkpoint name (k2) or `step<N>`.
+    pub checkpoint: String,
+    /// The file the value was read from.
+    pub source: PathBuf,
+}
+
+/// One row of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainRow {
+    pub step: u64,
+    pub loss: f64,
+    pub lr: f64,
+    pub grad_norm: Option<f64>,
+    pub tokens_seen: Option<u64>,
+    pub stage: Option<u32>,
+}
+
+/// A checkpoint of a k2 run, from its manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointRow {
+    pub name: String,
+    pub step: u64,
+    pub tokens: u64,
+    pub stage: u32,
+    pub status: String,
+    /// sha256 of `model.safetensors`, when the manifest lists it.
+    pub model_sha256: Option<String>,
+}
+
+/// Everything a report is drawn from.
+#[derive(Debug, Clone, Default)]
+pub struct Dataset {
+    pub points: Vec<Point>,
+    /// k2 run name, when a run was read.
+    pub run_name: Option<String>,
+    pub checkpoints: Vec<CheckpointRow>,
+    pub train: Vec<TrainRow>,
+}
+
+impl Dataset {
+    /// Series names in a stable order (natural order of model sizes where they parse).
+    pub fn series(&self) -> Vec<String> {
+        let mut s: Vec<String> = self.points.iter().map(|p| p.series.clone()).collect();
+        s.sort_by(|a, b| series_order(a, b));
+        s.dedup();
+        s
+    }
+
+    /// Task names, sorted.
+    pub fn tasks(&self) -> Vec<String> {
+        let mut t: Vec<String> = self.points.iter().map(|p| p.task.clone()).collect();
+        t.sort();
+        t.dedup();
+        t
+    }
+}
+
+/// Orders `pythia-70m` < `pythia-160m` < `pythia-1.4b` < `pythia-12b` (parameter count), then by name.
+pub fn series_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let pa = param_count(a);
+    let pb = param_count(b);
+    match (pa, pb) {
+        (Some(x), Some(y)) => x
+            .partial_cmp(&y)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.cmp(b)),
+        _ => a.cmp(b),
+    }
+}
+
+/// Parses a size like `160m` or `1.4b` out of a model name.
+pub fn param_count(name: &str) -> Option<f64> {
+    for part in name.split(['-', '_', '/', ' ']) {
+        let lower = part.to_ascii_lowercase();
+        let (num, mult) = if let Some(n) = lower.strip_suffix('m') {
+            (n, 1e6)
+        } else if let Some(n) = lower.strip_suffix('b') {
+            (n, 1e9)
+        } else {
+            continue;
+        };
+        if let Ok(v) = num.parse::<f64>() {
+            return Some(v * mult);
+        }
+    }
+    None
+}
+
+/// Reads a k2 run directory: `checkpoints.toml`, `metrics.jsonl` (optional) and
+/// `eval/<ckpt>/<task>.json` (optional). `series` names the run in the points (defaults to the
+/// manifest's run name).
+pub fn read_k2_run(run: &Path, series: Option<&str>) -> Result<Dataset> {
+    let manifest_path = run.join("checkpoints.toml");
+    let manifest = k2_archive::Manifest::load(&manifest_path)
+        .map_err(|e| anyhow!("{}: {e}", manifest_path.display()))?;
+    let name = series
+        .map(str::to_string)
+        .unwrap_or_else(|| manifest.run.clone());
+    let checkpoints: Vec<CheckpointRow> = manifest
+        .checkpoints
+        .iter()
+        .map(|c| CheckpointRow {
+            name: c.name.clone(),
+            step: c.step,
+            tokens: c.tokens,
+            stage: c.stage,
+            status: c.status.to_string(),
+            model_sha256: c.files.get("model.safetensors").cloned(),
+        })
+        .collect();
+
+    let metrics_path = run.join("metrics.jsonl");
+    let train = if metrics_path.exists() {
+        read_metrics_jsonl(&metrics_path)?
+    } else {
+        Vec::new()
+    };
+
+    let mut points = Vec::new();
+    let eval_dir = run.join("eval");
+    if eval_dir.is_dir() {
+        for f in json_files(&eval_dir)? {
+            let mut ps = read_results_file(&f)?;
+            for p in &mut ps {
+                p.series = name.clone();
+                if p.tokens.is_none() {
+                    p.tokens = checkpoints
+                        .iter()
+                        .find(|c| c.step == p.step)
+                        .map(|c| c.tokens);
+                }
+            }
+            points.extend(ps);
+        }
+    }
+    Ok(Dataset {
+        points,
+        run_name: Some(name),
+        checkpoints,
+        train,
+    })
+}
+
+/// Reads `metrics.jsonl`: one JSON object per line with at least `step`, `loss`, `lr`.
+pub fn read_metrics_jsonl(path: &Path) -> Result<Vec<TrainRow>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: Value = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}: invalid JSON", path.display(), i + 1))?;
+        let num = |k: &str| v.get(k).and_then(Value::as_f64);
+        let req = |k: &str| {
+            num(k).ok_or_else(|| anyhow!("{}:{}: missing number `{k}`", path.display(), i + 1))
+        };
+        rows.push(TrainRow {
+            step: req("step")? as u64,
+            loss: req("loss")?,
+            lr: req("lr")?,
+            grad_norm: num("grad_norm"),
+            tokens_seen: v.get("tokens_seen").and_then(Value::as_u64),
+            stage: v.get("stage").and_then(Value::as_u64).map(|s| s as u32),
+        });
+    }
+    Ok(rows)
+}
+
+/// Reads every `*.json` under `dir` (recursively) as an lm-eval results file.
+pub fn read_lm_eval_dir(dir: &Path) -> Result<Dataset> {
+    if !dir.is_dir() {
+        bail!("{}: not a directory", dir.display());
+    }
+    let mut points = Vec::new();
+    for f in json_files(dir)? {
+        points.extend(read_results_file(&f)?);
+    }
+    Ok(Dataset {
+        points,
+        ..Default::default()
+    })
+}
+
+fn json_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let rd = std::fs::read_dir(&d).with_context(|| format!("{}", d.display()))?;
+        for e in rd {
+            let e = e.with_context(|| format!("{}", d.display()))?;
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "json") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Parses `key=value` pairs of lm-eval's `model_args` string.
+fn model_arg<'a>(args: &'a str, key: &str) -> Option<&'a str> {
+    args.split(',').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k.trim() == key).then_some(v.trim())
+    })
+}
+
+fn parse_step(s: &str) -> Option<u64> {
+    let i = s.find("step")?;
+    let digits: String = s[i + 4..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits.parse().ok()
+}
+
+/// Series name from `pretrained=...`: the last path component, `pythia-v1.1-160m` -> `pythia-160m`.
+fn series_from_pretrained(p: &str) -> String {
+    let last = p.trim_end_matches('/').rsplit('/').next().unwrap_or(p);
+    last.replace("pythia-v1.1-", "pythia-")
+        .replace("pythia-v1-", "pythia-")
+}
+
+/// Reads one lm-eval results file (v0.3 or v0.4 layout, optionally with a `k2` block).
+pub fn read_results_file(path: &Path) -> Result<Vec<Point>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    let v: Value = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not valid JSON", path.display()))?;
+    let results = v.get("results").and_then(Value::as_object).ok_or_else(|| {
+        anyhow!(
+            "{}: no `results` object (not an lm-eval results file)",
+            path.display()
+        )
+    })?;
+    let config = v.get("config");
+    let model_args = config
+        .and_then(|c| c.get("model_args"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let k2 = v.get("k2");
+    let file_name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+
+    let step = k2
+        .and_then(|b| b.get("step"))
+        .and_then(Value::as_u64)
+        .or_else(|| model_arg(model_args, "revision").and_then(parse_step))
+        .or_else(|| parse_step(file_name))
+        .ok_or_else(|| {
+            anyhow!(
+                "{}: cannot tell the training step (no k2.step, no revision=stepN in config.model_args, no stepN in the file name)",
+                path.display()
+            )
+        })?;
+    let checkpoint = k2
+        .and_then(|b| b.get("checkpoint"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("step{step}"));
+    let series = model_arg(model_args, "pretrained")
+        .map(series_from_pretrained)
+        .or_else(|| {
+            config
+                .and_then(|c| c.get("model"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "model".to_string());
+    let mut tokens = k2.and_then(|b| b.get("tokens")).and_then(Value::as_u64);
+    if tokens.is_none() && series.contains("pythia") {
+        tokens = Some(step * PYTHIA_TOKENS_PER_STEP);
+    }
+    let shots_global = config
+        .and_then(|c| c.get("num_fewshot"))
+        .and_then(Value::as_u64);
+    let nshot = v.get("n-shot").and_then(Value::as_object);
+
+    let mut out = Vec::new();
+    for (task, metrics) in results {
+        let m = metrics
+            .as_object()
+            .ok_or_else(|| anyhow!("{}: results.{task} is not an object", path.display()))?;
+        let shots = nshot
+            .and_then(|n| n.get(task))
+            .and_then(Value::as_u64)
+            .or(shots_global)
+            .unwrap_or(0) as u32;
+        for (key, val) in m {
+            let (metric, filter) = match key.split_once(',') {
+                Some((a, b)) => (a, Some(b)),
+                None => (key.as_str(), None),
+            };
+            if metric.ends_with("_stderr") || metric == "alias" {
+                continue;
+            }
+            let Some(value) = val.as_f64() else { continue };
+            let stderr_key = match filter {
+                Some(f) => format!("{metric}_stderr,{f}"),
+                None => format!("{metric}_stderr"),
+            };
+            let stderr = m.get(&stderr_key).and_then(Value::as_f64);
+            let metric = match filter {
+                Some("none") | None => metric.to_string(),
+                Some(f) => format!("{metric},{f}"),
+            };
+            out.push(Point {
+                series: series.clone(),
+                shots,
+                task: task.clone(),
+                metric,
+                step,
+                tokens,
+                value,
+                stderr,
+                checkpoint: checkpoint.clone(),
+                source: path.to_path_buf(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The headline metric of a task: `acc_norm` if present, else `acc`, else the first (by name).
+pub fn headline_metric(points: &[Point], task: &str) -> Option<String> {
+    let mut metrics: Vec<&str> = points
+        .iter()
+        .filter(|p| p.task == task)
+        .map(|p| p.metric.as_str())
+        .collect();
+    metrics.sort();
+    metrics.dedup();
+    for want in ["acc_norm", "acc"] {
+        if metrics.contains(&want) {
+            return Some(want.to_string());
+        }
+    }
+    metrics.first().map(|s| s.to_string())
+}
+
+/// Chance level of the headline metric of known tasks (None where there is none, e.g. perplexity).
+pub fn default_chance(task: &str) -> Option<f64> {
+    let t = task.to_ascii_lowercase();
+    match t.as_str() {
+        "k2_agreement" => Some(0.5),
+        "piqa" | "winogrande" | "wsc" | "wsc273" | "boolq" => Some(0.5),
+        "arc_easy" | "arc_challenge" | "sciq" | "logiqa" | "openbookqa" | "hellaswag" | "mmlu" => {
+            Some(0.25)
+        }
+        _ if t.starts_with("k2_") => Some(0.25),
+        _ if t.starts_with("hendrycks") || t.starts_with("mmlu") => Some(0.25),
+        _ => None,
+    }
+}
+
+/// Replaces the per-subject `hendrycksTest-*` / `mmlu_*` tasks by one `mmlu (mean of N)` task:
+/// the mean over subjects of each (series, shots, step, metric) where all N subjects are present.
+pub fn aggregate_mmlu(points: Vec<Point>) -> Vec<Point> {
+    let is_sub =
+        |t: &str| t.starts_with("hendrycksTest-") || (t.starts_with("mmlu_") && t != "mmlu");
+    let (subs, mut rest): (Vec<Point>, Vec<Point>) =
+        points.into_iter().partition(|p| is_sub(&p.task));
+    if subs.is_empty() {
+        return rest;
+    }
+    let mut n_tasks: Vec<&str> = subs.iter().map(|p| p.task.as_str()).collect();
+    n_tasks.sort();
+    n_tasks.dedup();
+    let n = n_tasks.len();
+    type Key = (String, u32, u64, String);
+    let mut groups: BTreeMap<Key, Vec<&Point>> = BTreeMap::new();
+    for p in &subs {
+        groups
+            .entry((p.series.clone(), p.shots, p.step, p.metric.clone()))
+            .or_default()
+            .push(p);
+    }
+    let name = format!("mmlu (mean of {n})");
+    for (_, g) in groups {
+        if g.len() != n {
+            continue;
+        }
+        let mean = g.iter().map(|p| p.value).sum::<f64>() / n as f64;
+        // stderr of a mean of independent estimates
+        let se = if g.iter().all(|p| p.stderr.is_some()) {
+            Some(
+                g.iter()
+                    .map(|p| p.stderr.unwrap().powi(2))
+                    .sum::<f64>()
+                    .sqrt()
+                    / n as f64,
+            )
+        } else {
+            None
+        };
+        let p0 = g[0];
+        rest.push(Point {
+            task: name.clone(),
+            value: mean,
+            stderr: se,
+            ..p0.clone()
+        });
+    }
+    rest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_sort_by_size() {
+        let mut v = vec![
+            "pythia-1.4b",
+            "pythia-70m",
+            "pythia-12b",
+            "pythia-160m-deduped",
+            "pythia-160m",
+        ];
+        v.sort_by(|a, b| series_order(a, b));
+        assert_eq!(
+            v,
+            [
+                "pythia-70m",
+                "pythia-160m",
+                "pythia-160m-deduped",
+                "pythia-1.4b",
+                "pythia-12b"
+            ]
+        );
+        assert_eq!(
+            series_from_pretrained("EleutherAI/pythia-v1.1-160m"),
+            "pythia-160m"
+        );
+        assert_eq!(parse_step("step143000"), Some(143000));
+        assert_eq!(
+            model_arg("pretrained=a/b,revision=step3", "revision"),
+            Some("step3")
+        );
+    }
+
+    #[test]
+    fn ema_bias_corrected() {
+        let e = crate::plots::ema(&[2.0, 2.0, 2.0], 0.9);
+        assert!(e.iter().all(|x| (x - 2.0).abs() < 1e-12));
+    }
+}
