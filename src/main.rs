@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
     about = "Train LLaMA-style models with full-state checkpoints, K2's data order and an archive you can verify",
     long_about = "k2 reproduces LLM360 K2's open training workflow on candle: a trainer that writes a full-state \
 HF-format checkpoint per data chunk, a manifest with sha256 of every file, and tools to inspect the data order.\n\n\
-Quickstart (built-in default, ~3 minutes on 2 cores, no network):\n  k2 train\n  k2 ckpt list\n  k2 ckpt verify",
+Quickstart (built-in default, ~3 minutes on 2 cores, no network):\n  k2 quickstart            # = k2 train; k2 eval; k2 report\n  k2 ckpt verify",
     arg_required_else_help = true
 )]
 struct Cli {
@@ -23,6 +23,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The whole loop on the built-in default: train runs/default, evaluate every checkpoint on the
+    /// built-in probes, render reports/default. Rerunning continues where it stopped.
+    Quickstart {
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Train a run (the built-in default unless --config), writing a checkpoint per data chunk.
     #[command(
         after_help = "Examples:\n  k2 train                                  # built-in default into runs/default\n  \
@@ -405,6 +411,58 @@ fn run(cli: Cli) -> Result<ExitCode> {
             for (name, why) in &report.failed {
                 eprintln!("error: {name}: {why}");
             }
+            Ok(if report.failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Quickstart { quiet } => {
+            let out = PathBuf::from("runs/default");
+            let resume = out.join("checkpoints.toml").exists();
+            println!(
+                "[1/3] training {} ({})",
+                out.display(),
+                if resume { "resuming" } else { "new run" }
+            );
+            let s = k2_trainer::train(&k2_trainer::TrainOptions {
+                out: out.clone(),
+                config: k2_trainer::TrainConfig::default_config(),
+                config_explicit: false,
+                resume,
+                force: false,
+                progress: !quiet,
+            })?;
+            println!(
+                "      {} steps, {} checkpoints written in {:.1}s",
+                s.steps,
+                s.checkpoints_written.len(),
+                s.wall_s
+            );
+            println!("[2/3] evaluating every checkpoint on the built-in probes");
+            let specs = k2_eval::registry::specs(
+                &["default".to_string()],
+                std::path::Path::new("../shared/data"),
+                &[],
+                None,
+                200,
+            )?;
+            let bar = indicatif::ProgressBar::new(0);
+            if quiet {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+            }
+            let report = k2_eval::sweep::sweep_run(&out, &specs, 8, None, &bar)?;
+            bar.finish_and_clear();
+            print!("{}", k2_eval::summary::table_for_run(&out)?);
+            println!("[3/3] rendering the report");
+            let r = k2_analysis::render_report(&k2_analysis::ReportOptions {
+                run: Some(out.clone()),
+                lm_eval_results: None,
+                out: PathBuf::from("reports"),
+                name: "default".into(),
+                log_x: false,
+            })?;
+            println!("report: {}", r.readme.display());
             Ok(if report.failed.is_empty() {
                 ExitCode::SUCCESS
             } else {
