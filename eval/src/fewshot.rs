@@ -234,6 +234,34 @@ pub struct McTask {
 
 impl McTask {
     #[allow(clippy::too_many_arguments)]
+    /// A zero-shot-by-default multiple-choice task whose few-shot examples are drawn from its own
+    /// eval split (lm-eval's ContextSampler, seed 1234, the doc itself excluded), fingerprinted by
+    /// `fingerprint_data` (the data files' sha256s), the version and the prompt format id.
+    pub fn from_eval_split(
+        name: &str,
+        version: f64,
+        docs: Vec<McDoc>,
+        fingerprint_data: &str,
+        format_id: &str,
+        content_identity: bool,
+        acc_norm: bool,
+    ) -> Self {
+        let fp = format!("{name}|{fingerprint_data}|v{version}|{format_id}");
+        Self::new(
+            name,
+            version,
+            docs,
+            "",
+            FewshotSource::EvalSplitRandom {
+                seed: DEFAULT_FEWSHOT_SEED,
+                content_identity,
+            },
+            acc_norm,
+            fp,
+            0,
+        )
+    }
+
     pub fn new(
         name: impl Into<String>,
         version: f64,

@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use crate::error::Result;
-use crate::fewshot::{data, sha256_hex, FewshotSource, McDoc, McTask, DEFAULT_FEWSHOT_SEED};
+use crate::fewshot::{data, sha256_hex, McDoc, McTask};
 
 pub const VERSION: f64 = 1.0;
 /// Identifies the prompt format in the fingerprint.
@@ -59,23 +59,14 @@ impl Arc {
                 gold,
             });
         }
-        let fp = format!(
-            "{}|data:{}|v{VERSION}|{FORMAT_ID}",
-            variant.task_name(),
-            sha256_hex(text.as_bytes())
-        );
-        Ok(Arc(McTask::new(
+        Ok(Arc(McTask::from_eval_split(
             variant.task_name(),
             VERSION,
             docs,
-            "",
-            FewshotSource::EvalSplitRandom {
-                seed: DEFAULT_FEWSHOT_SEED,
-                content_identity: false,
-            },
+            &format!("data:{}", sha256_hex(text.as_bytes())),
+            FORMAT_ID,
+            false,
             true,
-            fp,
-            0,
         )))
     }
 }

@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use crate::error::Result;
-use crate::fewshot::{data, sha256_hex, FewshotSource, McDoc, McTask, DEFAULT_FEWSHOT_SEED};
+use crate::fewshot::{data, sha256_hex, McDoc, McTask};
 
 pub const VERSION: f64 = 2.0;
 pub const FORMAT_ID: &str =
@@ -40,22 +40,14 @@ impl BoolQ {
                 gold,
             });
         }
-        let fp = format!(
-            "boolq|data:{}|v{VERSION}|{FORMAT_ID}",
-            sha256_hex(text.as_bytes())
-        );
-        Ok(BoolQ(McTask::new(
+        Ok(BoolQ(McTask::from_eval_split(
             "boolq",
             VERSION,
             docs,
-            "",
-            FewshotSource::EvalSplitRandom {
-                seed: DEFAULT_FEWSHOT_SEED,
-                content_identity: false,
-            },
+            &format!("data:{}", sha256_hex(text.as_bytes())),
+            FORMAT_ID,
             false,
-            fp,
-            0,
+            false,
         )))
     }
 }

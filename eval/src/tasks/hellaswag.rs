@@ -25,7 +25,7 @@
 use std::path::Path;
 
 use crate::error::Result;
-use crate::fewshot::{data, sha256_hex, FewshotSource, McDoc, McTask, DEFAULT_FEWSHOT_SEED};
+use crate::fewshot::{data, sha256_hex, McDoc, McTask};
 
 pub const VERSION: f64 = 1.0;
 pub const FORMAT_ID: &str =
@@ -158,22 +158,14 @@ impl Hellaswag {
                 gold,
             });
         }
-        let fp = format!(
-            "hellaswag|data:{}|v{VERSION}|{FORMAT_ID}",
-            sha256_hex(text.as_bytes())
-        );
-        Ok(Hellaswag(McTask::new(
+        Ok(Hellaswag(McTask::from_eval_split(
             "hellaswag",
             VERSION,
             docs,
-            "",
-            FewshotSource::EvalSplitRandom {
-                seed: DEFAULT_FEWSHOT_SEED,
-                content_identity: false,
-            },
+            &format!("data:{}", sha256_hex(text.as_bytes())),
+            FORMAT_ID,
+            false,
             true,
-            fp,
-            0,
         )))
     }
 }

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use crate::error::Result;
-use crate::fewshot::{data, sha256_hex, FewshotSource, McDoc, McTask, DEFAULT_FEWSHOT_SEED};
+use crate::fewshot::{data, sha256_hex, McDoc, McTask};
 
 pub const VERSION: f64 = 1.0;
 pub const FORMAT_ID: &str = "lm-eval openbookqa v1.0: {question_stem} + ' '+choice";
@@ -31,22 +31,14 @@ impl OpenBookQa {
                 gold,
             });
         }
-        let fp = format!(
-            "openbookqa|data:{}|v{VERSION}|{FORMAT_ID}",
-            sha256_hex(text.as_bytes())
-        );
-        Ok(OpenBookQa(McTask::new(
+        Ok(OpenBookQa(McTask::from_eval_split(
             "openbookqa",
             VERSION,
             docs,
-            "",
-            FewshotSource::EvalSplitRandom {
-                seed: DEFAULT_FEWSHOT_SEED,
-                content_identity: false,
-            },
+            &format!("data:{}", sha256_hex(text.as_bytes())),
+            FORMAT_ID,
+            false,
             true,
-            fp,
-            0,
         )))
     }
 }

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use crate::error::Result;
-use crate::fewshot::{data, sha256_hex, FewshotSource, McDoc, McTask, DEFAULT_FEWSHOT_SEED};
+use crate::fewshot::{data, sha256_hex, McDoc, McTask};
 
 pub const VERSION: f64 = 1.0;
 pub const FORMAT_ID: &str = "lm-eval piqa v1.0: Question: {goal}\\nAnswer: + ' '+sol";
@@ -52,23 +52,18 @@ impl Piqa {
                 gold,
             });
         }
-        let fp = format!(
-            "piqa|data:{}|labels:{}|v{VERSION}|{FORMAT_ID}",
-            sha256_hex(text.as_bytes()),
-            sha256_hex(ltext.as_bytes())
-        );
-        Ok(Piqa(McTask::new(
+        Ok(Piqa(McTask::from_eval_split(
             "piqa",
             VERSION,
             docs,
-            "",
-            FewshotSource::EvalSplitRandom {
-                seed: DEFAULT_FEWSHOT_SEED,
-                content_identity: true,
-            },
+            &format!(
+                "data:{}|labels:{}",
+                sha256_hex(text.as_bytes()),
+                sha256_hex(ltext.as_bytes())
+            ),
+            FORMAT_ID,
             true,
-            fp,
-            0,
+            true,
         )))
     }
 }
