@@ -233,7 +233,6 @@ pub struct McTask {
 }
 
 impl McTask {
-    #[allow(clippy::too_many_arguments)]
     /// A zero-shot-by-default multiple-choice task whose few-shot examples are drawn from its own
     /// eval split (lm-eval's ContextSampler, seed 1234, the doc itself excluded), fingerprinted by
     /// `fingerprint_data` (the data files' sha256s), the version and the prompt format id.
@@ -262,6 +261,7 @@ impl McTask {
         )
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         name: impl Into<String>,
         version: f64,
