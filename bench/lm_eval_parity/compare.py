@@ -7,7 +7,8 @@ Usage (from anywhere; paths default to this checkout):
 
 Steps
 1. Convert the local files under --data into the upstream HF schemas of each task (ai2_arc, Rowan/hellaswag,
-   baber/piqa, winogrande_xl, lambada_openai, cais/mmlu) in work/data/, mirroring k2's own reconstruction
+   baber/piqa, winogrande_xl, lambada_openai, cais/mmlu, super_glue boolq, allenai/openbookqa, truthful_qa,
+   wikitext_document_level) in work/data/, mirroring k2's own reconstruction
    where the local file lost information (hellaswag ctx_a/ctx_b), so the upstream lm-eval task code
    (tasks/*.yaml, which copy lm-eval's own yaml bodies) sees the same docs k2 sees.
 2. Run `lm_eval --include_path tasks` (hf backend, CPU, fp32, batch 8, --log_samples) and `k2 eval`
@@ -31,11 +32,14 @@ WORK = os.path.join(HERE, "work")
 DDIR = os.path.join(WORK, "data")
 
 MMLU_SUBJECTS = ["abstract_algebra", "anatomy", "high_school_geography"]
-# (limit, {task: shots}) — one lm_eval call and one k2 call per group, since both CLIs take one --limit.
+# (output dir, limit, {task: shots}) — one lm_eval call and one k2 call per group, since both CLIs take one --limit.
 GROUPS = [
-    (200, {"arc_easy": 0, "piqa": 0, "winogrande": 0, "lambada_openai": 0}),
-    (100, {"hellaswag": 0}),
-    (50, {f"mmlu_{s}": 5 for s in MMLU_SUBJECTS}),
+    ("limit200", 200, {"arc_easy": 0, "piqa": 0, "winogrande": 0, "lambada_openai": 0}),
+    ("limit100", 100, {"hellaswag": 0}),
+    ("limit50", 50, {f"mmlu_{s}": 5 for s in MMLU_SUBJECTS}),
+    ("limit200_boolq_obqa", 200, {"boolq": 0, "openbookqa": 0}),
+    ("limit100_truthfulqa", 100, {"truthfulqa_mc1": 0, "truthfulqa_mc2": 0}),
+    ("limit5_wikitext", 5, {"wikitext": 0}),
 ]
 METRICS = {
     "arc_easy": ["acc", "acc_norm"],
@@ -44,6 +48,11 @@ METRICS = {
     "winogrande": ["acc"],
     "lambada_openai": ["acc", "perplexity"],
     **{f"mmlu_{s}": ["acc"] for s in MMLU_SUBJECTS},
+    "boolq": ["acc"],
+    "openbookqa": ["acc", "acc_norm"],
+    "truthfulqa_mc1": ["acc"],
+    "truthfulqa_mc2": ["acc"],
+    "wikitext": ["word_perplexity", "byte_perplexity", "bits_per_byte"],
 }
 
 # k2's hellaswag.rs::WIKIHOW_CATEGORIES
@@ -140,12 +149,116 @@ def convert_mmlu(data):
                          for r in recs])
 
 
+def convert_boolq(data):
+    """llm-foundry {query: "Passage: p\nQuestion: q?", choices [no, yes], gold} -> super_glue boolq
+    {passage, question, label}. As in k2's boolq.rs the passage has NO "<title> -- " prefix (the local file
+    lost it), so this deviates from upstream aps/super_glue on purpose. Row 2417 has two "\nQuestion: "; split
+    at the last one (only the question ends in "?"), which reassembles byte-identically."""
+    rows = []
+    for d in read_jsonl(os.path.join(data, "boolq/boolq_validation.jsonl")):
+        body = d["query"][len("Passage: "):]
+        assert d["query"].startswith("Passage: ") and d["choices"] == ["no", "yes"]
+        k = body.rfind("\nQuestion: ")
+        passage, q = body[:k], body[k + len("\nQuestion: "):]
+        assert q.endswith("?"), q
+        rows.append({"passage": passage, "question": q[:-1], "label": d["gold"]})
+        assert f"{rows[-1]['passage']}\nQuestion: {rows[-1]['question']}?" == body
+    write_jsonl(os.path.join(DDIR, "boolq.jsonl"), rows)
+
+
+def convert_openbookqa(data):
+    """llm-foundry {query: question_stem, choices, gold} -> allenai/openbookqa main
+    {question_stem, choices{text,label A..D}, answerKey}."""
+    rows = []
+    for d in read_jsonl(os.path.join(data, "openbookqa/openbookqa_test.jsonl")):
+        labels = [chr(ord("A") + i) for i in range(len(d["choices"]))]
+        rows.append({"question_stem": d["query"], "choices": {"text": d["choices"], "label": labels},
+                     "answerKey": labels[d["gold"]]})
+    write_jsonl(os.path.join(DDIR, "openbookqa.jsonl"), rows)
+
+
+def convert_truthfulqa(data):
+    """TruthfulQA v0 mc_task.json {question, mc1_targets{ans: 0|1}, mc2_targets{...}} -> truthful_qa
+    multiple_choice {question, mc1_targets{choices, labels}, mc2_targets{choices, labels}}; dict order = choice
+    order (Python json keeps the first position and the last value of a duplicated key, as k2's Ordered does)."""
+    with open(os.path.join(data, "truthfulqa/mc_task_v0.json"), encoding="utf-8") as f:
+        items = json.load(f)
+    rows = [{"question": it["question"],
+             **{k: {"choices": list(it[k].keys()), "labels": [int(v) for v in it[k].values()]}
+                for k in ("mc1_targets", "mc2_targets")}} for it in items]
+    write_jsonl(os.path.join(DDIR, "truthfulqa.jsonl"), rows)
+
+
+# --- wikitext: Python port of k2's eval/src/tasks/wikitext.rs (reconstruct_raw + split_pages), see its docs.
+def _py_strip(s):
+    return s.strip()  # Python str.strip() == trim_matches(py_isspace)
+
+
+def _heading_level(line):
+    toks = line.strip().split(" ")  # Rust str::trim (Unicode White_Space) ~ Python strip on this file
+    lead = next((i for i, t in enumerate(toks) if t != "="), len(toks))
+    trail = next((i for i, t in enumerate(reversed(toks)) if t != "="), len(toks))
+    return lead if lead > 0 and lead == trail and len(toks) > lead + trail else None
+
+
+def _is_real_heading(lines, i):
+    if _heading_level(lines[i]) is None:
+        return False
+    prev = lines[i - 1].rstrip() if i > 0 else ""
+    prev_ends = prev == "" or _heading_level(prev) is not None or prev.endswith(
+        (".", "!", "?", '"', ":", ";", ")", "\u201d"))
+    nxt = lines[i + 1].lstrip() if i + 1 < len(lines) else ""
+    next_cont = bool(nxt) and (nxt[0] in "0123456789" or nxt[0].islower())
+    return not next_cont or prev_ends
+
+
+def wikitext_pages_like_k2(stripped):
+    body = stripped[:-1] if stripped.endswith("\n") else stripped
+    lines = [l[:-1] if l.endswith("\r") else l for l in body.split("\n")]
+    out = []
+    for i, l in enumerate(lines):
+        if _is_real_heading(lines, i):
+            out.append(" ")
+            if _heading_level(l) == 1 and i > 0:
+                out.append(" ")
+            out += [l, " "]
+        else:
+            out.append(l)
+    raw = "\n".join(out) + "\n"
+    # = EleutherAI/wikitext_document_level._generate_examples
+    pages, ret = [], []
+    for line in raw.split("\n"):
+        r = line.replace("= = =", "===").replace("= =", "==").strip()
+        if r.startswith("= ") and r.endswith(" ="):
+            page = "\n".join(ret)
+            if page.strip():
+                pages.append(page)
+            ret = []
+        ret.append(line)
+    pages.append("\n".join(ret))
+    return pages
+
+
+def convert_wikitext(data):
+    """CRLF file without blank lines -> wikitext_document_level {page}, rebuilt exactly as k2 does (blank lines
+    put back by k2's rule; its rebuilt file is NOT byte-identical to the original wiki.test.raw, see
+    wikitext.rs), so both sides score the same pages. Upstream wikitext_detokenizer/process_results then run."""
+    with open(os.path.join(data, "wikitext2/wiki.test.raw"), encoding="utf-8", newline="") as f:
+        pages = wikitext_pages_like_k2(f.read())
+    write_jsonl(os.path.join(DDIR, "wikitext.jsonl"), [{"page": p} for p in pages])
+
+
 def convert_all(data):
-    for fn in (convert_arc, convert_hellaswag, convert_piqa, convert_winogrande, convert_lambada, convert_mmlu):
+    for fn in (convert_arc, convert_hellaswag, convert_piqa, convert_winogrande, convert_lambada, convert_mmlu,
+               convert_boolq, convert_openbookqa, convert_truthfulqa, convert_wikitext):
         fn(data)
 
 
 # ---------------------------------------------------------------- runs
+def sel_groups(args):
+    return [g for g in GROUPS if not args.groups or g[0] in args.groups.split(",")]
+
+
 def run(cmd, env=None, log=None):
     print("+", " ".join(cmd), flush=True)
     t = time.time()
@@ -159,25 +272,25 @@ def run(cmd, env=None, log=None):
 def run_lm_eval(args):
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
                OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="false")
-    for limit, tasks in GROUPS:
-        out = os.path.join(WORK, "lm_eval", f"limit{limit}")
+    for name, limit, tasks in sel_groups(args):
+        out = os.path.join(WORK, "lm_eval", name)
         cmd = [args.lm_eval, "--model", "hf",
                "--model_args", f"pretrained={args.model},dtype=float32",
                "--tasks", ",".join("parity_" + t for t in tasks),
                "--include_path", os.path.join(HERE, "tasks"),
                "--device", "cpu", "--batch_size", "8", "--limit", str(limit),
                "--log_samples", "--output_path", out, "--seed", "0,1234,1234,1234"]
-        run(cmd, env=env, log=os.path.join(WORK, f"lm_eval_limit{limit}.log"))
+        run(cmd, env=env, log=os.path.join(WORK, f"lm_eval_{name}.log"))
 
 
 def run_k2(args):
-    for limit, tasks in GROUPS:
-        out = os.path.join(WORK, "k2", f"limit{limit}")
+    for name, limit, tasks in sel_groups(args):
+        out = os.path.join(WORK, "k2", name)
         cmd = [args.k2, "eval", "--model", args.model, "--tasks", ",".join(tasks),
                "--shots", ",".join(f"{t}={n}" for t, n in tasks.items()),
                "--limit", str(limit), "--output", out, "--data", args.data,
                "--threads", str(args.threads), "--batch-size", "8", "--quiet"]
-        run(cmd, log=os.path.join(WORK, f"k2_limit{limit}.log"))
+        run(cmd, log=os.path.join(WORK, f"k2_{name}.log"))
 
 
 # ---------------------------------------------------------------- comparison
@@ -188,26 +301,28 @@ def latest(pattern):
     return files[-1]
 
 
-def load_lm_eval(task, limit):
-    base = os.path.join(WORK, "lm_eval", f"limit{limit}")
+def load_lm_eval(task, name):
+    base = os.path.join(WORK, "lm_eval", name)
     res = json.load(open(latest(os.path.join(base, "*", "results_*.json"))))["results"]["parity_" + task]
     samples = {}
     for s in read_jsonl(latest(os.path.join(base, "*", f"samples_parity_{task}_*.jsonl"))):
-        reqs = [(a["arg_0"], a["arg_1"]) for a in s["arguments"].values()] if isinstance(s["arguments"], dict) \
-            else [tuple(a) for a in s["arguments"]]
-        # --log_samples writes each response as strings: [["-11.36", "False"]]
-        lls = [(float(r[0][0]), str(r[0][1]) == "True") for r in s["resps"]]
+        reqs = [(a["arg_0"], a.get("arg_1")) if "arg_1" in a else ("", a["arg_0"]) for a in s["arguments"].values()] \
+            if isinstance(s["arguments"], dict) else [tuple(a) if len(a) == 2 else ("", a[0]) for a in s["arguments"]]
+        # --log_samples writes each response as strings: [["-11.36", "False"]]; loglikelihood_rolling: [["-15233.9"]]
+        lls = [(float(r[0][0]), str(r[0][1]) == "True") if isinstance(r[0], list) and len(r[0]) == 2
+               else (float(r[0][0] if isinstance(r[0], list) else r[0]), None) for r in s["resps"]]
         samples[s["doc_id"]] = (reqs, lls)
     return res, samples
 
 
-def load_k2(task, limit):
-    base = os.path.join(WORK, "k2", f"limit{limit}")
+def load_k2(task, name):
+    base = os.path.join(WORK, "k2", name)
     res = json.load(open(os.path.join(base, f"{task}.json")))["results"][task]
     samples = {}
     for s in read_jsonl(os.path.join(base, f"{task}.samples.jsonl")):
-        reqs = [(a["context"], a["continuation"]) for a in s["arguments"]]
-        lls = [(float(r["ll"]), bool(r["is_greedy"])) for r in s["resps"]]
+        # rolling requests (wikitext) have only "text": compared as ("", text)
+        reqs = [(a["context"], a["continuation"]) if "context" in a else ("", a["text"]) for a in s["arguments"]]
+        lls = [(float(r["ll"]), bool(r["is_greedy"]) if "is_greedy" in r else None) for r in s["resps"]]
         samples[s["doc_id"]] = (reqs, lls)
     return res, samples
 
@@ -220,10 +335,10 @@ def fmt(v):
 
 def compare(args):
     rows, notes = [], []
-    for limit, tasks in GROUPS:
+    for name, limit, tasks in sel_groups(args):
         for task in tasks:
-            kres, ks = load_k2(task, limit)
-            lres, ls = load_lm_eval(task, limit)
+            kres, ks = load_k2(task, name)
+            lres, ls = load_lm_eval(task, name)
             n_req = n_prompt_diff = n_greedy_diff = 0
             max_d, worst = 0.0, None
             if set(ks) != set(ls):
@@ -243,13 +358,23 @@ def compare(args):
                     dd = abs(x[0] - y[0])
                     if dd > max_d:
                         max_d, worst = dd, (d, i, x[0], y[0])
-                    n_greedy_diff += x[1] != y[1]
+                    n_greedy_diff += x[1] != y[1]  # None == None for rolling requests
+            if task == "wikitext":  # per-page word/byte counts: k2 "target" vs lm-eval process_results tuples
+                base = os.path.join(WORK, "lm_eval", name)
+                lw = {x["doc_id"]: (x["word_perplexity"][1], x["byte_perplexity"][1]) for x in
+                      read_jsonl(latest(os.path.join(base, "*", "samples_parity_wikitext_*.jsonl")))}
+                kw = {x["doc_id"]: tuple(int(t.split()[0]) for t in x["target"].split(", ")) for x in
+                      read_jsonl(os.path.join(WORK, "k2", name, "wikitext.samples.jsonl"))}
+                nd = sum(lw[d] != kw.get(d) for d in lw)
+                notes.append(f"wikitext: per-page (words, bytes) differ on {nd}/{len(lw)} pages; "
+                             f"Σwords {sum(v[0] for v in kw.values())} vs {sum(v[0] for v in lw.values())}, "
+                             f"Σbytes {sum(v[1] for v in kw.values())} vs {sum(v[1] for v in lw.values())}")
             # first doc's prompt, printed for eyeballing
             d0 = min(set(ks) & set(ls))
             same0 = ks[d0][0] == ls[d0][0]
             c0, t0 = ks[d0][0][0]
             notes.append(f"{task} doc {d0}: prompts {'IDENTICAL' if same0 else 'DIFFERENT'}; "
-                         f"req 0 ctx=...{c0[-90:]!r} cont={t0!r}")
+                         f"req 0 ctx=...{c0[-90:]!r} cont={t0[:120]!r}")
             notes.append(f"{task}: {n_req} requests, {n_prompt_diff} prompt diffs, {n_greedy_diff} is_greedy diffs, "
                          f"max|Δll|={max_d:.3g}" + (f" at doc {worst[0]} req {worst[1]} (k2 {worst[2]:.6f}, lm-eval {worst[3]:.6f})" if worst else ""))
             for m in METRICS[task]:
@@ -267,8 +392,13 @@ def compare(args):
         return isinstance(a, (int, float)) and isinstance(b, (int, float)) and math.isclose(a, b, rel_tol=rel, abs_tol=1e-12)
     # acc-type metrics are exact functions of argmax/is_greedy -> must be equal; perplexity = exp(-mean ll)
     # inherits the fp32 ll noise (|Δll| ~1e-5 -> relative ~1e-5), so it gets 1e-4.
-    bad = [r for r in rows if not same(r[2], r[3], 1e-4 if r[1].startswith("perplexity") else 1e-9)]
-    print(f"\n{len(rows) - len(bad)}/{len(rows)} metric values agree (acc/acc_norm/stderr exactly, perplexity to 1e-4 rel)")
+    # truthfulqa_mc2 acc is a continuous function of the lls (normalized exp(ll) mass), so it also gets 1e-4.
+    # wikitext's metrics are exp/ratios of Σll (|Δll| ~1e-3 on ll ~ -6e4, i.e. ~2e-8 relative): also 1e-4.
+    def tol(task, m):
+        return 1e-4 if m.startswith("perplexity") or task in ("truthfulqa_mc2", "wikitext") else 1e-9
+    bad = [r for r in rows if not (r[2] == r[3] or same(r[2], r[3], tol(r[0], r[1])))]
+    print(f"\n{len(rows) - len(bad)}/{len(rows)} metric values agree (acc/acc_norm/stderr exactly; perplexity, "
+          "truthfulqa_mc2 and wikitext to 1e-4 rel; N/A == N/A)")
     for r in bad:
         print(f"  DIFFERS: {r[0]} {r[1]}: k2={r[2]!r} lm-eval={r[3]!r}")
 
@@ -369,6 +499,52 @@ def edge_probe(args):
               f"| {l['ctx_head']}..{l['ctx_tail']} / {l['cont']} |")
 
 
+# ---------------------------------------------------------------- mc2 probe: non-contiguous mc2 labels
+MC2_PROBE = r"""
+import json, sys
+import numpy as np
+from lm_eval.tasks.truthfulqa.utils import process_results_mc2
+docs, samples = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+print("MC2PROBE " + json.dumps([[process_results_mc2(d, [(l, False) for l in s])["acc"],
+                                 process_results_mc2(d, [(0.0, False) for l in s])["acc"]] for d, s in zip(docs, samples)]))
+"""
+
+
+def mc2_probe(args):
+    """TruthfulQA v0 has docs whose mc2 labels are not all-1s-then-all-0s. Run k2 truthfulqa_mc2 on just those docs,
+    and score k2's own lls with lm-eval 0.4.13's process_results_mc2 (probs_norm[labels == 1])."""
+    with open(os.path.join(args.data, "truthfulqa/mc_task_v0.json"), encoding="utf-8") as f:
+        items = json.load(f)
+    idx = [i for i, it in enumerate(items)
+           if any(list(it["mc2_targets"].values())[list(it["mc2_targets"].values()).index(0):])]
+    if not idx:
+        return
+    d = os.path.join(WORK, "mc2_data")
+    os.makedirs(os.path.join(d, "truthfulqa"), exist_ok=True)
+    with open(os.path.join(d, "truthfulqa", "mc_task_v0.json"), "w", encoding="utf-8") as f:
+        json.dump([items[i] for i in idx], f, ensure_ascii=False)
+    out = os.path.join(WORK, "k2", "mc2_probe")
+    run([args.k2, "eval", "--model", args.model, "--tasks", "truthfulqa_mc2", "--shots", "truthfulqa_mc2=0",
+         "--output", out, "--data", d, "--threads", str(args.threads), "--quiet"], log=os.path.join(WORK, "k2_mc2.log"))
+    k2 = read_jsonl(os.path.join(out, "truthfulqa_mc2.samples.jsonl"))
+    docs = [{"mc2_targets": {"labels": [int(v) for v in items[i]["mc2_targets"].values()]}} for i in idx]
+    lls = [[r["ll"] for r in s["resps"]] for s in k2]
+    p = subprocess.run([sys.executable, "-c", MC2_PROBE, json.dumps(docs), json.dumps(lls)], capture_output=True, text=True)
+    line = [l for l in p.stdout.splitlines() if l.startswith("MC2PROBE ")]
+    if not line:
+        print("mc2 probe failed:\n" + p.stderr[-2000:])
+        return
+    up = json.loads(line[0][len("MC2PROBE "):])
+    print("\nmc2 probe (TruthfulQA v0 docs with non-contiguous mc2 labels; same k2 lls, two scorers):")
+    print("| doc (0-based in mc_task_v0.json) | labels | k2 mc2 acc | lm-eval 0.4.13 process_results_mc2 "
+          "| if all lls were equal: k2 rule (labels before first 0) / lm-eval (labels == 1) |")
+    print("|---|---|---|---|---|")
+    for i, doc, s, (u, u0) in zip(idx, docs, k2, up):
+        lab = doc["mc2_targets"]["labels"]
+        k0 = lab.index(0) / len(lab)  # eval/src/tasks/truthfulqa.rs::mc2_score on equal lls
+        print(f"| {i} | {''.join(map(str, lab))} | {s['metrics']['acc,none']:.6e} | {u:.6e} | {k0:.4f} / {u0:.4f} |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="/work/shared/data/models/stories260K-hf")
@@ -378,6 +554,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-run", action="store_true", help="only compare existing outputs in work/")
     ap.add_argument("--edge", action="store_true", help="with --skip-run: still run the edge probe")
+    ap.add_argument("--groups", help="comma-separated subset of group names (" + ",".join(g[0] for g in GROUPS) + ")")
     ap.add_argument("--only", choices=["k2", "lm_eval"], help="run only one side")
     args = ap.parse_args()
     if not args.skip_run:
@@ -388,6 +565,8 @@ def main():
             run_lm_eval(args)
     compare(args)
     bos_probe(args)
+    if not args.skip_run or args.edge:
+        mc2_probe(args)
     if not args.skip_run or args.edge:
         edge_probe(args)
 

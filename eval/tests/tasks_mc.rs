@@ -331,18 +331,19 @@ Q: What is the smallest country in the world that is at least one square mile in
         &[true, true, false],
     );
     assert!((s - 0.5).abs() < 1e-12);
-    // unnormalized: p = [e^-1, e^-2, e^-3, e^-4], one true -> e^-1 / Σ.
+    // unnormalized: p = [e^-1, e^-2, e^-3, e^-4]; every true label counts, also one after a false
+    // label (lm-eval 0.4: probs_norm[labels == 1]) -> (e^-1 + e^-4) / Σ.
     let p: Vec<f64> = [-1.0f64, -2.0, -3.0, -4.0]
         .iter()
         .map(|x| x.exp())
         .collect();
-    let want = p[0] / p.iter().sum::<f64>();
+    let want = (p[0] + p[3]) / p.iter().sum::<f64>();
     assert!(
         (mc2_score(&[-1.0, -2.0, -3.0, -4.0], &[true, false, false, true]) - want).abs() < 1e-12
     );
     let n = mc2.inner.docs[0].choices.len();
     let r = mc2.process(0, &resp(&vec![-2.0; n]));
-    let ntrue = mc2.labels[0].iter().position(|x| !x).unwrap();
+    let ntrue = mc2.labels[0].iter().filter(|&&x| x).count();
     assert!((r.metrics["acc,none"].value - ntrue as f64 / n as f64).abs() < 1e-12);
 }
 

@@ -164,12 +164,19 @@ impl TruthfulQa {
     }
 }
 
-/// lm-eval's `process_results_mc2`: split at the first false label; Σ exp(ll_true) / Σ exp(ll).
+/// lm-eval 0.4's `process_results_mc2`: the normalised probability mass of every answer labelled
+/// true, Σ_true exp(ll) / Σ exp(ll) (older releases summed only the answers before the first false
+/// label, which differs where labels are interleaved, e.g. doc 25). Computed relative to the
+/// largest ll, so very unlikely answers do not underflow to 0/0.
 pub fn mc2_score(lls: &[f64], labels: &[bool]) -> f64 {
-    let split = labels.iter().position(|l| !l).unwrap_or(labels.len());
-    let p: Vec<f64> = lls.iter().map(|l| l.exp()).collect();
+    let max = lls.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let p: Vec<f64> = lls.iter().map(|l| (l - max).exp()).collect();
     let total: f64 = p.iter().sum();
-    p[..split].iter().map(|x| x / total).sum()
+    p.iter()
+        .zip(labels)
+        .filter(|(_, &t)| t)
+        .map(|(x, _)| x / total)
+        .sum()
 }
 
 impl Task for TruthfulQa {
