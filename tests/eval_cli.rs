@@ -315,6 +315,16 @@ fn report_renders_figures_and_tables_from_a_run_and_from_lm_eval_results() {
     );
     let m = k2_archive::Manifest::load(&run.join("checkpoints.toml")).unwrap();
     assert!(readme.contains(&m.checkpoints[0].files["model.safetensors"]));
+    let cfg = k2_model::LlamaConfig::from_hf_json(&run.join("ckpt_0006/config.json")).unwrap();
+    assert!(
+        readme.contains(&format!("**{} parameters**", cfg.num_params())),
+        "no parameter count"
+    );
+    assert!(
+        readme.contains("steps_per_checkpoint = 8"),
+        "no training config"
+    );
+    assert!(out.join("tiny/index.html").exists());
     for f in [
         "capability_0shot.png",
         "capability_0shot.svg",

@@ -66,6 +66,8 @@ pub struct Dataset {
     pub run_name: Option<String>,
     pub checkpoints: Vec<CheckpointRow>,
     pub train: Vec<TrainRow>,
+    /// Chunks in training order (k2 runs with a data index).
+    pub data_mix: Vec<ChunkRow>,
 }
 
 impl Dataset {
@@ -164,12 +166,116 @@ pub fn read_k2_run(run: &Path, series: Option<&str>) -> Result<Dataset> {
             points.extend(ps);
         }
     }
+    let data_mix = read_data_mix(run)?;
     Ok(Dataset {
         points,
         run_name: Some(name),
         checkpoints,
         train,
+        data_mix,
     })
+}
+
+/// One chunk in training order, from the run's `data/index.json` and `chunk_order.toml`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChunkRow {
+    /// Position in the chunk order (0 = trained first).
+    pub position: usize,
+    pub chunk: u64,
+    /// Stage as written in the index (0-based there).
+    pub stage: u32,
+    pub tokens_by_source: BTreeMap<String, u64>,
+}
+
+impl ChunkRow {
+    pub fn tokens(&self) -> u64 {
+        self.tokens_by_source.values().sum()
+    }
+}
+
+/// Reads `<run>/data/index.json` and `<run>/chunk_order.toml` (`order = [..]`; position k trains
+/// chunk `order[k]`; identity order when the file is missing). Returns the chunks in training
+/// order, or an empty list when the run has no data index.
+pub fn read_data_mix(run: &Path) -> Result<Vec<ChunkRow>> {
+    let index_path = run.join("data").join("index.json");
+    if !index_path.exists() {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(&index_path)
+        .with_context(|| format!("{}", index_path.display()))?;
+    let v: Value = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not valid JSON", index_path.display()))?;
+    let chunks = v
+        .get("chunks")
+        .and_then(Value::as_array)
+        .ok_or_else(|| anyhow!("{}: no `chunks` array", index_path.display()))?;
+    let mut by_id: BTreeMap<u64, (u32, BTreeMap<String, u64>)> = BTreeMap::new();
+    for (i, c) in chunks.iter().enumerate() {
+        let id = c
+            .get("chunk")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| anyhow!("{}: chunks[{i}] has no `chunk`", index_path.display()))?;
+        let stage = c.get("stage").and_then(Value::as_u64).unwrap_or(0) as u32;
+        let tbs = c
+            .get("tokens_by_source")
+            .and_then(Value::as_object)
+            .ok_or_else(|| {
+                anyhow!(
+                    "{}: chunks[{i}] has no `tokens_by_source`",
+                    index_path.display()
+                )
+            })?;
+        let mut m = BTreeMap::new();
+        for (k, n) in tbs {
+            let n = n.as_u64().ok_or_else(|| {
+                anyhow!(
+                    "{}: chunks[{i}].tokens_by_source.{k} is not a count",
+                    index_path.display()
+                )
+            })?;
+            m.insert(k.clone(), n);
+        }
+        by_id.insert(id, (stage, m));
+    }
+    let order_path = run.join("chunk_order.toml");
+    let order: Vec<u64> = if order_path.exists() {
+        let text = std::fs::read_to_string(&order_path)
+            .with_context(|| format!("{}", order_path.display()))?;
+        let t: toml::Table = text
+            .parse()
+            .with_context(|| format!("{}: not valid TOML", order_path.display()))?;
+        t.get("order")
+            .and_then(|o| o.as_array())
+            .ok_or_else(|| anyhow!("{}: no `order` array", order_path.display()))?
+            .iter()
+            .map(|x| {
+                x.as_integer()
+                    .and_then(|i| u64::try_from(i).ok())
+                    .ok_or_else(|| anyhow!("{}: `order` holds a non-index", order_path.display()))
+            })
+            .collect::<Result<_>>()?
+    } else {
+        by_id.keys().copied().collect()
+    };
+    order
+        .iter()
+        .enumerate()
+        .map(|(position, &chunk)| {
+            let (stage, tokens_by_source) = by_id.get(&chunk).cloned().ok_or_else(|| {
+                anyhow!(
+                    "{}: chunk {chunk} is not in {}",
+                    order_path.display(),
+                    index_path.display()
+                )
+            })?;
+            Ok(ChunkRow {
+                position,
+                chunk,
+                stage,
+                tokens_by_source,
+            })
+        })
+        .collect()
 }
 
 /// Reads `metrics.jsonl`: one JSON object per line with at least `step`, `loss`, `lr`.

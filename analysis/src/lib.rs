@@ -1,8 +1,12 @@
 //! k2-analysis: reports from k2 runs and lm-evaluation-harness results — tables, figures and a
 //! model-card-like README. Entry point: [`render_report`].
 
+pub mod datamix;
+pub mod heatmap;
+pub mod html;
 pub mod inputs;
 pub mod plots;
+pub mod reference;
 pub mod report;
 pub mod tables;
 

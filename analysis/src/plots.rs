@@ -16,7 +16,7 @@ use crate::tables::human;
 static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 const FAMILY: &str = "sans-serif";
 
-fn ensure_font() {
+pub(crate) fn ensure_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         for style in [
@@ -422,18 +422,42 @@ fn draw_capability<DB: DrawingBackend>(
 /// Training dynamics of a k2 run: loss (raw and smoothed), learning rate and grad norm vs step,
 /// stage boundaries marked. Writes `<stem>.png` and `<stem>.svg`.
 pub fn write_training(rows: &[TrainRow], title: &str, stem: &Path) -> Result<Vec<PathBuf>> {
+    write_training_with_events(rows, &[], title, stem)
+}
+
+/// A checkpoint event drawn on the training figure: a loss spike or a rollback.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainEvent {
+    pub step: u64,
+    /// Checkpoint name.
+    pub name: String,
+    /// `spike` or `rolled_back` (the manifest's status).
+    pub status: String,
+}
+
+const SPIKE: RGBColor = RGBColor(214, 39, 40);
+const ROLLBACK: RGBColor = RGBColor(148, 103, 189);
+
+/// As [`write_training`], with spike / rollback events marked as vertical lines in every panel
+/// (red: spike, purple dash-dot: rolled back) and named in the loss panel.
+pub fn write_training_with_events(
+    rows: &[TrainRow],
+    events: &[TrainEvent],
+    title: &str,
+    stem: &Path,
+) -> Result<Vec<PathBuf>> {
     ensure_font();
     let (w, h) = (1000u32, 900u32);
     let png = stem.with_extension("png");
     let svg = stem.with_extension("svg");
     {
         let root = BitMapBackend::new(&png, (w, h)).into_drawing_area();
-        draw_training(&root, rows, title)?;
+        draw_training(&root, rows, events, title)?;
         root.present().map_err(de)?;
     }
     {
         let root = SVGBackend::new(&svg, (w, h)).into_drawing_area();
-        draw_training(&root, rows, title)?;
+        draw_training(&root, rows, events, title)?;
         root.present().map_err(de)?;
     }
     Ok(vec![png, svg])
@@ -455,6 +479,7 @@ pub fn ema(xs: &[f64], alpha: f64) -> Vec<f64> {
 fn draw_training<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     rows: &[TrainRow],
+    events: &[TrainEvent],
     title: &str,
 ) -> Result<()> {
     root.fill(&WHITE).map_err(de)?;
@@ -604,6 +629,46 @@ fn draw_training<DB: DrawingBackend>(
                     style,
                 )))
                 .map_err(de)?;
+        }
+        let is_loss = ydesc.starts_with("loss");
+        for (k, ev) in events.iter().enumerate() {
+            let x = ev.step as f64;
+            let (c, label) = if ev.status == "spike" {
+                (SPIKE, format!("spike: {}", ev.name))
+            } else {
+                (ROLLBACK, format!("rolled back: {}", ev.name))
+            };
+            let line = c.mix(0.7).stroke_width(2);
+            if ev.status == "spike" {
+                chart
+                    .draw_series(LineSeries::new(vec![(x, y0), (x, y1)], c.stroke_width(2)))
+                    .map_err(de)?;
+            } else {
+                chart
+                    .draw_series(DashedLineSeries::new(vec![(x, y0), (x, y1)], 3, 3, line))
+                    .map_err(de)?;
+            }
+            if is_loss {
+                // stagger the labels so that neighbouring events do not overlap
+                let frac = 0.12 + 0.09 * (k % 4) as f64;
+                let right = x > s0 + (s1 - s0) * 0.75;
+                let anchor = if right { HPos::Right } else { HPos::Left };
+                let style = TextStyle::from((FAMILY, 12).into_font())
+                    .color(&c)
+                    .pos(Pos::new(anchor, VPos::Center));
+                let txt = if right {
+                    format!("{label} ")
+                } else {
+                    format!(" {label}")
+                };
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        txt,
+                        (x, y1 - (y1 - y0) * frac),
+                        style,
+                    )))
+                    .map_err(de)?;
+            }
         }
         let multi = series.len() > 1;
         for (label, pts, c, width) in series {

@@ -6,11 +6,15 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
+use crate::datamix::write_data_mix;
+use crate::heatmap::{write_heatmap, Heatmap};
 use crate::inputs::{
     aggregate_mmlu, default_chance, headline_metric, read_k2_run, read_lm_eval_dir, Dataset, Point,
 };
-use crate::plots::{write_capability, write_training, CapabilityFigure, Line, Panel};
-use crate::tables::{checkpoint_task_table, final_values_table, simple_table};
+use crate::plots::{
+    write_capability, write_training_with_events, CapabilityFigure, Line, Panel, TrainEvent,
+};
+use crate::tables::{checkpoint_task_table, final_values_table, fmt_tokens, simple_table};
 
 /// What to render.
 #[derive(Debug, Clone)]
@@ -59,6 +63,165 @@ pub fn load_inputs(opts: &ReportOptions) -> Result<Dataset> {
     data.points = aggregate_mmlu(std::mem::take(&mut data.points));
     data.points.retain(|p| !excluded(&p.task));
     Ok(data)
+}
+
+/// The series shown in the heat map: the k2 run if there is one, else the largest model
+/// (by the parameter count in its name; the non-deduped variant first).
+pub fn heatmap_series(series: &[String], run_name: Option<&str>) -> Option<String> {
+    if let Some(r) = run_name {
+        if series.iter().any(|s| s == r) {
+            return Some(r.to_string());
+        }
+    }
+    let mut best: Option<(&String, f64)> = None;
+    for s in series {
+        let p = crate::inputs::param_count(s).unwrap_or(0.0);
+        if best.is_none_or(|(_, bp)| p > bp) {
+            best = Some((s, p));
+        }
+    }
+    best.map(|(s, _)| s.clone())
+}
+
+/// Checkpoint x task heat map of the headline metric of one series. Tasks whose headline values
+/// are not all within 0..=1 (e.g. perplexities) are left out; returns None if nothing is left.
+pub fn heatmap_for(
+    points: &[Point],
+    series: &str,
+    tasks: &[String],
+    title: String,
+) -> Option<(Heatmap, Vec<String>)> {
+    let pts: Vec<&Point> = points.iter().filter(|p| p.series == series).collect();
+    let mut cols = Vec::new();
+    let mut left_out = Vec::new();
+    let mut keep: Vec<(String, String)> = Vec::new();
+    for t in tasks {
+        let Some(m) = headline_metric(points, t) else {
+            continue;
+        };
+        let vals: Vec<f64> = pts
+            .iter()
+            .filter(|p| &p.task == t && p.metric == m)
+            .map(|p| p.value)
+            .collect();
+        if vals.is_empty() {
+            continue;
+        }
+        if vals.iter().all(|v| (0.0..=1.0).contains(v)) {
+            cols.push(format!("{t} ({m})"));
+            keep.push((t.clone(), m));
+        } else {
+            left_out.push(t.clone());
+        }
+    }
+    if keep.is_empty() {
+        return None;
+    }
+    let mut steps: Vec<(u64, String, Option<u64>)> = pts
+        .iter()
+        .filter(|p| keep.iter().any(|(t, _)| *t == p.task))
+        .map(|p| (p.step, p.checkpoint.clone(), p.tokens))
+        .collect();
+    steps.sort();
+    steps.dedup_by(|a, b| a.0 == b.0);
+    let rows = steps
+        .iter()
+        .map(|(step, ck, tok)| {
+            let base = if *ck == format!("step{step}") {
+                format!("step {step}")
+            } else {
+                ck.clone()
+            };
+            match tok {
+                Some(t) => format!("{base} · {}", fmt_tokens(*t)),
+                None => base,
+            }
+        })
+        .collect();
+    let values: Vec<Vec<Option<f64>>> = steps
+        .iter()
+        .map(|(step, _, _)| {
+            keep.iter()
+                .map(|(t, m)| {
+                    pts.iter()
+                        .find(|p| p.step == *step && &p.task == t && &p.metric == m)
+                        .map(|p| p.value)
+                })
+                .collect()
+        })
+        .collect();
+    let all: Vec<f64> = values.iter().flatten().flatten().copied().collect();
+    let lo = all.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = all.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    // round the range outwards to 0.05 so the legend ticks are tidy
+    let vmin = ((lo / 0.05).floor() * 0.05).max(0.0);
+    let mut vmax = ((hi / 0.05).ceil() * 0.05).min(1.0);
+    if vmax <= vmin {
+        vmax = (vmin + 0.05).min(1.0);
+    }
+    Some((
+        Heatmap {
+            title,
+            rows,
+            cols,
+            values,
+            vmin,
+            vmax,
+            scale_label: "headline metric\n(fraction correct)".into(),
+            row_breaks: Vec::new(),
+        },
+        left_out,
+    ))
+}
+
+/// Data mix per stage: `stage | chunks | tokens | <source> (share)...`; stages 1-based as in
+/// the manifest when the index counts from 0.
+pub fn data_mix_table(chunks: &[crate::inputs::ChunkRow]) -> String {
+    let srcs = crate::datamix::sources(chunks);
+    let base = u32::from(chunks.iter().map(|c| c.stage).min() == Some(0));
+    let mut stages: BTreeMap<u32, (usize, BTreeMap<&str, u64>)> = BTreeMap::new();
+    for c in chunks {
+        let e = stages.entry(c.stage).or_default();
+        e.0 += 1;
+        for (k, n) in &c.tokens_by_source {
+            *e.1.entry(k.as_str()).or_default() += n;
+        }
+    }
+    let mut header: Vec<String> = vec!["stage".into(), "chunks".into(), "tokens".into()];
+    header.extend(srcs.iter().cloned());
+    let header_refs: Vec<&str> = header.iter().map(String::as_str).collect();
+    let rows = stages
+        .iter()
+        .map(|(stage, (n, by))| {
+            let total: u64 = by.values().sum();
+            let mut row = vec![(stage + base).to_string(), n.to_string(), total.to_string()];
+            for s in &srcs {
+                let v = by.get(s.as_str()).copied().unwrap_or(0);
+                row.push(if v == 0 {
+                    "–".into()
+                } else {
+                    format!("{v} ({:.1} %)", 100.0 * v as f64 / total.max(1) as f64)
+                });
+            }
+            row
+        })
+        .collect();
+    simple_table(&header_refs, rows)
+}
+
+/// Spike / rollback events from the manifest's checkpoint statuses, in step order.
+pub fn train_events(checkpoints: &[crate::inputs::CheckpointRow]) -> Vec<TrainEvent> {
+    let mut v: Vec<TrainEvent> = checkpoints
+        .iter()
+        .filter(|c| c.status == "spike" || c.status == "rolled_back")
+        .map(|c| TrainEvent {
+            step: c.step,
+            name: c.name.clone(),
+            status: c.status.clone(),
+        })
+        .collect();
+    v.sort_by_key(|e| e.step);
+    v
 }
 
 fn capability_figure(
@@ -151,6 +314,30 @@ pub fn render_report(opts: &ReportOptions) -> Result<ReportSummary> {
             data.checkpoints.len(),
             data.train.len()
         )?;
+        if let Some(last) = data.checkpoints.last() {
+            let cfg_path = run.join(&last.name).join("config.json");
+            if let Ok(c) = k2_model::LlamaConfig::from_hf_json(&cfg_path) {
+                writeln!(
+                    md,
+                    "- Model (`{}/config.json`): LLaMA, {} layers, hidden {}, {} heads ({} KV heads), SwiGLU {}, vocab {}, RoPE theta {}, context {}; **{} parameters**.",
+                    last.name,
+                    c.num_hidden_layers,
+                    c.hidden_size,
+                    c.num_attention_heads,
+                    c.num_kv_heads(),
+                    c.intermediate_size,
+                    c.vocab_size,
+                    c.rope_theta,
+                    c.max_position_embeddings,
+                    c.num_params()
+                )?;
+            }
+            writeln!(md, "- Tokens seen at the last checkpoint: {}.", last.tokens)?;
+        }
+        let cfg_toml = run.join("config.toml");
+        if let Ok(text) = std::fs::read_to_string(&cfg_toml) {
+            writeln!(md, "\n<details><summary>Training config (<code>config.toml</code>)</summary>\n\n```toml\n{}```\n\n</details>\n", text)?;
+        }
     }
     if let Some(d) = &opts.lm_eval_results {
         writeln!(
@@ -216,10 +403,43 @@ pub fn render_report(opts: &ReportOptions) -> Result<ReportSummary> {
             "{}: training dynamics",
             data.run_name.as_deref().unwrap_or(&opts.name)
         );
-        figures.extend(write_training(&data.train, &title, &stem)?);
+        let events = train_events(&data.checkpoints);
+        figures.extend(write_training_with_events(
+            &data.train,
+            &events,
+            &title,
+            &stem,
+        )?);
         writeln!(md, "## Training dynamics\n")?;
         writeln!(md, "![training dynamics](figures/training.png)\n")?;
-        writeln!(md, "Loss (raw and exponentially smoothed), learning rate and gradient norm per optimizer step; dashed vertical lines mark stage boundaries. [SVG](figures/training.svg)\n")?;
+        let mut note = String::from("Loss (raw and exponentially smoothed), learning rate and gradient norm per optimizer step; dashed grey vertical lines mark stage boundaries.");
+        if events.is_empty() {
+            note.push_str(
+                " No checkpoint is marked as a loss spike or rolled back in the manifest.",
+            );
+        } else {
+            note.push_str(" Checkpoints the manifest marks as loss spikes (solid red) or rolled back (dashed purple): ");
+            let list: Vec<String> = events
+                .iter()
+                .map(|e| format!("`{}` (step {}, {})", e.name, e.step, e.status))
+                .collect();
+            note.push_str(&list.join(", "));
+            note.push('.');
+        }
+        writeln!(md, "{note} [SVG](figures/training.svg)\n")?;
+    }
+
+    if !data.data_mix.is_empty() {
+        let stem = fig_dir.join("data");
+        let title = format!(
+            "{}: training data by source",
+            data.run_name.as_deref().unwrap_or(&opts.name)
+        );
+        figures.extend(write_data_mix(&data.data_mix, &title, &stem)?);
+        writeln!(md, "## Data\n")?;
+        writeln!(md, "![tokens per source over training](figures/data.png)\n")?;
+        writeln!(md, "Top: tokens seen per source, cumulative and stacked; bottom: each source's share of the tokens of the chunk being trained. x: tokens seen, chunks in the run's `chunk_order.toml` order (from `data/index.json`); dashed vertical: stage boundary. [SVG](figures/data.svg)\n")?;
+        writeln!(md, "{}\n", data_mix_table(&data.data_mix))?;
     }
 
     // one section per few-shot setting
@@ -265,6 +485,44 @@ pub fn render_report(opts: &ReportOptions) -> Result<ReportSummary> {
             note.push_str(" Step 0 (no tokens seen) cannot be placed on the log axis and is only in the tables.");
         }
         writeln!(md, "{note} [SVG](figures/{stem_name}.svg)\n")?;
+        if let Some(hs) = heatmap_series(&s_series, data.run_name.as_deref()) {
+            let hm_stem = format!("heatmap_{shots}shot");
+            let title = format!("{hs}: checkpoint x task, headline metric ({shots}-shot)");
+            if let Some((mut hm, left_out)) = heatmap_for(pts, &hs, &s_tasks, title) {
+                // k2 runs: a black line where a new stage starts
+                let stage_of = |row: &str| {
+                    data.checkpoints
+                        .iter()
+                        .find(|c| row.starts_with(&format!("{} ", c.name)))
+                        .map(|c| c.stage)
+                };
+                let stages: Vec<Option<u32>> = hm.rows.iter().map(|r| stage_of(r)).collect();
+                hm.row_breaks = (1..stages.len())
+                    .filter(|&i| {
+                        stages[i].is_some() && stages[i - 1].is_some() && stages[i] != stages[i - 1]
+                    })
+                    .collect();
+                figures.extend(write_heatmap(&hm, &fig_dir.join(&hm_stem))?);
+                writeln!(
+                    md,
+                    "![checkpoint x task heat map, {shots}-shot](figures/{hm_stem}.png)\n"
+                )?;
+                let mut note = format!("Heat map of the headline metric of `{hs}`: one row per checkpoint (training order, top to bottom; tokens seen after the dot), one column per task; colour scale {:.2}–{:.2}, grey: no value.", hm.vmin, hm.vmax);
+                if !hm.row_breaks.is_empty() {
+                    note.push_str(" Black horizontal line: stage boundary.");
+                }
+                if s_series.len() > 1 {
+                    note.push_str(&format!(" Only the largest model with {shots}-shot results (`{hs}`, by the parameter count in its name) is shown: one heat map per model would be too many; the tables below have every model."));
+                }
+                if !left_out.is_empty() {
+                    note.push_str(&format!(
+                        " Not on the 0–1 scale and left out: {}.",
+                        left_out.join(", ")
+                    ));
+                }
+                writeln!(md, "{note} [SVG](figures/{hm_stem}.svg)\n")?;
+            }
+        }
         writeln!(md, "### Final checkpoint\n")?;
         writeln!(
             md,
@@ -281,8 +539,17 @@ pub fn render_report(opts: &ReportOptions) -> Result<ReportSummary> {
             }
         }
     }
+    writeln!(md, "## Final checkpoint vs reference models\n")?;
+    writeln!(
+        md,
+        "{}\n",
+        crate::reference::reference_section(&data.points, &crate::reference::References::shipped())
+    )?;
     let readme = dir.join("README.md");
-    std::fs::write(&readme, md).with_context(|| format!("{}", readme.display()))?;
+    std::fs::write(&readme, &md).with_context(|| format!("{}", readme.display()))?;
+    let html = crate::html::markdown_to_html(&md, &opts.name, &dir)?;
+    let html_path = dir.join("index.html");
+    std::fs::write(&html_path, html).with_context(|| format!("{}", html_path.display()))?;
     Ok(ReportSummary {
         dir,
         readme,

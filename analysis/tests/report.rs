@@ -284,7 +284,285 @@ fn lm_eval_v04_layout_without_k2_block() {
         log_x: false,
     })
     .unwrap();
-    assert_eq!(s.figures.len(), 4); // 5-shot and 10-shot figures, PNG + SVG
+    assert_eq!(s.figures.len(), 8); // 5-shot and 10-shot capability figures and heat maps, PNG + SVG
     let md = fs::read_to_string(&s.readme).unwrap();
     assert!(md.contains("0.3600"), "{md}");
+}
+
+#[test]
+fn heatmap_matches_inputs_and_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_run(dir.path());
+    let out = tempfile::tempdir().unwrap();
+    let s = render_report(&ReportOptions {
+        run: Some(dir.path().to_path_buf()),
+        lm_eval_results: None,
+        out: out.path().to_path_buf(),
+        name: "r".into(),
+        log_x: false,
+    })
+    .unwrap();
+    assert!(s.dir.join("figures/heatmap_0shot.png").exists());
+    assert!(s.dir.join("figures/heatmap_0shot.svg").exists());
+    // the fake run's two checkpoints are in stages 1 and 2: the boundary is drawn and named
+    let md = fs::read_to_string(&s.readme).unwrap();
+    assert!(
+        md.contains("Black horizontal line: stage boundary."),
+        "{md}"
+    );
+    let data = k2_analysis::report::load_inputs(&ReportOptions {
+        run: Some(dir.path().to_path_buf()),
+        lm_eval_results: None,
+        out: out.path().to_path_buf(),
+        name: "r".into(),
+        log_x: false,
+    })
+    .unwrap();
+    let tasks = data.tasks();
+    let (hm, left_out) =
+        k2_analysis::report::heatmap_for(&data.points, "fake", &tasks, "t".into()).unwrap();
+    assert!(left_out.is_empty());
+    assert_eq!(hm.rows.len(), CKPTS.len());
+    for (ckpt, task, _acc, acc_norm) in VALUES {
+        let i = CKPTS.iter().position(|c| c.0 == ckpt).unwrap();
+        let j = tasks.iter().position(|t| t == task).unwrap();
+        assert!(hm.rows[i].starts_with(ckpt));
+        assert_eq!(hm.cols[j], format!("{task} (acc_norm)"));
+        assert_eq!(hm.values[i][j], Some(acc_norm));
+    }
+    assert!(hm.vmin <= 0.1625 && hm.vmax >= 0.555);
+}
+
+#[test]
+fn heatmap_series_picks_largest_model() {
+    let s: Vec<String> = [
+        "pythia-70m",
+        "pythia-12b",
+        "pythia-12b-deduped",
+        "pythia-1.4b",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(
+        k2_analysis::report::heatmap_series(&s, None).as_deref(),
+        Some("pythia-12b")
+    );
+    assert_eq!(
+        k2_analysis::report::heatmap_series(&s, Some("pythia-70m")).as_deref(),
+        Some("pythia-70m")
+    );
+}
+
+#[test]
+fn data_mix_follows_chunk_order_and_marks_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_run(dir.path());
+    fs::create_dir_all(dir.path().join("data")).unwrap();
+    let index = serde_json::json!({"format": 1, "chunks": [
+        {"chunk": 0, "stage": 0, "seq_len": 128, "samples": 4, "tokens_by_source": {"stories": 300, "code": 100}, "sha256": "x"},
+        {"chunk": 1, "stage": 0, "seq_len": 128, "samples": 4, "tokens_by_source": {"stories": 200, "code": 200}, "sha256": "y"},
+        {"chunk": 2, "stage": 1, "seq_len": 256, "samples": 4, "tokens_by_source": {"math_long": 800}, "sha256": "z"}
+    ]});
+    fs::write(dir.path().join("data/index.json"), index.to_string()).unwrap();
+    fs::write(
+        dir.path().join("chunk_order.toml"),
+        "format = 1\norder = [1, 0, 2]\ndeferrals = []\n",
+    )
+    .unwrap();
+    let chunks = k2_analysis::inputs::read_data_mix(dir.path()).unwrap();
+    assert_eq!(
+        chunks.iter().map(|c| c.chunk).collect::<Vec<_>>(),
+        [1, 0, 2]
+    );
+    let srcs = k2_analysis::datamix::sources(&chunks);
+    assert_eq!(srcs, ["math_long", "stories", "code"]);
+    let cum = k2_analysis::datamix::cumulative(&chunks, &srcs);
+    assert_eq!(cum[1], (400, vec![0, 200, 200]));
+    assert_eq!(cum[3], (1600, vec![800, 500, 300]));
+    assert_eq!(k2_analysis::datamix::stage_starts(&chunks), [(800, 2)]);
+    let table = k2_analysis::report::data_mix_table(&chunks);
+    assert!(table.contains("| 1     | 2      | 800    | –"), "{table}");
+    assert!(table.contains("500 (62.5 %)"), "{table}");
+    let out = tempfile::tempdir().unwrap();
+    let s = render_report(&ReportOptions {
+        run: Some(dir.path().to_path_buf()),
+        lm_eval_results: None,
+        out: out.path().to_path_buf(),
+        name: "r".into(),
+        log_x: false,
+    })
+    .unwrap();
+    assert!(s.dir.join("figures/data.png").exists());
+    let md = fs::read_to_string(&s.readme).unwrap();
+    assert!(md.contains("## Data"));
+    // a chunk missing from the index is an error naming both files
+    fs::write(dir.path().join("chunk_order.toml"), "order = [0, 7]\n").unwrap();
+    let e = k2_analysis::inputs::read_data_mix(dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("chunk 7") && e.contains("index.json"), "{e}");
+}
+
+#[test]
+fn reference_table_reads_final_values_and_says_no_shared_tasks() {
+    use k2_analysis::inputs::Point;
+    use k2_analysis::reference::{reference_section, run_rows, References};
+    let refs = References::shipped();
+    let p = |task: &str, metric: &str, step: u64, value: f64| Point {
+        series: "m-1b".into(),
+        shots: 5,
+        task: task.into(),
+        metric: metric.into(),
+        step,
+        tokens: None,
+        value,
+        stderr: None,
+        checkpoint: format!("step{step}"),
+        source: PathBuf::from("x.json"),
+    };
+    let pts = vec![
+        p("arc_challenge", "acc", 10, 0.20),
+        p("arc_challenge", "acc_norm", 10, 0.21),
+        p("arc_challenge", "acc", 20, 0.30),
+        p("arc_challenge", "acc_norm", 20, 0.3125),
+        p("mmlu (mean of 57)", "acc", 20, 0.26),
+        p("mmlu (mean of 57)", "acc_norm", 20, 0.27),
+        p("piqa", "acc", 20, 0.6),
+    ];
+    let rows = run_rows(&pts, &refs);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].step, 20);
+    assert_eq!(rows[0].values.len(), 2);
+    let (v, m) = &rows[0].values["arc_challenge"];
+    assert!((v - 31.25).abs() < 1e-9 && m == "acc_norm");
+    let (v, m) = &rows[0].values["mmlu"];
+    assert!((v - 26.0).abs() < 1e-9 && m == "acc");
+    let s = reference_section(&pts, &refs);
+    assert_eq!(
+        cells(&s, "m-1b (step 20, 5-shot)"),
+        [
+            "m-1b (step 20, 5-shot)",
+            "this report",
+            "26.0 (acc)",
+            "–",
+            "31.2 (acc_norm)",
+            "–",
+            "–",
+            "–"
+        ]
+    );
+    assert!(!s.contains("no shared tasks"));
+    // only tasks the references lack: reference rows only
+    let s = reference_section(&pts[6..], &refs);
+    assert!(s.contains("no shared tasks"), "{s}");
+    assert_eq!(
+        cells(&s, "K2 (final) (reference)")[2..],
+        ["62.6", "83.2", "61.9", "79.5", "40.4", "58.3"]
+    );
+    assert!(!s.contains("this report |"), "{s}");
+    // the fake k2 run (k2_* tasks only) says so in its README
+    let dir = tempfile::tempdir().unwrap();
+    fake_run(dir.path());
+    let out = tempfile::tempdir().unwrap();
+    let r = render_report(&ReportOptions {
+        run: Some(dir.path().to_path_buf()),
+        lm_eval_results: None,
+        out: out.path().to_path_buf(),
+        name: "r".into(),
+        log_x: false,
+    })
+    .unwrap();
+    let md = fs::read_to_string(&r.readme).unwrap();
+    assert!(md.contains("## Final checkpoint vs reference models"));
+    assert!(md.contains("no shared tasks"));
+    assert_eq!(cells(&md, "Llama 2-70B (reference)")[2], "65.4");
+}
+
+#[test]
+fn html_page_is_self_contained_with_the_readme_content() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_run(dir.path());
+    let out = tempfile::tempdir().unwrap();
+    let s = render_report(&ReportOptions {
+        run: Some(dir.path().to_path_buf()),
+        lm_eval_results: None,
+        out: out.path().to_path_buf(),
+        name: "r".into(),
+        log_x: false,
+    })
+    .unwrap();
+    let md = fs::read_to_string(&s.readme).unwrap();
+    let html = fs::read_to_string(s.dir.join("index.html")).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    // every figure of the README is inline as SVG, nothing is loaded from outside
+    let images = md.lines().filter(|l| l.starts_with("![")).count();
+    assert!(images >= 3);
+    assert_eq!(html.matches("<svg").count(), images);
+    assert!(!html.contains("<img") && !html.contains("src=") && !html.contains("href=\"figures"));
+    assert!(!html.contains("<link"));
+    // every table cell of the README is a cell of the page
+    for l in md
+        .lines()
+        .filter(|l| l.starts_with('|') && !l.starts_with("|-"))
+    {
+        for c in l.split('|').map(str::trim).filter(|c| !c.is_empty()) {
+            let c = c.trim_matches('`');
+            assert!(
+                html.contains(&format!("<td>{c}</td>"))
+                    || html.contains(&format!("<th>{c}</th>"))
+                    || html.contains(&format!("<td><code>{c}</code></td>")),
+                "cell {c} missing"
+            );
+        }
+    }
+    for (ckpt, _, _, acc_norm) in VALUES {
+        assert!(html.contains(ckpt));
+        assert!(html.contains(&format!("<td>{acc_norm:.4}</td>")));
+    }
+}
+
+#[test]
+fn spike_and_rollback_marked_from_hand_edited_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_run(dir.path());
+    let p = dir.path().join("checkpoints.toml");
+    let m = fs::read_to_string(&p).unwrap();
+    // hand edit: first checkpoint rolled back, second a spike
+    let m = m
+        .replacen("status = \"ok\"", "status = \"rolled_back\"", 1)
+        .replacen("status = \"ok\"", "status = \"spike\"", 1);
+    fs::write(&p, m).unwrap();
+    let opts = ReportOptions {
+        run: Some(dir.path().to_path_buf()),
+        lm_eval_results: None,
+        out: dir.path().join("out"),
+        name: "r".into(),
+        log_x: false,
+    };
+    let data = k2_analysis::report::load_inputs(&opts).unwrap();
+    let ev = k2_analysis::report::train_events(&data.checkpoints);
+    assert_eq!(
+        ev.iter()
+            .map(|e| (e.step, e.name.as_str(), e.status.as_str()))
+            .collect::<Vec<_>>(),
+        [(20, "ckpt_0001", "rolled_back"), (40, "ckpt_0002", "spike")]
+    );
+    let s = render_report(&opts).unwrap();
+    let md = fs::read_to_string(&s.readme).unwrap();
+    assert!(
+        md.contains("`ckpt_0001` (step 20, rolled_back), `ckpt_0002` (step 40, spike)"),
+        "{md}"
+    );
+    let svg = fs::read_to_string(s.dir.join("figures/training.svg")).unwrap();
+    assert!(svg.contains("spike: ckpt_0002"));
+    assert!(svg.contains("rolled back: ckpt_0001"));
+    assert!(svg.contains("#D62728") && svg.contains("#9467BD"));
+    // without events the README says so and the figure has no markers
+    fake_run(dir.path());
+    let s = render_report(&opts).unwrap();
+    let md = fs::read_to_string(&s.readme).unwrap();
+    assert!(md.contains("No checkpoint is marked as a loss spike or rolled back"));
+    let svg = fs::read_to_string(s.dir.join("figures/training.svg")).unwrap();
+    assert!(!svg.contains("spike:"));
 }
