@@ -336,7 +336,7 @@ pub fn render_report(opts: &ReportOptions) -> Result<ReportSummary> {
         }
         let cfg_toml = run.join("config.toml");
         if let Ok(text) = std::fs::read_to_string(&cfg_toml) {
-            writeln!(md, "\n<details><summary>Training config (<code>config.toml</code>)</summary>\n\n```toml\n{}```\n\n</details>\n", text)?;
+            writeln!(md, "\n<details><summary>Training config (config.toml)</summary>\n\n```toml\n{}```\n\n</details>\n", text)?;
         }
     }
     if let Some(d) = &opts.lm_eval_results {
