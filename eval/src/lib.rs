@@ -2,6 +2,7 @@
 //! construction and metrics; the scoring engine; the sweep over every checkpoint of a run.
 
 pub mod bench;
+pub mod data;
 pub mod encode;
 pub mod engine;
 pub mod error;

@@ -8,8 +8,9 @@
 
 use std::path::Path;
 
+use crate::data;
 use crate::error::Result;
-use crate::fewshot::{data, sha256_hex, McDoc, McTask};
+use crate::fewshot::{sha256_hex, McDoc, McTask};
 
 pub const VERSION: f64 = 2.0;
 pub const FORMAT_ID: &str =

@@ -26,11 +26,11 @@ use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 
+use crate::data::read_jsonl_records;
 use crate::error::Result;
 use crate::pyrandom::PyRandom;
 use crate::request::{Request, Response};
 use crate::task::{Aggregation, DocResult, MetricSpec, MetricValue, Task};
-use crate::tasks::lambada::read_jsonl;
 
 pub const GSM8K_TEST_FILE: &str = "gsm8k/test.jsonl";
 pub const GSM8K_TRAIN_FILE: &str = "gsm8k/train.jsonl";
@@ -190,8 +190,8 @@ impl Gsm8k {
 
     /// Load from a test file (the evaluated problems) and a train file (the few-shot pool).
     pub fn from_files(test: &Path, train: &Path) -> Result<Self> {
-        let (test_docs, test_sha256) = read_jsonl(test)?;
-        let (train_docs, train_sha256) = read_jsonl(train)?;
+        let (test_docs, test_sha256) = read_jsonl_records(test)?;
+        let (train_docs, train_sha256) = read_jsonl_records(train)?;
         Ok(Self {
             test: test_docs,
             train: train_docs,

@@ -13,48 +13,14 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
-use crate::error::{io_err, EvalError, Result};
+use crate::error::Result;
 use crate::request::{Request, Response};
 use crate::task::{Aggregation, DocResult, MetricSpec, MetricValue, Task};
 
 /// Relative path of the data file under the shared data directory.
 pub const LAMBADA_FILE: &str = "lambada/lambada_openai_test.jsonl";
-
-/// Read a JSONL file into records: blank lines are skipped, and a malformed line is an
-/// [`EvalError::Data`] naming the file and the 1-based line. Returns the records and the sha256 of
-/// the file's bytes.
-pub(crate) fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<(Vec<T>, String)> {
-    let bytes = std::fs::read(path).map_err(io_err(path))?;
-    let sha = hex::encode(Sha256::digest(&bytes));
-    let text = std::str::from_utf8(&bytes).map_err(|e| {
-        let line = 1 + bytes[..e.valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count();
-        EvalError::Data {
-            path: path.to_path_buf(),
-            line,
-            message: format!("invalid UTF-8: {e}"),
-        }
-    })?;
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let rec = serde_json::from_str(line).map_err(|e| EvalError::Data {
-            path: path.to_path_buf(),
-            line: i + 1,
-            message: e.to_string(),
-        })?;
-        out.push(rec);
-    }
-    Ok((out, sha))
-}
 
 #[derive(Debug, Clone, Deserialize)]
 struct Row {
@@ -87,7 +53,7 @@ impl Lambada {
 
     /// Load from a JSONL file of `{"context", "continuation"}` rows.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let (rows, sha256): (Vec<Row>, String) = read_jsonl(path)?;
+        let (rows, sha256): (Vec<Row>, String) = crate::data::read_jsonl_records(path)?;
         let docs = rows
             .into_iter()
             .map(|r| LambadaDoc {

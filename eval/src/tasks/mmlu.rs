@@ -10,8 +10,9 @@
 
 use std::path::Path;
 
+use crate::data;
 use crate::error::{io_err, Result};
-use crate::fewshot::{data, sha256_hex, FewshotSource, McDoc, McTask};
+use crate::fewshot::{sha256_hex, FewshotSource, McDoc, McTask};
 
 pub const VERSION: f64 = 1.0;
 pub const FORMAT_ID: &str =

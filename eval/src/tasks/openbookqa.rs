@@ -6,8 +6,9 @@
 
 use std::path::Path;
 
+use crate::data;
 use crate::error::Result;
-use crate::fewshot::{data, sha256_hex, McDoc, McTask};
+use crate::fewshot::{sha256_hex, McDoc, McTask};
 
 pub const VERSION: f64 = 1.0;
 pub const FORMAT_ID: &str = "lm-eval openbookqa v1.0: {question_stem} + ' '+choice";

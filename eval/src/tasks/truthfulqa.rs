@@ -12,8 +12,9 @@ use std::path::Path;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
+use crate::data;
 use crate::error::Result;
-use crate::fewshot::{data, sha256_hex, FewshotSource, McDoc, McTask, DEFAULT_FEWSHOT_SEED};
+use crate::fewshot::{sha256_hex, FewshotSource, McDoc, McTask, DEFAULT_FEWSHOT_SEED};
 use crate::request::{Request, Response};
 use crate::task::{Aggregation, DocResult, MetricSpec, MetricValue, Task};
 

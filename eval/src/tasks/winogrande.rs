@@ -12,9 +12,10 @@
 
 use std::path::Path;
 
+use crate::data;
 use crate::error::Result;
 use crate::fewshot::{
-    argmax_first, assemble_prompt, context_sampler_fewshot, data, sha256_hex, FewshotCache,
+    argmax_first, assemble_prompt, context_sampler_fewshot, sha256_hex, FewshotCache,
     DEFAULT_FEWSHOT_SEED, FEWSHOT_DELIMITER, TARGET_DELIMITER,
 };
 use crate::request::{Request, Response};
