@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -12,9 +12,7 @@ use crate::tables::human;
 
 const FAMILY: &str = "sans-serif";
 
-fn de<E: std::fmt::Debug>(e: E) -> anyhow::Error {
-    anyhow!("plotting: {e:?}")
-}
+use crate::plots::de;
 
 /// Sources in a stable order (by total tokens, largest first, then name).
 pub fn sources(chunks: &[ChunkRow]) -> Vec<String> {
@@ -75,19 +73,9 @@ const PALETTE: [RGBColor; 10] = [
 pub fn write_data_mix(chunks: &[ChunkRow], title: &str, stem: &Path) -> Result<Vec<PathBuf>> {
     crate::plots::ensure_font();
     let (w, h) = (1000u32, 760u32);
-    let png = stem.with_extension("png");
-    let svg = stem.with_extension("svg");
-    {
-        let root = BitMapBackend::new(&png, (w, h)).into_drawing_area();
-        draw(&root, chunks, title)?;
-        root.present().map_err(de)?;
-    }
-    {
-        let root = SVGBackend::new(&svg, (w, h)).into_drawing_area();
-        draw(&root, chunks, title)?;
-        root.present().map_err(de)?;
-    }
-    Ok(vec![png, svg])
+    Ok(crate::plots::png_and_svg!(stem, (w, h), |root| draw(
+        &root, chunks, title
+    )))
 }
 
 fn draw<DB: DrawingBackend>(

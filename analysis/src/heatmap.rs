@@ -2,16 +2,14 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 const FAMILY: &str = "sans-serif";
 
-fn de<E: std::fmt::Debug>(e: E) -> anyhow::Error {
-    anyhow!("plotting: {e:?}")
-}
+use crate::plots::de;
 
 /// A checkpoint (row) x task (column) matrix of values on one colour scale.
 #[derive(Debug, Clone)]
@@ -111,19 +109,9 @@ fn layout(hm: &Heatmap) -> Layout {
 pub fn write_heatmap(hm: &Heatmap, stem: &Path) -> Result<Vec<PathBuf>> {
     crate::plots::ensure_font();
     let l = layout(hm);
-    let png = stem.with_extension("png");
-    let svg = stem.with_extension("svg");
-    {
-        let root = BitMapBackend::new(&png, (l.w, l.h)).into_drawing_area();
-        draw(&root, hm, &l)?;
-        root.present().map_err(de)?;
-    }
-    {
-        let root = SVGBackend::new(&svg, (l.w, l.h)).into_drawing_area();
-        draw(&root, hm, &l)?;
-        root.present().map_err(de)?;
-    }
-    Ok(vec![png, svg])
+    Ok(crate::plots::png_and_svg!(stem, (l.w, l.h), |root| draw(
+        &root, hm, &l
+    )))
 }
 
 fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, hm: &Heatmap, l: &Layout) -> Result<()> {

@@ -31,9 +31,30 @@ pub(crate) fn ensure_font() {
     });
 }
 
-fn de<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+pub(crate) fn de<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("plotting: {e:?}")
 }
+
+/// Draws `$draw` (a call on `$root`) into `<stem>.png` and `<stem>.svg`: plotters needs one
+/// concrete backend per file, so the drawing code runs once per backend. Evaluates to both paths.
+macro_rules! png_and_svg {
+    ($stem:expr, $size:expr, |$root:ident| $draw:expr) => {{
+        let png = $stem.with_extension("png");
+        let svg = $stem.with_extension("svg");
+        {
+            let $root = plotters::prelude::BitMapBackend::new(&png, $size).into_drawing_area();
+            $draw?;
+            $root.present().map_err($crate::plots::de)?;
+        }
+        {
+            let $root = plotters::prelude::SVGBackend::new(&svg, $size).into_drawing_area();
+            $draw?;
+            $root.present().map_err($crate::plots::de)?;
+        }
+        vec![png, svg]
+    }};
+}
+pub(crate) use png_and_svg;
 
 /// Tableau-10-like palette: colours that stay distinguishable.
 const PALETTE: [RGBColor; 10] = [
@@ -99,19 +120,9 @@ pub fn write_capability(fig: &CapabilityFigure, stem: &Path) -> Result<Vec<PathB
     let legend_w = 210u32;
     let w = cols as u32 * 400 + legend_w;
     let h = 50 + rows as u32 * 300;
-    let png = stem.with_extension("png");
-    let svg = stem.with_extension("svg");
-    {
-        let root = BitMapBackend::new(&png, (w, h)).into_drawing_area();
-        draw_capability(&root, fig, legend_w)?;
-        root.present().map_err(de)?;
-    }
-    {
-        let root = SVGBackend::new(&svg, (w, h)).into_drawing_area();
-        draw_capability(&root, fig, legend_w)?;
-        root.present().map_err(de)?;
-    }
-    Ok(vec![png, svg])
+    Ok(png_and_svg!(stem, (w, h), |root| draw_capability(
+        &root, fig, legend_w
+    )))
 }
 
 fn xval(fig: &CapabilityFigure, x: f64) -> Option<f64> {
@@ -448,19 +459,9 @@ pub fn write_training_with_events(
 ) -> Result<Vec<PathBuf>> {
     ensure_font();
     let (w, h) = (1000u32, 900u32);
-    let png = stem.with_extension("png");
-    let svg = stem.with_extension("svg");
-    {
-        let root = BitMapBackend::new(&png, (w, h)).into_drawing_area();
-        draw_training(&root, rows, events, title)?;
-        root.present().map_err(de)?;
-    }
-    {
-        let root = SVGBackend::new(&svg, (w, h)).into_drawing_area();
-        draw_training(&root, rows, events, title)?;
-        root.present().map_err(de)?;
-    }
-    Ok(vec![png, svg])
+    Ok(png_and_svg!(stem, (w, h), |root| draw_training(
+        &root, rows, events, title
+    )))
 }
 
 /// Exponential moving average with bias correction (as TensorBoard's smoothing).
