@@ -5,39 +5,19 @@
 //! chunk order, and the files themselves are reproducible from the config.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use k2_model::Tokenizer;
-use serde::{Deserialize, Serialize};
 
 use crate::chunks::{deal, per_chunk_counts, pseudo_chunks, shuffled_chunk};
 use crate::config::TrainConfig;
-use crate::error::{io_err, Result, TrainError};
+use crate::error::{Result, TrainError};
 use crate::packing::{pack_source, Sample};
 
 /// Documents of stage `s` start at `s * STAGE_DOC_STRIDE`, so stages never share a document.
 pub const STAGE_DOC_STRIDE: u64 = 1_000_000_000;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ChunkInfo {
-    pub chunk: u32,
-    pub stage: usize,
-    pub seq_len: usize,
-    pub samples: usize,
-    /// Tokens of this chunk per source.
-    pub tokens_by_source: BTreeMap<String, u64>,
-    pub sha256: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DataIndex {
-    pub format: u32,
-    pub chunks: Vec<ChunkInfo>,
-}
-
-pub fn chunk_file(data_dir: &Path, chunk: u32) -> PathBuf {
-    data_dir.join(format!("chunk_{chunk:04}.jsonl"))
-}
+pub use k2_archive::{chunk_file, read_chunk, read_index, ChunkInfo, DataIndex};
 
 /// Builds every chunk of every stage. Returns chunks indexed by chunk id.
 pub fn build_chunks(cfg: &TrainConfig, tokenizer: &Tokenizer) -> Result<Vec<Vec<Sample>>> {
@@ -82,15 +62,6 @@ pub fn build_chunks(cfg: &TrainConfig, tokenizer: &Tokenizer) -> Result<Vec<Vec<
     Ok(all)
 }
 
-fn chunk_jsonl(samples: &[Sample]) -> String {
-    let mut s = String::new();
-    for x in samples {
-        s.push_str(&serde_json::to_string(x).expect("sample serialises"));
-        s.push('\n');
-    }
-    s
-}
-
 /// Writes every chunk and the index (atomically, file by file).
 pub fn write_chunks(
     cfg: &TrainConfig,
@@ -99,7 +70,7 @@ pub fn write_chunks(
 ) -> Result<DataIndex> {
     let mut infos = Vec::with_capacity(chunks.len());
     for (id, samples) in chunks.iter().enumerate() {
-        let text = chunk_jsonl(samples);
+        let text = k2_archive::chunk_jsonl(samples);
         k2_archive::write_file_atomic(&chunk_file(data_dir, id as u32), text.as_bytes())?;
         let mut tokens_by_source = BTreeMap::new();
         for s in samples {
@@ -122,49 +93,4 @@ pub fn write_chunks(
     let json = serde_json::to_string_pretty(&index).expect("index serialises");
     k2_archive::write_file_atomic(&data_dir.join("index.json"), json.as_bytes())?;
     Ok(index)
-}
-
-pub fn read_index(data_dir: &Path) -> Result<DataIndex> {
-    let p = data_dir.join("index.json");
-    let text = std::fs::read_to_string(&p).map_err(io_err(&p))?;
-    serde_json::from_str(&text).map_err(|e| TrainError::Data {
-        path: p,
-        message: format!("line {}: {e}", e.line()),
-    })
-}
-
-/// Reads one chunk file, checking its sha256 against the index and the sample length.
-pub fn read_chunk(data_dir: &Path, info: &ChunkInfo) -> Result<Vec<Sample>> {
-    let p = chunk_file(data_dir, info.chunk);
-    let text = std::fs::read_to_string(&p).map_err(io_err(&p))?;
-    let actual = k2_archive::sha256_bytes(text.as_bytes());
-    if actual != info.sha256 {
-        return Err(TrainError::Data {
-            path: p,
-            message: format!(
-                "sha256 {actual} does not match data/index.json ({})",
-                info.sha256
-            ),
-        });
-    }
-    let mut out = Vec::with_capacity(info.samples);
-    for (i, line) in text.lines().enumerate() {
-        let s: Sample = serde_json::from_str(line).map_err(|e| TrainError::Data {
-            path: p.clone(),
-            message: format!("line {}: {e}", i + 1),
-        })?;
-        if s.token_ids.len() != info.seq_len {
-            return Err(TrainError::Data {
-                path: p.clone(),
-                message: format!(
-                    "line {}: {} tokens, expected {}",
-                    i + 1,
-                    s.token_ids.len(),
-                    info.seq_len
-                ),
-            });
-        }
-        out.push(s);
-    }
-    Ok(out)
 }

@@ -6,20 +6,11 @@ use std::collections::VecDeque;
 
 use k2_corpus::Source;
 use k2_model::Tokenizer;
-use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::tokenizer_train::{encode, EOS_ID};
 
-/// One training sample with its provenance: the source, the document its first token came from,
-/// and that token's offset inside the document's token ids.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Sample {
-    pub token_ids: Vec<u32>,
-    pub source: String,
-    pub doc: u64,
-    pub offset: u32,
-}
+pub use k2_archive::Sample;
 
 /// The first `n` samples of `source`, packed from its documents `first_doc`, `first_doc + 1`, ...
 pub fn pack_source(
