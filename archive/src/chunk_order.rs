@@ -21,12 +21,16 @@ pub struct ChunkOrder {
     pub deferrals: Vec<Deferral>,
 }
 
-/// A chunk moved from `from_position` to the end of the order at training step `at_step`.
+/// A chunk moved from `from_position` to `to_position` (the end of the order, or of its stage)
+/// at training step `at_step`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Deferral {
     pub chunk: u32,
     pub from_position: u32,
+    /// Absent in files written before in-stage deferral existed: the end of the order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_position: Option<u32>,
     pub at_step: u64,
     pub reason: String,
 }
@@ -147,24 +151,64 @@ impl ChunkOrder {
         at_step: u64,
         reason: impl Into<String>,
     ) -> Result<u32, ArchiveError> {
-        let pos = position as usize;
-        if pos >= self.order.len() {
+        let last = self.order.len().saturating_sub(1) as u32;
+        self.defer_to(position, last, at_step, reason)
+    }
+
+    /// Moves the chunk at `position` to `to_position` (>= `position`; the chunks in between move
+    /// up by one) and records the deferral. K2 moved a spike's chunk to the end of stage 1's
+    /// order; with several stages in one order that is the stage's last position.
+    pub fn defer_to(
+        &mut self,
+        position: u32,
+        to_position: u32,
+        at_step: u64,
+        reason: impl Into<String>,
+    ) -> Result<u32, ArchiveError> {
+        let (pos, to) = (position as usize, to_position as usize);
+        if pos >= self.order.len() || to >= self.order.len() || to < pos {
             return Err(ArchiveError::ChunkOrder {
                 message: format!(
-                    "cannot defer position {position}: the order has {} chunks",
+                    "cannot defer position {position} to {to_position}: the order has {} chunks",
                     self.order.len()
                 ),
             });
         }
         let chunk = self.order.remove(pos);
-        self.order.push(chunk);
+        self.order.insert(to, chunk);
         self.deferrals.push(Deferral {
             chunk,
             from_position: position,
+            to_position: Some(to_position),
             at_step,
             reason: reason.into(),
         });
         Ok(chunk)
+    }
+
+    /// The order as it stood while training position `position`: deferrals made when training
+    /// restarted at a later position are undone (a deferral from position q took effect when
+    /// training restarted at q, so positions before q were trained with the order before it).
+    pub fn as_of_position(&self, position: u32) -> ChunkOrder {
+        let mut c = self.clone();
+        while let Some(d) = c.deferrals.last() {
+            if d.from_position <= position {
+                break;
+            }
+            let to = d.to_position.map_or(c.order.len() - 1, |t| t as usize);
+            let from = d.from_position as usize;
+            if to < c.order.len() && from <= to && c.order[to] == d.chunk {
+                let chunk = c.order.remove(to);
+                c.order.insert(from, chunk);
+            }
+            c.deferrals.pop();
+        }
+        c
+    }
+
+    /// Whether `chunk` has been deferred.
+    pub fn is_deferred(&self, chunk: u32) -> bool {
+        self.deferrals.iter().any(|d| d.chunk == chunk)
     }
 
     /// The chunk trained at `position`, if any.
@@ -199,5 +243,24 @@ mod tests {
             e.contains("out-of-range chunk id(s) 3") && e.contains("missing chunk id(s) 2"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn defer_within_a_stage() {
+        let mut c = ChunkOrder::identity(6);
+        assert_eq!(c.defer_to(1, 3, 50, "spike").unwrap(), 1);
+        assert_eq!(c.order, vec![0, 2, 3, 1, 4, 5]);
+        assert!(c.is_deferred(1) && !c.is_deferred(2));
+        assert_eq!(c.deferrals[0].to_position, Some(3));
+        assert!(c.defer_to(3, 2, 60, "x").is_err());
+        assert!(c.defer_to(3, 6, 60, "x").is_err());
+        assert_eq!(c.defer(2, 70, "spike").unwrap(), 3);
+        assert_eq!(c.order, vec![0, 2, 1, 4, 5, 3]);
+        c.validate().unwrap();
+        assert_eq!(c.as_of_position(2), c);
+        let before_second = c.as_of_position(1);
+        assert_eq!(before_second.order, vec![0, 2, 3, 1, 4, 5]);
+        assert_eq!(before_second.deferrals.len(), 1);
+        assert_eq!(c.as_of_position(0).order, (0..6).collect::<Vec<_>>());
     }
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ArchiveError;
+use crate::events::SpikeEvent;
 use crate::toml_io::{load_toml, parse_toml, save_toml_atomic, semantic_error};
 
 /// The only manifest format this crate reads and writes.
@@ -20,6 +21,9 @@ pub struct Manifest {
     pub config_hash: String,
     #[serde(default, rename = "checkpoint")]
     pub checkpoints: Vec<CheckpointEntry>,
+    /// Loss spikes and what was done about them, in the order they were resolved.
+    #[serde(default, rename = "spike", skip_serializing_if = "Vec::is_empty")]
+    pub spikes: Vec<SpikeEvent>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,6 +130,7 @@ impl Manifest {
             run: run.into(),
             config_hash: config_hash.into(),
             checkpoints: Vec::new(),
+            spikes: Vec::new(),
         }
     }
 
@@ -242,6 +247,30 @@ impl Manifest {
                 message: format!("no checkpoint named {name:?}"),
             }),
         }
+    }
+
+    /// Renames checkpoint `from` to `to` (a diverged checkpoint becoming `spike_ckpt_N`).
+    pub fn rename(&mut self, from: &str, to: &str) -> Result<(), ArchiveError> {
+        check_name(to).map_err(|message| ArchiveError::Manifest { message })?;
+        if self.get(to).is_some() {
+            return Err(ArchiveError::Manifest {
+                message: format!("duplicate checkpoint name {to:?}"),
+            });
+        }
+        match self.checkpoints.iter_mut().find(|c| c.name == from) {
+            Some(c) => {
+                c.name = to.to_string();
+                Ok(())
+            }
+            None => Err(ArchiveError::Manifest {
+                message: format!("no checkpoint named {from:?}"),
+            }),
+        }
+    }
+
+    /// Rollbacks recorded so far (= the current training attempt).
+    pub fn rollbacks(&self) -> u32 {
+        self.spikes.iter().filter(|e| e.is_rollback()).count() as u32
     }
 
     pub fn get(&self, name: &str) -> Option<&CheckpointEntry> {

@@ -7,6 +7,7 @@ use k2_model::{preset, LlamaConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{io_err, Result, TrainError};
+use crate::spike::{InjectSpike, SpikeSection};
 
 /// The built-in default run: small enough for ~3 minutes on 2 CPU cores, shaped like K2's recipe.
 pub const DEFAULT_CONFIG: &str = include_str!("../../configs/default.toml");
@@ -23,6 +24,16 @@ pub struct TrainConfig {
     pub data: DataSection,
     pub train: LoopSection,
     pub optim: OptimSection,
+    /// Loss-spike detection and the response to a malignant spike (defaults when absent).
+    #[serde(default)]
+    pub spike: SpikeSection,
+    /// Reproducible instabilities for exercising the spike path (none by default).
+    #[serde(
+        default,
+        rename = "inject_spike",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub inject_spikes: Vec<InjectSpike>,
     /// Training stages in order (K2: stage 1 at 2K context, stage 2 long-context, math/code-heavy).
     #[serde(rename = "stage")]
     pub stages: Vec<StageSection>,
@@ -342,6 +353,25 @@ impl TrainConfig {
         }
         for i in 0..self.stages.len() {
             self.model_config(i)?;
+        }
+        self.spike.validate()?;
+        for (i, inj) in self.inject_spikes.iter().enumerate() {
+            if inj.chunk >= self.total_chunks() {
+                return Err(field(
+                    &format!("inject_spike[{i}].chunk"),
+                    format!(
+                        "{} is not a chunk id (the run has {})",
+                        inj.chunk,
+                        self.total_chunks()
+                    ),
+                ));
+            }
+            if !(inj.lr_multiplier.is_finite() && inj.lr_multiplier > 0.0) {
+                return Err(field(
+                    &format!("inject_spike[{i}].lr_multiplier"),
+                    format!("{} must be positive", inj.lr_multiplier),
+                ));
+            }
         }
         Ok(())
     }

@@ -28,6 +28,12 @@ pub enum TrainError {
     #[error("{0}")]
     Resume(String),
 
+    #[error("{0}")]
+    Spike(String),
+
+    #[error("{0}")]
+    Verify(String),
+
     #[error("tokenizer: {0}")]
     Tokenizer(String),
 

@@ -46,33 +46,6 @@ pub fn init_weights(
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn init_is_deterministic_with_the_configured_std() {
-        let cfg = k2_model::preset("default").unwrap();
-        let a = init_weights(&cfg, 7, &Device::Cpu).unwrap();
-        let b = init_weights(&cfg, 7, &Device::Cpu).unwrap();
-        let c = init_weights(&cfg, 8, &Device::Cpu).unwrap();
-        let w: Vec<f32> = a[names::EMBED].flatten_all().unwrap().to_vec1().unwrap();
-        let w2: Vec<f32> = b[names::EMBED].flatten_all().unwrap().to_vec1().unwrap();
-        let w3: Vec<f32> = c[names::EMBED].flatten_all().unwrap().to_vec1().unwrap();
-        assert_eq!(w, w2);
-        assert_ne!(w, w3);
-        let n = w.len() as f64;
-        let mean = w.iter().map(|&x| x as f64).sum::<f64>() / n;
-        let sd = (w.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
-        assert!(
-            mean.abs() < 1e-3 && (sd - 0.02).abs() < 5e-4,
-            "mean {mean} sd {sd}"
-        );
-        let g: Vec<f32> = a[names::FINAL_NORM].to_vec1().unwrap();
-        assert!(g.iter().all(|&x| x == 1.0));
-    }
-}
-
 /// Writes an HF model directory with freshly initialised weights for `cfg` (for benchmarks and
 /// tests that need a model of a given shape): config.json, generation_config.json,
 /// model.safetensors and, if given, a copy of `tokenizer`. Refuses an existing non-empty `out`.
@@ -108,4 +81,31 @@ pub fn write_initialized_model(
         k2_archive::write_file_atomic(&out.join("tokenizer.json"), &bytes)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_is_deterministic_with_the_configured_std() {
+        let cfg = k2_model::preset("default").unwrap();
+        let a = init_weights(&cfg, 7, &Device::Cpu).unwrap();
+        let b = init_weights(&cfg, 7, &Device::Cpu).unwrap();
+        let c = init_weights(&cfg, 8, &Device::Cpu).unwrap();
+        let w: Vec<f32> = a[names::EMBED].flatten_all().unwrap().to_vec1().unwrap();
+        let w2: Vec<f32> = b[names::EMBED].flatten_all().unwrap().to_vec1().unwrap();
+        let w3: Vec<f32> = c[names::EMBED].flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(w, w2);
+        assert_ne!(w, w3);
+        let n = w.len() as f64;
+        let mean = w.iter().map(|&x| x as f64).sum::<f64>() / n;
+        let sd = (w.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
+        assert!(
+            mean.abs() < 1e-3 && (sd - 0.02).abs() < 5e-4,
+            "mean {mean} sd {sd}"
+        );
+        let g: Vec<f32> = a[names::FINAL_NORM].to_vec1().unwrap();
+        assert!(g.iter().all(|&x| x == 1.0));
+    }
 }

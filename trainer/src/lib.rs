@@ -14,9 +14,13 @@ pub mod init;
 pub mod metrics;
 pub mod optim;
 pub mod packing;
+pub mod replay;
+pub mod rollback;
 pub mod run;
 pub mod schedule;
+pub mod session;
 pub mod setup;
+pub mod spike;
 pub mod state;
 pub mod tokenizer_train;
 

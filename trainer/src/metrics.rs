@@ -1,4 +1,7 @@
-//! One line of `metrics.jsonl` per optimizer step.
+//! One line of `metrics.jsonl` per optimizer step, and one per resolved loss spike
+//! (`{"event": "spike", ...}`). After a rollback the file holds both the diverged attempt's steps
+//! and the retrained ones; `attempt` tells them apart (the last line of a step is the one the
+//! surviving checkpoints were trained with).
 
 use serde::{Deserialize, Serialize};
 
@@ -14,4 +17,28 @@ pub struct StepMetrics {
     pub tokens_per_s: f64,
     pub chunk: u32,
     pub stage: usize,
+    /// 0 for the first pass; every rollback starts a new attempt.
+    #[serde(default)]
+    pub attempt: u32,
+}
+
+/// A resolved spike as a `metrics.jsonl` line.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventLine {
+    /// Always `spike`.
+    pub event: String,
+    /// The step at which it was resolved.
+    pub step: u64,
+    #[serde(flatten)]
+    pub spike: k2_archive::SpikeEvent,
+}
+
+impl EventLine {
+    pub fn new(spike: &k2_archive::SpikeEvent) -> Self {
+        EventLine {
+            event: "spike".into(),
+            step: spike.end_step,
+            spike: spike.clone(),
+        }
+    }
 }

@@ -3,27 +3,20 @@
 //! AdamW), one metrics line per step, a full-state checkpoint at the end of every chunk.
 //! `--resume` restarts from the manifest's last good checkpoint and continues bit for bit.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::Tensor;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use k2_archive::{CheckpointStatus, ChunkOrder, Manifest, RunLayout};
+use k2_archive::{CheckpointStatus, ChunkOrder, Manifest, RunLayout, SpikeEvent};
 use k2_model::{Llama, Mode};
-use rand_chacha::rand_core::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 
-use crate::checkpoint::{read_state, read_tensors, write_checkpoint, CheckpointData};
+use crate::checkpoint::write_checkpoint;
 use crate::config::TrainConfig;
-use crate::dataset::{read_chunk, read_index};
 use crate::error::{io_err, Result, TrainError};
-use crate::init::init_weights;
-use crate::metrics::StepMetrics;
-use crate::optim::{AdamW, AdamWConfig};
-use crate::schedule::Schedule;
+use crate::metrics::EventLine;
+use crate::session::{peak_lr_at, IntervalEnd, Session};
 use crate::setup::create_run;
-use crate::state::{DataCursor, RngState, ScheduleState, TrainerState};
 
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
@@ -44,6 +37,8 @@ pub struct RunSummary {
     pub steps: u64,
     pub tokens: u64,
     pub checkpoints_written: Vec<String>,
+    /// Malignant spikes this invocation rolled back.
+    pub rollbacks: Vec<SpikeEvent>,
     pub final_loss: Option<f64>,
     pub wall_s: f64,
 }
@@ -79,108 +74,24 @@ pub fn train(opts: &TrainOptions) -> Result<RunSummary> {
         opts.config.clone()
     };
     set_threads(cfg.train.threads);
-    let dev = Device::Cpu;
     let mut manifest = Manifest::load(&layout.manifest_path())?;
     k2_archive::remove_stale_tmp(&layout.root)?;
+    crate::rollback::repair(&layout, &cfg, &manifest)?;
     remove_unlisted_checkpoints(&layout, &manifest)?;
-    let order = ChunkOrder::load(&layout.chunk_order_path())?;
-    let index = read_index(&layout.data_dir())?;
-    let tokenizer_json = std::fs::read_to_string(layout.tokenizer_path())
-        .map_err(io_err(layout.tokenizer_path()))?;
-
-    let spc = cfg.train.steps_per_checkpoint;
-    let schedule = Schedule {
-        peak: cfg.optim.lr,
-        min: cfg.optim.lr * cfg.optim.min_lr_ratio,
-        warmup: cfg.optim.warmup_steps,
-        total: cfg.total_steps(),
-    };
-    let adam_cfg = AdamWConfig {
-        beta1: cfg.optim.beta1,
-        beta2: cfg.optim.beta2,
-        eps: cfg.optim.eps,
-        weight_decay: cfg.optim.weight_decay,
-    };
+    let mut order = ChunkOrder::load(&layout.chunk_order_path())?;
 
     // Starting point: the last good checkpoint, or a fresh initialisation.
     let resume_entry = manifest.latest_ok().cloned();
-    let (weights, optim_state, mut state) = match &resume_entry {
-        Some(entry) => {
-            let dir = layout.ckpt_dir(&entry.name);
-            let state = read_state(&dir)?;
-            if state.config_hash != cfg.hash() {
-                return Err(TrainError::Resume(format!(
-                    "{}: config hash {} does not match the run's config {}",
-                    dir.display(),
-                    state.config_hash,
-                    cfg.hash()
-                )));
-            }
-            let (w, o) = read_tensors(&dir)?;
-            (w, Some(o), state)
-        }
-        None => {
-            let first_stage = cfg.stage_of_chunk(order.chunk_at(0).unwrap_or(0));
-            let w = init_weights(&cfg.model_config(first_stage)?, cfg.seed, &dev)?;
-            let state = TrainerState {
-                format: 1,
-                run: cfg.name.clone(),
-                config_hash: cfg.hash(),
-                step: 0,
-                tokens_seen: 0,
-                stage: first_stage,
-                cursor: DataCursor {
-                    chunk_order: order.order.clone(),
-                    position: 0,
-                    sample_in_chunk: 0,
-                },
-                schedule: ScheduleState {
-                    peak_lr: schedule.peak,
-                    min_lr: schedule.min,
-                    warmup_steps: schedule.warmup,
-                    total_steps: schedule.total,
-                    last_lr: 0.0,
-                },
-                rng: RngState {
-                    init_seed: cfg.seed,
-                    train_seed: cfg.seed ^ 0x6b32_7472_6169_6e00,
-                    train_word_pos: "0".into(),
-                    shuffle_seed_base: cfg.data.shuffle_seed_base,
-                },
-            };
-            (w, None, state)
-        }
-    };
+    let mut session = Session::load(
+        &layout,
+        &cfg,
+        resume_entry.as_ref().map(|e| e.name.as_str()),
+    )?;
     if opts.resume {
-        // Drop metrics of steps past the checkpoint we resume from: they will be redone.
-        let keep_until = state.step;
-        k2_archive::truncate_jsonl_after(&layout.metrics_path(), |v| {
-            v.get("step")
-                .and_then(|s| s.as_u64())
-                .is_some_and(|s| s <= keep_until)
-        })?;
+        // Drop metrics of the current attempt past the checkpoint we resume from: they will be
+        // redone. Lines of earlier (rolled-back) attempts stay.
+        truncate_metrics(&layout, session.state.step, manifest.rollbacks())?;
     }
-    let train_rng = ChaCha8Rng::seed_from_u64(state.rng.train_seed);
-    let mut train_rng = train_rng;
-    train_rng.set_word_pos(state.rng.train_word_pos.parse::<u128>().unwrap_or(0));
-
-    let vars: BTreeMap<String, Var> = weights
-        .into_iter()
-        .map(|(k, t)| Ok((k, Var::from_tensor(&t)?)))
-        .collect::<Result<_>>()?;
-    let mut opt = AdamW::new(&vars, adam_cfg);
-    if let Some(o) = &optim_state {
-        opt.load_state(o, state.step)?;
-    }
-    let model_of = |stage: usize| -> Result<Llama> {
-        let map = vars
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-            .collect();
-        Ok(Llama::from_tensors(&cfg.model_config(stage)?, map)?)
-    };
-    let mut stage = state.stage;
-    let mut model = model_of(stage)?;
 
     let total_steps = cfg.total_steps();
     let bar = ProgressBar::new(total_steps);
@@ -193,137 +104,115 @@ pub fn train(opts: &TrainOptions) -> Result<RunSummary> {
         )
         .expect("valid template"),
     );
-    bar.set_position(state.step);
+    bar.set_position(session.state.step);
 
     let base_wall = resume_entry.as_ref().map_or(0.0, |e| e.wall_time_s);
-    let gb = cfg.train.global_batch;
-    let mb = cfg.train.micro_batch;
-    let n_micro = gb / mb;
     let mut written = Vec::new();
+    let mut rollbacks = Vec::new();
     let mut final_loss = None;
     let mut steps_done = 0;
-    for position in state.cursor.position..order.order.len() as u32 {
-        let chunk = order.order[position as usize];
-        let chunk_stage = cfg.stage_of_chunk(chunk);
-        if chunk_stage != stage {
-            stage = chunk_stage;
-            model = model_of(stage)?;
-        }
-        let info = index
-            .chunks
-            .get(chunk as usize)
-            .ok_or_else(|| TrainError::Data {
-                path: layout.data_dir().join("index.json"),
-                message: format!("no chunk {chunk}"),
-            })?;
-        let samples = read_chunk(&layout.data_dir(), info)?;
-        if samples.len() < spc as usize * gb {
-            return Err(TrainError::Data {
-                path: crate::dataset::chunk_file(&layout.data_dir(), chunk),
-                message: format!(
-                    "{} samples, an interval needs {}",
-                    samples.len(),
-                    spc as usize * gb
-                ),
-            });
-        }
-        let seq = info.seq_len;
-        for j in 0..spc as usize {
-            let t0 = Instant::now();
-            let step = state.step + 1;
-            let batch = &samples[j * gb..(j + 1) * gb];
-            let mut grads = opt.zero_grads();
-            let mut loss_sum = 0.0f64;
-            for micro in batch.chunks(mb) {
-                let ids: Vec<u32> = micro
-                    .iter()
-                    .flat_map(|s| s.token_ids.iter().copied())
-                    .collect();
-                let ids = Tensor::from_vec(ids, (micro.len(), seq), &dev)?;
-                let loss = lm_loss(&model, &ids)?;
-                loss_sum += loss.to_scalar::<f32>()? as f64;
-                let store = loss.backward()?;
-                opt.accumulate(&mut grads, &store, 1.0 / n_micro as f32)?;
-            }
-            let loss = loss_sum / n_micro as f64;
-            if !loss.is_finite() {
-                return Err(TrainError::NonFinite {
-                    step,
-                    loss: loss as f32,
-                });
-            }
-            let lr = schedule.lr(step);
-            let stats = opt.step(&mut grads, lr, cfg.optim.clip_grad_norm)?;
-            state.step = step;
-            state.tokens_seen += (gb * seq) as u64;
-            state.schedule.last_lr = lr;
-            let dt = t0.elapsed().as_secs_f64();
-            let m = StepMetrics {
-                step,
-                loss,
-                lr,
-                grad_norm: stats.grad_norm,
-                param_norm: stats.param_norm,
-                update_norm: stats.update_norm,
-                tokens_seen: state.tokens_seen,
-                tokens_per_s: (gb * seq) as f64 / dt.max(1e-9),
-                chunk,
-                stage,
-            };
+    let mut position = session.state.cursor.position;
+    while (position as usize) < order.len() {
+        let attempt = manifest.rollbacks();
+        let peak = peak_lr_at(&cfg, &manifest, position);
+        let mut resolved = Vec::new();
+        let metrics_path = layout.metrics_path();
+        let end = session.train_interval(&order, position, peak, attempt, &mut |r| {
             k2_archive::append_line_durable(
-                &layout.metrics_path(),
-                &serde_json::to_string(&m).expect("metrics serialise"),
+                &metrics_path,
+                &serde_json::to_string(r.metrics).expect("metrics serialise"),
             )?;
-            final_loss = Some(loss);
+            if let Some(ev) = r.resolved {
+                k2_archive::append_line_durable(
+                    &metrics_path,
+                    &serde_json::to_string(&EventLine::new(ev)).expect("event serialises"),
+                )?;
+                if opts.progress {
+                    bar.println(format!(
+                        "{} loss spike at steps {}-{} (peak {:.3} vs baseline {:.3})",
+                        ev.kind, ev.start_step, ev.end_step, ev.peak_loss, ev.baseline_loss
+                    ));
+                }
+                resolved.push(ev.clone());
+            }
+            final_loss = Some(r.metrics.loss);
             steps_done += 1;
-            bar.set_position(step);
+            bar.set_position(r.metrics.step);
             bar.set_message(format!(
-                "loss {loss:.3}  lr {lr:.2e}  ckpt {}",
+                "loss {:.3}  lr {:.2e}  ckpt {}",
+                r.metrics.loss,
+                r.metrics.lr,
                 position + 1
             ));
+            Ok(())
+        })?;
+        let wall = base_wall + started.elapsed().as_secs_f64();
+        match end {
+            IntervalEnd::Completed => {
+                let name = k2_archive::ckpt_name(position + 1);
+                let chunk = order.chunk_at(position).expect("position in range");
+                let mut entry = session.with_checkpoint_data(|data| {
+                    write_checkpoint(&layout, &name, data, vec![chunk], CheckpointStatus::Ok)
+                })?;
+                entry.wall_time_s = wall;
+                manifest.push(entry)?;
+                manifest.spikes.extend(resolved);
+                manifest.save_atomic(&layout.manifest_path())?;
+                written.push(name);
+                position += 1;
+            }
+            IntervalEnd::Malignant(event) => {
+                manifest.spikes.extend(resolved);
+                let rb = crate::rollback::roll_back(
+                    &layout,
+                    &cfg,
+                    &session,
+                    position,
+                    &mut manifest,
+                    &mut order,
+                    *event,
+                    wall,
+                )?;
+                bar.println(format!(
+                    "malignant loss spike at steps {}-{} (peak {:.3} vs baseline {:.3}): rolled \
+                     back to {}, chunk {} deferred to the end of its stage, diverged state kept \
+                     as {}",
+                    rb.event.start_step,
+                    rb.event.end_step,
+                    rb.event.peak_loss,
+                    rb.event.baseline_loss,
+                    rb.to,
+                    rb.event.deferred_chunk.unwrap_or(0),
+                    rb.event.spike_checkpoints.join(", ")
+                ));
+                session = Session::load(&layout, &cfg, Some(&rb.to))?;
+                position = session.state.cursor.position;
+                bar.set_position(session.state.step);
+                rollbacks.push(rb);
+            }
         }
-        // End of the interval: a full-state checkpoint.
-        state.stage = stage;
-        state.cursor = DataCursor {
-            chunk_order: order.order.clone(),
-            position: position + 1,
-            sample_in_chunk: 0,
-        };
-        state.rng.train_word_pos = train_rng.get_word_pos().to_string();
-        let weights: BTreeMap<String, Tensor> = vars
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-            .collect();
-        let name = k2_archive::ckpt_name(position + 1);
-        let model_cfg = cfg.model_config(stage)?;
-        let mut entry = write_checkpoint(
-            &layout,
-            &name,
-            &CheckpointData {
-                model_cfg: &model_cfg,
-                weights: &weights,
-                optimizer: &opt.state_tensors()?,
-                state: &state,
-                tokenizer_json: &tokenizer_json,
-            },
-            vec![chunk],
-            CheckpointStatus::Ok,
-        )?;
-        entry.wall_time_s = base_wall + started.elapsed().as_secs_f64();
-        manifest.push(entry)?;
-        manifest.save_atomic(&layout.manifest_path())?;
-        written.push(name);
     }
     bar.finish_and_clear();
     Ok(RunSummary {
         out: opts.out.clone(),
         resumed_from: resume_entry.map(|e| e.name),
         steps: steps_done,
-        tokens: state.tokens_seen,
+        tokens: session.state.tokens_seen,
         checkpoints_written: written,
+        rollbacks: rollbacks.into_iter().map(|r| r.event).collect(),
         final_loss,
         wall_s: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Keeps the metrics lines of earlier attempts and those of the current attempt up to `step`.
+pub(crate) fn truncate_metrics(layout: &RunLayout, step: u64, attempt: u32) -> Result<()> {
+    k2_archive::truncate_jsonl_after(&layout.metrics_path(), |v| {
+        let a = v.get("attempt").and_then(|a| a.as_u64()).unwrap_or(0);
+        let s = v.get("step").and_then(|s| s.as_u64());
+        a < attempt as u64 || s.is_some_and(|s| s <= step)
+    })?;
+    Ok(())
 }
 
 /// Mean next-token cross-entropy over a batch (K2: labels are inputs shifted by one; the last
@@ -347,7 +236,9 @@ fn remove_unlisted_checkpoints(layout: &RunLayout, manifest: &Manifest) -> Resul
     for e in entries {
         let e = e.map_err(io_err(&layout.root))?;
         let name = e.file_name().to_string_lossy().to_string();
-        if k2_archive::parse_ckpt_name(&name).is_some()
+        let ckpt_like = name.starts_with("ckpt_") || name.starts_with("spike_ckpt_");
+        if ckpt_like
+            && !k2_archive::is_tmp_name(&name)
             && manifest.get(&name).is_none()
             && e.path().is_dir()
         {

@@ -16,6 +16,9 @@ pub struct TrainerState {
     pub cursor: DataCursor,
     pub schedule: ScheduleState,
     pub rng: RngState,
+    /// The loss-spike detector's history and any spike it is following.
+    #[serde(default)]
+    pub detector: crate::spike::DetectorState,
 }
 
 /// Where the data stream stands: the chunk order and the next (position, sample) to train on.
