@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+mod verify_cmd;
+
 #[derive(Parser)]
 #[command(
     name = "k2",
@@ -132,6 +134,8 @@ k2 report --lm-eval-results ../shared/data/pythia_evals --name pythia --log-x"
     /// List and verify checkpoints.
     #[command(subcommand)]
     Ckpt(CkptCommand),
+    /// Retrain an interval from the archive and check it reproduces bit for bit.
+    Verify(verify_cmd::VerifyArgs),
     /// Model shapes and parameter counts.
     #[command(subcommand)]
     Model(ModelCommand),
@@ -312,6 +316,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             .with_context(|| format!("training run {}", out.display()))?;
             if let Some(from) = &s.resumed_from {
                 println!("resumed from {from}");
+            }
+            for e in &s.rollbacks {
+                println!(
+                    "malignant loss spike at steps {}-{}: rolled back to {}, chunk {} deferred, diverged state kept as {}",
+                    e.start_step,
+                    e.end_step,
+                    e.rollback_to.as_deref().unwrap_or("-"),
+                    e.deferred_chunk.map_or("-".into(), |c| c.to_string()),
+                    e.spike_checkpoints.join(", ")
+                );
             }
             println!(
                 "trained {} steps in {:.1}s, {} tokens seen, final loss {}; wrote {} checkpoints to {}",
@@ -537,6 +551,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Verify(a) => verify_cmd::run(a),
         Command::Ckpt(CkptCommand::List { run }) => {
             let m = k2_archive::Manifest::load(&k2_archive::RunLayout::new(&run).manifest_path())?;
             println!(

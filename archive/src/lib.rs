@@ -7,6 +7,7 @@
 pub mod atomic;
 pub mod chunk_order;
 pub mod error;
+pub mod events;
 pub mod hash;
 pub mod layout;
 pub mod manifest;
@@ -21,6 +22,7 @@ pub use atomic::{
 };
 pub use chunk_order::{ChunkOrder, Deferral, CHUNK_ORDER_FORMAT};
 pub use error::{ArchiveError, Location};
+pub use events::{SpikeEvent, SpikeKind};
 pub use hash::{hash_tree, sha256_bytes, sha256_file};
 pub use layout::{ckpt_name, parse_ckpt_name, spike_ckpt_name, RunLayout};
 pub use manifest::{CheckpointEntry, CheckpointStatus, Manifest, MANIFEST_FORMAT};
