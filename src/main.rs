@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+mod hub_cmd;
+
 mod verify_cmd;
 
 #[derive(Parser)]
@@ -59,7 +61,8 @@ k2 train --force                          # replace an existing runs/default"
         after_help = "Examples:\n  k2 eval --all-checkpoints                           # the default run on the built-in probes\n  \
 k2 eval --all-checkpoints --run runs/mine --tasks default,arc_easy --limit 200\n  \
 k2 eval --all-checkpoints --suite default --watch     # evaluate checkpoints as training writes them\n  \
-k2 eval --model ../shared/data/models/stories260K-hf --tasks hellaswag,arc_easy --output eval-results\n\n\
+k2 eval --model ../shared/data/models/stories260K-hf --tasks hellaswag,arc_easy --output eval-results\n  \
+k2 eval --all-checkpoints --suite amber --tasks arc_easy --keep 2   # LLM360/Amber from the Hub -> eval-results/amber/\n\n\
 Tasks: k2_agreement k2_arithmetic k2_facts k2_copy k2_code_brackets arc_easy arc_challenge hellaswag piqa\n  \
 winogrande boolq openbookqa lambada_openai mmlu mmlu_<subject> gsm8k truthfulqa_mc1 truthfulqa_mc2 wikitext\n\
 Suites: default (built-in probes), leaderboard (K2's six), pythia.\n\
@@ -78,9 +81,12 @@ Results: <run>/eval/<ckpt>/<task>.json (lm-eval layout) and <task>.samples.jsonl
         /// One HF-format model directory.
         #[arg(long)]
         model: Option<PathBuf>,
-        /// Where --model results go.
+        /// Where --model results go (and hub suites' results, under <output>/<suite>/).
         #[arg(long, default_value = "eval-results")]
         output: PathBuf,
+        /// Hub suites: keep at most N snapshots pulled by this sweep in the HF cache (evict evaluated ones).
+        #[arg(long)]
+        keep: Option<usize>,
         /// Comma-separated tasks and suites.
         #[arg(long, default_value = "default", value_delimiter = ',')]
         tasks: Vec<String>,
@@ -142,6 +148,9 @@ k2 report --lm-eval-results ../shared/data/pythia_evals --name pythia --log-x"
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Released checkpoint suites on the Hugging Face Hub: list revisions, pull them into the HF cache.
+    #[command(subcommand)]
+    Hub(hub_cmd::HubCommand),
 }
 
 #[derive(Subcommand)]
@@ -344,6 +353,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             suite,
             model,
             output,
+            keep,
             tasks,
             shots,
             limit,
@@ -400,6 +410,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             // Without --model every checkpoint of the run is evaluated: --all-checkpoints is the
             // default and may be spelled out.
             let _ = all_checkpoints;
+            if let Some(name) = &suite {
+                if let k2_eval::suites::SuiteTarget::Hub(s) = k2_eval::suites::resolve_suite(name)?
+                {
+                    return hub_cmd::eval_hub_suite(&s, &specs, &output, keep, batch_size, &bar);
+                }
+            }
             let run_dir = match &suite {
                 Some(name) => k2_eval::suites::run_dir_of_suite(name)?,
                 None => run.clone(),
@@ -431,6 +447,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Command::Hub(cmd) => hub_cmd::run(cmd),
         Command::Quickstart { quiet } => {
             let out = PathBuf::from("runs/default");
             let resume = out.join("checkpoints.toml").exists();

@@ -2,13 +2,15 @@
 //!
 //! Atomic, fsynced writes; the run manifest (`checkpoints.toml`) with the sha256 of every
 //! checkpoint file; verification; the run directory layout; the repository's suite list;
-//! and the data chunk order. See `DESIGN.md`, "The archive contract".
+//! the data chunk order; and the Hugging Face Hub client (`hub`). See `DESIGN.md`, "The archive
+//! contract".
 
 pub mod atomic;
 pub mod chunk_order;
 pub mod error;
 pub mod events;
 pub mod hash;
+pub mod hub;
 pub mod layout;
 pub mod manifest;
 pub mod run_data;

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod error;
 pub mod evaluate;
 pub mod fewshot;
+pub mod hub_sweep;
 pub mod greedy;
 pub mod memorization;
 pub mod memorization_summary;

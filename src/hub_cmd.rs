@@ -1,0 +1,191 @@
+//! `k2 hub list|pull` and the printing of a hub suite sweep (`k2 eval --suite NAME` on a
+//! `kind = "hub"` suite). Parse, call k2-archive / k2-eval, print.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Subcommand;
+use k2_archive::hub::{self, HubClient};
+
+const ENV_HELP: &str = "Environment (as huggingface_hub reads it):\n  \
+HF_ENDPOINT      Hub URL (default https://huggingface.co)\n  \
+HF_TOKEN         token for gated/private repositories (else $HF_HOME/token from `huggingface-cli login`)\n  \
+HF_HOME          cache root (default ~/.cache/huggingface); files go to $HF_HOME/hub\n  \
+HF_HUB_CACHE     the hub cache itself (overrides $HF_HOME/hub)\n  \
+HF_HUB_OFFLINE=1 use the cache only, no network\n  \
+K2_HUB_RETRIES   attempts after a dropped connection or 5xx (default 5), K2_HUB_BACKOFF_MS (default 1000)";
+
+#[derive(Subcommand)]
+pub enum HubCommand {
+    /// List a repository's checkpoint revisions (branches) in training order, with tokens seen.
+    #[command(after_help = format!("Examples:\n  \
+k2 hub list LLM360/Amber                       # ckpt_000 .. ckpt_359, tokens from checkpoints.toml\n  \
+k2 hub list EleutherAI/pythia-160m-deduped     # step0, step1, step2, step4, .., step143000\n  \
+k2 hub list allenai/OLMo-1B --all              # stepN-tokensTB (tokens from the name), then main\n\n{ENV_HELP}"))]
+    List {
+        /// Repository id, ORG/NAME.
+        repo: String,
+        /// Also list branches that are not checkpoints (main, ...).
+        #[arg(long)]
+        all: bool,
+        /// Suite file giving tokens per checkpoint for the repository.
+        #[arg(long, default_value = "checkpoints.toml")]
+        suites: PathBuf,
+    },
+    /// Download a checkpoint revision into the Hugging Face cache (shared with Python tools),
+    /// verifying every LFS file against the Hub's sha256; an interrupted download resumes.
+    #[command(after_help = format!("Examples:\n  \
+k2 hub pull LLM360/Amber --revision ckpt_100\n  \
+k2 hub pull EleutherAI/pythia-160m-deduped --revision step3000\n  \
+HF_HUB_OFFLINE=1 k2 hub pull LLM360/Amber --revision ckpt_100   # cache only: prints the snapshot path\n  \
+k2 eval --model $(k2 hub pull LLM360/Amber --revision ckpt_100 --path-only) --tasks arc_easy\n\n{ENV_HELP}"))]
+    Pull {
+        /// Repository id, ORG/NAME.
+        repo: String,
+        /// Branch, tag or commit.
+        #[arg(long, default_value = "main")]
+        revision: String,
+        /// Every file of the revision, not only config, tokenizer and weights.
+        #[arg(long)]
+        all_files: bool,
+        /// Print only the snapshot directory.
+        #[arg(long)]
+        path_only: bool,
+    },
+}
+
+fn human(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}
+
+pub fn run(cmd: HubCommand) -> Result<ExitCode> {
+    let client = HubClient::from_env()?;
+    match cmd {
+        HubCommand::List { repo, all, suites } => {
+            let suite = k2_eval::suites::hub_suite_for_repo(&suites, &repo)?;
+            let revs = hub::list_revisions(&client, &repo, suite.as_ref())?;
+            println!(
+                "{:<34} {:>8} {:>6} {:>18}  commit",
+                "revision", "number", "stage", "tokens"
+            );
+            let mut n = 0;
+            for r in &revs {
+                if r.parsed.is_none() && !all {
+                    continue;
+                }
+                n += 1;
+                let (number, stage) = r.parsed.as_ref().map_or(("-".into(), "-".into()), |p| {
+                    (p.number.to_string(), p.stage.to_string())
+                });
+                println!(
+                    "{:<34} {:>8} {:>6} {:>18}  {}",
+                    r.name,
+                    number,
+                    stage,
+                    r.tokens.map_or("-".into(), |t| t.to_string()),
+                    r.commit
+                );
+            }
+            let source = if client.offline {
+                "the cache"
+            } else {
+                client.endpoint.as_str()
+            };
+            println!(
+                "{n} revisions of {repo} ({} checkpoints) from {source}{}",
+                revs.iter().filter(|r| r.parsed.is_some()).count(),
+                suite.map_or(String::new(), |s| format!(
+                    "; tokens from suite `{}`",
+                    s.name
+                ))
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        HubCommand::Pull {
+            repo,
+            revision,
+            all_files,
+            path_only,
+        } => {
+            let opts = hub::PullOptions { all_files };
+            let p = hub::pull(&client, &repo, &revision, &opts, &mut |f| {
+                if !path_only {
+                    println!(
+                        "  {:<40} {:>10}  {}",
+                        f.name,
+                        human(f.size),
+                        match (f.downloaded, &f.sha256) {
+                            (true, Some(_)) => "downloaded, sha256 verified",
+                            (true, None) => "downloaded",
+                            (false, _) => "cached",
+                        }
+                    );
+                }
+            })?;
+            if path_only {
+                println!("{}", p.dir.display());
+            } else {
+                println!("{repo}@{revision} = commit {}", p.commit);
+                println!("weights sha256 {}", p.weights_sha256);
+                println!(
+                    "{} downloaded; snapshot {}",
+                    human(p.bytes_downloaded),
+                    p.dir.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `k2 eval --all-checkpoints --suite NAME` on a hub suite: results under `output/<suite>/`.
+pub fn eval_hub_suite(
+    suite: &k2_archive::Suite,
+    specs: &[k2_eval::sweep::TaskSpec],
+    output: &Path,
+    keep: Option<usize>,
+    batch_size: usize,
+    bar: &indicatif::ProgressBar,
+) -> Result<ExitCode> {
+    let client = HubClient::from_env()?;
+    let out_dir = output.join(&suite.name);
+    let opts = k2_eval::hub_sweep::HubSweepOptions {
+        out_dir: out_dir.clone(),
+        keep,
+        batch_size,
+    };
+    let report = k2_eval::hub_sweep::sweep_hub(&client, suite, specs, &opts, bar, &mut |line| {
+        bar.suspend(|| eprintln!("{line}"))
+    })?;
+    bar.finish_and_clear();
+    print!("{}", k2_eval::hub_sweep::table(&report, &out_dir, specs)?);
+    let failed = report.with_status("failed");
+    println!(
+        "{} evaluated, {} already done, {} duplicate revisions, {} revisions failed, {} evicted, {} downloaded; results in {}",
+        report.evaluated.len(),
+        report.skipped.len(),
+        report.with_status("duplicate").len(),
+        failed.len(),
+        report.records.iter().filter(|r| r.evicted).count(),
+        human(report.bytes_downloaded),
+        out_dir.display()
+    );
+    for r in &failed {
+        eprintln!(
+            "error: {}: {}",
+            r.revision,
+            r.error.as_deref().unwrap_or("")
+        );
+    }
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,139 @@
+//! `k2 eval --all-checkpoints --suite NAME` on a `kind = "hub"` suite against the local Hub
+//! server: every revision pulled, verified and evaluated in training order, byte-identical
+//! weights reported as duplicates and not evaluated again, `--keep 1` evicting what the sweep
+//! finished, and a rerun that skips finished pairs without downloading anything.
+
+mod common;
+mod hub_server;
+
+use std::path::Path;
+
+use common::*;
+use hub_server::*;
+
+fn sweep(server: &Server, home: &Path, out: &Path) -> std::process::Command {
+    let mut c = k2();
+    c.env("HF_ENDPOINT", &server.url)
+        .env("HF_HOME", home)
+        .env_remove("HF_HUB_CACHE")
+        .env_remove("HF_TOKEN")
+        .env_remove("HF_HUB_OFFLINE")
+        .env("K2_HUB_BACKOFF_MS", "1")
+        .current_dir(home)
+        .args([
+            "eval",
+            "--all-checkpoints",
+            "--suite",
+            "tiny",
+            "--tasks",
+            "arc_easy",
+            "--limit",
+            "4",
+            "--quiet",
+            "--keep",
+            "1",
+            "--data",
+        ])
+        .arg(shared())
+        .arg("--output")
+        .arg(out);
+    c
+}
+
+#[test]
+fn suite_sweep_pulls_evaluates_reports_duplicates_and_evicts() {
+    if !models_present() {
+        return;
+    }
+    let repos = tiny_repos();
+    let server = Server::start(repos.clone());
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join("checkpoints.toml"),
+        "format = 1\n\n[[suite]]\nname = \"tiny\"\nkind = \"hub\"\nrepo = \"k2-test/tiny\"\n\
+         revision_pattern = \"ckpt_{:03}\"\nnumbers = [\"0..=2\"]\n\
+         tokens_per_checkpoint = 1000\nfirst_checkpoint = 0\nstage = 1\n",
+    )
+    .unwrap();
+    let res = home.path().join("results");
+    let out = ok(&mut sweep(&server, home.path(), &res));
+    println!("{out}");
+    assert!(
+        out.contains(
+            "2 evaluated, 0 already done, 1 duplicate revisions, 0 revisions failed, 1 evicted"
+        ),
+        "{out}"
+    );
+    let dup = out.lines().find(|l| l.starts_with("ckpt_002")).unwrap();
+    assert!(
+        dup.contains("duplicate") && dup.contains("(= ckpt_001)"),
+        "{out}"
+    );
+
+    let suite_dir = res.join("tiny");
+    for (rev, tokens) in [("ckpt_000", 1000), ("ckpt_001", 2000)] {
+        let r: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(suite_dir.join(rev).join("arc_easy.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(r["config"]["model_revision"], rev);
+        assert_eq!(
+            r["config"]["model_sha"].as_str().unwrap(),
+            weights_sha(&repos, "k2-test/tiny", rev)
+        );
+        assert_eq!(
+            r["config"]["model_args"],
+            format!("pretrained=k2-test/tiny,revision={rev}")
+        );
+        assert_eq!(r["k2"]["tokens"], tokens);
+        assert!(r["results"]["arc_easy"]["acc,none"].as_f64().is_some());
+        assert!(suite_dir.join(rev).join("arc_easy.samples.jsonl").exists());
+    }
+    assert!(!suite_dir.join("ckpt_002").exists());
+    let summary = std::fs::read_to_string(suite_dir.join("sweep-summary.jsonl")).unwrap();
+    let recs: Vec<serde_json::Value> = summary
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(recs.len(), 3);
+    assert_eq!(recs[2]["status"], "duplicate");
+    assert_eq!(recs[2]["duplicate_of"], "ckpt_001");
+    assert_eq!(recs[0]["evicted"], true);
+    assert_eq!(recs[1]["evicted"], false);
+
+    // --keep 1: only ckpt_001's snapshot is left; ckpt_000's weights blob went with it, the
+    // blobs both shared (tokenizer, config) stayed.
+    let cache = home.path().join("hub/models--k2-test--tiny");
+    let snaps: Vec<String> = std::fs::read_dir(cache.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(snaps, [commit(&repos, "k2-test/tiny", "ckpt_001")]);
+    let w0 = weights_sha(&repos, "k2-test/tiny", "ckpt_000");
+    assert!(!cache.join("blobs").join(&w0).exists());
+    let snap = cache.join("snapshots").join(&snaps[0]);
+    assert!(snap.join("tokenizer.json").exists() && snap.join("model.safetensors").exists());
+    assert!(!cache.join("refs/ckpt_000").exists());
+
+    // A rerun finds every pair done from the listings alone: no weights are downloaded again.
+    server.clear_log();
+    let again = ok(&mut sweep(&server, home.path(), &res));
+    assert!(
+        again.contains("0 evaluated, 2 already done, 1 duplicate revisions"),
+        "{again}"
+    );
+    assert!(
+        !server.log().iter().any(|l| l.contains("/cdn/")),
+        "{:?}",
+        server.log()
+    );
+
+    // The results are an lm-eval tree `k2 report` reads.
+    let rep = ok(k2()
+        .args(["report", "--lm-eval-results"])
+        .arg(&suite_dir)
+        .arg("--out")
+        .arg(home.path().join("reports"))
+        .args(["--name", "tiny"]));
+    assert!(rep.contains("report:"), "{rep}");
+}
