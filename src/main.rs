@@ -416,6 +416,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     return hub_cmd::eval_hub_suite(&s, &specs, &output, keep, batch_size, &bar);
                 }
             }
+            anyhow::ensure!(
+                keep.is_none(),
+                "--keep applies only to hub suites (kind = hub in checkpoints.toml)"
+            );
             let run_dir = match &suite {
                 Some(name) => k2_eval::suites::run_dir_of_suite(name)?,
                 None => run.clone(),

@@ -436,3 +436,36 @@ fn repository_suites_name_amber_k2_and_pythia() {
     assert_eq!(k2.repo.as_deref(), Some("LLM360/K2"));
     assert_eq!(k2.hub_revisions().unwrap(), None);
 }
+
+#[test]
+fn transient_failures_are_retried_with_backoff_then_reported() {
+    let Some(env) = Env::start() else { return };
+    let repo = "k2-test/tiny";
+    env.server
+        .fail_next("/api/models/k2-test/tiny/revision/", 2);
+    env.server.fail_next("/cdn/", 1);
+    let out = ok(env
+        .k2()
+        .args(["hub", "pull", repo, "--revision", "ckpt_000"]));
+    assert!(out.contains("sha256 verified"), "{out}");
+    let log = env.server.log();
+    let infos = log
+        .iter()
+        .filter(|l| l.contains("/api/models/k2-test/tiny/revision/ckpt_000"))
+        .count();
+    assert_eq!(infos, 3, "two 503s, then the answer: {log:?}");
+    // Retries spent: the error names the URL and the status.
+    env.server
+        .fail_next("/api/models/k2-test/tiny/revision/", 10);
+    let err = fails(env.k2().env("K2_HUB_RETRIES", "2").args([
+        "hub",
+        "pull",
+        repo,
+        "--revision",
+        "ckpt_001",
+    ]));
+    assert!(
+        err.contains("/api/models/k2-test/tiny/revision/ckpt_001") && err.contains("503"),
+        "{err}"
+    );
+}

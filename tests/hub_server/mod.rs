@@ -57,6 +57,8 @@ pub struct State {
     pub corrupt: Vec<String>,
     /// "METHOD path [range]" per request.
     pub log: Vec<String>,
+    /// Path prefix -> how many more requests under it answer 503.
+    pub fail: Vec<(String, usize)>,
 }
 
 pub struct Server {
@@ -101,6 +103,15 @@ impl Server {
             .unwrap()
             .drop_after
             .insert(sha.to_string(), bytes);
+    }
+
+    /// The next `n` requests whose path starts with `prefix` answer 503 Service Unavailable.
+    pub fn fail_next(&self, prefix: &str, n: usize) {
+        self.state
+            .lock()
+            .unwrap()
+            .fail
+            .push((prefix.to_string(), n));
     }
 
     pub fn corrupt(&self, sha: &str) {
@@ -179,6 +190,7 @@ fn reason(status: u16) -> &'static str {
         403 => "Forbidden",
         404 => "Not Found",
         416 => "Range Not Satisfiable",
+        503 => "Service Unavailable",
         _ => "Other",
     }
 }
@@ -251,6 +263,14 @@ fn etag_of(name: &str, bytes: &[u8]) -> String {
 fn route(req: &Req, st: &Arc<Mutex<State>>, base: &str) -> Resp {
     let (path, query) = req.path.split_once('?').unwrap_or((&req.path, ""));
     let mut state = st.lock().unwrap();
+    if let Some(f) = state
+        .fail
+        .iter_mut()
+        .find(|(p, n)| *n > 0 && path.starts_with(p.as_str()))
+    {
+        f.1 -= 1;
+        return resp(503, "try again");
+    }
     if let Some(sha) = path.strip_prefix("/cdn/") {
         let mut found = None;
         for repo in state.repos.values() {

@@ -126,3 +126,42 @@ impl<T> HubIo<T> for std::io::Result<T> {
         self.map_err(|e| HubError::io(path, op, e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_named_as_such() {
+        let e = HubError::io(
+            "/c/blobs/x.incomplete",
+            "write",
+            std::io::Error::from_raw_os_error(28),
+        );
+        assert!(matches!(e, HubError::DiskFull { .. }), "{e:?}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("/c/blobs/x.incomplete") && msg.contains("disk full"),
+            "{msg}"
+        );
+        let other = HubError::io("/c", "open", std::io::Error::from_raw_os_error(13));
+        assert!(matches!(other, HubError::Io { .. }));
+    }
+
+    #[test]
+    fn transient_errors_are_connection_trouble_5xx_and_429() {
+        let http = |status| HubError::Http {
+            url: "u".into(),
+            status,
+            message: String::new(),
+        };
+        assert!(http(503).is_transient() && http(429).is_transient());
+        assert!(!http(400).is_transient());
+        assert!(!HubError::Gated {
+            repo: "r".into(),
+            url: "u".into(),
+            status: 401
+        }
+        .is_transient());
+    }
+}
