@@ -12,6 +12,10 @@ use common::*;
 use hub_server::*;
 
 fn sweep(server: &Server, home: &Path, out: &Path) -> std::process::Command {
+    sweep_suite(server, home, out, "tiny")
+}
+
+fn sweep_suite(server: &Server, home: &Path, out: &Path, suite: &str) -> std::process::Command {
     let mut c = k2();
     c.env("HF_ENDPOINT", &server.url)
         .env("HF_HOME", home)
@@ -24,7 +28,7 @@ fn sweep(server: &Server, home: &Path, out: &Path) -> std::process::Command {
             "eval",
             "--all-checkpoints",
             "--suite",
-            "tiny",
+            suite,
             "--tasks",
             "arc_easy",
             "--limit",
@@ -136,4 +140,33 @@ fn suite_sweep_pulls_evaluates_reports_duplicates_and_evicts() {
         .arg(home.path().join("reports"))
         .args(["--name", "tiny"]));
     assert!(rep.contains("report:"), "{rep}");
+}
+
+#[test]
+fn a_suite_of_another_architecture_stops_before_downloading_weights() {
+    if !models_present() {
+        return;
+    }
+    let server = Server::start(tiny_repos());
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join("checkpoints.toml"),
+        "format = 1\n\n[[suite]]\nname = \"neox\"\nkind = \"hub\"\nrepo = \"k2-test/neox\"\n\
+         tokens_per_step = 2097152\n",
+    )
+    .unwrap();
+    let res = home.path().join("results");
+    let err = fails(&mut sweep_suite(&server, home.path(), &res, "neox"));
+    println!("{err}");
+    assert!(
+        err.contains("k2-test/neox@step0")
+            && err.contains("config.json")
+            && err.contains("LLaMA-architecture"),
+        "{err}"
+    );
+    assert!(
+        !server.log().iter().any(|l| l.contains("/cdn/")),
+        "no weights downloaded: {:?}",
+        server.log()
+    );
 }

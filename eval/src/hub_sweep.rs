@@ -217,6 +217,36 @@ pub fn sweep_hub(
             }
         }
         let was_cached = client.cache.snapshot_dir(&repo, &commit).is_dir();
+        // config.json first: a model k2 cannot evaluate stops the sweep before any weights move.
+        if let Some(info) = &info {
+            if info.sibling("tokenizer.json").is_none() {
+                return Err(EvalError::Other(format!(
+                    "{repo}@{rev} has no tokenizer.json (k2 reads Hugging Face `tokenizers` files, \
+                     not tokenizer.model alone); the sweep stops before downloading weights"
+                )));
+            }
+            if let Err(e) = hub::pull::pull_file(client, &repo, rev, info, "config.json") {
+                if fatal(&e) {
+                    return Err(hub_err(e));
+                }
+                say(format!("{rev}: {e}"));
+                rec.status = "failed".into();
+                rec.error = Some(e.to_string());
+                report.records.push(rec);
+                write_summary(&opts.out_dir, &report.records)?;
+                continue;
+            }
+            let cfg = client
+                .cache
+                .snapshot_dir(&repo, &commit)
+                .join("config.json");
+            if let Err(e) = k2_model::LlamaConfig::from_hf_json(&cfg) {
+                return Err(EvalError::Other(format!(
+                    "{repo}@{rev}: {e}; k2 evaluates LLaMA-architecture checkpoints only, so the \
+                     sweep stops before downloading weights"
+                )));
+            }
+        }
         let pulled = match &info {
             Some(info) => hub::pull_listed(
                 client,

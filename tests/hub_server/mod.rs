@@ -512,6 +512,23 @@ pub fn tiny_repos() -> BTreeMap<String, Repo> {
         .insert("main".into(), revision(name, "main", base.clone()));
     repos.insert(name.to_string(), g);
 
+    // A GPT-NeoX checkpoint (Pythia's architecture), which k2's LLaMA engine does not evaluate.
+    let name = "k2-test/neox";
+    let mut neox = base.clone();
+    neox.insert(
+        "config.json".into(),
+        Arc::new(
+            br#"{"architectures":["GPTNeoXForCausalLM"],"model_type":"gpt_neox","hidden_act":"gelu","hidden_size":64,"intermediate_size":256,"num_attention_heads":4,"num_hidden_layers":2,"vocab_size":512,"rotary_pct":0.25}"#
+                .to_vec(),
+        ),
+    );
+    let mut nr = Repo::default();
+    for rev in ["step0", "step1000"] {
+        nr.branches
+            .insert(rev.into(), revision(name, rev, neox.clone()));
+    }
+    repos.insert(name.to_string(), nr);
+
     for (name, revs) in [
         (
             "k2-test/pythia-like",

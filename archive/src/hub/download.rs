@@ -24,6 +24,19 @@ pub struct BlobRequest<'a> {
     pub ctx: Ctx,
 }
 
+/// `<cache>/models--org--name/blobs/<etag>` -> `<cache>/.locks/models--org--name/<etag>.lock`.
+fn lock_path_of(blob: &Path) -> std::path::PathBuf {
+    let name = blob.file_name().unwrap_or_default().to_string_lossy();
+    let repo_dir = blob.parent().and_then(Path::parent);
+    match (repo_dir, repo_dir.and_then(Path::parent)) {
+        (Some(r), Some(root)) => root
+            .join(".locks")
+            .join(r.file_name().unwrap_or_default())
+            .join(format!("{name}.lock")),
+        _ => blob.with_extension("lock"),
+    }
+}
+
 /// Hashes the bytes already in `path`.
 fn hash_prefix(path: &Path, hasher: &mut Sha256) -> Result<u64> {
     let mut f = File::open(path).at(path, "open")?;
@@ -115,6 +128,17 @@ pub fn fetch_blob(client: &HubClient, req: &BlobRequest) -> Result<u64> {
     }
     let dir = req.blob.parent().expect("a blob has a parent");
     std::fs::create_dir_all(dir).at(dir, "create directory")?;
+    // One writer per blob across processes: an advisory lock on
+    // `<cache>/.locks/models--org--name/<etag>.lock` (where huggingface_hub keeps its locks),
+    // released when the file closes, even if the process dies.
+    let lock_path = lock_path_of(req.blob);
+    let lock_dir = lock_path.parent().expect("a lock has a parent");
+    std::fs::create_dir_all(lock_dir).at(lock_dir, "create directory")?;
+    let lock = File::create(&lock_path).at(&lock_path, "create")?;
+    lock.lock().at(&lock_path, "lock")?;
+    if req.blob.exists() {
+        return Ok(0);
+    }
     let mut hasher = Sha256::new();
     let mut have = if req.incomplete.exists() {
         hash_prefix(req.incomplete, &mut hasher)?

@@ -170,8 +170,9 @@ pub fn cached(client: &HubClient, repo: &str, revision: &str) -> Result<Pulled> 
     })
 }
 
-/// Pulls one file of `commit` into the cache and links it into the snapshot.
-fn pull_file(
+/// Pulls one file of the listed revision into the cache and links it into its snapshot
+/// (`refs/` is left alone: the revision is not complete yet).
+pub fn pull_file(
     client: &HubClient,
     repo: &str,
     revision: &str,
