@@ -22,7 +22,8 @@ pub enum HubCommand {
     #[command(after_help = format!("Examples:\n  \
 k2 hub list LLM360/Amber                       # ckpt_000 .. ckpt_359, tokens from checkpoints.toml\n  \
 k2 hub list EleutherAI/pythia-160m-deduped     # step0, step1, step2, step4, .., step143000\n  \
-k2 hub list allenai/OLMo-1B --all              # stepN-tokensTB (tokens from the name), then main\n\n{ENV_HELP}"))]
+k2 hub list allenai/OLMo-1B --all              # stepN-tokensTB (tokens from the name), then main\n  \
+k2 hub list EleutherAI/pythia-160m-deduped --weights   # + weights sha256; byte-identical revisions marked\n\n{ENV_HELP}"))]
     List {
         /// Repository id, ORG/NAME.
         repo: String,
@@ -32,6 +33,10 @@ k2 hub list allenai/OLMo-1B --all              # stepN-tokensTB (tokens from the
         /// Suite file giving tokens per checkpoint for the repository.
         #[arg(long, default_value = "checkpoints.toml")]
         suites: PathBuf,
+        /// Also show each revision's weights sha256 (from the Hub's file listing, nothing is
+        /// downloaded) and mark revisions whose weights equal an earlier revision's.
+        #[arg(long)]
+        weights: bool,
     },
     /// Download a checkpoint revision into the Hugging Face cache (shared with Python tools),
     /// verifying every LFS file against the Hub's sha256; an interrupted download resumes.
@@ -67,24 +72,41 @@ fn human(bytes: u64) -> String {
 pub fn run(cmd: HubCommand) -> Result<ExitCode> {
     let client = HubClient::from_env()?;
     match cmd {
-        HubCommand::List { repo, all, suites } => {
+        HubCommand::List {
+            repo,
+            all,
+            suites,
+            weights,
+        } => {
             let suite = k2_eval::suites::hub_suite_for_repo(&suites, &repo)?;
-            let revs = hub::list_revisions(&client, &repo, suite.as_ref())?;
+            let mut revs: Vec<_> = hub::list_revisions(&client, &repo, suite.as_ref())?
+                .into_iter()
+                .filter(|r| all || r.parsed.is_some())
+                .collect();
+            if weights {
+                hub::add_weights(&client, &repo, &mut revs)?;
+            }
             println!(
-                "{:<34} {:>8} {:>6} {:>18}  commit",
-                "revision", "number", "stage", "tokens"
+                "{:<34} {:>8} {:>6} {:>18}  {:<40}{}",
+                "revision",
+                "number",
+                "stage",
+                "tokens",
+                "commit",
+                if weights { "  weights sha256" } else { "" }
             );
-            let mut n = 0;
             for r in &revs {
-                if r.parsed.is_none() && !all {
-                    continue;
-                }
-                n += 1;
                 let (number, stage) = r.parsed.as_ref().map_or(("-".into(), "-".into()), |p| {
                     (p.number.to_string(), p.stage.to_string())
                 });
+                let w = match (&r.weights_sha256, &r.duplicate_of) {
+                    _ if !weights => String::new(),
+                    (Some(w), Some(d)) => format!("  {w}  (= {d}: identical weights)"),
+                    (Some(w), None) => format!("  {w}"),
+                    (None, _) => "  -".to_string(),
+                };
                 println!(
-                    "{:<34} {:>8} {:>6} {:>18}  {}",
+                    "{:<34} {:>8} {:>6} {:>18}  {:<40}{w}",
                     r.name,
                     number,
                     stage,
@@ -98,13 +120,18 @@ pub fn run(cmd: HubCommand) -> Result<ExitCode> {
                 client.endpoint.as_str()
             };
             println!(
-                "{n} revisions of {repo} ({} checkpoints) from {source}{}",
+                "{} revisions of {repo} ({} checkpoints) from {source}{}",
+                revs.len(),
                 revs.iter().filter(|r| r.parsed.is_some()).count(),
                 suite.map_or(String::new(), |s| format!(
                     "; tokens from suite `{}`",
                     s.name
                 ))
             );
+            if weights {
+                let dup = revs.iter().filter(|r| r.duplicate_of.is_some()).count();
+                println!("{dup} revisions have weights byte-identical to an earlier revision's");
+            }
             Ok(ExitCode::SUCCESS)
         }
         HubCommand::Pull {

@@ -469,3 +469,34 @@ fn transient_failures_are_retried_with_backoff_then_reported() {
         "{err}"
     );
 }
+
+#[test]
+fn list_with_weights_marks_byte_identical_revisions_without_downloading() {
+    let Some(env) = Env::start() else { return };
+    let out = ok(env
+        .k2()
+        .args(["hub", "list", "k2-test/tiny", "--all", "--weights"]));
+    let line = |rev: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{rev} ")))
+            .unwrap_or_else(|| panic!("{rev}: {out}"))
+            .to_string()
+    };
+    let w1 = weights_sha(&env.repos, "k2-test/tiny", "ckpt_001");
+    assert!(line("ckpt_000").contains(&weights_sha(&env.repos, "k2-test/tiny", "ckpt_000")));
+    assert!(line("ckpt_001").contains(&w1) && !line("ckpt_001").contains("(="));
+    assert!(
+        line("ckpt_002").contains(&format!("{w1}  (= ckpt_001")),
+        "{out}"
+    );
+    assert!(line("main").contains("(= ckpt_001"), "{out}");
+    assert!(
+        out.contains("2 revisions have weights byte-identical to an earlier revision's"),
+        "{out}"
+    );
+    assert!(!env
+        .server
+        .log()
+        .iter()
+        .any(|l| l.contains("/cdn/") || l.contains("/resolve/")));
+}

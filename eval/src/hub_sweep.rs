@@ -9,7 +9,7 @@
 //! downloaded. A revision whose weights hash equals an earlier revision's is a duplicate: it is
 //! reported and recorded in `<out>/sweep-summary.jsonl`, not evaluated again.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 use indicatif::ProgressBar;
@@ -148,8 +148,7 @@ pub fn sweep_hub(
         .map(|t| count_requests(t.task.as_ref(), t.shots, t.limit))
         .sum();
     let mut report = HubSweepReport::default();
-    // weights sha256 -> first revision with those weights
-    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let mut dups = hub::Duplicates::default();
     // snapshots this sweep pulled and finished, oldest first: (revision, commit)
     let mut evictable: VecDeque<(usize, String)> = VecDeque::new();
     for rev in &revisions {
@@ -191,17 +190,16 @@ pub fn sweep_hub(
         rec.commit = Some(commit.clone());
         rec.weights_sha256 = weights.clone();
         if let Some(w) = &weights {
-            if let Some(first) = seen.get(w) {
+            if let Some(first) = dups.check(rev, w) {
                 say(format!(
                     "{rev}: weights identical to {first} (sha256 {w}); not evaluated again"
                 ));
                 rec.status = "duplicate".into();
-                rec.duplicate_of = Some(first.clone());
+                rec.duplicate_of = Some(first);
                 report.records.push(rec);
                 write_summary(&opts.out_dir, &report.records)?;
                 continue;
             }
-            seen.insert(w.clone(), rev.clone());
             if all_done(&out_dir, tasks, w) {
                 bar.inc_length(per_rev as u64);
                 bar.inc(per_rev as u64);
@@ -279,19 +277,18 @@ pub fn sweep_hub(
             ));
         }
         if weights.as_deref() != Some(pulled.weights_sha256.as_str()) {
-            if let Some(first) = seen.get(&pulled.weights_sha256) {
+            if let Some(first) = dups.check(rev, &pulled.weights_sha256) {
                 say(format!(
                     "{rev}: weights identical to {first} (sha256 {}); not evaluated again",
                     pulled.weights_sha256
                 ));
                 rec.status = "duplicate".into();
-                rec.duplicate_of = Some(first.clone());
+                rec.duplicate_of = Some(first);
                 rec.weights_sha256 = Some(pulled.weights_sha256.clone());
                 report.records.push(rec);
                 write_summary(&opts.out_dir, &report.records)?;
                 continue;
             }
-            seen.insert(pulled.weights_sha256.clone(), rev.clone());
         }
         rec.weights_sha256 = Some(pulled.weights_sha256.clone());
         let target = Target {

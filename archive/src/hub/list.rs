@@ -2,6 +2,7 @@
 //! had seen (from the name, or from the suite in `checkpoints.toml` that names the repository).
 
 use super::client::HubClient;
+use super::duplicates::Duplicates;
 use super::error::Result;
 use super::revisions::Revision;
 use crate::suites::Suite;
@@ -14,6 +15,10 @@ pub struct ListedRevision {
     /// `None` for branches that are not checkpoints (`main`).
     pub parsed: Option<Revision>,
     pub tokens: Option<u64>,
+    /// The weights' sha256 (filled by [`add_weights`]).
+    pub weights_sha256: Option<String>,
+    /// An earlier revision with byte-identical weights (filled by [`add_weights`]).
+    pub duplicate_of: Option<String>,
 }
 
 /// Tokens seen at `name`: from the name itself, else from the suite's tokens per step / per
@@ -54,9 +59,35 @@ pub fn list_revisions(
                 tokens: tokens_of(&name, suite),
                 name,
                 commit,
+                weights_sha256: None,
+                duplicate_of: None,
             }
         })
         .collect())
+}
+
+/// Fills in each revision's weights sha256 from the Hub's file listing (LFS sha256s; no download;
+/// offline: from the cache) and marks revisions whose weights equal an earlier one's.
+pub fn add_weights(client: &HubClient, repo: &str, revs: &mut [ListedRevision]) -> Result<()> {
+    let mut dups = Duplicates::default();
+    for r in revs.iter_mut() {
+        r.weights_sha256 = if client.offline {
+            super::pull::cached(client, repo, &r.name)
+                .ok()
+                .map(|p| p.weights_sha256)
+        } else {
+            let at = if r.commit.is_empty() {
+                &r.name
+            } else {
+                &r.commit
+            };
+            client.revision_info(repo, at)?.weights_sha256()
+        };
+        if let Some(w) = &r.weights_sha256 {
+            r.duplicate_of = dups.check(&r.name, w);
+        }
+    }
+    Ok(())
 }
 
 /// `refs/*` of the cached repository: (revision, commit).

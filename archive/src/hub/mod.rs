@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod client;
 pub mod download;
+pub mod duplicates;
 pub mod error;
 pub mod list;
 pub mod pull;
@@ -12,7 +13,8 @@ pub mod revisions;
 
 pub use cache::HubCache;
 pub use client::{HubClient, RevisionInfo};
+pub use duplicates::Duplicates;
 pub use error::HubError;
-pub use list::{list_revisions, tokens_of, ListedRevision};
+pub use list::{add_weights, list_revisions, tokens_of, ListedRevision};
 pub use pull::{cached, pull, pull_listed, PullOptions, Pulled, PulledFile};
 pub use revisions::{training_order, Revision, Scheme};
