@@ -132,6 +132,23 @@ fn suite_sweep_pulls_evaluates_reports_duplicates_and_evicts() {
         server.log()
     );
 
+    // Offline, the cache alone answers: ckpt_001 is done; ckpt_000 (evicted) and ckpt_002 (never
+    // pulled, so its weights are unknown offline) fail with an error naming the cache.
+    server.clear_log();
+    let out = run_cmd(sweep(&server, home.path(), &res).env("HF_HUB_OFFLINE", "1"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stdout.contains("0 evaluated, 1 already done, 0 duplicate revisions, 2 revisions failed"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("ckpt_000") && stderr.contains("not in the cache"),
+        "{stderr}"
+    );
+    assert!(server.log().is_empty(), "{:?}", server.log());
+
     // The results are an lm-eval tree `k2 report` reads.
     let rep = ok(k2()
         .args(["report", "--lm-eval-results"])

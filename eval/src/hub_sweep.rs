@@ -71,14 +71,12 @@ fn hub_err(e: HubError) -> EvalError {
     EvalError::Other(e.to_string())
 }
 
-/// Errors after which no other revision of the repository can succeed.
+/// Errors after which no other revision of the repository can succeed. (Offline, a revision
+/// missing from the cache fails alone: the others may be there.)
 fn fatal(e: &HubError) -> bool {
     matches!(
         e,
-        HubError::Gated { .. }
-            | HubError::RepoNotFound { .. }
-            | HubError::DiskFull { .. }
-            | HubError::Offline { .. }
+        HubError::Gated { .. } | HubError::RepoNotFound { .. } | HubError::DiskFull { .. }
     )
 }
 
