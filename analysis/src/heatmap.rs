@@ -28,7 +28,16 @@ pub struct Heatmap {
     pub scale_label: String,
     /// Rows before which a black line is drawn (e.g. the first checkpoint of a new stage).
     pub row_breaks: Vec<usize>,
+    /// `(row, col)` cells drawn with a frame (e.g. the chunks a checkpoint was trained on), and
+    /// what the frame means (shown under the colour scale; empty: no legend entry).
+    pub outlined: Vec<(usize, usize)>,
+    pub outline_label: String,
 }
+
+/// Colour of the frame of an outlined cell.
+const OUTLINE: RGBColor = RGBColor(230, 40, 40);
+/// Height under the colour scale for the outline's legend entry.
+const OUTLINE_LEGEND: i32 = 56;
 
 /// Viridis-like colour map, `t` in 0..=1.
 pub fn colormap(t: f64) -> RGBColor {
@@ -92,7 +101,10 @@ fn layout(hm: &Heatmap) -> Layout {
     let top = 50 + 44; // title + two-line column headers
     let legend = 150;
     let w = (left + nc as u32 * cell_w + legend).max(560);
-    let h = top + nr as u32 * cell_h + 40;
+    let mut h = top + nr as u32 * cell_h + 40;
+    if !hm.outline_label.is_empty() {
+        h = h.max(top + 120 + 40 + OUTLINE_LEGEND as u32);
+    }
     Layout {
         w,
         h,
@@ -177,6 +189,20 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, hm: &Heatmap, l: &Lay
             }
         }
     }
+    for &(i, j) in &hm.outlined {
+        if i < hm.rows.len() && j < hm.cols.len() {
+            let (cx, ry) = (x0 + j as i32 * cw, y0 + i as i32 * ch);
+            let inset = i32::from(ch > 6);
+            root.draw(&Rectangle::new(
+                [
+                    (cx + inset, ry + inset),
+                    (cx + cw - 1 - inset, ry + ch - 1 - inset),
+                ],
+                OUTLINE.stroke_width(if ch > 6 { 2 } else { 1 }),
+            ))
+            .map_err(de)?;
+        }
+    }
     for &b in &hm.row_breaks {
         let y = y0 + b as i32 * ch - 1;
         root.draw(&Rectangle::new(
@@ -187,7 +213,12 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, hm: &Heatmap, l: &Lay
     }
     // colour-scale legend
     let lx = x0 + hm.cols.len() as i32 * cw + 24;
-    let lh = (l.h as i32 - y0 - 40).clamp(120, 320);
+    let room = if hm.outline_label.is_empty() {
+        0
+    } else {
+        OUTLINE_LEGEND
+    };
+    let lh = (l.h as i32 - y0 - 40 - room).clamp(120, 320);
     let bar_w = 18;
     for k in 0..lh {
         let t = 1.0 - k as f64 / (lh - 1).max(1) as f64;
@@ -213,8 +244,13 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, hm: &Heatmap, l: &Lay
         ))
         .map_err(de)?;
         let st = font(12).pos(Pos::new(HPos::Left, VPos::Center));
-        root.draw(&Text::new(format!("{v:.2}"), (lx + bar_w + 7, y), st))
-            .map_err(de)?;
+        // `+ 0.0` turns a -0.0 tick (from the rounding above) into 0.0
+        root.draw(&Text::new(
+            format!("{:.2}", v + 0.0),
+            (lx + bar_w + 7, y),
+            st,
+        ))
+        .map_err(de)?;
         v += tick;
     }
     let st = font(12).pos(Pos::new(HPos::Left, VPos::Bottom));
@@ -225,6 +261,23 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, hm: &Heatmap, l: &Lay
             st.clone(),
         ))
         .map_err(de)?;
+    }
+    if !hm.outline_label.is_empty() {
+        let y = y0 + lh + 24;
+        root.draw(&Rectangle::new(
+            [(lx, y), (lx + bar_w, y + 14)],
+            OUTLINE.stroke_width(2),
+        ))
+        .map_err(de)?;
+        let st = font(12).pos(Pos::new(HPos::Left, VPos::Center));
+        for (n, line) in hm.outline_label.split('\n').enumerate() {
+            root.draw(&Text::new(
+                line.to_string(),
+                (lx + bar_w + 7, y + 7 + n as i32 * 15),
+                st.clone(),
+            ))
+            .map_err(de)?;
+        }
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ pub mod datamix;
 pub mod heatmap;
 pub mod html;
 pub mod inputs;
+pub mod memorization;
 pub mod plots;
 pub mod reference;
 pub mod report;

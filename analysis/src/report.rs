@@ -169,6 +169,8 @@ pub fn heatmap_for(
             vmax,
             scale_label: "headline metric\n(fraction correct)".into(),
             row_breaks: Vec::new(),
+            outlined: Vec::new(),
+            outline_label: String::new(),
         },
         left_out,
     ))
@@ -440,6 +442,16 @@ pub fn render_report(opts: &ReportOptions) -> Result<ReportSummary> {
         writeln!(md, "![tokens per source over training](figures/data.png)\n")?;
         writeln!(md, "Top: tokens seen per source, cumulative and stacked; bottom: each source's share of the tokens of the chunk being trained. x: tokens seen, chunks in the run's `chunk_order.toml` order (from `data/index.json`); dashed vertical: stage boundary. [SVG](figures/data.svg)\n")?;
         writeln!(md, "{}\n", data_mix_table(&data.data_mix))?;
+    }
+
+    if let Some(run) = &opts.run {
+        let series = data.run_name.as_deref().unwrap_or(&opts.name);
+        if let Some((text, figs)) =
+            crate::memorization::memorization_section(run, &fig_dir, series)?
+        {
+            md.push_str(&text);
+            figures.extend(figs);
+        }
     }
 
     // one section per few-shot setting
