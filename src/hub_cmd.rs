@@ -69,6 +69,19 @@ fn human(bytes: u64) -> String {
     }
 }
 
+/// A bytes bar on stderr (drawn only on a terminal) fed by the client's download progress.
+fn with_progress(mut client: HubClient, bar: &indicatif::ProgressBar) -> HubClient {
+    let b = bar.clone();
+    client.progress = Some(std::sync::Arc::new(move |file: &str, done, total| {
+        if let Some(t) = total {
+            b.set_length(t);
+        }
+        b.set_position(done);
+        b.set_message(file.to_string());
+    }));
+    client
+}
+
 pub fn run(cmd: HubCommand) -> Result<ExitCode> {
     let client = HubClient::from_env()?;
     match cmd {
@@ -141,20 +154,30 @@ pub fn run(cmd: HubCommand) -> Result<ExitCode> {
             path_only,
         } => {
             let opts = hub::PullOptions { all_files };
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "  {msg:40} {bytes:>10}/{total_bytes:>10} {bytes_per_sec:>12} eta {eta}",
+                )
+                .expect("valid template"),
+            );
+            if path_only {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+            }
+            let client = with_progress(client, &bar);
             let p = hub::pull(&client, &repo, &revision, &opts, &mut |f| {
+                bar.set_position(0);
                 if !path_only {
-                    println!(
-                        "  {:<40} {:>10}  {}",
-                        f.name,
-                        human(f.size),
-                        match (f.downloaded, &f.sha256) {
-                            (true, Some(_)) => "downloaded, sha256 verified",
-                            (true, None) => "downloaded",
-                            (false, _) => "cached",
-                        }
-                    );
+                    let status = match (f.downloaded, &f.sha256) {
+                        (true, Some(_)) => "downloaded, sha256 verified",
+                        (true, None) => "downloaded",
+                        (false, _) => "cached",
+                    };
+                    bar.suspend(|| println!("  {:<40} {:>10}  {status}", f.name, human(f.size)));
                 }
-            })?;
+            });
+            bar.finish_and_clear();
+            let p = p?;
             if path_only {
                 println!("{}", p.dir.display());
             } else {
@@ -180,7 +203,15 @@ pub fn eval_hub_suite(
     batch_size: usize,
     bar: &indicatif::ProgressBar,
 ) -> Result<ExitCode> {
-    let client = HubClient::from_env()?;
+    let mut client = HubClient::from_env()?;
+    let b = bar.clone();
+    client.progress = Some(std::sync::Arc::new(move |file: &str, done, total| {
+        b.set_message(format!(
+            "downloading {file} {}/{}",
+            human(done),
+            total.map_or("?".into(), human)
+        ))
+    }));
     let out_dir = output.join(&suite.name);
     let opts = k2_eval::hub_sweep::HubSweepOptions {
         out_dir: out_dir.clone(),

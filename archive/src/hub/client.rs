@@ -114,8 +114,11 @@ pub struct FileMeta {
     pub location: String,
 }
 
+/// Called while a file downloads: (file, bytes so far, total bytes if known).
+pub type ProgressFn = std::sync::Arc<dyn Fn(&str, u64, Option<u64>) + Send + Sync>;
+
 /// A Hub endpoint, a token, a cache and the retry policy.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HubClient {
     pub endpoint: String,
     token: Option<String>,
@@ -125,8 +128,23 @@ pub struct HubClient {
     pub retries: usize,
     /// First backoff; doubled after each failed attempt.
     pub backoff: Duration,
+    /// Download progress, for a progress bar.
+    pub progress: Option<ProgressFn>,
     agent: ureq::Agent,
     api: Api,
+}
+
+impl std::fmt::Debug for HubClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubClient")
+            .field("endpoint", &self.endpoint)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("cache", &self.cache)
+            .field("offline", &self.offline)
+            .field("retries", &self.retries)
+            .field("backoff", &self.backoff)
+            .finish()
+    }
 }
 
 fn env_flag(name: &str) -> bool {
@@ -180,6 +198,7 @@ impl HubClient {
             offline: false,
             retries: 5,
             backoff: Duration::from_millis(1000),
+            progress: None,
             agent,
             api,
         })

@@ -106,6 +106,9 @@ fn attempt(
         file.write_all(&buf[..k]).at(req.incomplete, "write")?;
         hasher.update(&buf[..k]);
         *have += k as u64;
+        if let Some(p) = &client.progress {
+            p(req.ctx.file.as_deref().unwrap_or(""), *have, req.size);
+        }
     }
     file.sync_all().at(req.incomplete, "fsync")?;
     if let Some(size) = req.size {
