@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+mod analyze_cmd;
 mod hub_cmd;
-
 mod verify_cmd;
 
 #[derive(Parser)]
@@ -17,7 +17,7 @@ mod verify_cmd;
     about = "Train LLaMA-style models with full-state checkpoints, K2's data order and an archive you can verify",
     long_about = "k2 reproduces LLM360 K2's open training workflow on candle: a trainer that writes a full-state \
 HF-format checkpoint per data chunk, a manifest with sha256 of every file, and tools to inspect the data order.\n\n\
-Quickstart (built-in default, ~3 minutes on 2 cores, no network):\n  k2 quickstart            # = k2 train; k2 eval; k2 report\n  k2 ckpt verify",
+Quickstart (built-in default, ~3 minutes on 2 cores, no network):\n  k2 quickstart            # = k2 train; k2 eval; k2 analyze memorization; k2 report\n  k2 ckpt verify",
     arg_required_else_help = true
 )]
 struct Cli {
@@ -148,6 +148,9 @@ k2 report --lm-eval-results ../shared/data/pythia_evals --name pythia --log-x"
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Analyses of a run's checkpoints: memorization of training data per (checkpoint, chunk).
+    #[command(subcommand)]
+    Analyze(analyze_cmd::AnalyzeCommand),
     /// Released checkpoint suites on the Hugging Face Hub: list revisions, pull them into the HF cache.
     #[command(subcommand)]
     Hub(hub_cmd::HubCommand),
@@ -452,11 +455,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
         Command::Hub(cmd) => hub_cmd::run(cmd),
+        Command::Analyze(cmd) => analyze_cmd::run(cmd),
         Command::Quickstart { quiet } => {
             let out = PathBuf::from("runs/default");
             let resume = out.join("checkpoints.toml").exists();
             println!(
-                "[1/3] training {} ({})",
+                "[1/4] training {} ({})",
                 out.display(),
                 if resume { "resuming" } else { "new run" }
             );
@@ -474,7 +478,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 s.checkpoints_written.len(),
                 s.wall_s
             );
-            println!("[2/3] evaluating every checkpoint on the built-in probes");
+            println!("[2/4] evaluating every checkpoint on the built-in probes");
             let specs = k2_eval::registry::specs(
                 &["default".to_string()],
                 std::path::Path::new("../shared/data"),
@@ -489,7 +493,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let report = k2_eval::sweep::sweep_run(&out, &specs, 8, None, &bar)?;
             bar.finish_and_clear();
             print!("{}", k2_eval::summary::table_for_run(&out)?);
-            println!("[3/3] rendering the report");
+            println!("[3/4] memorization of the training data per checkpoint and chunk");
+            let mem = analyze_cmd::memorization(
+                &out,
+                &k2_eval::memorization::Settings::default(),
+                64,
+                quiet,
+            )?;
+            println!("[4/4] rendering the report");
             let r = k2_analysis::render_report(&k2_analysis::ReportOptions {
                 run: Some(out.clone()),
                 lm_eval_results: None,
@@ -498,7 +509,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 log_x: false,
             })?;
             println!("report: {}", r.readme.display());
-            Ok(if report.failed.is_empty() {
+            Ok(if report.failed.is_empty() && mem == ExitCode::SUCCESS {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

@@ -278,7 +278,8 @@ pub fn read_data_mix(run: &Path) -> Result<Vec<ChunkRow>> {
         .collect()
 }
 
-/// Reads `metrics.jsonl`: one JSON object per line with at least `step`, `loss`, `lr`.
+/// Reads `metrics.jsonl`: one JSON object per line with at least `step`, `loss`, `lr`; lines
+/// with an `event` field (loss-spike records) are skipped.
 pub fn read_metrics_jsonl(path: &Path) -> Result<Vec<TrainRow>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
     let mut rows = Vec::new();
@@ -288,6 +289,10 @@ pub fn read_metrics_jsonl(path: &Path) -> Result<Vec<TrainRow>> {
         }
         let v: Value = serde_json::from_str(line)
             .with_context(|| format!("{}:{}: invalid JSON", path.display(), i + 1))?;
+        // Event records (`{"event": "spike", ...}`) sit between the step rows; not a step.
+        if v.get("event").is_some() {
+            continue;
+        }
         let num = |k: &str| v.get(k).and_then(Value::as_f64);
         let req = |k: &str| {
             num(k).ok_or_else(|| anyhow!("{}:{}: missing number `{k}`", path.display(), i + 1))

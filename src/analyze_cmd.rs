@@ -1,0 +1,128 @@
+//! `k2 analyze`: analyses of a run's checkpoints beyond benchmark scores. Parse and print only.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Subcommand;
+use k2_eval::memorization::Settings;
+
+#[derive(Subcommand)]
+pub enum AnalyzeCommand {
+    /// Memorization per (checkpoint, chunk), like LLM360's Analysis360: for sampled training
+    /// sequences of every chunk, greedy-continue the first --prompt-len tokens for
+    /// --continuation-len tokens and compare with the true next tokens.
+    #[command(
+        after_help = "Examples:\n  k2 analyze memorization                         # the default run\n  \
+k2 analyze memorization --run runs/mine --samples 64\n  \
+k2 analyze memorization --run runs/tiny --prompt-len 16 --continuation-len 16\n\n\
+Per (checkpoint, chunk): exact-match rate (whole continuation reproduced) and token-match rate\n\
+(fraction of positions reproduced), n, the chunk's position in chunk_order.toml and whether the\n\
+checkpoint was trained on it. Greedy = argmax, lowest token id wins ties; EOS does not stop.\n\
+Checkpoints with status ok and spike are measured. Sequences: random.Random(SEED).sample(range(N), SAMPLES)\n\
+of each data/chunk_NNNN.jsonl.\n\
+Results: <run>/memorization/<ckpt>.json; a checkpoint already done with the same weights, data and\n\
+settings is skipped. `k2 report` draws them as a checkpoint x chunk heat map."
+    )]
+    Memorization {
+        /// The run directory.
+        #[arg(long, default_value = "runs/default")]
+        run: PathBuf,
+        /// Training sequences sampled per chunk.
+        #[arg(long, default_value_t = 32)]
+        samples: usize,
+        /// Prompt tokens (the sequence's first tokens).
+        #[arg(long, default_value_t = 32)]
+        prompt_len: usize,
+        /// Greedy tokens compared with the sequence's true next tokens.
+        #[arg(long, default_value_t = 32)]
+        continuation_len: usize,
+        /// Seed of the sequence sample (the same for every chunk and checkpoint).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Sequences decoded together.
+        #[arg(long, default_value_t = 64)]
+        batch_size: usize,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+}
+
+pub fn run(cmd: AnalyzeCommand) -> Result<ExitCode> {
+    match cmd {
+        AnalyzeCommand::Memorization {
+            run,
+            samples,
+            prompt_len,
+            continuation_len,
+            seed,
+            batch_size,
+            threads,
+            quiet,
+        } => {
+            k2_trainer::set_threads(threads);
+            let settings = Settings {
+                samples_per_chunk: samples,
+                prompt_len,
+                continuation_len,
+                seed,
+            };
+            memorization(&run, &settings, batch_size, quiet)
+        }
+    }
+}
+
+/// Measures every checkpoint of `run` and prints the tables (also used by `k2 quickstart`).
+pub fn memorization(
+    run: &Path,
+    settings: &Settings,
+    batch_size: usize,
+    quiet: bool,
+) -> Result<ExitCode> {
+    let bar = indicatif::ProgressBar::new(0);
+    if quiet {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} sequences  eta {eta}  {msg}",
+        )
+        .expect("valid template"),
+    );
+    let start = std::time::Instant::now();
+    let report = k2_eval::memorization_sweep::memorization_run(run, settings, batch_size, &bar)?;
+    bar.finish_and_clear();
+    let files = report
+        .files
+        .iter()
+        .map(|p| k2_eval::memorization_summary::read_memorization_file(p))
+        .collect::<k2_eval::Result<Vec<_>>>()?;
+    println!(
+        "token-match rate (%) per checkpoint x chunk (chunks in training order; * = trained on)"
+    );
+    print!("{}", k2_eval::memorization_summary::grid(&files, false));
+    println!(
+        "exact-match / token-match rate ({} sequences per chunk, {} + {} tokens)",
+        settings.samples_per_chunk, settings.prompt_len, settings.continuation_len
+    );
+    print!("{}", k2_eval::memorization_summary::summary_table(&files));
+    println!(
+        "{} measured, {} already done, {} failed in {:.1}s; results in {}",
+        report.computed.len(),
+        report.skipped.len(),
+        report.failed.len(),
+        start.elapsed().as_secs_f64(),
+        k2_eval::memorization::memorization_dir(run).display()
+    );
+    for (name, why) in &report.failed {
+        eprintln!("error: {name}: {why}");
+    }
+    Ok(if report.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
