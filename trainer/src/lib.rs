@@ -10,6 +10,7 @@ pub mod chunks;
 pub mod config;
 pub mod dataset;
 pub mod error;
+pub mod failpoint;
 pub mod init;
 pub mod metrics;
 pub mod optim;

@@ -132,6 +132,7 @@ pub fn roll_back(
             CheckpointStatus::Spike,
         )
     })?;
+    crate::failpoint::hit("rollback-spike-ckpt-written");
     spike_entry.wall_time_s = wall_time_s;
     spike_entry.note = Some(format!(
         "diverged state at step {} (malignant spike from step {}, classified at step {})",
@@ -162,9 +163,11 @@ pub fn roll_back(
     manifest.push(spike_entry)?;
     manifest.spikes.push(event.clone());
     manifest.save_atomic(&layout.manifest_path())?;
+    crate::failpoint::hit("rollback-manifest-committed");
     // Committed. The rest is redone by `repair` after a crash.
     next_order.save_atomic(&layout.chunk_order_path())?;
     *order = next_order;
+    crate::failpoint::hit("rollback-order-saved");
     for (from, to) in &renames {
         let (a, b) = (layout.ckpt_dir(from), layout.ckpt_dir(to));
         std::fs::rename(&a, &b).map_err(io_err(&a))?;

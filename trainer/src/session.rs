@@ -229,7 +229,7 @@ impl Session {
             }
             let mut lr = schedule.lr(step);
             for s in &surge {
-                if (j as u64) < s.steps {
+                if (s.offset..s.offset + s.steps).contains(&(j as u64)) {
                     lr *= s.lr_multiplier;
                 }
             }

@@ -79,7 +79,8 @@ pub enum SpikePolicy {
 
 /// `[[inject_spike]]`: a reproducible instability for exercising the spike path. While `chunk`
 /// is trained at its original place in the order (not after a deferral), the learning rate of
-/// the interval's first `steps` steps is multiplied by `lr_multiplier`. Deferring the chunk after
+/// `steps` steps of its interval, from step `offset` (0-based, default 0) on, is multiplied by
+/// `lr_multiplier`. Deferring the chunk after
 /// the rollback removes the surge, as deferral removed K2's spikes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -87,6 +88,8 @@ pub struct InjectSpike {
     pub chunk: u32,
     pub lr_multiplier: f64,
     pub steps: u64,
+    #[serde(default)]
+    pub offset: u64,
 }
 
 impl SpikeSection {
