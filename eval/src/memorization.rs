@@ -180,28 +180,42 @@ pub fn measured_checkpoints(checkpoints: &[CheckpointEntry]) -> Vec<&CheckpointE
 }
 
 /// For each chunk id, the checkpoint after whose interval `ckpt`'s weights were trained on it, if
-/// any. The lineage of an `ok` checkpoint is every `ok` checkpoint up to its step; a `spike`
-/// checkpoint's is every `ok` checkpoint before its step and itself (training rolled back from a
-/// spike goes on from the last good checkpoint, so a spike's chunk is not trained by later `ok`
-/// checkpoints until it comes round again).
+/// any. `checkpoints` is the manifest in its (append, i.e. chronological) order.
+///
+/// * An `ok` checkpoint's lineage is every `ok` checkpoint up to its step (`rolled_back` ones were
+///   undone; `spike` ones were left behind by a rollback).
+/// * A `spike` checkpoint belongs to a diverged branch: the run of consecutive `spike` entries
+///   around it. Its lineage is the `ok` checkpoints listed before the branch, then the branch's
+///   entries up to itself. (A chunk trained only partly before a mid-interval spike checkpoint
+///   counts when the manifest lists it under that checkpoint's `chunks`.)
 pub fn trained_at(
     checkpoints: &[CheckpointEntry],
     ckpt: &CheckpointEntry,
     n_chunks: usize,
 ) -> Vec<Option<String>> {
-    let mut lineage: Vec<&CheckpointEntry> = checkpoints
-        .iter()
-        .filter(|c| {
-            c.status == CheckpointStatus::Ok
-                && match ckpt.status {
-                    CheckpointStatus::Ok => c.step <= ckpt.step,
-                    _ => c.step < ckpt.step,
-                }
-        })
-        .collect();
-    if ckpt.status != CheckpointStatus::Ok {
-        lineage.push(ckpt);
-    }
+    let mut lineage: Vec<&CheckpointEntry> = match ckpt.status {
+        CheckpointStatus::Ok => checkpoints
+            .iter()
+            .filter(|c| c.status == CheckpointStatus::Ok && c.step <= ckpt.step)
+            .collect(),
+        _ => {
+            let at = checkpoints
+                .iter()
+                .position(|c| c.name == ckpt.name)
+                .unwrap_or(checkpoints.len());
+            let mut first = at.min(checkpoints.len());
+            while first > 0 && checkpoints[first - 1].status == CheckpointStatus::Spike {
+                first -= 1;
+            }
+            let mut v: Vec<&CheckpointEntry> = checkpoints[..first]
+                .iter()
+                .filter(|c| c.status == CheckpointStatus::Ok)
+                .collect();
+            v.extend(checkpoints[first..at.min(checkpoints.len())].iter());
+            v.push(ckpt);
+            v
+        }
+    };
     lineage.sort_by_key(|c| c.step);
     let mut out: Vec<Option<String>> = vec![None; n_chunks];
     for c in lineage {
@@ -423,11 +437,13 @@ mod tests {
     #[test]
     fn lineage_excludes_spikes_from_later_checkpoints() {
         use CheckpointStatus::*;
-        // chunk 2 spiked at step 30 and was moved to the end; chunk 3 took its place.
+        // Manifest order: chunk 2 diverged (spike checkpoints at step 30 and, mid-interval, 35),
+        // training rolled back to ckpt_0002, chunk 2 was deferred and chunk 3 took its place.
         let m = vec![
             entry("ckpt_0001", 10, vec![0], Ok),
             entry("ckpt_0002", 20, vec![1], Ok),
             entry("spike_ckpt_0003", 30, vec![2], Spike),
+            entry("spike_ckpt_0004", 35, vec![2], Spike),
             entry("ckpt_0003", 30, vec![3], Ok),
             entry("ckpt_0004", 40, vec![2], Ok),
             entry("ckpt_0005", 50, vec![4], RolledBack),
@@ -443,6 +459,7 @@ mod tests {
                 "ckpt_0002",
                 "ckpt_0003",
                 "spike_ckpt_0003",
+                "spike_ckpt_0004",
                 "ckpt_0004"
             ]
         );
@@ -450,9 +467,14 @@ mod tests {
         assert_eq!(trained_set(&at(0)), [0].into());
         assert_eq!(trained_set(&at(2)), [0, 1, 2].into());
         assert_eq!(at(2)[2].as_deref(), Some("spike_ckpt_0003"));
-        assert_eq!(trained_set(&at(3)), [0, 1, 3].into());
-        assert_eq!(trained_set(&at(4)), [0, 1, 2, 3].into());
-        assert_eq!(at(4)[2].as_deref(), Some("ckpt_0004"));
-        assert_eq!(at(4)[1].as_deref(), Some("ckpt_0002"));
+        // the later spike checkpoint: not the replayed ckpt_0003 (step 30 < 35), its own branch
+        assert_eq!(trained_set(&at(3)), [0, 1, 2].into());
+        assert_eq!(at(3)[2].as_deref(), Some("spike_ckpt_0003"));
+        assert_eq!(trained_set(&at(4)), [0, 1, 3].into());
+        assert_eq!(trained_set(&at(5)), [0, 1, 2, 3].into());
+        assert_eq!(at(5)[2].as_deref(), Some("ckpt_0004"));
+        assert_eq!(at(5)[1].as_deref(), Some("ckpt_0002"));
+        // rolled back: nothing of it counts for anyone
+        assert!(at(5)[4].is_none());
     }
 }
