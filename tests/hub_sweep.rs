@@ -187,3 +187,46 @@ fn a_suite_of_another_architecture_stops_before_downloading_weights() {
         server.log()
     );
 }
+
+#[test]
+fn a_checkpoint_with_only_tokenizer_model_is_evaluated_through_a_converted_tokenizer() {
+    if !models_present() {
+        return;
+    }
+    let server = Server::start(tiny_repos());
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join("checkpoints.toml"),
+        "format = 1\n\n[[suite]]\nname = \"sp\"\nkind = \"hub\"\nrepo = \"k2-test/sp-only\"\n\
+         revisions = [\"ckpt_000\"]\n\n[[suite]]\nname = \"tiny\"\nkind = \"hub\"\n\
+         repo = \"k2-test/tiny\"\nrevisions = [\"ckpt_000\"]\n",
+    )
+    .unwrap();
+    let res = home.path().join("results");
+    let out = ok(&mut sweep_suite(&server, home.path(), &res, "sp"));
+    assert!(out.contains("1 evaluated, 0 already done"), "{out}");
+    ok(&mut sweep_suite(&server, home.path(), &res, "tiny"));
+    let read = |suite: &str| -> serde_json::Value {
+        serde_json::from_slice(
+            &std::fs::read(res.join(suite).join("ckpt_000/arc_easy.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    // Same weights, and the converted tokenizer equals the shipped one: identical scores.
+    assert_eq!(read("sp")["results"], read("tiny")["results"]);
+    let sp_samples = std::fs::read(res.join("sp/ckpt_000/arc_easy.samples.jsonl")).unwrap();
+    let tiny_samples = std::fs::read(res.join("tiny/ckpt_000/arc_easy.samples.jsonl")).unwrap();
+    assert_eq!(sp_samples, tiny_samples);
+    // The HF cache holds only what the Hub served; the view sits beside it; --keep 1 kept it.
+    let commit = commit(&tiny_repos(), "k2-test/sp-only", "ckpt_000");
+    let snap = home
+        .path()
+        .join("hub/models--k2-test--sp-only/snapshots")
+        .join(&commit);
+    assert!(!snap.join("tokenizer.json").exists());
+    let view = home
+        .path()
+        .join("k2-views/models--k2-test--sp-only")
+        .join(&commit);
+    assert!(view.join("tokenizer.json").exists() && view.join("model.safetensors").exists());
+}

@@ -215,10 +215,11 @@ pub fn sweep_hub(
         let was_cached = client.cache.snapshot_dir(&repo, &commit).is_dir();
         // config.json first: a model k2 cannot evaluate stops the sweep before any weights move.
         if let Some(info) = &info {
-            if info.sibling("tokenizer.json").is_none() {
+            if info.sibling("tokenizer.json").is_none() && info.sibling("tokenizer.model").is_none()
+            {
                 return Err(EvalError::Other(format!(
-                    "{repo}@{rev} has no tokenizer.json (k2 reads Hugging Face `tokenizers` files, \
-                     not tokenizer.model alone); the sweep stops before downloading weights"
+                    "{repo}@{rev} has neither tokenizer.json nor tokenizer.model; the sweep stops \
+                     before downloading weights"
                 )));
             }
             if let Err(e) = hub::pull::pull_file(client, &repo, rev, info, "config.json") {
@@ -289,8 +290,25 @@ pub fn sweep_hub(
             }
         }
         rec.weights_sha256 = Some(pulled.weights_sha256.clone());
+        // A checkpoint with only tokenizer.model is evaluated through a view with a converted
+        // tokenizer.json beside the cache.
+        let dir =
+            match crate::hub_view::model_dir(&client.cache, &repo, &pulled.commit, &pulled.dir) {
+                Ok(d) => d,
+                Err(e) => {
+                    say(format!("{rev}: {e}"));
+                    rec.status = "failed".into();
+                    rec.error = Some(e.to_string());
+                    report.records.push(rec);
+                    if !was_cached {
+                        evictable.push_back((report.records.len() - 1, commit.clone()));
+                    }
+                    write_summary(&opts.out_dir, &report.records)?;
+                    continue;
+                }
+            };
         let target = Target {
-            dir: pulled.dir.clone(),
+            dir,
             info: CheckpointInfo {
                 model: repo.clone(),
                 revision: rev.clone(),
@@ -325,6 +343,7 @@ pub fn sweep_hub(
             while evictable.len() > keep {
                 let (i, c) = evictable.pop_front().expect("non-empty");
                 let freed = client.cache.evict(&repo, &c).map_err(hub_err)?;
+                crate::hub_view::remove_view(&client.cache, &repo, &c)?;
                 report.records[i].evicted = true;
                 say(format!(
                     "{}: evicted from the cache ({freed} bytes freed)",

@@ -512,6 +512,15 @@ pub fn tiny_repos() -> BTreeMap<String, Repo> {
         .insert("main".into(), revision(name, "main", base.clone()));
     repos.insert(name.to_string(), g);
 
+    // stories260K as LLaMA-1-era releases ship it: tokenizer.model, no tokenizer.json.
+    let name = "k2-test/sp-only";
+    let mut sp = base.clone();
+    sp.remove("tokenizer.json");
+    let mut r = Repo::default();
+    r.branches
+        .insert("ckpt_000".into(), revision(name, "ckpt_000", sp));
+    repos.insert(name.to_string(), r);
+
     // A GPT-NeoX checkpoint (Pythia's architecture), which k2's LLaMA engine does not evaluate.
     let name = "k2-test/neox";
     let mut neox = base.clone();
