@@ -156,3 +156,61 @@ fn memorization_help_has_examples() {
         "{help}"
     );
 }
+
+#[test]
+fn memorization_spike_checkpoints_are_measured_and_labelled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("run");
+    ok(k2()
+        .args(["train", "--quiet", "--config"])
+        .arg(repo().join("tests/fixtures/tiny_spike.toml"))
+        .arg("--out")
+        .arg(&d));
+    let m = k2_archive::Manifest::load(&d.join("checkpoints.toml")).unwrap();
+    use k2_archive::CheckpointStatus::{Ok as Good, Spike};
+    assert!(m.checkpoints.iter().any(|c| c.status == Spike));
+    ok(&mut analyze(
+        &d,
+        &[
+            "--prompt-len",
+            "8",
+            "--continuation-len",
+            "8",
+            "--samples",
+            "4",
+        ],
+    ));
+    for c in m
+        .checkpoints
+        .iter()
+        .filter(|c| matches!(c.status, Good | Spike))
+    {
+        let f = read(&d.join(format!("memorization/{}.json", c.name)));
+        assert_eq!(f["status"], c.status.to_string());
+        let trained: Vec<u64> = f["chunks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["trained"] == true)
+            .map(|x| x["chunk"].as_u64().unwrap())
+            .collect();
+        // every chunk of the checkpoint's own interval is trained
+        for k in &c.chunks {
+            assert!(trained.contains(&(*k as u64)), "{}: chunk {k}", c.name);
+        }
+        if c.status == Good {
+            // exactly the chunks of the ok checkpoints up to its step: no spike branch
+            let mut expect: Vec<u64> = m
+                .checkpoints
+                .iter()
+                .filter(|o| o.status == Good && o.step <= c.step)
+                .flat_map(|o| o.chunks.iter().map(|&k| k as u64))
+                .collect();
+            expect.sort();
+            expect.dedup();
+            let mut got = trained.clone();
+            got.sort();
+            assert_eq!(got, expect, "{}", c.name);
+        }
+    }
+}
