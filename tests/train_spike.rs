@@ -122,6 +122,25 @@ fn malignant_spike_is_rolled_back_deferred_and_recovered() {
         v.contains("verified: 72 steps from init to ckpt_0006"),
         "{v}"
     );
+    // The report shows the spike: a table row and the rolled-back attempt in the figure.
+    let reports = tmp.path().join("reports");
+    ok(k2()
+        .args(["report", "--run"])
+        .arg(&run)
+        .arg("--out")
+        .arg(&reports)
+        .args(["--name", "spike"]));
+    let md = std::fs::read_to_string(reports.join("spike/README.md")).unwrap();
+    assert!(md.contains("### Loss spikes"), "{md}");
+    assert!(
+        md.contains("rolled back to `ckpt_0002`, chunk 2 deferred; kept `spike_ckpt_0003`, `spike_ckpt_0004`"),
+        "{md}"
+    );
+    let svg = std::fs::read_to_string(reports.join("spike/figures/training.svg")).unwrap();
+    assert!(
+        svg.contains("rolled-back attempt") && svg.contains("malignant spike"),
+        "svg"
+    );
 }
 
 #[test]

@@ -44,6 +44,8 @@ pub struct TrainRow {
     pub grad_norm: Option<f64>,
     pub tokens_seen: Option<u64>,
     pub stage: Option<u32>,
+    /// Training attempt (0 before any rollback).
+    pub attempt: u32,
 }
 
 /// A checkpoint of a k2 run, from its manifest.
@@ -65,7 +67,12 @@ pub struct Dataset {
     /// k2 run name, when a run was read.
     pub run_name: Option<String>,
     pub checkpoints: Vec<CheckpointRow>,
+    /// The surviving lineage: per step, the last row of `metrics.jsonl`.
     pub train: Vec<TrainRow>,
+    /// Steps of attempts that were rolled back after a malignant loss spike.
+    pub train_diverged: Vec<TrainRow>,
+    /// Loss spikes recorded in the manifest.
+    pub spikes: Vec<k2_archive::SpikeEvent>,
     /// Chunks in training order (k2 runs with a data index).
     pub data_mix: Vec<ChunkRow>,
 }
@@ -143,10 +150,10 @@ pub fn read_k2_run(run: &Path, series: Option<&str>) -> Result<Dataset> {
         .collect();
 
     let metrics_path = run.join("metrics.jsonl");
-    let train = if metrics_path.exists() {
-        read_metrics_jsonl(&metrics_path)?
+    let (train, train_diverged) = if metrics_path.exists() {
+        split_lineage(read_metrics_jsonl(&metrics_path)?)
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
 
     let mut points = Vec::new();
@@ -172,8 +179,30 @@ pub fn read_k2_run(run: &Path, series: Option<&str>) -> Result<Dataset> {
         run_name: Some(name),
         checkpoints,
         train,
+        train_diverged,
+        spikes: manifest.spikes.clone(),
         data_mix,
     })
+}
+
+/// Splits metrics rows into the surviving lineage (the last row of every step, in step order)
+/// and the rows a later attempt superseded (rolled back after a malignant spike).
+pub fn split_lineage(rows: Vec<TrainRow>) -> (Vec<TrainRow>, Vec<TrainRow>) {
+    let mut last = std::collections::BTreeMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        last.insert(r.step, i);
+    }
+    let mut lineage = Vec::with_capacity(last.len());
+    let mut diverged = Vec::new();
+    for (i, r) in rows.into_iter().enumerate() {
+        if last.get(&r.step) == Some(&i) {
+            lineage.push(r);
+        } else {
+            diverged.push(r);
+        }
+    }
+    lineage.sort_by_key(|r| r.step);
+    (lineage, diverged)
 }
 
 /// One chunk in training order, from the run's `data/index.json` and `chunk_order.toml`.
@@ -304,6 +333,7 @@ pub fn read_metrics_jsonl(path: &Path) -> Result<Vec<TrainRow>> {
             grad_norm: num("grad_norm"),
             tokens_seen: v.get("tokens_seen").and_then(Value::as_u64),
             stage: v.get("stage").and_then(Value::as_u64).map(|s| s as u32),
+            attempt: v.get("attempt").and_then(Value::as_u64).unwrap_or(0) as u32,
         });
     }
     Ok(rows)

@@ -433,7 +433,7 @@ fn draw_capability<DB: DrawingBackend>(
 /// Training dynamics of a k2 run: loss (raw and smoothed), learning rate and grad norm vs step,
 /// stage boundaries marked. Writes `<stem>.png` and `<stem>.svg`.
 pub fn write_training(rows: &[TrainRow], title: &str, stem: &Path) -> Result<Vec<PathBuf>> {
-    write_training_with_events(rows, &[], title, stem)
+    write_training_with_events(rows, &[], &[], title, stem)
 }
 
 /// A checkpoint event drawn on the training figure: a loss spike or a rollback.
@@ -450,9 +450,11 @@ const SPIKE: RGBColor = RGBColor(214, 39, 40);
 const ROLLBACK: RGBColor = RGBColor(148, 103, 189);
 
 /// As [`write_training`], with spike / rollback events marked as vertical lines in every panel
-/// (red: spike, purple dash-dot: rolled back) and named in the loss panel.
+/// (red: spike, purple dash-dot: rolled back) and named in the loss panel, and the steps of
+/// rolled-back attempts (`diverged`) drawn in red beside the surviving lineage.
 pub fn write_training_with_events(
     rows: &[TrainRow],
+    diverged: &[TrainRow],
     events: &[TrainEvent],
     title: &str,
     stem: &Path,
@@ -460,7 +462,7 @@ pub fn write_training_with_events(
     ensure_font();
     let (w, h) = (1000u32, 900u32);
     Ok(png_and_svg!(stem, (w, h), |root| draw_training(
-        &root, rows, events, title
+        &root, rows, diverged, events, title
     )))
 }
 
@@ -480,6 +482,7 @@ pub fn ema(xs: &[f64], alpha: f64) -> Vec<f64> {
 fn draw_training<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     rows: &[TrainRow],
+    diverged: &[TrainRow],
     events: &[TrainEvent],
     title: &str,
 ) -> Result<()> {
@@ -519,25 +522,54 @@ fn draw_training<DB: DrawingBackend>(
     let smooth = ema(&loss, 0.9);
     let lr: Vec<f64> = rows.iter().map(|r| r.lr).collect();
     let gn: Vec<Option<f64>> = rows.iter().map(|r| r.grad_norm).collect();
+    // Rolled-back attempts, one polyline per attempt.
+    let mut attempts: Vec<u32> = diverged.iter().map(|r| r.attempt).collect();
+    attempts.dedup();
+    let diverged_series = |f: &dyn Fn(&TrainRow) -> Option<f64>| -> Vec<Vec<(f64, f64)>> {
+        attempts
+            .iter()
+            .map(|&a| {
+                diverged
+                    .iter()
+                    .filter(|r| r.attempt == a)
+                    .filter_map(|r| Some((r.step as f64, f(r)?)))
+                    .collect()
+            })
+            .collect()
+    };
+    let div_loss = diverged_series(&|r| Some(r.loss));
+    let div_gn = diverged_series(&|r| r.grad_norm);
 
     type Series<'a> = Vec<(&'a str, Vec<(f64, f64)>, RGBColor, u32)>;
+    let mut loss_series: Series = Vec::new();
+    for pts in div_loss {
+        loss_series.push(("rolled-back attempt", pts, SPIKE, 1));
+    }
+    let mut gn_series: Series = Vec::new();
+    for pts in div_gn {
+        gn_series.push(("rolled-back attempt", pts, SPIKE, 1));
+    }
     let panels: Vec<(&str, Series)> = vec![
         (
             "loss (nats/token)",
-            vec![
-                (
-                    "loss (raw)",
-                    steps.iter().copied().zip(loss.iter().copied()).collect(),
-                    RGBColor(160, 190, 230),
-                    1,
-                ),
-                (
-                    "loss (EMA 0.9)",
-                    steps.iter().copied().zip(smooth.iter().copied()).collect(),
-                    PALETTE[0],
-                    2,
-                ),
-            ],
+            [
+                loss_series,
+                vec![
+                    (
+                        "loss (raw)",
+                        steps.iter().copied().zip(loss.iter().copied()).collect(),
+                        RGBColor(160, 190, 230),
+                        1,
+                    ),
+                    (
+                        "loss (EMA 0.9)",
+                        steps.iter().copied().zip(smooth.iter().copied()).collect(),
+                        PALETTE[0],
+                        2,
+                    ),
+                ],
+            ]
+            .concat(),
         ),
         (
             "learning rate",
@@ -550,16 +582,20 @@ fn draw_training<DB: DrawingBackend>(
         ),
         (
             "grad norm (L2, before clipping)",
-            vec![(
-                "grad norm",
-                steps
-                    .iter()
-                    .zip(gn.iter())
-                    .filter_map(|(&s, g)| Some((s, (*g)?)))
-                    .collect(),
-                PALETTE[2],
-                1,
-            )],
+            [
+                gn_series,
+                vec![(
+                    "grad norm",
+                    steps
+                        .iter()
+                        .zip(gn.iter())
+                        .filter_map(|(&s, g)| Some((s, (*g)?)))
+                        .collect(),
+                    PALETTE[2],
+                    1,
+                )],
+            ]
+            .concat(),
         ),
     ];
     for ((ydesc, series), area) in panels.into_iter().zip(areas.iter()) {
@@ -672,11 +708,12 @@ fn draw_training<DB: DrawingBackend>(
             }
         }
         let multi = series.len() > 1;
+        let mut labelled = std::collections::HashSet::new();
         for (label, pts, c, width) in series {
             let s = chart
                 .draw_series(LineSeries::new(pts, c.stroke_width(width)))
                 .map_err(de)?;
-            if multi {
+            if multi && labelled.insert(label) {
                 s.label(label).legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(2))
                 });

@@ -211,19 +211,90 @@ pub fn data_mix_table(chunks: &[crate::inputs::ChunkRow]) -> String {
     simple_table(&header_refs, rows)
 }
 
-/// Spike / rollback events from the manifest's checkpoint statuses, in step order.
-pub fn train_events(checkpoints: &[crate::inputs::CheckpointRow]) -> Vec<TrainEvent> {
-    let mut v: Vec<TrainEvent> = checkpoints
-        .iter()
-        .filter(|c| c.status == "spike" || c.status == "rolled_back")
-        .map(|c| TrainEvent {
-            step: c.step,
-            name: c.name.clone(),
-            status: c.status.clone(),
-        })
-        .collect();
+/// Events for the training figure, in step order: the manifest's loss spikes (start of each
+/// spike; a rollback at the step it was decided) when it records them, else the checkpoints it
+/// marks `spike` or `rolled_back`.
+pub fn train_events(
+    checkpoints: &[crate::inputs::CheckpointRow],
+    spikes: &[k2_archive::SpikeEvent],
+) -> Vec<TrainEvent> {
+    let mut v: Vec<TrainEvent> = if spikes.is_empty() {
+        checkpoints
+            .iter()
+            .filter(|c| c.status == "spike" || c.status == "rolled_back")
+            .map(|c| TrainEvent {
+                step: c.step,
+                name: c.name.clone(),
+                status: c.status.clone(),
+            })
+            .collect()
+    } else {
+        spikes
+            .iter()
+            .flat_map(|e| {
+                let mut out = vec![TrainEvent {
+                    step: e.start_step,
+                    name: format!("{} spike, steps {}-{}", e.kind, e.start_step, e.end_step),
+                    status: "spike".into(),
+                }];
+                if let Some(to) = &e.rollback_to {
+                    out.push(TrainEvent {
+                        step: e.end_step,
+                        name: format!("to {to}"),
+                        status: "rolled_back".into(),
+                    });
+                }
+                out
+            })
+            .collect()
+    };
     v.sort_by_key(|e| e.step);
     v
+}
+
+/// The manifest's loss spikes as a markdown table.
+pub fn spike_table(spikes: &[k2_archive::SpikeEvent]) -> String {
+    let rows: Vec<Vec<String>> = spikes
+        .iter()
+        .map(|e| {
+            vec![
+                e.kind.to_string(),
+                format!("{}-{}", e.start_step, e.end_step),
+                e.attempt.to_string(),
+                format!("{} @ {}", e.chunk, e.position),
+                e.flagged_by.clone(),
+                format!(
+                    "{:.3} (baseline {:.3} ± {:.3})",
+                    e.peak_loss, e.baseline_loss, e.baseline_std
+                ),
+                format!("{:.1}x / {:.1}x", e.max_grad_ratio, e.max_update_ratio),
+                match (&e.rollback_to, e.deferred_chunk) {
+                    (Some(to), Some(c)) => format!(
+                        "rolled back to `{to}`, chunk {c} deferred; kept {}",
+                        e.spike_checkpoints
+                            .iter()
+                            .map(|n| format!("`{n}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    _ => "none".into(),
+                },
+            ]
+        })
+        .collect();
+    simple_table(
+        &[
+            "kind",
+            "steps",
+            "attempt",
+            "chunk @ position",
+            "flagged by",
+            "peak loss",
+            "max grad / update ratio",
+            "action",
+        ],
+        rows,
+    )
 }
 
 fn capability_figure(
@@ -405,9 +476,10 @@ pub fn render_report(opts: &ReportOptions) -> Result<ReportSummary> {
             "{}: training dynamics",
             data.run_name.as_deref().unwrap_or(&opts.name)
         );
-        let events = train_events(&data.checkpoints);
+        let events = train_events(&data.checkpoints, &data.spikes);
         figures.extend(write_training_with_events(
             &data.train,
+            &data.train_diverged,
             &events,
             &title,
             &stem,
@@ -415,7 +487,9 @@ pub fn render_report(opts: &ReportOptions) -> Result<ReportSummary> {
         writeln!(md, "## Training dynamics\n")?;
         writeln!(md, "![training dynamics](figures/training.png)\n")?;
         let mut note = String::from("Loss (raw and exponentially smoothed), learning rate and gradient norm per optimizer step; dashed grey vertical lines mark stage boundaries.");
-        if events.is_empty() {
+        if !data.spikes.is_empty() {
+            note.push_str(" Loss spikes the detector recorded start at the solid red lines, rollbacks are the dashed purple lines, and the steps of rolled-back attempts are drawn in red.");
+        } else if events.is_empty() {
             note.push_str(
                 " No checkpoint is marked as a loss spike or rolled back in the manifest.",
             );
@@ -429,6 +503,11 @@ pub fn render_report(opts: &ReportOptions) -> Result<ReportSummary> {
             note.push('.');
         }
         writeln!(md, "{note} [SVG](figures/training.svg)\n")?;
+        if !data.spikes.is_empty() {
+            writeln!(md, "### Loss spikes\n")?;
+            writeln!(md, "Detected online (loss vs its EMA, grad norm vs its running median) and classified as K2 did: *benign* spikes recover within the detector's window, *malignant* ones do not and are rolled back to the last checkpoint before the spike, with the chunk being trained moved to the end of its stage. Ratios are to the running medians before the spike.\n")?;
+            writeln!(md, "{}", spike_table(&data.spikes))?;
+        }
     }
 
     if !data.data_mix.is_empty() {

@@ -541,7 +541,7 @@ fn spike_and_rollback_marked_from_hand_edited_manifest() {
         log_x: false,
     };
     let data = k2_analysis::report::load_inputs(&opts).unwrap();
-    let ev = k2_analysis::report::train_events(&data.checkpoints);
+    let ev = k2_analysis::report::train_events(&data.checkpoints, &data.spikes);
     assert_eq!(
         ev.iter()
             .map(|e| (e.step, e.name.as_str(), e.status.as_str()))
