@@ -189,7 +189,7 @@ fn a_suite_of_another_architecture_stops_before_downloading_weights() {
 }
 
 #[test]
-fn a_checkpoint_with_only_tokenizer_model_is_evaluated_through_a_converted_tokenizer() {
+fn checkpoints_with_only_tokenizer_model_or_pytorch_weights_are_evaluated_through_a_view() {
     if !models_present() {
         return;
     }
@@ -199,13 +199,16 @@ fn a_checkpoint_with_only_tokenizer_model_is_evaluated_through_a_converted_token
         home.path().join("checkpoints.toml"),
         "format = 1\n\n[[suite]]\nname = \"sp\"\nkind = \"hub\"\nrepo = \"k2-test/sp-only\"\n\
          revisions = [\"ckpt_000\"]\n\n[[suite]]\nname = \"tiny\"\nkind = \"hub\"\n\
-         repo = \"k2-test/tiny\"\nrevisions = [\"ckpt_000\"]\n",
+         repo = \"k2-test/tiny\"\nrevisions = [\"ckpt_000\"]\n\n[[suite]]\nname = \"pt\"\n\
+         kind = \"hub\"\nrepo = \"k2-test/pt-only\"\nrevisions = [\"ckpt_000\"]\n",
     )
     .unwrap();
     let res = home.path().join("results");
     let out = ok(&mut sweep_suite(&server, home.path(), &res, "sp"));
     assert!(out.contains("1 evaluated, 0 already done"), "{out}");
     ok(&mut sweep_suite(&server, home.path(), &res, "tiny"));
+    let out = ok(&mut sweep_suite(&server, home.path(), &res, "pt"));
+    assert!(out.contains("1 evaluated, 0 already done"), "{out}");
     let read = |suite: &str| -> serde_json::Value {
         serde_json::from_slice(
             &std::fs::read(res.join(suite).join("ckpt_000/arc_easy.json")).unwrap(),
@@ -214,6 +217,10 @@ fn a_checkpoint_with_only_tokenizer_model_is_evaluated_through_a_converted_token
     };
     // Same weights, and the converted tokenizer equals the shipped one: identical scores.
     assert_eq!(read("sp")["results"], read("tiny")["results"]);
+    // PyTorch weights converted to safetensors: identical scores too; model_sha is the .bin's.
+    assert_eq!(read("pt")["results"], read("tiny")["results"]);
+    let bin = &tiny_repos()["k2-test/pt-only"].branches["ckpt_000"].files["pytorch_model.bin"];
+    assert_eq!(read("pt")["config"]["model_sha"], sha256_of(bin));
     let sp_samples = std::fs::read(res.join("sp/ckpt_000/arc_easy.samples.jsonl")).unwrap();
     let tiny_samples = std::fs::read(res.join("tiny/ckpt_000/arc_easy.samples.jsonl")).unwrap();
     assert_eq!(sp_samples, tiny_samples);

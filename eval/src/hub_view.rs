@@ -1,12 +1,13 @@
 //! The model directory a hub sweep evaluates. Usually the cached snapshot itself; for a checkpoint
-//! that ships only a SentencePiece `tokenizer.model`, a view beside the cache
-//! (`<cache>/../k2-views/models--org--name/<commit>/`) with links to the snapshot's files and a
-//! `tokenizer.json` converted from the model (`sp_tokenizer`). The Hugging Face cache itself is
-//! never written to with anything the Hub did not serve.
+//! that ships only a SentencePiece `tokenizer.model` or only PyTorch `pytorch_model*.bin` weights,
+//! a view beside the cache (`<cache>/../k2-views/models--org--name/<commit>/`) with links to the
+//! snapshot's files plus a `tokenizer.json` converted from the model (`sp_tokenizer`) and
+//! safetensors converted from the PyTorch files. The Hugging Face cache itself is never written
+//! to with anything the Hub did not serve.
 
 use std::path::{Path, PathBuf};
 
-use k2_archive::hub::HubCache;
+use k2_archive::hub::{pull, HubCache};
 
 use crate::error::{io_err, EvalError, Result};
 
@@ -23,25 +24,38 @@ pub fn view_dir(cache: &HubCache, repo: &str, commit: &str) -> PathBuf {
         .join(commit)
 }
 
-/// The directory to evaluate for the snapshot `snapshot` of `repo@commit`.
+/// Written last into a view: its presence marks a finished one.
+pub const VIEW_MARKER: &str = "k2-view.json";
+
+/// The directory to evaluate for the snapshot `snapshot` of `repo@commit`: the snapshot when it
+/// has `tokenizer.json` and safetensors weights, else a view that adds what is missing
+/// (`tokenizer.json` from `tokenizer.model`, safetensors from PyTorch `pytorch_model*.bin`).
 pub fn model_dir(cache: &HubCache, repo: &str, commit: &str, snapshot: &Path) -> Result<PathBuf> {
-    if snapshot.join("tokenizer.json").exists() {
+    let has_tokenizer = snapshot.join("tokenizer.json").exists();
+    let has_safetensors =
+        snapshot.join(pull::SINGLE_FILE).exists() || snapshot.join(pull::INDEX_FILE).exists();
+    if has_tokenizer && has_safetensors {
         return Ok(snapshot.to_path_buf());
     }
     let sp = snapshot.join("tokenizer.model");
-    if !sp.exists() {
+    if !has_tokenizer && !sp.exists() {
         return Err(EvalError::Other(format!(
             "{}: neither tokenizer.json nor tokenizer.model",
             snapshot.display()
         )));
     }
     let view = view_dir(cache, repo, commit);
-    if view.join("tokenizer.json").exists() {
+    if view.join(VIEW_MARKER).exists() {
         return Ok(view);
     }
     std::fs::create_dir_all(&view).map_err(io_err(&view))?;
+    let pytorch = if has_safetensors {
+        Vec::new()
+    } else {
+        pull::weight_files_in(snapshot).map_err(|e| EvalError::Other(e.to_string()))?
+    };
     for f in cache.snapshot_files(repo, commit) {
-        if f.contains('/') {
+        if f.contains('/') || pytorch.contains(&f) || f == pull::PT_INDEX_FILE {
             continue;
         }
         let dst = view.join(&f);
@@ -51,12 +65,62 @@ pub fn model_dir(cache: &HubCache, repo: &str, commit: &str, snapshot: &Path) ->
         let src = std::path::absolute(snapshot.join(&f)).map_err(io_err(snapshot))?;
         link(&src, &dst)?;
     }
-    let json = crate::sp_tokenizer::tokenizer_json(&sp)?;
-    let text = serde_json::to_string(&json).map_err(|e| EvalError::Other(e.to_string()))?;
-    // Written last: its presence marks a finished view.
-    k2_archive::write_file_atomic(&view.join("tokenizer.json"), text.as_bytes())
-        .map_err(|e| EvalError::Other(e.to_string()))?;
+    let mut converted = Vec::new();
+    if !has_tokenizer {
+        let json = crate::sp_tokenizer::tokenizer_json(&sp)?;
+        let text = serde_json::to_string(&json).map_err(|e| EvalError::Other(e.to_string()))?;
+        write(&view.join("tokenizer.json"), text.as_bytes())?;
+        converted.push("tokenizer.model -> tokenizer.json".to_string());
+    }
+    if !pytorch.is_empty() {
+        converted.extend(convert_pytorch(snapshot, &pytorch, &view)?);
+    }
+    let marker = serde_json::json!({ "repo": repo, "commit": commit, "converted": converted });
+    write(&view.join(VIEW_MARKER), marker.to_string().as_bytes())?;
     Ok(view)
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    k2_archive::write_file_atomic(path, bytes).map_err(|e| EvalError::Other(e.to_string()))
+}
+
+/// PyTorch weight files -> safetensors in `view` (one file per shard, with an index when sharded).
+fn convert_pytorch(snapshot: &Path, shards: &[String], view: &Path) -> Result<Vec<String>> {
+    let n = shards.len();
+    let mut weight_map = serde_json::Map::new();
+    let mut done = Vec::new();
+    for (i, shard) in shards.iter().enumerate() {
+        let src = snapshot.join(shard);
+        let tensors = candle_core::pickle::read_all(&src)
+            .map_err(|e| EvalError::Other(format!("{}: {e}", src.display())))?;
+        if tensors.is_empty() {
+            return Err(EvalError::Other(format!(
+                "{}: no tensors in this PyTorch file",
+                src.display()
+            )));
+        }
+        let name = if n == 1 {
+            pull::SINGLE_FILE.to_string()
+        } else {
+            format!("model-{:05}-of-{n:05}.safetensors", i + 1)
+        };
+        for (t, _) in &tensors {
+            weight_map.insert(t.clone(), serde_json::Value::String(name.clone()));
+        }
+        let map: std::collections::HashMap<String, candle_core::Tensor> =
+            tensors.into_iter().collect();
+        let dst = view.join(&name);
+        let tmp = view.join(format!(".{name}.tmp"));
+        candle_core::safetensors::save(&map, &tmp)
+            .map_err(|e| EvalError::Other(format!("{}: {e}", tmp.display())))?;
+        std::fs::rename(&tmp, &dst).map_err(io_err(&dst))?;
+        done.push(format!("{shard} -> {name}"));
+    }
+    if n > 1 {
+        let index = serde_json::json!({ "metadata": {}, "weight_map": weight_map });
+        write(&view.join(pull::INDEX_FILE), index.to_string().as_bytes())?;
+    }
+    Ok(done)
 }
 
 #[cfg(unix)]

@@ -521,6 +521,20 @@ pub fn tiny_repos() -> BTreeMap<String, Repo> {
         .insert("ckpt_000".into(), revision(name, "ckpt_000", sp));
     repos.insert(name.to_string(), r);
 
+    // ... and as a PyTorch release: pytorch_model.bin, tokenizer.model only.
+    let name = "k2-test/pt-only";
+    let mut pt = base.clone();
+    pt.remove("tokenizer.json");
+    pt.remove("model.safetensors");
+    pt.insert(
+        "pytorch_model.bin".into(),
+        Arc::new(torch_bin_from_safetensors(&st)),
+    );
+    let mut r = Repo::default();
+    r.branches
+        .insert("ckpt_000".into(), revision(name, "ckpt_000", pt));
+    repos.insert(name.to_string(), r);
+
     // A GPT-NeoX checkpoint (Pythia's architecture), which k2's LLaMA engine does not evaluate.
     let name = "k2-test/neox";
     let mut neox = base.clone();
@@ -589,4 +603,141 @@ pub fn commit(repos: &BTreeMap<String, Repo>, repo: &str, rev: &str) -> String {
 
 pub fn sha256_of(b: &[u8]) -> String {
     sha256_hex(b)
+}
+
+// ---- a PyTorch `torch.save` file (zip of data.pkl + one storage per tensor), written by hand ----
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// An uncompressed ("stored") zip archive.
+fn zip_stored(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut central = Vec::new();
+    for (name, data) in entries {
+        let offset = out.len() as u32;
+        let crc = crc32(data);
+        let head = |sig: u32, central: bool| {
+            let mut h = Vec::new();
+            h.extend(sig.to_le_bytes());
+            if central {
+                h.extend(20u16.to_le_bytes());
+            }
+            for v in [20u16, 0, 0, 0, 0] {
+                h.extend(v.to_le_bytes());
+            }
+            h.extend(crc.to_le_bytes());
+            h.extend((data.len() as u32).to_le_bytes());
+            h.extend((data.len() as u32).to_le_bytes());
+            h.extend((name.len() as u16).to_le_bytes());
+            h.extend(0u16.to_le_bytes());
+            if central {
+                for v in [0u16, 0, 0] {
+                    h.extend(v.to_le_bytes());
+                }
+                h.extend(0u32.to_le_bytes());
+                h.extend(offset.to_le_bytes());
+            }
+            h.extend(name.as_bytes());
+            h
+        };
+        out.extend(head(0x0403_4b50, false));
+        out.extend(data);
+        central.extend(head(0x0201_4b50, true));
+    }
+    let cd_offset = out.len() as u32;
+    out.extend(&central);
+    out.extend(0x0605_4b50u32.to_le_bytes());
+    for v in [0u16, 0, entries.len() as u16, entries.len() as u16] {
+        out.extend(v.to_le_bytes());
+    }
+    out.extend((central.len() as u32).to_le_bytes());
+    out.extend(cd_offset.to_le_bytes());
+    out.extend(0u16.to_le_bytes());
+    out
+}
+
+/// The state dict of a float32 safetensors file as `torch.save` writes it (pickle protocol 2:
+/// name -> `torch._utils._rebuild_tensor_v2(persistent storage, 0, size, stride, False, OrderedDict())`).
+pub fn torch_bin_from_safetensors(st: &[u8]) -> Vec<u8> {
+    let n = u64::from_le_bytes(st[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&st[8..8 + n]).unwrap();
+    let data = &st[8 + n..];
+    let mut pkl = vec![0x80, 2, b'}', b'('];
+    let uni = |p: &mut Vec<u8>, s: &str| {
+        p.push(b'X');
+        p.extend((s.len() as u32).to_le_bytes());
+        p.extend(s.as_bytes());
+    };
+    let int = |p: &mut Vec<u8>, v: usize| {
+        p.push(b'J');
+        p.extend((v as i32).to_le_bytes());
+    };
+    let mut entries = Vec::new();
+    let mut names: Vec<&String> = header
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| *k != "__metadata__")
+        .collect();
+    names.sort();
+    for (i, name) in names.into_iter().enumerate() {
+        let t = &header[name];
+        assert_eq!(t["dtype"], "F32", "{name}");
+        let shape: Vec<usize> = t["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap() as usize)
+            .collect();
+        let (a, b) = (
+            t["data_offsets"][0].as_u64().unwrap() as usize,
+            t["data_offsets"][1].as_u64().unwrap() as usize,
+        );
+        let numel: usize = shape.iter().product();
+        let mut stride = vec![1usize; shape.len()];
+        for k in (0..shape.len().saturating_sub(1)).rev() {
+            stride[k] = stride[k + 1] * shape[k + 1];
+        }
+        uni(&mut pkl, name);
+        pkl.extend(b"ctorch._utils\n_rebuild_tensor_v2\n(");
+        pkl.push(b'(');
+        uni(&mut pkl, "storage");
+        pkl.extend(b"ctorch\nFloatStorage\n");
+        uni(&mut pkl, &i.to_string());
+        uni(&mut pkl, "cpu");
+        int(&mut pkl, numel);
+        pkl.extend(b"tQ");
+        int(&mut pkl, 0);
+        pkl.push(b'(');
+        for d in &shape {
+            int(&mut pkl, *d);
+        }
+        pkl.push(b't');
+        pkl.push(b'(');
+        for s in &stride {
+            int(&mut pkl, *s);
+        }
+        pkl.push(b't');
+        pkl.push(0x89);
+        pkl.extend(b"ccollections\nOrderedDict\n)R");
+        pkl.extend(b"tR");
+        entries.push((format!("archive/data/{i}"), data[a..b].to_vec()));
+    }
+    pkl.extend(b"u.");
+    entries.insert(0, ("archive/data.pkl".to_string(), pkl));
+    entries.push(("archive/version".to_string(), b"3\n".to_vec()));
+    zip_stored(&entries)
 }

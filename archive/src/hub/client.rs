@@ -76,16 +76,27 @@ impl RevisionInfo {
 
     /// The weights' identity from the listing alone: the sha256 of `model.safetensors`, or for
     /// sharded weights the sha256 of the shards' sha256s (sorted by name, one per line), the same
-    /// value `k2 eval` records as `model_sha`. `None` when a weight file is not in LFS.
+    /// value `k2 eval` records as `model_sha` (PyTorch `.bin` files likewise when there are no
+    /// safetensors). `None` when a weight file is not in LFS.
     pub fn weights_sha256(&self) -> Option<String> {
         if let Some(s) = self.sibling("model.safetensors") {
             return s.lfs.as_ref().map(|l| l.sha256.clone());
         }
-        let mut shards: Vec<&Sibling> = self
-            .siblings
-            .iter()
-            .filter(|s| !s.rfilename.contains('/') && s.rfilename.ends_with(".safetensors"))
-            .collect();
+        let top = |ext: &str| -> Vec<&Sibling> {
+            self.siblings
+                .iter()
+                .filter(|s| !s.rfilename.contains('/') && s.rfilename.ends_with(ext))
+                .collect()
+        };
+        // safetensors first; else PyTorch `pytorch_model*.bin` (what `pull` takes).
+        let mut shards = top(".safetensors");
+        if shards.is_empty() {
+            if let Some(s) = self.sibling("pytorch_model.bin") {
+                return s.lfs.as_ref().map(|l| l.sha256.clone());
+            }
+            shards = top(".bin");
+            shards.retain(|s| s.rfilename.starts_with("pytorch_model"));
+        }
         if shards.is_empty() {
             return None;
         }
@@ -543,6 +554,16 @@ mod tests {
             sharded.weights_sha256(),
             Some(crate::sha256_bytes(b"aa\nbb"))
         );
+        // No safetensors: the PyTorch files, as `pull` takes them.
+        let pt = RevisionInfo {
+            sha: "c".into(),
+            siblings: vec![
+                lfs("pytorch_model-00002-of-00002.bin", "bb"),
+                lfs("pytorch_model-00001-of-00002.bin", "aa"),
+                lfs("training_args.bin", "zz"),
+            ],
+        };
+        assert_eq!(pt.weights_sha256(), Some(crate::sha256_bytes(b"aa\nbb")));
         let none = RevisionInfo {
             sha: "c".into(),
             siblings: vec![],

@@ -11,6 +11,12 @@ use super::error::{HubError, HubIo, Result};
 
 pub const INDEX_FILE: &str = "model.safetensors.index.json";
 pub const SINGLE_FILE: &str = "model.safetensors";
+/// PyTorch weights, pulled when a revision has no safetensors (evaluation converts them).
+pub const PT_INDEX_FILE: &str = "pytorch_model.bin.index.json";
+pub const PT_SINGLE_FILE: &str = "pytorch_model.bin";
+
+/// The (index, single file) weight layouts, preferred first.
+const LAYOUTS: [(&str, &str); 2] = [(INDEX_FILE, SINGLE_FILE), (PT_INDEX_FILE, PT_SINGLE_FILE)];
 
 /// Small files a model directory needs besides its weights (those present are pulled).
 pub const MODEL_FILES: &[&str] = &[
@@ -83,16 +89,19 @@ pub fn combine_weight_hashes(mut hashes: Vec<String>) -> String {
     }
 }
 
-/// The weight files of a model directory: the index's shards, or `model.safetensors`.
+/// The weight files of a model directory: the index's shards, or the single file; safetensors
+/// first, else PyTorch `.bin`.
 pub fn weight_files_in(dir: &Path) -> Result<Vec<String>> {
-    if dir.join(INDEX_FILE).exists() {
-        return index_shards(&dir.join(INDEX_FILE));
-    }
-    if dir.join(SINGLE_FILE).exists() {
-        return Ok(vec![SINGLE_FILE.to_string()]);
+    for (index, single) in LAYOUTS {
+        if dir.join(index).exists() {
+            return index_shards(&dir.join(index));
+        }
+        if dir.join(single).exists() {
+            return Ok(vec![single.to_string()]);
+        }
     }
     Err(HubError::Invalid(format!(
-        "{}: neither {SINGLE_FILE} nor {INDEX_FILE}",
+        "{}: no {SINGLE_FILE}, {INDEX_FILE}, {PT_SINGLE_FILE} or {PT_INDEX_FILE}",
         dir.display()
     )))
 }
@@ -298,25 +307,30 @@ pub fn pull_listed(
         }
         pulled.push(f);
     };
-    let weights = if has(INDEX_FILE) {
-        let f = pull_file(client, repo, revision, info, INDEX_FILE)?;
+    let layout = LAYOUTS
+        .iter()
+        .find(|(index, single)| has(index) || has(single))
+        .ok_or_else(|| {
+            HubError::Invalid(format!(
+                "{repo}@{revision}: no {SINGLE_FILE}, {INDEX_FILE}, {PT_SINGLE_FILE} or {PT_INDEX_FILE}"
+            ))
+        })?;
+    let weights = if has(layout.0) {
+        let index = layout.0;
+        let f = pull_file(client, repo, revision, info, index)?;
         take(f, &mut pulled);
-        files.retain(|x| x != INDEX_FILE);
-        let shards = index_shards(&cache.snapshot_dir(repo, &info.sha).join(INDEX_FILE))?;
+        files.retain(|x| x != index);
+        let shards = index_shards(&cache.snapshot_dir(repo, &info.sha).join(index))?;
         for s in &shards {
             if !has(s) {
                 return Err(HubError::Invalid(format!(
-                    "{repo}@{revision}: {INDEX_FILE} lists {s}, which the revision does not hold"
+                    "{repo}@{revision}: {index} lists {s}, which the revision does not hold"
                 )));
             }
         }
         shards
-    } else if has(SINGLE_FILE) {
-        vec![SINGLE_FILE.to_string()]
     } else {
-        return Err(HubError::Invalid(format!(
-            "{repo}@{revision}: no {SINGLE_FILE} or {INDEX_FILE} (only safetensors weights are read)"
-        )));
+        vec![layout.1.to_string()]
     };
     for w in &weights {
         if !files.contains(w) {
