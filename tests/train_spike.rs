@@ -138,7 +138,7 @@ fn malignant_spike_is_rolled_back_deferred_and_recovered() {
     );
     let svg = std::fs::read_to_string(reports.join("spike/figures/training.svg")).unwrap();
     assert!(
-        svg.contains("rolled-back attempt") && svg.contains("malignant spike"),
+        svg.contains("rolled-back attempt") && svg.contains("spike: malignant, steps"),
         "svg"
     );
 }

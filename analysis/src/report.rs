@@ -234,7 +234,7 @@ pub fn train_events(
             .flat_map(|e| {
                 let mut out = vec![TrainEvent {
                     step: e.start_step,
-                    name: format!("{} spike, steps {}-{}", e.kind, e.start_step, e.end_step),
+                    name: format!("{}, steps {}-{}", e.kind, e.start_step, e.end_step),
                     status: "spike".into(),
                 }];
                 if let Some(to) = &e.rollback_to {
@@ -506,7 +506,7 @@ pub fn render_report(opts: &ReportOptions) -> Result<ReportSummary> {
         if !data.spikes.is_empty() {
             writeln!(md, "### Loss spikes\n")?;
             writeln!(md, "Detected online (loss vs its EMA, grad norm vs its running median) and classified as K2 did: *benign* spikes recover within the detector's window, *malignant* ones do not and are rolled back to the last checkpoint before the spike, with the chunk being trained moved to the end of its stage. Ratios are to the running medians before the spike.\n")?;
-            writeln!(md, "{}", spike_table(&data.spikes))?;
+            writeln!(md, "{}\n", spike_table(&data.spikes))?;
         }
     }
 

@@ -88,7 +88,7 @@ pub struct InjectSpike {
     pub chunk: u32,
     pub lr_multiplier: f64,
     pub steps: u64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub offset: u64,
 }
 
@@ -312,6 +312,10 @@ impl DetectorState {
             max_update_ratio: s.update_ratio / um,
         }
     }
+}
+
+fn is_zero(x: &u64) -> bool {
+    *x == 0
 }
 
 fn push_window(v: &mut Vec<f64>, x: f64, n: usize) {
