@@ -285,13 +285,16 @@ pub fn sweep_hub(
                 rec.duplicate_of = Some(first);
                 rec.weights_sha256 = Some(pulled.weights_sha256.clone());
                 report.records.push(rec);
+                if !was_cached {
+                    evictable.push_back((report.records.len() - 1, commit.clone()));
+                }
                 write_summary(&opts.out_dir, &report.records)?;
                 continue;
             }
         }
         rec.weights_sha256 = Some(pulled.weights_sha256.clone());
-        // A checkpoint with only tokenizer.model is evaluated through a view with a converted
-        // tokenizer.json beside the cache.
+        // A checkpoint with only tokenizer.model or PyTorch weights is evaluated through a view
+        // beside the cache with a converted tokenizer.json / safetensors.
         let dir =
             match crate::hub_view::model_dir(&client.cache, &repo, &pulled.commit, &pulled.dir) {
                 Ok(d) => d,
@@ -339,21 +342,38 @@ pub fn sweep_hub(
         if !was_cached {
             evictable.push_back((report.records.len() - 1, commit.clone()));
         }
-        if let Some(keep) = opts.keep {
-            while evictable.len() > keep {
-                let (i, c) = evictable.pop_front().expect("non-empty");
-                let freed = client.cache.evict(&repo, &c).map_err(hub_err)?;
-                crate::hub_view::remove_view(&client.cache, &repo, &c)?;
-                report.records[i].evicted = true;
-                say(format!(
-                    "{}: evicted from the cache ({freed} bytes freed)",
-                    report.records[i].revision
-                ));
-            }
-        }
+        evict_beyond(client, &repo, opts.keep, &mut evictable, &mut report, say)?;
         write_summary(&opts.out_dir, &report.records)?;
     }
+    // Snapshots of revisions that ended early (duplicates found after the pull, failures).
+    evict_beyond(client, &repo, opts.keep, &mut evictable, &mut report, say)?;
+    write_summary(&opts.out_dir, &report.records)?;
     Ok(report)
+}
+
+/// Evicts the oldest snapshots this sweep pulled until at most `keep` remain (no limit: none).
+fn evict_beyond(
+    client: &HubClient,
+    repo: &str,
+    keep: Option<usize>,
+    evictable: &mut VecDeque<(usize, String)>,
+    report: &mut HubSweepReport,
+    say: &mut dyn FnMut(String),
+) -> Result<()> {
+    let Some(keep) = keep else {
+        return Ok(());
+    };
+    while evictable.len() > keep {
+        let (i, c) = evictable.pop_front().expect("non-empty");
+        let freed = client.cache.evict(repo, &c).map_err(hub_err)?;
+        crate::hub_view::remove_view(&client.cache, repo, &c)?;
+        report.records[i].evicted = true;
+        say(format!(
+            "{}: evicted from the cache ({freed} bytes freed)",
+            report.records[i].revision
+        ));
+    }
+    Ok(())
 }
 
 /// Revision x task headline metrics of a finished sweep, with tokens and status.
