@@ -115,7 +115,9 @@ fn greedy_generation_stops_at_stop_strings() {
     assert!(!free.is_empty());
     // Stop at the first occurrence of a string the free generation contains.
     let word = free.split_whitespace().nth(1).unwrap().to_string();
-    let stopped = e.generate("Once upon a time", std::slice::from_ref(&word), 20).unwrap();
+    let stopped = e
+        .generate("Once upon a time", std::slice::from_ref(&word), 20)
+        .unwrap();
     assert!(
         !stopped.contains(&word),
         "{stopped:?} still contains {word:?}"
