@@ -180,6 +180,44 @@ fn policy_log_records_the_spike_and_goes_on() {
     );
 }
 
+#[test]
+fn lr_factor_lowers_the_peak_after_a_rollback_and_replays() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(spike_config()).unwrap();
+    let cfg = tmp.path().join("lr.toml");
+    std::fs::write(
+        &cfg,
+        text.replace(
+            "policy = \"rollback\"",
+            "policy = \"rollback\"\nlr_factor = 0.5",
+        ),
+    )
+    .unwrap();
+    let run = tmp.path().join("run");
+    ok(k2()
+        .args(["train", "--quiet", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&run));
+    let m = Manifest::load(&run.join("checkpoints.toml")).unwrap();
+    let ev = m.spikes.iter().find(|e| e.is_rollback()).unwrap();
+    assert_eq!(ev.peak_lr_after, Some(1.5e-3));
+    let lines = metrics(&run);
+    let lr = |attempt: u64, step: u64| {
+        lines
+            .iter()
+            .find(|v| v["attempt"].as_u64() == Some(attempt) && v["step"].as_u64() == Some(step))
+            .unwrap()["lr"]
+            .as_f64()
+            .unwrap()
+    };
+    // Step 25 is the first of the restarted interval; before the spike it ran at the full peak.
+    assert!((lr(1, 25) / lr(0, 25) - 0.5).abs() < 1e-12);
+    // Steps before the restart point keep the original schedule in the replay too.
+    let v = ok(k2().args(["verify", "--run"]).arg(&run));
+    assert!(v.contains("verified: 72 steps"), "{v}");
+}
+
 /// Adds `delta` to one element of `tensor` in a safetensors file (keeping every other byte).
 fn tamper(file: &Path, tensor: &str, delta: f32) {
     let dev = candle_core::Device::Cpu;
