@@ -500,3 +500,32 @@ fn list_with_weights_marks_byte_identical_revisions_without_downloading() {
         .iter()
         .any(|l| l.contains("/cdn/") || l.contains("/resolve/")));
 }
+
+#[test]
+fn two_pulls_of_the_same_revision_at_once_both_succeed_with_one_intact_blob() {
+    let Some(env) = Env::start() else { return };
+    let repo = "k2-test/tiny";
+    let spawn = || {
+        env.k2()
+            .args(["hub", "pull", repo, "--revision", "ckpt_001"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for c in [a, b] {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let sha = weights_sha(&env.repos, repo, "ckpt_001");
+    let blob = env.repo_dir(repo).join("blobs").join(&sha);
+    assert_eq!(sha256_of(&std::fs::read(blob).unwrap()), sha);
+    assert!(files_under(&env.repo_dir(repo).join("blobs"))
+        .iter()
+        .all(|b| !b.ends_with(".incomplete")));
+}

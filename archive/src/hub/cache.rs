@@ -143,8 +143,9 @@ impl HubCache {
         let parent = path.parent().expect("a ref path has a parent");
         std::fs::create_dir_all(parent).at(parent, "create directory")?;
         let tmp = parent.join(format!(
-            ".{}.tmp",
-            path.file_name().unwrap_or_default().to_string_lossy()
+            ".{}.{}.tmp",
+            path.file_name().unwrap_or_default().to_string_lossy(),
+            std::process::id()
         ));
         std::fs::write(&tmp, commit).at(&tmp, "write")?;
         std::fs::rename(&tmp, &path).at(&path, "rename")
@@ -165,13 +166,21 @@ impl HubCache {
         }
         target.push("blobs");
         target.push(etag);
-        if dst.symlink_metadata().is_ok() {
-            std::fs::remove_file(&dst).at(&dst, "remove")?;
+        // Made under a temporary name and renamed over `dst`, so two processes pulling the same
+        // revision never see each other's half-made link.
+        let tmp = parent.join(format!(
+            ".{}.{}.tmp",
+            dst.file_name().unwrap_or_default().to_string_lossy(),
+            std::process::id()
+        ));
+        if tmp.symlink_metadata().is_ok() {
+            std::fs::remove_file(&tmp).at(&tmp, "remove")?;
         }
         #[cfg(unix)]
-        std::os::unix::fs::symlink(&target, &dst).at(&dst, "symlink")?;
+        std::os::unix::fs::symlink(&target, &tmp).at(&tmp, "symlink")?;
         #[cfg(not(unix))]
-        std::fs::copy(self.blob_path(repo, etag), &dst).at(&dst, "copy")?;
+        std::fs::copy(self.blob_path(repo, etag), &tmp).at(&tmp, "copy")?;
+        std::fs::rename(&tmp, &dst).at(&dst, "rename")?;
         Ok(dst)
     }
 
@@ -183,6 +192,9 @@ impl HubCache {
             };
             for e in rd.filter_map(|e| e.ok()) {
                 let name = e.file_name().to_string_lossy().to_string();
+                if name.starts_with('.') && name.ends_with(".tmp") {
+                    continue; // a link being made by `link`
+                }
                 let rel = if prefix.is_empty() {
                     name.clone()
                 } else {

@@ -141,6 +141,8 @@ pub struct HubClient {
     pub backoff: Duration,
     /// Download progress, for a progress bar.
     pub progress: Option<ProgressFn>,
+    /// Longest wait for a metadata request (`K2_HUB_TIMEOUT_S`, default 60 s).
+    timeout: Duration,
     agent: ureq::Agent,
     api: Api,
 }
@@ -210,6 +212,7 @@ impl HubClient {
             retries: 5,
             backoff: Duration::from_millis(1000),
             progress: None,
+            timeout,
             agent,
             api,
         })
@@ -449,6 +452,7 @@ impl HubClient {
             let resp = api_repo
                 .info_request()
                 .query("blobs", "true")
+                .timeout(self.timeout)
                 .call()
                 .map_err(|e| self.error(&url, e, &ctx))?;
             let text = resp.into_string().map_err(|e| HubError::Network {
