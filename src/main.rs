@@ -294,6 +294,12 @@ fn parse_shots(shots: &[String]) -> Result<Vec<(String, usize)>> {
 }
 
 fn main() -> ExitCode {
+    // `k2 ckpt list | head` ends quietly instead of panicking on a closed pipe.
+    #[cfg(unix)]
+    // SAFETY: restores the default disposition of SIGPIPE before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     k2_trainer::allocator::keep_freed_memory();
     match run(Cli::parse()) {
         Ok(code) => code,
