@@ -82,16 +82,7 @@ pub fn memorization(
     batch_size: usize,
     quiet: bool,
 ) -> Result<ExitCode> {
-    let bar = indicatif::ProgressBar::new(0);
-    if quiet {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} sequences  eta {eta}  {msg}",
-        )
-        .expect("valid template"),
-    );
+    let bar = crate::progress::bar("sequences", quiet);
     let start = std::time::Instant::now();
     let report = k2_eval::memorization_sweep::memorization_run(run, settings, batch_size, &bar)?;
     bar.finish_and_clear();

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod analyze_cmd;
 mod hub_cmd;
+mod progress;
 mod verify_cmd;
 
 #[derive(Parser)]
@@ -376,16 +377,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             k2_trainer::set_threads(threads);
             let shots = parse_shots(&shots)?;
             let specs = k2_eval::registry::specs(&tasks, &data, &shots, limit, probe_docs)?;
-            let bar = indicatif::ProgressBar::new(0);
-            if quiet {
-                bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-            }
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} requests  eta {eta}  {msg}",
-                )
-                .expect("valid template"),
-            );
+            let bar = progress::bar("requests", quiet);
             if let Some(dir) = model {
                 let target = k2_eval::sweep::Target {
                     info: k2_eval::results::CheckpointInfo {
@@ -492,10 +484,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 None,
                 200,
             )?;
-            let bar = indicatif::ProgressBar::new(0);
-            if quiet {
-                bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-            }
+            let bar = progress::bar("requests", quiet);
             let report = k2_eval::sweep::sweep_run(&out, &specs, 8, None, &bar)?;
             bar.finish_and_clear();
             print!("{}", k2_eval::summary::table_for_run(&out)?);

@@ -127,6 +127,21 @@ fn write_summary(out_dir: &Path, records: &[RevisionRecord]) -> Result<()> {
         .map_err(|e| EvalError::Other(e.to_string()))
 }
 
+/// Records a revision that failed (with the error), says so, and rewrites the summary.
+fn record_failure(
+    report: &mut HubSweepReport,
+    mut rec: RevisionRecord,
+    e: &dyn std::fmt::Display,
+    out_dir: &Path,
+    say: &mut dyn FnMut(String),
+) -> Result<()> {
+    say(format!("{}: {e}", rec.revision));
+    rec.status = "failed".into();
+    rec.error = Some(e.to_string());
+    report.records.push(rec);
+    write_summary(out_dir, &report.records)
+}
+
 /// Runs the sweep; `say` receives one line per event (pulled, evaluated, duplicate, evicted).
 pub fn sweep_hub(
     client: &HubClient,
@@ -177,11 +192,7 @@ pub fn sweep_hub(
             Ok(x) => x,
             Err(e) if fatal(&e) => return Err(hub_err(e)),
             Err(e) => {
-                say(format!("{rev}: {e}"));
-                rec.status = "failed".into();
-                rec.error = Some(e.to_string());
-                report.records.push(rec);
-                write_summary(&opts.out_dir, &report.records)?;
+                record_failure(&mut report, rec, &e, &opts.out_dir, say)?;
                 continue;
             }
         };
@@ -226,11 +237,7 @@ pub fn sweep_hub(
                 if fatal(&e) {
                     return Err(hub_err(e));
                 }
-                say(format!("{rev}: {e}"));
-                rec.status = "failed".into();
-                rec.error = Some(e.to_string());
-                report.records.push(rec);
-                write_summary(&opts.out_dir, &report.records)?;
+                record_failure(&mut report, rec, &e, &opts.out_dir, say)?;
                 continue;
             }
             let cfg = client
@@ -259,11 +266,7 @@ pub fn sweep_hub(
             Ok(p) => p,
             Err(e) if fatal(&e) => return Err(hub_err(e)),
             Err(e) => {
-                say(format!("{rev}: {e}"));
-                rec.status = "failed".into();
-                rec.error = Some(e.to_string());
-                report.records.push(rec);
-                write_summary(&opts.out_dir, &report.records)?;
+                record_failure(&mut report, rec, &e, &opts.out_dir, say)?;
                 continue;
             }
         };
