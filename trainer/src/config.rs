@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{io_err, Result, TrainError};
 use crate::spike::{InjectSpike, SpikeSection};
 
-/// The built-in default run: small enough for ~3 minutes on 2 CPU cores, shaped like K2's recipe.
+/// The built-in default run: small enough for a few minutes on 2 CPU cores, shaped like K2's recipe.
 pub const DEFAULT_CONFIG: &str = include_str!("../../configs/default.toml");
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
