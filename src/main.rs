@@ -153,7 +153,13 @@ k2 report --lm-eval-results ../shared/data/pythia_evals --name pythia --log-x"
     #[command(subcommand)]
     Analyze(analyze_cmd::AnalyzeCommand),
     /// Released checkpoint suites on the Hugging Face Hub: list revisions, pull them into the HF cache.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  k2 hub list LLM360/Amber                        # ckpt_000 .. ckpt_359, tokens seen\n  \
+k2 hub list EleutherAI/pythia-160m-deduped --weights   # byte-identical revisions marked\n  \
+k2 hub pull LLM360/Amber --revision ckpt_100    # into the HF cache, sha256-verified\n  \
+k2 eval --all-checkpoints --suite amber --tasks arc_easy --keep 2"
+    )]
     Hub(hub_cmd::HubCommand),
 }
 

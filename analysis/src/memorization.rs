@@ -77,7 +77,7 @@ impl MemMetric {
 
 /// `<run>/memorization`.
 pub fn memorization_dir(run: &Path) -> PathBuf {
-    run.join("memorization")
+    k2_archive::RunLayout::new(run).memorization_dir()
 }
 
 /// Reads every `<run>/memorization/*.json`, in step order (a spike checkpoint after the `ok` one

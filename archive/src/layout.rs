@@ -38,6 +38,11 @@ impl RunLayout {
         self.root.join("data")
     }
 
+    /// `root/memorization`: one memorization result file per checkpoint.
+    pub fn memorization_dir(&self) -> PathBuf {
+        self.root.join("memorization")
+    }
+
     /// `root/tokenizer.json`.
     pub fn tokenizer_path(&self) -> PathBuf {
         self.root.join("tokenizer.json")

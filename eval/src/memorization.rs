@@ -136,7 +136,7 @@ impl MemorizationFile {
 
 /// `<run>/memorization`.
 pub fn memorization_dir(run_dir: &Path) -> PathBuf {
-    run_dir.join("memorization")
+    k2_archive::RunLayout::new(run_dir).memorization_dir()
 }
 
 /// `<run>/memorization/<ckpt>.json`.
