@@ -76,6 +76,9 @@ fn malignant_spike_is_rolled_back_deferred_and_recovered() {
         );
     }
     assert_eq!(m.get("spike_ckpt_0003").unwrap().step, 36);
+    // Each spike checkpoint lists the chunk of its own interval.
+    assert_eq!(m.get("spike_ckpt_0003").unwrap().chunks, [2]);
+    assert_eq!(m.get("spike_ckpt_0004").unwrap().chunks, [3]);
     assert_eq!(m.get("spike_ckpt_0004").unwrap().step, ev.end_step);
     assert_eq!(m.ok_checkpoints().len(), 6);
     // `k2 ckpt verify` checks spike checkpoints too.

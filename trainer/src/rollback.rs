@@ -123,12 +123,15 @@ pub fn roll_back(
     }
     // The diverged state at the moment of classification, named for the interval in progress.
     let spike_name = unique_name(layout, manifest, &k2_archive::spike_ckpt_name(position + 1));
+    // The interval in progress trains the chunk at `position` (the spike may have begun in an
+    // earlier interval, on another chunk).
+    let chunk_now = order.chunk_at(position).unwrap_or(event.chunk);
     let mut spike_entry = session.with_checkpoint_data(|data| {
         write_checkpoint(
             layout,
             &spike_name,
             data,
-            vec![event.chunk],
+            vec![chunk_now],
             CheckpointStatus::Spike,
         )
     })?;
