@@ -505,7 +505,7 @@ pub fn render_report(opts: &ReportOptions) -> Result<ReportSummary> {
         writeln!(md, "{note} [SVG](figures/training.svg)\n")?;
         if !data.spikes.is_empty() {
             writeln!(md, "### Loss spikes\n")?;
-            writeln!(md, "Detected online (loss vs its EMA, grad norm vs its running median) and classified as K2 did: *benign* spikes recover within the detector's window, *malignant* ones do not and are rolled back to the last checkpoint before the spike, with the chunk being trained moved to the end of its stage. Ratios are to the running medians before the spike.\n")?;
+            writeln!(md, "Detected online (loss vs its EMA, grad norm vs its running median) and classified as K2 did: **benign** spikes recover within the detector's window, **malignant** ones do not and are rolled back to the last checkpoint before the spike, with the chunk being trained moved to the end of its stage. Ratios are to the running medians before the spike.\n")?;
             writeln!(md, "{}\n", spike_table(&data.spikes))?;
         }
     }
