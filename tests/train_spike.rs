@@ -184,6 +184,43 @@ fn policy_log_records_the_spike_and_goes_on() {
 }
 
 #[test]
+fn a_spike_before_the_first_good_checkpoint_rolls_back_to_the_initialisation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(spike_config()).unwrap();
+    let cfg = tmp.path().join("early.toml");
+    std::fs::write(
+        &cfg,
+        text.replace("chunk = 2\n", "chunk = 0\n")
+            .replace("offset = 9", "offset = 7"),
+    )
+    .unwrap();
+    let run = tmp.path().join("run");
+    let out = ok(k2()
+        .args(["train", "--quiet", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&run));
+    assert!(out.contains("rolled back to init"), "{out}");
+    let m = Manifest::load(&run.join("checkpoints.toml")).unwrap();
+    let ev = m.spikes.iter().find(|e| e.is_rollback()).unwrap();
+    assert_eq!(ev.rollback_to.as_deref(), Some("init"));
+    assert_eq!(
+        (ev.deferred_chunk, ev.deferred_from_position),
+        (Some(0), Some(0))
+    );
+    assert_eq!(
+        m.get("spike_ckpt_0001").unwrap().status,
+        CheckpointStatus::Spike
+    );
+    assert_eq!(m.get("ckpt_0001").unwrap().chunks, [1]);
+    let v = ok(k2().args(["verify", "--run"]).arg(&run));
+    assert!(
+        v.contains("verified: 72 steps from init to ckpt_0006"),
+        "{v}"
+    );
+}
+
+#[test]
 fn lr_factor_lowers_the_peak_after_a_rollback_and_replays() {
     let tmp = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(spike_config()).unwrap();

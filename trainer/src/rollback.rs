@@ -16,11 +16,14 @@ use crate::error::{io_err, Result, TrainError};
 use crate::metrics::EventLine;
 use crate::session::Session;
 
+/// How events and `k2 verify` name the seeded initialisation.
+pub const INIT: &str = "init";
+
 /// What a rollback decided.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rollback {
-    /// The `ok` checkpoint training restarts from.
-    pub to: String,
+    /// The `ok` checkpoint training restarts from (`None`: the seeded initialisation).
+    pub to: Option<String>,
     pub event: SpikeEvent,
 }
 
@@ -94,20 +97,16 @@ pub fn roll_back(
             event.end_step, event.peak_loss, event.baseline_loss, cfg.spike.max_rollbacks
         )));
     }
+    // The last good checkpoint before the spike; none: the seeded initialisation (`init`).
     let target = manifest
         .ok_checkpoints()
         .into_iter()
         .rfind(|c| c.step < event.start_step)
-        .cloned()
-        .ok_or_else(|| {
-            TrainError::Spike(format!(
-                "malignant loss spike from step {} before the first checkpoint: nothing to roll \
-                 back to (lower optim.lr or move the spike detector's warm-up)",
-                event.start_step
-            ))
-        })?;
-    let target_state = read_state(&layout.ckpt_dir(&target.name))?;
-    let restart = target_state.cursor.position;
+        .map(|c| c.name.clone());
+    let restart = match &target {
+        Some(name) => read_state(&layout.ckpt_dir(name))?.cursor.position,
+        None => 0,
+    };
     // Checkpoints written after the spike began are part of the diverged attempt.
     let diverged: Vec<String> = manifest
         .ok_checkpoints()
@@ -143,7 +142,7 @@ pub fn roll_back(
     ));
     let next_order = defer_spike_chunk(cfg, order, restart, event.end_step)?;
     event.action = "rollback".into();
-    event.rollback_to = Some(target.name.clone());
+    event.rollback_to = Some(target.clone().unwrap_or_else(|| INIT.to_string()));
     event.deferred_chunk = order.chunk_at(restart);
     event.deferred_from_position = Some(restart);
     event.spike_checkpoints = renames
@@ -175,10 +174,7 @@ pub fn roll_back(
         let (a, b) = (layout.ckpt_dir(from), layout.ckpt_dir(to));
         std::fs::rename(&a, &b).map_err(io_err(&a))?;
     }
-    Ok(Rollback {
-        to: target.name,
-        event,
-    })
+    Ok(Rollback { to: target, event })
 }
 
 /// Finishes a rollback that a crash interrupted after its manifest commit: applies missing

@@ -181,11 +181,11 @@ pub fn train(opts: &TrainOptions) -> Result<RunSummary> {
                     rb.event.end_step,
                     rb.event.peak_loss,
                     rb.event.baseline_loss,
-                    rb.to,
+                    rb.to.as_deref().unwrap_or(crate::rollback::INIT),
                     rb.event.deferred_chunk.unwrap_or(0),
                     rb.event.spike_checkpoints.join(", ")
                 ));
-                session = Session::load(&layout, &cfg, Some(&rb.to))?;
+                session = Session::load(&layout, &cfg, rb.to.as_deref())?;
                 position = session.state.cursor.position;
                 bar.set_position(session.state.step);
                 rollbacks.push(rb);
