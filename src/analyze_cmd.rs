@@ -108,12 +108,5 @@ pub fn memorization(
         start.elapsed().as_secs_f64(),
         k2_eval::memorization::memorization_dir(run).display()
     );
-    for (name, why) in &report.failed {
-        eprintln!("error: {name}: {why}");
-    }
-    Ok(if report.failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(crate::report_failures(&report.failed))
 }

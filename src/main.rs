@@ -269,6 +269,18 @@ k2 bench train --preset default --batch 16 --seq 128\n  python bench/torch_train
 
 /// The error and its causes joined with ": ", leaving out a cause whose text the message already
 /// holds (the crates' errors quote their source).
+/// Prints every (checkpoint, reason) that failed; success only when none did.
+fn report_failures(failed: &[(String, String)]) -> ExitCode {
+    for (name, why) in failed {
+        eprintln!("error: {name}: {why}");
+    }
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 fn error_chain(e: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in e.chain() {
@@ -449,14 +461,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 report.failed.len(),
                 run_dir.join("eval").display()
             );
-            for (name, why) in &report.failed {
-                eprintln!("error: {name}: {why}");
-            }
-            Ok(if report.failed.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            Ok(report_failures(&report.failed))
         }
         Command::Hub(cmd) => hub_cmd::run(cmd),
         Command::Analyze(cmd) => analyze_cmd::run(cmd),

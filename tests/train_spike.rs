@@ -22,6 +22,25 @@ fn train_spike(out: &Path) -> String {
         .arg(out))
 }
 
+/// Trains `dir/run` from tiny_spike.toml with each `(from, to)` replaced (each must occur);
+/// returns the run directory and k2's stdout.
+fn train_variant(dir: &Path, edits: &[(&str, &str)]) -> (PathBuf, String) {
+    let mut text = std::fs::read_to_string(spike_config()).unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "tiny_spike.toml has no `{from}`");
+        text = text.replace(from, to);
+    }
+    let cfg = dir.join("variant.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let run = dir.join("run");
+    let out = ok(k2()
+        .args(["train", "--quiet", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&run));
+    (run, out)
+}
+
 fn metrics(dir: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(dir.join("metrics.jsonl"))
         .unwrap()
@@ -149,19 +168,7 @@ fn malignant_spike_is_rolled_back_deferred_and_recovered() {
 #[test]
 fn policy_log_records_the_spike_and_goes_on() {
     let tmp = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(spike_config()).unwrap();
-    let cfg = tmp.path().join("log.toml");
-    std::fs::write(
-        &cfg,
-        text.replace("policy = \"rollback\"", "policy = \"log\""),
-    )
-    .unwrap();
-    let run = tmp.path().join("run");
-    let out = ok(k2()
-        .args(["train", "--quiet", "--config"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&run));
+    let (run, out) = train_variant(tmp.path(), &[("policy = \"rollback\"", "policy = \"log\"")]);
     assert!(!out.contains("rolled back"), "{out}");
     let m = Manifest::load(&run.join("checkpoints.toml")).unwrap();
     let ev = m
@@ -186,20 +193,10 @@ fn policy_log_records_the_spike_and_goes_on() {
 #[test]
 fn a_spike_before_the_first_good_checkpoint_rolls_back_to_the_initialisation() {
     let tmp = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(spike_config()).unwrap();
-    let cfg = tmp.path().join("early.toml");
-    std::fs::write(
-        &cfg,
-        text.replace("chunk = 2\n", "chunk = 0\n")
-            .replace("offset = 9", "offset = 7"),
-    )
-    .unwrap();
-    let run = tmp.path().join("run");
-    let out = ok(k2()
-        .args(["train", "--quiet", "--config"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&run));
+    let (run, out) = train_variant(
+        tmp.path(),
+        &[("chunk = 2\n", "chunk = 0\n"), ("offset = 9", "offset = 7")],
+    );
     assert!(out.contains("rolled back to init"), "{out}");
     let m = Manifest::load(&run.join("checkpoints.toml")).unwrap();
     let ev = m.spikes.iter().find(|e| e.is_rollback()).unwrap();
@@ -223,22 +220,13 @@ fn a_spike_before_the_first_good_checkpoint_rolls_back_to_the_initialisation() {
 #[test]
 fn lr_factor_lowers_the_peak_after_a_rollback_and_replays() {
     let tmp = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(spike_config()).unwrap();
-    let cfg = tmp.path().join("lr.toml");
-    std::fs::write(
-        &cfg,
-        text.replace(
+    let (run, _) = train_variant(
+        tmp.path(),
+        &[(
             "policy = \"rollback\"",
             "policy = \"rollback\"\nlr_factor = 0.5",
-        ),
-    )
-    .unwrap();
-    let run = tmp.path().join("run");
-    ok(k2()
-        .args(["train", "--quiet", "--config"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&run));
+        )],
+    );
     let m = Manifest::load(&run.join("checkpoints.toml")).unwrap();
     let ev = m.spikes.iter().find(|e| e.is_rollback()).unwrap();
     assert_eq!(ev.peak_lr_after, Some(1.5e-3));

@@ -127,6 +127,13 @@ fn write_summary(out_dir: &Path, records: &[RevisionRecord]) -> Result<()> {
         .map_err(|e| EvalError::Other(e.to_string()))
 }
 
+/// Marks a revision as failed with the error, and says so.
+fn mark_failed(rec: &mut RevisionRecord, e: &dyn std::fmt::Display, say: &mut dyn FnMut(String)) {
+    say(format!("{}: {e}", rec.revision));
+    rec.status = "failed".into();
+    rec.error = Some(e.to_string());
+}
+
 /// Records a revision that failed (with the error), says so, and rewrites the summary.
 fn record_failure(
     report: &mut HubSweepReport,
@@ -135,9 +142,7 @@ fn record_failure(
     out_dir: &Path,
     say: &mut dyn FnMut(String),
 ) -> Result<()> {
-    say(format!("{}: {e}", rec.revision));
-    rec.status = "failed".into();
-    rec.error = Some(e.to_string());
+    mark_failed(&mut rec, e, say);
     report.records.push(rec);
     write_summary(out_dir, &report.records)
 }
@@ -302,14 +307,10 @@ pub fn sweep_hub(
             match crate::hub_view::model_dir(&client.cache, &repo, &pulled.commit, &pulled.dir) {
                 Ok(d) => d,
                 Err(e) => {
-                    say(format!("{rev}: {e}"));
-                    rec.status = "failed".into();
-                    rec.error = Some(e.to_string());
-                    report.records.push(rec);
+                    record_failure(&mut report, rec, &e, &opts.out_dir, say)?;
                     if !was_cached {
                         evictable.push_back((report.records.len() - 1, commit.clone()));
                     }
-                    write_summary(&opts.out_dir, &report.records)?;
                     continue;
                 }
             };
@@ -335,11 +336,7 @@ pub fn sweep_hub(
                 }
                 rec.status = "evaluated".into();
             }
-            Err(e) => {
-                say(format!("{rev}: {e}"));
-                rec.status = "failed".into();
-                rec.error = Some(e.to_string());
-            }
+            Err(e) => mark_failed(&mut rec, &e, say),
         }
         report.records.push(rec);
         if !was_cached {

@@ -52,13 +52,7 @@ pub fn batch_of_step(run_dir: &Path, step: u64) -> Result<(BatchLocation, Vec<Sa
     let order = ChunkOrder::load(&layout.chunk_order_path())?;
     let loc = locate(&cfg, &order, step)?;
     let index = read_index(&layout.data_dir())?;
-    let info = index
-        .chunks
-        .get(loc.chunk as usize)
-        .ok_or_else(|| TrainError::Data {
-            path: layout.data_dir().join("index.json"),
-            message: format!("no chunk {}", loc.chunk),
-        })?;
+    let info = index.chunk(&layout.data_dir(), loc.chunk)?;
     let samples = read_chunk(&layout.data_dir(), info)?;
     let batch = samples[loc.first_sample..loc.first_sample + loc.samples].to_vec();
     Ok((loc, batch))

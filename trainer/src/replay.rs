@@ -13,7 +13,7 @@ use crate::checkpoint::{read_state, write_checkpoint, OPTIM_FILE};
 use crate::config::TrainConfig;
 use crate::error::{io_err, Result, TrainError};
 use crate::metrics::StepMetrics;
-use crate::session::{peak_lr_at, IntervalEnd, Session};
+use crate::session::{attempt_at, peak_lr_at, IntervalEnd, Session};
 
 /// What a replay found.
 #[derive(Debug, Clone, PartialEq)]
@@ -283,11 +283,7 @@ pub fn replay(run: &Path, from: &str, to: &str) -> Result<ReplayReport> {
     let mut position = session.state.cursor.position;
     while position < end_position {
         let order_then = order.as_of_position(position);
-        let attempt = manifest
-            .spikes
-            .iter()
-            .filter(|e| e.is_rollback() && e.deferred_from_position.is_some_and(|p| p <= position))
-            .count() as u32;
+        let attempt = attempt_at(&manifest, position);
         let peak = peak_lr_at(&cfg, &manifest, position);
         let name = k2_archive::ckpt_name(position + 1);
         let seen_before = first_step.is_some();

@@ -108,18 +108,15 @@ pub fn roll_back(
         None => 0,
     };
     // Checkpoints written after the spike began are part of the diverged attempt.
-    let diverged: Vec<String> = manifest
+    let renames: Vec<(String, String)> = manifest
         .ok_checkpoints()
         .into_iter()
         .filter(|c| c.step >= event.start_step)
-        .map(|c| c.name.clone())
+        .map(|c| {
+            let spike = unique_name(layout, manifest, &format!("spike_{}", c.name));
+            (c.name.clone(), spike)
+        })
         .collect();
-    let mut renames = Vec::new();
-    for d in &diverged {
-        let base = format!("spike_{d}");
-        let new = unique_name(layout, manifest, &base);
-        renames.push((d.clone(), new));
-    }
     // The diverged state at the moment of classification, named for the interval in progress.
     let spike_name = unique_name(layout, manifest, &k2_archive::spike_ckpt_name(position + 1));
     // The interval in progress trains the chunk at `position` (the spike may have begun in an
@@ -150,9 +147,9 @@ pub fn roll_back(
         .map(|(_, n)| n.clone())
         .chain(std::iter::once(spike_name.clone()))
         .collect();
-    let mut after = manifest.clone();
-    after.spikes.push(event.clone());
-    event.peak_lr_after = Some(crate::session::peak_lr_at(cfg, &after, restart));
+    // What `peak_lr_at(restart)` returns once this event is in the manifest.
+    let n = crate::session::attempt_at(manifest, restart) as i32 + 1;
+    event.peak_lr_after = Some(cfg.optim.lr * cfg.spike.lr_factor.powi(n));
     // The metrics line goes first: a crash before the manifest commit drops it on resume.
     k2_archive::append_line_durable(
         &layout.metrics_path(),

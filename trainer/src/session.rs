@@ -53,15 +53,24 @@ pub struct Session {
     train_rng: ChaCha8Rng,
 }
 
-/// The peak learning rate used at training position `position`: the config's, times
-/// `spike.lr_factor` for every rollback that restarted at or before it.
-pub fn peak_lr_at(cfg: &TrainConfig, manifest: &Manifest, position: u32) -> f64 {
-    let n = manifest
+/// Rollbacks that restarted training at or before `position`: the attempt that trained the
+/// surviving checkpoint at that position.
+pub fn attempt_at(manifest: &Manifest, position: u32) -> u32 {
+    manifest
         .spikes
         .iter()
         .filter(|e| e.is_rollback() && e.deferred_from_position.is_some_and(|p| p <= position))
-        .count();
-    cfg.optim.lr * cfg.spike.lr_factor.powi(n as i32)
+        .count() as u32
+}
+
+/// The peak learning rate used at training position `position`: the config's, times
+/// `spike.lr_factor` for every rollback that restarted at or before it.
+pub fn peak_lr_at(cfg: &TrainConfig, manifest: &Manifest, position: u32) -> f64 {
+    cfg.optim.lr
+        * cfg
+            .spike
+            .lr_factor
+            .powi(attempt_at(manifest, position) as i32)
 }
 
 impl Session {
