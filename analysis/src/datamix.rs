@@ -8,11 +8,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::inputs::ChunkRow;
+use crate::plots::{de, FAMILY, PALETTE};
 use crate::tables::human;
-
-const FAMILY: &str = "sans-serif";
-
-use crate::plots::de;
 
 /// Sources in a stable order (by total tokens, largest first, then name).
 pub fn sources(chunks: &[ChunkRow]) -> Vec<String> {
@@ -55,19 +52,6 @@ pub fn stage_starts(chunks: &[ChunkRow]) -> Vec<(u64, u32)> {
     }
     out
 }
-
-const PALETTE: [RGBColor; 10] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-    RGBColor(188, 189, 34),
-    RGBColor(23, 190, 207),
-];
 
 /// Writes `<stem>.png` and `<stem>.svg`; returns both paths.
 pub fn write_data_mix(chunks: &[ChunkRow], title: &str, stem: &Path) -> Result<Vec<PathBuf>> {

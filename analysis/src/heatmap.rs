@@ -7,9 +7,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-const FAMILY: &str = "sans-serif";
-
-use crate::plots::de;
+use crate::plots::{de, FAMILY};
 
 /// A checkpoint (row) x task (column) matrix of values on one colour scale.
 #[derive(Debug, Clone)]

@@ -14,7 +14,8 @@ use crate::inputs::TrainRow;
 use crate::tables::human;
 
 static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
-const FAMILY: &str = "sans-serif";
+/// The font family every figure names (the bundled DejaVu Sans is registered under it).
+pub(crate) const FAMILY: &str = "sans-serif";
 
 pub(crate) fn ensure_font() {
     static ONCE: Once = Once::new();
@@ -57,7 +58,7 @@ macro_rules! png_and_svg {
 pub(crate) use png_and_svg;
 
 /// Tableau-10-like palette: colours that stay distinguishable.
-const PALETTE: [RGBColor; 10] = [
+pub(crate) const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),

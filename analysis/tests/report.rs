@@ -28,6 +28,17 @@ const VALUES: [(&str, &str, f64, f64); 4] = [
     ("ckpt_0002", "k2_copy", 0.2, 0.2175),
 ];
 
+/// Report options for the run in `run`, rendered under `out` as report `r`.
+fn run_opts(run: &Path, out: &Path) -> ReportOptions {
+    ReportOptions {
+        run: Some(run.to_path_buf()),
+        lm_eval_results: None,
+        out: out.to_path_buf(),
+        name: "r".into(),
+        log_x: false,
+    }
+}
+
 fn fake_run(dir: &Path) {
     let mut m = String::from(
         "format = 1\nrun = \"fake\"\nconfig_hash = \"6262d5c02508f5a064ff9df3af5f5c77920b68a76a504779dafa61f4dd0c2b97\"\n",
@@ -294,14 +305,7 @@ fn heatmap_matches_inputs_and_is_written() {
     let dir = tempfile::tempdir().unwrap();
     fake_run(dir.path());
     let out = tempfile::tempdir().unwrap();
-    let s = render_report(&ReportOptions {
-        run: Some(dir.path().to_path_buf()),
-        lm_eval_results: None,
-        out: out.path().to_path_buf(),
-        name: "r".into(),
-        log_x: false,
-    })
-    .unwrap();
+    let s = render_report(&run_opts(dir.path(), out.path())).unwrap();
     assert!(s.dir.join("figures/heatmap_0shot.png").exists());
     assert!(s.dir.join("figures/heatmap_0shot.svg").exists());
     // the fake run's two checkpoints are in stages 1 and 2: the boundary is drawn and named
@@ -310,14 +314,7 @@ fn heatmap_matches_inputs_and_is_written() {
         md.contains("Black horizontal line: stage boundary."),
         "{md}"
     );
-    let data = k2_analysis::report::load_inputs(&ReportOptions {
-        run: Some(dir.path().to_path_buf()),
-        lm_eval_results: None,
-        out: out.path().to_path_buf(),
-        name: "r".into(),
-        log_x: false,
-    })
-    .unwrap();
+    let data = k2_analysis::report::load_inputs(&run_opts(dir.path(), out.path())).unwrap();
     let tasks = data.tasks();
     let (hm, left_out) =
         k2_analysis::report::heatmap_for(&data.points, "fake", &tasks, "t".into()).unwrap();
@@ -385,14 +382,7 @@ fn data_mix_follows_chunk_order_and_marks_stage() {
     assert!(table.contains("| 1     | 2      | 800    | –"), "{table}");
     assert!(table.contains("500 (62.5 %)"), "{table}");
     let out = tempfile::tempdir().unwrap();
-    let s = render_report(&ReportOptions {
-        run: Some(dir.path().to_path_buf()),
-        lm_eval_results: None,
-        out: out.path().to_path_buf(),
-        name: "r".into(),
-        log_x: false,
-    })
-    .unwrap();
+    let s = render_report(&run_opts(dir.path(), out.path())).unwrap();
     assert!(s.dir.join("figures/data.png").exists());
     let md = fs::read_to_string(&s.readme).unwrap();
     assert!(md.contains("## Data"));
@@ -465,14 +455,7 @@ fn reference_table_reads_final_values_and_says_no_shared_tasks() {
     let dir = tempfile::tempdir().unwrap();
     fake_run(dir.path());
     let out = tempfile::tempdir().unwrap();
-    let r = render_report(&ReportOptions {
-        run: Some(dir.path().to_path_buf()),
-        lm_eval_results: None,
-        out: out.path().to_path_buf(),
-        name: "r".into(),
-        log_x: false,
-    })
-    .unwrap();
+    let r = render_report(&run_opts(dir.path(), out.path())).unwrap();
     let md = fs::read_to_string(&r.readme).unwrap();
     assert!(md.contains("## Final checkpoint vs reference models"));
     assert!(md.contains("no shared tasks"));
@@ -484,14 +467,7 @@ fn html_page_is_self_contained_with_the_readme_content() {
     let dir = tempfile::tempdir().unwrap();
     fake_run(dir.path());
     let out = tempfile::tempdir().unwrap();
-    let s = render_report(&ReportOptions {
-        run: Some(dir.path().to_path_buf()),
-        lm_eval_results: None,
-        out: out.path().to_path_buf(),
-        name: "r".into(),
-        log_x: false,
-    })
-    .unwrap();
+    let s = render_report(&run_opts(dir.path(), out.path())).unwrap();
     let md = fs::read_to_string(&s.readme).unwrap();
     let html = fs::read_to_string(s.dir.join("index.html")).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>"));
