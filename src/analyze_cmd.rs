@@ -45,6 +45,8 @@ settings is skipped. `k2 report` draws them as a checkpoint x chunk heat map."
         batch_size: usize,
         #[arg(long, default_value_t = 2)]
         threads: usize,
+        #[command(flatten)]
+        compute: crate::compute_args::ComputeArgs,
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
@@ -61,6 +63,7 @@ pub fn run(cmd: AnalyzeCommand) -> Result<ExitCode> {
             seed,
             batch_size,
             threads,
+            compute,
             quiet,
         } => {
             k2_trainer::set_threads(threads);
@@ -70,7 +73,7 @@ pub fn run(cmd: AnalyzeCommand) -> Result<ExitCode> {
                 continuation_len,
                 seed,
             };
-            memorization(&run, &settings, batch_size, quiet)
+            memorization(&run, &settings, batch_size, &compute.placement()?, quiet)
         }
     }
 }
@@ -80,11 +83,13 @@ pub fn memorization(
     run: &Path,
     settings: &Settings,
     batch_size: usize,
+    placement: &k2_model::Placement,
     quiet: bool,
 ) -> Result<ExitCode> {
     let bar = crate::progress::bar("sequences", quiet);
     let start = std::time::Instant::now();
-    let report = k2_eval::memorization_sweep::memorization_run(run, settings, batch_size, &bar)?;
+    let report =
+        k2_eval::memorization_sweep::memorization_run(run, settings, batch_size, placement, &bar)?;
     bar.finish_and_clear();
     let files = report
         .files

@@ -201,6 +201,7 @@ pub fn eval_hub_suite(
     output: &Path,
     keep: Option<usize>,
     batch_size: usize,
+    placement: &k2_model::Placement,
     bar: &indicatif::ProgressBar,
 ) -> Result<ExitCode> {
     let mut client = HubClient::from_env()?;
@@ -217,6 +218,7 @@ pub fn eval_hub_suite(
         out_dir: out_dir.clone(),
         keep,
         batch_size,
+        placement: placement.clone(),
     };
     let report = k2_eval::hub_sweep::sweep_hub(&client, suite, specs, &opts, bar, &mut |line| {
         bar.suspend(|| eprintln!("{line}"))

@@ -5,8 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use compute_args::ComputeArgs;
 
 mod analyze_cmd;
+mod compute_args;
 mod hub_cmd;
 mod progress;
 mod verify_cmd;
@@ -33,12 +35,16 @@ enum Command {
     Quickstart {
         #[arg(long)]
         quiet: bool,
+        #[command(flatten)]
+        compute: ComputeArgs,
     },
     /// Train a run (the built-in default unless --config), writing a checkpoint per data chunk.
     #[command(
         after_help = "Examples:\n  k2 train                                  # built-in default into runs/default\n  \
 k2 train --config configs/default.toml --out runs/mine\n  k2 train --out runs/mine --resume            # continue after a crash or kill\n  \
-k2 train --force                          # replace an existing runs/default"
+k2 train --force                          # replace an existing runs/default\n  \
+k2 train --dtype bf16 --out runs/bf16     # K2's mixed precision: bf16 compute, f32 master weights\n  \
+k2 train --device cuda                    # on the GPU (a binary built with --features cuda)"
     )]
     Train {
         /// Training config (TOML). Default: the built-in default run.
@@ -56,6 +62,8 @@ k2 train --force                          # replace an existing runs/default"
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+        #[command(flatten)]
+        compute: ComputeArgs,
     },
     /// Evaluate every checkpoint of a run (or one HF model directory) on benchmark tasks.
     #[command(
@@ -63,7 +71,8 @@ k2 train --force                          # replace an existing runs/default"
 k2 eval --all-checkpoints --run runs/mine --tasks default,arc_easy --limit 200\n  \
 k2 eval --all-checkpoints --suite default --watch     # evaluate checkpoints as training writes them\n  \
 k2 eval --model ../shared/data/models/stories260K-hf --tasks hellaswag,arc_easy --output eval-results\n  \
-k2 eval --all-checkpoints --suite amber --tasks arc_easy --keep 2   # LLM360/Amber from the Hub -> eval-results/amber/\n\n\
+k2 eval --all-checkpoints --suite amber --tasks arc_easy --keep 2   # LLM360/Amber from the Hub -> eval-results/amber/\n  \
+k2 eval --model DIR --device cuda --dtype bf16          # on the GPU in bf16 (default: the checkpoint's torch_dtype)\n\n\
 Tasks: k2_agreement k2_arithmetic k2_facts k2_copy k2_code_brackets arc_easy arc_challenge hellaswag piqa\n  \
 winogrande boolq openbookqa lambada_openai mmlu mmlu_<subject> gsm8k truthfulqa_mc1 truthfulqa_mc2 wikitext\n\
 Suites: default (built-in probes), leaderboard (K2's six), pythia.\n\
@@ -110,6 +119,8 @@ Results: <run>/eval/<ckpt>/<task>.json (lm-eval layout) and <task>.samples.jsonl
         watch: bool,
         #[arg(long, default_value_t = 2)]
         threads: usize,
+        #[command(flatten)]
+        compute: ComputeArgs,
         #[arg(long)]
         quiet: bool,
     },
@@ -205,9 +216,23 @@ enum ModelCommand {
         after_help = "Examples:\n  k2 model info k2-65b\n  k2 model info default\n  k2 model info runs/default/ckpt_0016"
     )]
     Info { model: String },
+    /// Per-token log-probabilities of a text file under an HF model directory (one JSON object).
+    #[command(
+        after_help = "Examples:\n  k2 model score ../shared/data/models/stories260K-hf --file story.txt --device cpu --dtype f32\n  \
+k2 model score ../shared/data/models/stories260K-hf --file story.txt --dtype bf16   # compare the two"
+    )]
+    Score {
+        model: PathBuf,
+        /// The text (UTF-8); at most the model's context is scored.
+        #[arg(long)]
+        file: PathBuf,
+        #[command(flatten)]
+        compute: ComputeArgs,
+    },
     /// Write an HF model directory of a preset shape with freshly initialised weights.
     #[command(
-        after_help = "Example:\n  k2 model init bench-17m --out /tmp/m17 --tokenizer ../shared/data/models/stories260K-hf/tokenizer.json"
+        after_help = "Example:\n  k2 model init bench-17m --out /tmp/m17 --tokenizer ../shared/data/models/stories260K-hf/tokenizer.json\n  \
+k2 model init amber-7b --out /tmp/amber7b --dtype bf16 --max-shard-size 5GB   # written tensor by tensor"
     )]
     Init {
         preset: String,
@@ -218,6 +243,12 @@ enum ModelCommand {
         tokenizer: Option<PathBuf>,
         #[arg(long, default_value_t = 1234)]
         seed: u64,
+        /// Stored dtype of the weights (f32, bf16, f16; default f32).
+        #[arg(long)]
+        dtype: Option<String>,
+        /// Shard the weights at this size, e.g. 5GB (transformers' max_shard_size); default: one file.
+        #[arg(long)]
+        max_shard_size: Option<String>,
     },
 }
 
@@ -244,6 +275,11 @@ k2 bench train --preset default --batch 16 --seq 128\n  python bench/torch_train
         /// Print one JSON line instead of a table.
         #[arg(long)]
         json: bool,
+        /// Peak TFLOP/s for MFU (default: measured on the CPU and for f32; 790 for bf16/f16 on a GPU).
+        #[arg(long)]
+        peak_tflops: Option<f64>,
+        #[command(flatten)]
+        compute: ComputeArgs,
     },
     /// Loglikelihood requests per second of `k2 eval` on a model and task.
     #[command(
@@ -264,6 +300,8 @@ k2 bench train --preset default --batch 16 --seq 128\n  python bench/torch_train
         data: PathBuf,
         #[arg(long, default_value_t = 2)]
         threads: usize,
+        #[command(flatten)]
+        compute: ComputeArgs,
     },
 }
 
@@ -337,6 +375,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             resume,
             force,
             quiet,
+            compute,
         } => {
             let (cfg, explicit) = match &config {
                 Some(p) => (k2_trainer::TrainConfig::load(p)?, true),
@@ -349,6 +388,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 resume,
                 force,
                 progress: !quiet,
+                device: compute.device,
+                dtype: compute.dtype,
             })
             .with_context(|| format!("training run {}", out.display()))?;
             if let Some(from) = &s.resumed_from {
@@ -390,9 +431,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             probe_docs,
             watch,
             threads,
+            compute,
             quiet,
         } => {
             k2_trainer::set_threads(threads);
+            let placement = compute.placement()?;
             let shots = parse_shots(&shots)?;
             let specs = k2_eval::registry::specs(&tasks, &data, &shots, limit, probe_docs)?;
             let bar = progress::bar("requests", quiet);
@@ -413,8 +456,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .map(|t| k2_eval::evaluate::count_requests(t.task.as_ref(), t.shots, t.limit))
                     .sum();
                 bar.set_length(per as u64);
-                let outcomes =
-                    k2_eval::sweep::eval_target(&target, &specs, &output, batch_size, &bar)?;
+                let outcomes = k2_eval::sweep::eval_target(
+                    &target, &specs, &output, batch_size, &placement, &bar,
+                )?;
                 bar.finish_and_clear();
                 print!(
                     "{}",
@@ -432,7 +476,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if let Some(name) = &suite {
                 if let k2_eval::suites::SuiteTarget::Hub(s) = k2_eval::suites::resolve_suite(name)?
                 {
-                    return hub_cmd::eval_hub_suite(&s, &specs, &output, keep, batch_size, &bar);
+                    return hub_cmd::eval_hub_suite(
+                        &s, &specs, &output, keep, batch_size, &placement, &bar,
+                    );
                 }
             }
             anyhow::ensure!(
@@ -451,7 +497,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 None
             };
-            let report = k2_eval::sweep::sweep_run(&run_dir, &specs, batch_size, watch, &bar)?;
+            let report =
+                k2_eval::sweep::sweep_run(&run_dir, &specs, batch_size, &placement, watch, &bar)?;
             bar.finish_and_clear();
             print!("{}", k2_eval::summary::table_for_run(&run_dir)?);
             println!(
@@ -465,7 +512,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Hub(cmd) => hub_cmd::run(cmd),
         Command::Analyze(cmd) => analyze_cmd::run(cmd),
-        Command::Quickstart { quiet } => {
+        Command::Quickstart { quiet, compute } => {
+            let placement = compute.placement()?;
             let out = PathBuf::from("runs/default");
             let resume = out.join("checkpoints.toml").exists();
             println!(
@@ -480,6 +528,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 resume,
                 force: false,
                 progress: !quiet,
+                device: compute.device,
+                dtype: compute.dtype,
             })?;
             println!(
                 "      {} steps, {} checkpoints written in {:.1}s",
@@ -496,7 +546,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 200,
             )?;
             let bar = progress::bar("requests", quiet);
-            let report = k2_eval::sweep::sweep_run(&out, &specs, 8, None, &bar)?;
+            let report = k2_eval::sweep::sweep_run(&out, &specs, 8, &placement, None, &bar)?;
             bar.finish_and_clear();
             print!("{}", k2_eval::summary::table_for_run(&out)?);
             println!("[3/4] memorization of the training data per checkpoint and chunk");
@@ -504,6 +554,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 &out,
                 &k2_eval::memorization::Settings::default(),
                 64,
+                &placement,
                 quiet,
             )?;
             println!("[4/4] rendering the report");
@@ -645,14 +696,57 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}", k2_trainer::bench::describe_model(&cfg));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Model(ModelCommand::Score {
+            model,
+            file,
+            compute,
+        }) => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let placement = compute.placement()?;
+            let (ids, lp) = k2_model::score::score_text(&model, &text, &placement)?;
+            let sum: f64 = lp.iter().map(|&x| x as f64).sum();
+            println!(
+                "{}",
+                serde_json::json!({
+                    "model": model.display().to_string(),
+                    "device": k2_model::device_kind(&placement.device),
+                    "dtype": k2_model::dtype_name(placement.dtype_for(&model)?),
+                    "tokens": ids,
+                    "logprobs": lp,
+                    "sum": sum,
+                })
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Model(ModelCommand::Init {
             preset,
             out,
             tokenizer,
             seed,
+            dtype,
+            max_shard_size,
         }) => {
             let cfg = k2_model::preset(&preset)?;
-            k2_trainer::init::write_initialized_model(&cfg, seed, tokenizer.as_deref(), &out)?;
+            let storage = k2_trainer::init::InitStorage {
+                dtype: dtype
+                    .as_deref()
+                    .map(k2_model::device::parse_float_dtype)
+                    .transpose()
+                    .map_err(|e| anyhow::anyhow!("--dtype: {e}"))?,
+                max_shard_bytes: max_shard_size
+                    .as_deref()
+                    .map(k2_model::streaming_writer::parse_size)
+                    .transpose()
+                    .map_err(|e| anyhow::anyhow!("--max-shard-size: {e}"))?,
+            };
+            k2_trainer::init::write_initialized_model(
+                &cfg,
+                seed,
+                tokenizer.as_deref(),
+                &out,
+                storage,
+            )?;
             println!(
                 "wrote {} ({} parameters) to {}",
                 preset,
@@ -669,11 +763,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             batch_size,
             data,
             threads,
+            compute,
         }) => {
             k2_trainer::set_threads(threads);
             let shots = parse_shots(&shots)?;
             let specs = k2_eval::registry::specs(&tasks, &data, &shots, Some(limit), 200)?;
-            for r in k2_eval::bench::bench_eval(&model, &specs, batch_size)? {
+            let placement = compute.placement()?;
+            for r in k2_eval::bench::bench_eval(&model, &specs, batch_size, &placement)? {
                 println!("{}", serde_json::to_string(&r)?);
             }
             Ok(ExitCode::SUCCESS)
@@ -686,6 +782,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             warmup,
             steps,
             json,
+            peak_tflops,
+            compute,
         }) => {
             let r = k2_trainer::bench::bench_train(&k2_trainer::bench::BenchOptions {
                 preset,
@@ -694,6 +792,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 threads,
                 warmup,
                 steps,
+                device: compute.device,
+                dtype: compute.dtype.or(k2_model::DType::F32),
+                peak_tflops,
             })?;
             if json {
                 println!("{}", serde_json::to_string(&r)?);

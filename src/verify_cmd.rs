@@ -25,6 +25,8 @@ pub struct VerifyArgs {
     /// Last checkpoint to reproduce (default: the run's last ok checkpoint).
     #[arg(long)]
     pub to: Option<String>,
+    #[command(flatten)]
+    pub compute: crate::compute_args::ComputeArgs,
 }
 
 pub fn run(a: VerifyArgs) -> Result<ExitCode> {
@@ -38,7 +40,7 @@ pub fn run(a: VerifyArgs) -> Result<ExitCode> {
                 .with_context(|| format!("{}: no ok checkpoint to verify", a.run.display()))?
         }
     };
-    let r = k2_trainer::replay::replay(&a.run, &a.from, &to)
+    let r = k2_trainer::replay::replay(&a.run, &a.from, &to, a.compute.device, a.compute.dtype)
         .with_context(|| format!("verifying {} from {} to {to}", a.run.display(), a.from))?;
     for name in &r.matched {
         println!("{name}: every file's sha256 equals the manifest's");

@@ -4,7 +4,6 @@
 use std::path::Path;
 use std::time::Instant;
 
-use candle_core::{DType, Device};
 use serde::Serialize;
 
 use crate::engine::Engine;
@@ -15,6 +14,8 @@ use crate::sweep::TaskSpec;
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalBench {
     pub model: String,
+    pub device: String,
+    pub dtype: String,
     pub task: String,
     pub docs: usize,
     pub requests: usize,
@@ -29,9 +30,14 @@ pub fn bench_eval(
     model_dir: &Path,
     specs: &[TaskSpec],
     batch_size: usize,
+    placement: &k2_model::Placement,
 ) -> Result<Vec<EvalBench>> {
     let e = |x: k2_model::ModelError| EvalError::Other(x.to_string());
-    let model = k2_model::load_model(model_dir, DType::F32, &Device::Cpu).map_err(e)?;
+    let model = k2_model::load_model_on(model_dir, placement).map_err(e)?;
+    let (device, dtype) = (
+        k2_model::device_kind(model.device()).to_string(),
+        k2_model::dtype_name(model.dtype()).to_string(),
+    );
     let tok = k2_model::load_tokenizer(&model_dir.join("tokenizer.json")).map_err(e)?;
     let engine = Engine::new(model, tok, batch_size);
     let mut out = Vec::new();
@@ -42,6 +48,8 @@ pub fn bench_eval(
         let secs = t0.elapsed().as_secs_f64();
         out.push(EvalBench {
             model: model_dir.display().to_string(),
+            device: device.clone(),
+            dtype: dtype.clone(),
             task: r.task.clone(),
             docs: r.n_effective,
             requests,

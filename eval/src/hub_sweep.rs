@@ -65,6 +65,7 @@ pub struct HubSweepOptions {
     /// Keep at most this many snapshots pulled by this sweep in the cache.
     pub keep: Option<usize>,
     pub batch_size: usize,
+    pub placement: k2_model::Placement,
 }
 
 fn hub_err(e: HubError) -> EvalError {
@@ -103,13 +104,14 @@ pub fn suite_revisions(client: &HubClient, suite: &Suite) -> Result<Vec<String>>
 }
 
 /// Whether every task already has results for these weights.
-fn all_done(out_dir: &Path, tasks: &[TaskSpec], weights: &str) -> bool {
+fn all_done(out_dir: &Path, tasks: &[TaskSpec], weights: &str, dtype: &str) -> bool {
     tasks.iter().all(|t| {
         let name = t.task.name();
         let key = ResultKey {
             weights_sha256: weights.to_string(),
             task_hash: t.config_hash(),
             harness_version: HARNESS_VERSION.to_string(),
+            dtype: dtype.to_string(),
         };
         stored_key(&results_path(out_dir, name)).as_ref() == Some(&key)
             && samples_path(out_dir, name).exists()
@@ -214,7 +216,7 @@ pub fn sweep_hub(
                 write_summary(&opts.out_dir, &report.records)?;
                 continue;
             }
-            if all_done(&out_dir, tasks, w) {
+            if all_done(&out_dir, tasks, w, &opts.placement.dtype.to_string()) {
                 bar.inc_length(per_rev as u64);
                 bar.inc(per_rev as u64);
                 for t in tasks {
@@ -322,11 +324,19 @@ pub fn sweep_hub(
                 step: rec.step,
                 tokens: rec.tokens,
                 num_parameters: 0,
+                ..Default::default()
             },
             weights_sha256: pulled.weights_sha256.clone(),
         };
         bar.inc_length(per_rev as u64);
-        match eval_target(&target, tasks, &out_dir, opts.batch_size, bar) {
+        match eval_target(
+            &target,
+            tasks,
+            &out_dir,
+            opts.batch_size,
+            &opts.placement,
+            bar,
+        ) {
             Ok(outcomes) => {
                 for (task, o) in outcomes {
                     match o {

@@ -5,6 +5,7 @@
 //! safetensors converted from the PyTorch files. The Hugging Face cache itself is never written
 //! to with anything the Hub did not serve.
 
+use k2_model::streaming_writer::{write_streaming, TensorSpec};
 use std::path::{Path, PathBuf};
 
 use k2_archive::hub::{pull, HubCache};
@@ -91,29 +92,43 @@ fn convert_pytorch(snapshot: &Path, shards: &[String], view: &Path) -> Result<Ve
     let mut done = Vec::new();
     for (i, shard) in shards.iter().enumerate() {
         let src = snapshot.join(shard);
-        let tensors = candle_core::pickle::read_all(&src)
-            .map_err(|e| EvalError::Other(format!("{}: {e}", src.display())))?;
-        if tensors.is_empty() {
-            return Err(EvalError::Other(format!(
-                "{}: no tensors in this PyTorch file",
-                src.display()
-            )));
+        let bad = |e: &dyn std::fmt::Display| EvalError::Other(format!("{}: {e}", src.display()));
+        // Streamed tensor by tensor: only the tensor being written is ever in memory.
+        let pth = candle_core::pickle::PthTensors::new(&src, None).map_err(|e| bad(&e))?;
+        let mut specs: Vec<TensorSpec> = pth
+            .tensor_infos()
+            .values()
+            .map(|t| TensorSpec {
+                name: t.name.clone(),
+                dtype: t.dtype,
+                shape: t.layout.shape().dims().to_vec(),
+            })
+            .collect();
+        if specs.is_empty() {
+            return Err(bad(&"no tensors in this PyTorch file"));
         }
+        specs.sort_by(|a, b| a.name.cmp(&b.name));
         let name = if n == 1 {
             pull::SINGLE_FILE.to_string()
         } else {
             format!("model-{:05}-of-{n:05}.safetensors", i + 1)
         };
-        for (t, _) in &tensors {
-            weight_map.insert(t.clone(), serde_json::Value::String(name.clone()));
+        for t in &specs {
+            weight_map.insert(t.name.clone(), serde_json::Value::String(name.clone()));
         }
-        let map: std::collections::HashMap<String, candle_core::Tensor> =
-            tensors.into_iter().collect();
         let dst = view.join(&name);
-        let tmp = view.join(format!(".{name}.tmp"));
-        candle_core::safetensors::save(&map, &tmp)
-            .map_err(|e| EvalError::Other(format!("{}: {e}", tmp.display())))?;
-        std::fs::rename(&tmp, &dst).map_err(io_err(&dst))?;
+        let mut meta = std::collections::BTreeMap::new();
+        meta.insert("format".to_string(), "pt".to_string());
+        write_streaming(&dst, &specs, &meta, &mut |spec| {
+            pth.get(&spec.name)?
+                .ok_or_else(|| k2_model::ModelError::MissingTensor {
+                    path: src.clone(),
+                    name: spec.name.clone(),
+                })?
+                .contiguous()
+                .map_err(Into::into)
+        })
+        .map_err(|e| bad(&e))?;
         done.push(format!("{shard} -> {name}"));
     }
     if n > 1 {

@@ -7,7 +7,6 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
 use indicatif::ProgressBar;
 use k2_archive::{ChunkOrder, Manifest, RunLayout};
 
@@ -38,6 +37,7 @@ pub fn memorization_run(
     run_dir: &Path,
     settings: &Settings,
     batch_size: usize,
+    placement: &k2_model::Placement,
     bar: &ProgressBar,
 ) -> Result<MemorizationReport> {
     settings.validate()?;
@@ -117,7 +117,7 @@ pub fn memorization_run(
             cleaned = true;
         }
         bar.set_message(c.name.clone());
-        match measure(run_dir, c, &probes, settings, batch_size, bar) {
+        match measure(run_dir, c, &probes, settings, batch_size, placement, bar) {
             Ok(pred) => {
                 file.chunks = score_chunks(&probes, &pred, &labels, settings.continuation_len);
                 write(&path, &file)?;
@@ -171,6 +171,7 @@ fn measure(
     probes: &[ChunkProbe],
     settings: &Settings,
     batch_size: usize,
+    placement: &k2_model::Placement,
     bar: &ProgressBar,
 ) -> std::result::Result<Vec<Vec<Vec<u32>>>, String> {
     let problems = k2_archive::verify_checkpoint(run_dir, c).map_err(|e| e.to_string())?;
@@ -179,7 +180,7 @@ fn measure(
         return Err(why.join("; "));
     }
     let dir = run_dir.join(&c.name);
-    let model = k2_model::load_model(&dir, DType::F32, &Device::Cpu).map_err(|e| e.to_string())?;
+    let model = k2_model::load_model_on(&dir, placement).map_err(|e| e.to_string())?;
     let ctx = model.config().max_position_embeddings;
     if settings.window() > ctx {
         return Err(format!(

@@ -21,6 +21,18 @@ pub struct ResultKey {
     pub weights_sha256: String,
     pub task_hash: String,
     pub harness_version: String,
+    /// The `--dtype` asked for: `auto` (the checkpoint's `torch_dtype`; not written, so results
+    /// from before dtypes existed keep their key) or `f32`/`bf16`/`f16`.
+    #[serde(default = "auto_dtype", skip_serializing_if = "is_auto")]
+    pub dtype: String,
+}
+
+fn auto_dtype() -> String {
+    "auto".into()
+}
+
+fn is_auto(s: &str) -> bool {
+    s == "auto"
 }
 
 /// Which checkpoint a result belongs to.
@@ -33,6 +45,12 @@ pub struct CheckpointInfo {
     pub step: Option<u64>,
     pub tokens: Option<u64>,
     pub num_parameters: u64,
+    /// The dtype the model ran in (transformers' name); empty: float32.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub dtype: String,
+    /// The device kind it ran on; empty: cpu.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub device: String,
 }
 
 /// One metric's aggregate.
@@ -74,6 +92,15 @@ pub fn results_json(r: &TaskResult, ckpt: &CheckpointInfo, key: &ResultKey) -> V
         );
         hib.insert(m.name.clone(), json!(m.higher_is_better));
     }
+    let mut k2 = serde_json::to_value(key).expect("key serialises");
+    if let Value::Object(m) = &mut k2 {
+        let mut block = Map::new();
+        block.insert("checkpoint".into(), json!(ckpt.revision));
+        block.insert("step".into(), json!(ckpt.step));
+        block.insert("tokens".into(), json!(ckpt.tokens));
+        block.append(m);
+        k2 = Value::Object(block);
+    }
     json!({
         "results": { r.task.clone(): Value::Object(res) },
         "versions": { r.task.clone(): r.version },
@@ -84,22 +111,15 @@ pub fn results_json(r: &TaskResult, ckpt: &CheckpointInfo, key: &ResultKey) -> V
             "model": "k2",
             "model_args": format!("pretrained={},revision={}", ckpt.model, ckpt.revision),
             "model_num_parameters": ckpt.num_parameters,
-            "model_dtype": "float32",
+            "model_dtype": if ckpt.dtype.is_empty() { "float32" } else { ckpt.dtype.as_str() },
             "model_revision": ckpt.revision,
             "model_sha": key.weights_sha256,
             "batch_size": r.batch_size,
-            "device": "cpu",
+            "device": if ckpt.device.is_empty() { "cpu" } else { ckpt.device.as_str() },
             "limit": r.limit,
             "fewshot_seed": 1234,
         },
-        "k2": {
-            "checkpoint": ckpt.revision,
-            "step": ckpt.step,
-            "tokens": ckpt.tokens,
-            "weights_sha256": key.weights_sha256,
-            "task_hash": key.task_hash,
-            "harness_version": key.harness_version,
-        },
+        "k2": k2,
     })
 }
 

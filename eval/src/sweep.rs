@@ -7,9 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use candle_core::{DType, Device};
 use indicatif::ProgressBar;
 use k2_archive::{CheckpointStatus, Manifest, RunLayout};
+use k2_model::Placement;
 
 use crate::engine::Engine;
 use crate::error::{EvalError, Result};
@@ -93,6 +93,7 @@ pub fn eval_target(
     tasks: &[TaskSpec],
     out_dir: &Path,
     batch_size: usize,
+    placement: &Placement,
     bar: &ProgressBar,
 ) -> Result<Vec<(String, Outcome)>> {
     let mut todo = Vec::new();
@@ -102,6 +103,7 @@ pub fn eval_target(
             weights_sha256: target.weights_sha256.clone(),
             task_hash: t.config_hash(),
             harness_version: HARNESS_VERSION.to_string(),
+            dtype: placement.dtype.to_string(),
         };
         let name = t.task.name().to_string();
         let done = stored_key(&results_path(out_dir, &name)).as_ref() == Some(&key)
@@ -118,7 +120,7 @@ pub fn eval_target(
     }
     // Leftovers of a sweep killed while writing this checkpoint's files.
     k2_archive::remove_stale_tmp(out_dir).map_err(|e| EvalError::Other(e.to_string()))?;
-    let model = k2_model::load_model(&target.dir, DType::F32, &Device::Cpu)
+    let model = k2_model::load_model_on(&target.dir, placement)
         .map_err(|e| EvalError::Other(e.to_string()))?;
     let tok_path = target.dir.join("tokenizer.json");
     let tokenizer =
@@ -126,6 +128,12 @@ pub fn eval_target(
     let engine = Engine::new(model, tokenizer, batch_size);
     let mut info = target.info.clone();
     info.num_parameters = engine.model.config().num_params();
+    if engine.model.dtype() != candle_core::DType::F32 {
+        info.dtype = k2_model::torch_dtype_name(engine.model.dtype()).into();
+    }
+    if !engine.model.device().is_cpu() {
+        info.device = k2_model::device_kind(engine.model.device()).into();
+    }
     for (i, key) in todo {
         let t = &tasks[i];
         let name = t.task.name().to_string();
@@ -198,6 +206,7 @@ fn run_targets(
                     step: Some(c.step),
                     tokens: Some(c.tokens),
                     num_parameters: 0,
+                    ..Default::default()
                 },
                 weights_sha256: weights,
             })
@@ -211,6 +220,7 @@ pub fn sweep_run(
     run_dir: &Path,
     tasks: &[TaskSpec],
     batch_size: usize,
+    placement: &Placement,
     watch: Option<(usize, Duration)>,
     bar: &ProgressBar,
 ) -> Result<SweepReport> {
@@ -244,7 +254,7 @@ pub fn sweep_run(
                     let name = target.info.revision.clone();
                     seen.insert(name.clone());
                     let out_dir = run_dir.join("eval").join(&name);
-                    match eval_target(&target, tasks, &out_dir, batch_size, bar) {
+                    match eval_target(&target, tasks, &out_dir, batch_size, placement, bar) {
                         Ok(outcomes) => {
                             for (task, o) in outcomes {
                                 match o {

@@ -288,6 +288,11 @@ impl LlamaConfig {
 
     /// The `config.json` transformers expects for `LlamaForCausalLM` (fp32 weights).
     pub fn to_hf_json(&self) -> String {
+        self.to_hf_json_for(candle_core::DType::F32)
+    }
+
+    /// The `config.json` of weights stored in `dtype` (its `torch_dtype`).
+    pub fn to_hf_json_for(&self, dtype: candle_core::DType) -> String {
         let v = serde_json::json!({
             "architectures": ["LlamaForCausalLM"],
             "attention_bias": false,
@@ -310,7 +315,7 @@ impl LlamaConfig {
             "rope_scaling": null,
             "rope_theta": self.rope_theta,
             "tie_word_embeddings": self.tie_word_embeddings,
-            "torch_dtype": "float32",
+            "torch_dtype": crate::device::torch_dtype_name(dtype),
             "use_cache": true,
             "vocab_size": self.vocab_size,
         });

@@ -34,6 +34,9 @@ pub enum ModelError {
         source: std::io::Error,
     },
 
+    #[error("{0}")]
+    Device(String),
+
     #[error("unknown model preset `{0}` (known: {1})")]
     UnknownPreset(String, String),
 

@@ -7,7 +7,7 @@
 use candle_core::{Tensor, D};
 
 use crate::error::Result;
-use crate::llama::{linear, mlp, repeat_kv, rms_norm, rows_matmul_t, Llama, Mode};
+use crate::llama::{in_f32, linear, mlp, repeat_kv, rms_norm, rows_matmul_t, Llama, Mode};
 
 /// Keys and values of every layer for a batch of prefixes: each (batch, kv_heads, len, head_dim),
 /// after RoPE.
@@ -107,7 +107,9 @@ impl Llama {
             let v = repeat_kv(v, nh / nkv)?;
             // Query i sees keys 0..=past+i. The fused kernel sums over those keys only, so a
             // row's probabilities do not depend on how far the batch is right-padded.
-            let probs = crate::fused::causal_softmax(&q.matmul(&k.t()?)?, scale)?;
+            let probs = in_f32(&q.matmul(&k.t()?)?, |s| {
+                Ok(crate::fused::causal_softmax(s, scale)?)
+            })?;
             let out = probs
                 .matmul(&v)?
                 .transpose(1, 2)?
@@ -126,13 +128,14 @@ impl Llama {
         ))
     }
 
-    /// Logits from final hidden states of any shape (..., hidden).
+    /// Logits from final hidden states of any shape (..., hidden), in f32 (the product runs in the
+    /// model's dtype; scores and log-softmax are taken from f32 values).
     pub fn lm_head(&self, h: &Tensor) -> Result<Tensor> {
         let d = h.dim(D::Minus1)?;
         let mut shape = h.dims().to_vec();
         let n = h.elem_count() / d;
         let logits = rows_matmul_t(&h.reshape((n, d))?, &self.lm_head)?;
         *shape.last_mut().expect("non-empty shape") = self.cfg.vocab_size;
-        Ok(logits.reshape(shape)?)
+        Ok(logits.to_dtype(candle_core::DType::F32)?.reshape(shape)?)
     }
 }

@@ -2,19 +2,28 @@
 //! differentiable training path and a fused inference path, HF safetensors I/O and tokenizers.
 
 pub mod config;
+pub mod device;
 pub mod error;
 pub mod fused;
 pub mod kv_cache;
 pub mod llama;
 pub mod names;
 pub mod presets;
+pub mod score;
+pub mod streaming_writer;
 pub mod tokenizer;
 pub mod weights;
 
+pub use candle_core::{DType, Device};
 pub use config::LlamaConfig;
+pub use device::{
+    config_torch_dtype, device_kind, dtype_name, torch_dtype_name, DTypeSpec, DeviceSpec, Placement,
+};
 pub use error::{ModelError, Result};
 pub use kv_cache::KvCache;
-pub use llama::{next_token_logprobs, rope_tables, Llama, Mode};
+pub use llama::{is_half, next_token_logprobs, rope_tables, upcast, Llama, Mode};
 pub use presets::{preset, PRESETS};
 pub use tokenizer::{load_tokenizer, Tokenizer};
-pub use weights::{check_complete, load_model, load_tensors, safetensors_bytes, weight_files};
+pub use weights::{
+    check_complete, load_model, load_model_on, load_tensors, safetensors_bytes, weight_files,
+};

@@ -7,6 +7,10 @@
 //!   silently stop gradients.
 //! * [`Mode::Infer`]: candle's fused kernels, logits for every position.
 //!
+//! Weights and activations are in the model's dtype (f32, bf16 or f16) on its device. For bf16 and
+//! f16 the reductions accumulate in f32 as transformers and Megatron do: RMSNorm, the attention
+//! softmax and the log-softmax of the logits run on f32 copies and the result is cast back.
+//!
 //! Both follow transformers' `LlamaForCausalLM` (rotate-half RoPE over the full head dim, pre-norm
 //! blocks, SwiGLU MLP, no biases), so HF checkpoints load and score identically.
 
@@ -174,7 +178,13 @@ impl Llama {
             t,
             self.cfg.hidden_size,
         ))?;
-        let mask = causal_mask(t, x.dtype(), x.device())?;
+        // In the dtype the softmax runs in (f32 for bf16/f16 activations).
+        let mask_dtype = if is_half(x.dtype()) {
+            DType::F32
+        } else {
+            x.dtype()
+        };
+        let mask = causal_mask(t, mask_dtype, x.device())?;
         let cos = self.cos.narrow(0, 0, t)?;
         let sin = self.sin.narrow(0, 0, t)?;
         for layer in &self.layers {
@@ -224,12 +234,14 @@ impl Llama {
         let v = repeat_kv(v, nh / nkv)?;
         let scale = 1.0 / (hd as f64).sqrt();
         let scores = q.matmul(&k.t()?)?;
-        let probs = match mode {
-            Mode::Train => fused::causal_softmax(&scores, scale)?,
-            Mode::Infer => {
-                candle_nn::ops::softmax_last_dim(&(scores * scale)?.broadcast_add(mask)?)?
-            }
-        };
+        let probs = in_f32(&scores, |s| {
+            Ok(match mode {
+                Mode::Train => fused::causal_softmax(s, scale)?,
+                Mode::Infer => {
+                    candle_nn::ops::softmax_last_dim(&(s * scale)?.broadcast_add(mask)?)?
+                }
+            })
+        })?;
         let out = probs
             .matmul(&v)?
             .transpose(1, 2)?
@@ -264,9 +276,36 @@ pub(crate) fn mlp(l: &Layer, x: &Tensor) -> Result<Tensor> {
 
 pub(crate) fn rms_norm(x: &Tensor, w: &Tensor, eps: f64, mode: Mode) -> Result<Tensor> {
     Ok(match mode {
-        Mode::Train => fused::rms_norm(x, w, eps)?,
+        // candle's fused kernel accumulates bf16/f16 rows in f32 itself.
         Mode::Infer => candle_nn::ops::rms_norm(&x.contiguous()?, w, eps as f32)?,
+        Mode::Train if !is_half(x.dtype()) => fused::rms_norm(x, w, eps)?,
+        Mode::Train => in_f32(x, |x| {
+            Ok(fused::rms_norm(x, &w.to_dtype(DType::F32)?, eps)?)
+        })?,
     })
+}
+
+/// bf16 or f16.
+pub fn is_half(d: DType) -> bool {
+    matches!(d, DType::BF16 | DType::F16)
+}
+
+/// `t` in f32 if it is bf16/f16, else unchanged (f32 and f64 keep their precision).
+pub fn upcast(t: &Tensor) -> Result<Tensor> {
+    Ok(if is_half(t.dtype()) {
+        t.to_dtype(DType::F32)?
+    } else {
+        t.clone()
+    })
+}
+
+/// `f` applied to `x` in f32 when `x` is bf16/f16, the result cast back to `x`'s dtype; `f(x)`
+/// for f32 and f64. Differentiable: the casts pass gradients through.
+pub(crate) fn in_f32(x: &Tensor, f: impl FnOnce(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+    if !is_half(x.dtype()) {
+        return f(x);
+    }
+    Ok(f(&x.to_dtype(DType::F32)?)?.to_dtype(x.dtype())?)
 }
 
 pub(crate) fn repeat_kv(x: Tensor, n_rep: usize) -> Result<Tensor> {
@@ -288,10 +327,11 @@ fn causal_mask(t: usize, dtype: DType, dev: &Device) -> Result<Tensor> {
 }
 
 /// Log-probability of each next token: for logits (b, t, v) and ids (b, t), returns (b, t-1)
-/// with entry [i, j] = log p(ids[i, j+1] | ids[i, ..=j]).
+/// with entry [i, j] = log p(ids[i, j+1] | ids[i, ..=j]), in f32 for bf16/f16 logits.
 pub fn next_token_logprobs(logits: &Tensor, ids: &Tensor) -> Result<Tensor> {
     let (b, t, v) = logits.dims3()?;
-    let lp = candle_nn::ops::log_softmax(&logits.narrow(1, 0, t - 1)?, D::Minus1)?;
+    let logits = upcast(&logits.narrow(1, 0, t - 1)?)?;
+    let lp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
     let targets = ids.narrow(1, 1, t - 1)?.contiguous()?;
     let picked = lp
         .reshape((b * (t - 1), v))?

@@ -1,5 +1,6 @@
 //! Reading and writing model weights as HF safetensors: a single `model.safetensors` or shards
-//! listed in `model.safetensors.index.json`; bf16/f16 weights are converted to the compute dtype.
+//! listed in `model.safetensors.index.json`, memory-mapped and converted tensor by tensor to the
+//! compute dtype (no conversion when it is the stored dtype).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -56,22 +57,71 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     })
 }
 
-/// Every tensor of an HF model directory, converted to `dtype`.
+/// Every tensor of an HF model directory, converted to `dtype` (a no-op for tensors stored in it)
+/// and placed on `dev`. Shards are memory-mapped, never read whole: each tensor is copied out of
+/// the mapping (to host memory or straight to the GPU) and its pages are handed back to the kernel
+/// at once, so the peak memory is the loaded weights plus one tensor, not plus a shard.
 pub fn load_tensors(dir: &Path, dtype: DType, dev: &Device) -> Result<BTreeMap<String, Tensor>> {
     let mut out = BTreeMap::new();
     for file in weight_files(dir)? {
-        let bytes = std::fs::read(&file).map_err(io(&file))?;
-        let map = candle_core::safetensors::load_buffer(&bytes, dev).map_err(|e| {
-            ModelError::Weights {
-                path: file.clone(),
-                message: e.to_string(),
-            }
-        })?;
-        for (name, t) in map {
-            out.insert(name, t.to_dtype(dtype)?);
-        }
+        load_file(&file, dtype, dev, &mut out)?;
     }
     Ok(out)
+}
+
+fn weights_err(path: &Path) -> impl Fn(String) -> ModelError + '_ {
+    move |message| ModelError::Weights {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+/// The tensors of one safetensors file, memory-mapped (see [`load_tensors`]).
+pub fn load_file(
+    file: &Path,
+    dtype: DType,
+    dev: &Device,
+    out: &mut BTreeMap<String, Tensor>,
+) -> Result<()> {
+    let bad = weights_err(file);
+    let f = std::fs::File::open(file).map_err(io(file))?;
+    // SAFETY: the mapping is read-only and private. k2 and the HF cache replace weight files by
+    // renaming new ones into place, never by writing into them, so the bytes do not change while
+    // they are mapped; a file truncated under us would fault, as it would for any mmap reader.
+    let map = unsafe { memmap2::Mmap::map(&f) }.map_err(io(file))?;
+    let _ = map.advise(memmap2::Advice::Sequential);
+    let st = safetensors::SafeTensors::deserialize(&map).map_err(|e| bad(e.to_string()))?;
+    let base = map.as_ptr() as usize;
+    let mut views: Vec<(String, safetensors::tensor::TensorView<'_>)> =
+        st.tensors().into_iter().collect();
+    // In file order, so the kernel's read-ahead streams the file once.
+    views.sort_by_key(|(_, v)| v.data().as_ptr() as usize);
+    for (name, view) in views {
+        let stored =
+            DType::try_from(view.dtype()).map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
+        let t = Tensor::from_raw_buffer(view.data(), stored, view.shape(), dev)
+            .and_then(|t| t.to_dtype(dtype))
+            .map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
+        let start = view.data().as_ptr() as usize - base;
+        release_pages(&map, start, view.data().len());
+        out.insert(name, t);
+    }
+    Ok(())
+}
+
+/// Drops the whole pages inside `[start, start + len)` of a read-only file mapping from this
+/// process's resident set (they are re-read from the file if touched again).
+fn release_pages(map: &memmap2::Mmap, start: usize, len: usize) {
+    const PAGE: usize = 4096;
+    let first = start.div_ceil(PAGE) * PAGE;
+    let end = (start + len) / PAGE * PAGE;
+    if end > first {
+        // SAFETY: MADV_DONTNEED on a private read-only file mapping only discards clean pages,
+        // which the kernel re-reads from the file; no data the program owns is lost.
+        let _ = unsafe {
+            map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, first, end - first)
+        };
+    }
 }
 
 /// Loads an HF LLaMA directory (`config.json` + weights) for computation in `dtype`.
@@ -96,6 +146,12 @@ pub fn load_model(dir: &Path, dtype: DType, dev: &Device) -> Result<Llama> {
         },
         other => other,
     })
+}
+
+/// Loads an HF LLaMA directory onto `placement`'s device in the dtype it chooses for it
+/// (by default the checkpoint's `torch_dtype`: a bf16 release runs in bf16).
+pub fn load_model_on(dir: &Path, placement: &crate::device::Placement) -> Result<Llama> {
+    load_model(dir, placement.dtype_for(dir)?, &placement.device)
 }
 
 /// Serialises tensors as one safetensors file with transformers' `{"format": "pt"}` metadata.

@@ -1,14 +1,17 @@
 //! `k2 bench train`: the time of one full optimizer step (forward, backward, clip, AdamW) on random
 //! tokens, split into forward+backward and optimizer, as tokens/s and model-FLOP utilisation.
-//! MFU is against the best f32 matrix-product rate candle reaches on this machine with the same
-//! threads (measured here: a CPU has no single published peak). `bench/torch_train.py` runs the same
-//! model and step in PyTorch for the ratio.
+//! On the CPU, MFU is against the best matrix-product rate candle reaches on this machine with the
+//! same threads (measured here: a CPU has no single published peak); on a GPU, against
+//! `--peak-tflops` (790 TFLOP/s dense bf16 on an H100/H200 by default for bf16/f16) or the measured
+//! rate for f32. `bench/torch_train.py` runs the same model and step in PyTorch for the ratio.
+//! With `--dtype bf16` the step is K2's mixed precision: bf16 compute, f32 master weights,
+//! moments, norms, softmax and loss.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use candle_core::{Device, Tensor, Var};
-use k2_model::{preset, Llama, LlamaConfig};
+use candle_core::{DType, Device, Tensor, Var};
+use k2_model::{device_kind, dtype_name, preset, DeviceSpec, Llama, LlamaConfig};
 use serde::Serialize;
 
 use crate::error::Result;
@@ -24,6 +27,11 @@ pub struct BenchOptions {
     pub threads: usize,
     pub warmup: usize,
     pub steps: usize,
+    pub device: DeviceSpec,
+    /// Compute dtype (master weights and moments stay f32).
+    pub dtype: DType,
+    /// The peak MFU is measured against; `None`: see the module docs.
+    pub peak_tflops: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -31,6 +39,8 @@ pub struct BenchResult {
     #[serde(rename = "impl")]
     pub implementation: String,
     pub preset: String,
+    pub device: String,
+    pub dtype: String,
     pub batch: usize,
     pub seq: usize,
     pub threads: usize,
@@ -42,22 +52,27 @@ pub struct BenchResult {
     pub flops_per_token: f64,
     pub achieved_tflops: f64,
     pub matmul_peak_tflops: f64,
+    /// Where `peak_tflops` comes from: `measured` or `given`.
+    pub peak_source: String,
+    pub peak_tflops: f64,
     pub mfu: f64,
 }
 
 impl BenchResult {
     pub fn table(&self) -> String {
         format!(
-            "k2 bench train: preset {} ({} params), batch {} x {}, f32, {} threads\n\
+            "k2 bench train: preset {} ({} params), batch {} x {}, {} on {}, {} threads\n\
              step (median)        {:>9.4} s\n  forward+backward   {:>9.4} s\n  clip+AdamW         {:>9.4} s\n\
              tokens/s             {:>9.0}\n\
              model FLOP/s         {:>9.3} TFLOP/s  ({:.1} MFLOP/token)\n\
-             f32 matmul peak      {:>9.3} TFLOP/s  (measured, same threads)\n\
-             MFU                  {:>9.1} %",
+             matmul peak          {:>9.3} TFLOP/s  (measured, same threads and dtype)\n\
+             MFU                  {:>9.1} %  (of {:.1} TFLOP/s, {})",
             self.preset,
             self.params,
             self.batch,
             self.seq,
+            self.dtype,
+            self.device,
             self.threads,
             self.step_s_median,
             self.fwd_bwd_s_median,
@@ -66,7 +81,9 @@ impl BenchResult {
             self.achieved_tflops,
             self.flops_per_token / 1e6,
             self.matmul_peak_tflops,
-            self.mfu * 100.0
+            self.mfu * 100.0,
+            self.peak_tflops,
+            self.peak_source
         )
     }
 }
@@ -83,37 +100,45 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// Best f32 matmul rate (TFLOP/s) over a few 1024^3 products.
-pub fn matmul_peak_tflops() -> Result<f64> {
-    let n = 1024;
-    let dev = Device::Cpu;
-    let a = Tensor::ones((n, n), candle_core::DType::F32, &dev)?;
-    let b = Tensor::ones((n, n), candle_core::DType::F32, &dev)?;
+/// Best matrix-product rate (TFLOP/s) of candle in `dtype` on `dev` over a few n^3 products
+/// (n = 1024 on the CPU, 8192 on a GPU).
+pub fn matmul_peak_tflops(dev: &Device, dtype: DType) -> Result<f64> {
+    let n = if dev.is_cpu() { 1024 } else { 8192 };
+    let a = Tensor::ones((n, n), dtype, dev)?;
+    let b = Tensor::ones((n, n), dtype, dev)?;
+    let _ = a.matmul(&b)?;
+    dev.synchronize()?;
     let mut best = f64::MAX;
     for _ in 0..6 {
         let t = Instant::now();
         let c = a.matmul(&b)?;
         let _ = c.dims();
+        dev.synchronize()?;
         best = best.min(t.elapsed().as_secs_f64());
     }
     Ok(2.0 * (n * n * n) as f64 / best / 1e12)
 }
 
+/// The dense bf16/f16 matrix rate of an H100/H200 that GPU MFU is quoted against.
+pub const HOPPER_DENSE_BF16_TFLOPS: f64 = 790.0;
+
 pub fn bench_train(o: &BenchOptions) -> Result<BenchResult> {
     set_threads(o.threads);
     let mut cfg = preset(&o.preset)?;
     cfg.max_position_embeddings = cfg.max_position_embeddings.max(o.seq);
-    let dev = Device::Cpu;
+    let dev = o.device.resolve()?;
     let vars: BTreeMap<String, Var> = init_weights(&cfg, 1234, &dev)?
         .into_iter()
         .map(|(k, t)| Ok((k, Var::from_tensor(&t)?)))
         .collect::<Result<_>>()?;
-    let model = Llama::from_tensors(
-        &cfg,
-        vars.iter()
-            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-            .collect(),
-    )?;
+    // The model over the master weights cast to the compute dtype (re-cast after every update).
+    let model_of = |vars: &BTreeMap<String, Var>| -> Result<Llama> {
+        let map = vars
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), v.as_tensor().to_dtype(o.dtype)?)))
+            .collect::<Result<_>>()?;
+        Ok(Llama::from_tensors(&cfg, map)?)
+    };
     let mut opt = AdamW::new(
         &vars,
         AdamWConfig {
@@ -122,7 +147,7 @@ pub fn bench_train(o: &BenchOptions) -> Result<BenchResult> {
             eps: 1e-8,
             weight_decay: 0.1,
         },
-    );
+    )?;
     let mut rng = k2_corpus::rng::SplitMix64::new(42);
     let (mut step_t, mut fb_t, mut opt_t) = (vec![], vec![], vec![]);
     for i in 0..o.warmup + o.steps {
@@ -130,13 +155,17 @@ pub fn bench_train(o: &BenchOptions) -> Result<BenchResult> {
             .map(|_| rng.below(cfg.vocab_size as u64) as u32)
             .collect();
         let ids = Tensor::from_vec(ids, (o.batch, o.seq), &dev)?;
+        dev.synchronize()?;
         let t0 = Instant::now();
-        let mut grads = opt.zero_grads();
+        let mut grads = opt.zero_grads()?;
+        let model = model_of(&vars)?;
         let loss = lm_loss(&model, &ids)?;
         let store = loss.backward()?;
         opt.accumulate(&mut grads, &store, 1.0)?;
+        dev.synchronize()?;
         let t1 = Instant::now();
         opt.step(&mut grads, 3e-4, 1.0)?;
+        dev.synchronize()?;
         let t2 = Instant::now();
         if i >= o.warmup {
             step_t.push((t2 - t0).as_secs_f64());
@@ -148,10 +177,19 @@ pub fn bench_train(o: &BenchOptions) -> Result<BenchResult> {
     let tokens_per_s = (o.batch * o.seq) as f64 / step;
     let fpt = cfg.train_flops_per_token(o.seq);
     let achieved = fpt * tokens_per_s / 1e12;
-    let peak = matmul_peak_tflops()?;
+    let measured = matmul_peak_tflops(&dev, o.dtype)?;
+    let (peak, source) = match o.peak_tflops {
+        Some(p) => (p, "given"),
+        None if !dev.is_cpu() && o.dtype != DType::F32 => {
+            (HOPPER_DENSE_BF16_TFLOPS, "H100/H200 dense bf16")
+        }
+        None => (measured, "measured"),
+    };
     Ok(BenchResult {
         implementation: "k2-candle".into(),
         preset: o.preset.clone(),
+        device: device_kind(&dev).into(),
+        dtype: dtype_name(o.dtype).into(),
         batch: o.batch,
         seq: o.seq,
         threads: o.threads,
@@ -162,7 +200,9 @@ pub fn bench_train(o: &BenchOptions) -> Result<BenchResult> {
         tokens_per_s,
         flops_per_token: fpt,
         achieved_tflops: achieved,
-        matmul_peak_tflops: peak,
+        matmul_peak_tflops: measured,
+        peak_source: source.into(),
+        peak_tflops: peak,
         mfu: achieved / peak,
     })
 }

@@ -103,19 +103,14 @@ pub fn read_state(ckpt_dir: &Path) -> Result<TrainerState> {
     })
 }
 
-/// Reads the weights and optimizer moments of a checkpoint directory.
+/// Reads the weights (f32, onto `dev`) and the optimizer moments (host) of a checkpoint directory.
 pub fn read_tensors(
     ckpt_dir: &Path,
+    dev: &Device,
 ) -> Result<(BTreeMap<String, Tensor>, BTreeMap<String, Tensor>)> {
-    let weights = k2_model::load_tensors(ckpt_dir, DType::F32, &Device::Cpu)?;
+    let weights = k2_model::load_tensors(ckpt_dir, DType::F32, dev)?;
     let p = ckpt_dir.join(OPTIM_FILE);
-    let bytes = std::fs::read(&p).map_err(io_err(&p))?;
-    let optim = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
-        .map_err(|e| TrainError::Data {
-            path: p.clone(),
-            message: e.to_string(),
-        })?
-        .into_iter()
-        .collect();
+    let mut optim = BTreeMap::new();
+    k2_model::weights::load_file(&p, DType::F32, &Device::Cpu, &mut optim)?;
     Ok((weights, optim))
 }

@@ -85,6 +85,11 @@ pub struct LoopSection {
     pub steps_per_checkpoint: u64,
     /// CPU threads for matrix products (resume bit-exactly needs the same value).
     pub threads: usize,
+    /// Compute dtype: `f32` (the default when absent), or `bf16`/`f16` for mixed precision as K2
+    /// trained: the forward and backward in that dtype, norms, softmax and the loss in f32, master
+    /// weights and AdamW moments in f32. Checkpoints hold the f32 master weights either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtype: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -153,6 +158,15 @@ impl TrainConfig {
 
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("config serialises")
+    }
+
+    /// The compute dtype of `train.dtype` (f32 when absent).
+    pub fn compute_dtype(&self) -> candle_core::DType {
+        self.train
+            .dtype
+            .as_deref()
+            .and_then(|d| k2_model::device::parse_float_dtype(d).ok())
+            .unwrap_or(candle_core::DType::F32)
     }
 
     /// sha256 of the canonical TOML: identifies the config in checkpoints and manifests.
@@ -248,6 +262,9 @@ impl TrainConfig {
         }
         if t.threads == 0 {
             return Err(field("train.threads", "must be at least 1".into()));
+        }
+        if let Some(d) = &t.dtype {
+            k2_model::device::parse_float_dtype(d).map_err(|e| field("train.dtype", e))?;
         }
         let o = &self.optim;
         if !(o.lr > 0.0 && o.lr.is_finite()) {

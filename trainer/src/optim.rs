@@ -1,11 +1,19 @@
 //! AdamW with K2's parameter groups (weight decay on matrices only, not on norm gains), global
-//! gradient-norm clipping, and state that can be saved and restored exactly. The update is one
-//! fused loop per tensor over f32 slices (candle's AdamW has no groups, no clipping, and hides its
-//! moments). Arithmetic follows torch.optim.AdamW (decoupled decay, bias-corrected moments).
+//! gradient-norm clipping, and state that can be saved and restored exactly. Arithmetic follows
+//! torch.optim.AdamW (decoupled decay, bias-corrected moments). candle's AdamW has no groups, no
+//! clipping, and hides its moments.
+//!
+//! Master weights and moments are f32 and stay where the parameters live:
+//! * on the CPU the update is one fused loop per tensor over f32 slices;
+//! * on a GPU it is a handful of elementwise tensor ops per parameter, run on the device, and the
+//!   norms come back to the host as one small tensor per step.
+//!
+//! Both are deterministic: the host loop's order is fixed, and the device path uses elementwise
+//! kernels plus candle's sum reductions, whose order does not depend on timing.
 
 use std::collections::BTreeMap;
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 
 use crate::error::{Result, TrainError};
 
@@ -17,12 +25,17 @@ pub struct AdamWConfig {
     pub weight_decay: f64,
 }
 
+/// First and second moments of one parameter, where the parameter lives.
+enum Moments {
+    Host { m: Vec<f32>, v: Vec<f32> },
+    Device { m: Tensor, v: Tensor },
+}
+
 struct Param {
     name: String,
     var: Var,
     decay: bool,
-    m: Vec<f32>,
-    v: Vec<f32>,
+    moments: Moments,
 }
 
 pub struct AdamW {
@@ -42,35 +55,87 @@ pub struct StepStats {
     pub update_norm: f64,
 }
 
-/// Accumulated gradients, one flat f32 buffer per parameter (same order as the optimizer's).
-pub struct Grads(pub Vec<Vec<f32>>);
+/// Accumulated gradients, one f32 buffer per parameter (same order as the optimizer's): flat host
+/// vectors for parameters on the CPU, device tensors otherwise.
+pub enum Grads {
+    Host(Vec<Vec<f32>>),
+    Device(Vec<Tensor>),
+}
+
+fn on_host(var: &Var) -> bool {
+    matches!(var.device(), Device::Cpu)
+}
 
 impl AdamW {
-    /// Parameters in name order; matrices (rank >= 2) get weight decay, vectors do not.
-    pub fn new(vars: &BTreeMap<String, Var>, cfg: AdamWConfig) -> Self {
+    /// Parameters in name order; matrices (rank >= 2) get weight decay, vectors do not. The
+    /// parameters must be f32 (the master weights).
+    pub fn new(vars: &BTreeMap<String, Var>, cfg: AdamWConfig) -> Result<Self> {
+        Self::build(vars, cfg, false)
+    }
+
+    /// `tensor_ops`: keep the moments as tensors and update with tensor ops even on the CPU (the
+    /// GPU path, for testing it against the host loop).
+    fn build(vars: &BTreeMap<String, Var>, cfg: AdamWConfig, tensor_ops: bool) -> Result<Self> {
         let params = vars
             .iter()
-            .map(|(name, var)| Param {
-                name: name.clone(),
-                var: var.clone(),
-                decay: var.rank() >= 2,
-                m: vec![0.0; var.elem_count()],
-                v: vec![0.0; var.elem_count()],
+            .map(|(name, var)| {
+                if var.dtype() != DType::F32 {
+                    return Err(TrainError::Resume(format!(
+                        "parameter `{name}` is {:?}; master weights must be f32",
+                        var.dtype()
+                    )));
+                }
+                let moments = if on_host(var) && !tensor_ops {
+                    Moments::Host {
+                        m: vec![0.0; var.elem_count()],
+                        v: vec![0.0; var.elem_count()],
+                    }
+                } else {
+                    Moments::Device {
+                        m: var.zeros_like()?,
+                        v: var.zeros_like()?,
+                    }
+                };
+                Ok(Param {
+                    name: name.clone(),
+                    var: var.clone(),
+                    decay: var.rank() >= 2,
+                    moments,
+                })
             })
-            .collect();
-        Self {
+            .collect::<Result<_>>()?;
+        Ok(Self {
             cfg,
             params,
             step: 0,
-        }
+        })
     }
 
     pub fn step_count(&self) -> u64 {
         self.step
     }
 
-    pub fn zero_grads(&self) -> Grads {
-        Grads(self.params.iter().map(|p| vec![0.0; p.m.len()]).collect())
+    fn on_device(&self) -> bool {
+        self.params
+            .first()
+            .is_some_and(|p| matches!(p.moments, Moments::Device { .. }))
+    }
+
+    pub fn zero_grads(&self) -> Result<Grads> {
+        if self.on_device() {
+            return Ok(Grads::Device(
+                self.params
+                    .iter()
+                    .map(|p| Ok(p.var.zeros_like()?))
+                    .collect::<Result<_>>()?,
+            ));
+        }
+        Ok(Grads::Host(
+            self.params
+                .iter()
+                .map(|p| vec![0.0; p.var.elem_count()])
+                .collect(),
+        ))
     }
 
     /// Adds `scale * grad` of every parameter from a backward pass into `acc`.
@@ -80,13 +145,25 @@ impl AdamW {
         store: &candle_core::backprop::GradStore,
         scale: f32,
     ) -> Result<()> {
-        for (p, buf) in self.params.iter().zip(acc.0.iter_mut()) {
-            let g = store
+        let grad = |p: &Param| {
+            store
                 .get(p.var.as_tensor())
-                .ok_or_else(|| TrainError::Resume(format!("no gradient for {}", p.name)))?;
-            let g: Vec<f32> = g.flatten_all()?.to_vec1()?;
-            for (b, x) in buf.iter_mut().zip(g) {
-                *b += scale * x;
+                .ok_or_else(|| TrainError::Resume(format!("no gradient for {}", p.name)))
+        };
+        match acc {
+            Grads::Host(bufs) => {
+                for (p, buf) in self.params.iter().zip(bufs.iter_mut()) {
+                    let g: Vec<f32> = grad(p)?.flatten_all()?.to_vec1()?;
+                    for (b, x) in buf.iter_mut().zip(g) {
+                        *b += scale * x;
+                    }
+                }
+            }
+            Grads::Device(ts) => {
+                for (p, t) in self.params.iter().zip(ts.iter_mut()) {
+                    let g = grad(p)?.to_dtype(DType::F32)?;
+                    *t = (&*t + g.affine(scale as f64, 0.0)?)?;
+                }
             }
         }
         Ok(())
@@ -95,8 +172,14 @@ impl AdamW {
     /// Clips `grads` to global norm `max_norm` (torch's `clip_grad_norm_`), then applies one AdamW
     /// update with learning rate `lr`.
     pub fn step(&mut self, grads: &mut Grads, lr: f64, max_norm: f64) -> Result<StepStats> {
+        match grads {
+            Grads::Host(g) => self.step_host(g, lr, max_norm),
+            Grads::Device(g) => self.step_device(g, lr, max_norm),
+        }
+    }
+
+    fn step_host(&mut self, grads: &[Vec<f32>], lr: f64, max_norm: f64) -> Result<StepStats> {
         let grad_norm = grads
-            .0
             .iter()
             .flat_map(|g| g.iter())
             .map(|&x| (x as f64) * (x as f64))
@@ -112,7 +195,14 @@ impl AdamW {
         let eps = c.eps as f32;
         let mut pn = 0.0f64;
         let mut un = 0.0f64;
-        for (p, g) in self.params.iter_mut().zip(grads.0.iter()) {
+        for (p, g) in self.params.iter_mut().zip(grads.iter()) {
+            let Moments::Host { m, v } = &mut p.moments else {
+                return Err(TrainError::Resume(format!(
+                    "`{}`: host gradients for a parameter on {:?}",
+                    p.name,
+                    p.var.device()
+                )));
+            };
             let mut w: Vec<f32> = p.var.as_tensor().flatten_all()?.to_vec1()?;
             let decay = if p.decay {
                 1.0 - (lr * c.weight_decay) as f32
@@ -123,18 +213,17 @@ impl AdamW {
                 let gi = g[i] * coef;
                 let old = w[i];
                 let mut x = old * decay;
-                p.m[i] = b1 * p.m[i] + (1.0 - b1) * gi;
-                p.v[i] = b2 * p.v[i] + (1.0 - b2) * gi * gi;
-                let denom = p.v[i].sqrt() / bc2_sqrt + eps;
-                x -= step_size * p.m[i] / denom;
+                m[i] = b1 * m[i] + (1.0 - b1) * gi;
+                v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
+                let denom = v[i].sqrt() / bc2_sqrt + eps;
+                x -= step_size * m[i] / denom;
                 w[i] = x;
                 let d = (x - old) as f64;
                 un += d * d;
                 pn += (x as f64) * (x as f64);
             }
-            p.var.set(
-                &Tensor::from_vec(w, p.var.shape(), &Device::Cpu)?.to_device(p.var.device())?,
-            )?;
+            p.var
+                .set(&Tensor::from_vec(w, p.var.shape(), &Device::Cpu)?)?;
         }
         Ok(StepStats {
             grad_norm,
@@ -143,19 +232,76 @@ impl AdamW {
         })
     }
 
-    /// Moments as tensors named `m.<param>` / `v.<param>` for `trainer_state/optimizer.safetensors`.
+    /// The same update as [`AdamW::step_host`] as elementwise ops on the parameters' device.
+    fn step_device(&mut self, grads: &[Tensor], lr: f64, max_norm: f64) -> Result<StepStats> {
+        let sum_sq = |ts: &[Tensor]| -> Result<f64> {
+            if ts.is_empty() {
+                return Ok(0.0);
+            }
+            let parts = ts
+                .iter()
+                .map(|t| Ok(t.sqr()?.sum_all()?))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Tensor::stack(&parts, 0)?
+                .to_dtype(DType::F64)?
+                .sum_all()?
+                .to_scalar::<f64>()?)
+        };
+        let grad_norm = sum_sq(grads)?.sqrt();
+        let coef = (max_norm / (grad_norm + 1e-6)).min(1.0);
+        self.step += 1;
+        let c = self.cfg;
+        let bc1 = 1.0 - c.beta1.powi(self.step as i32);
+        let bc2_sqrt = (1.0 - c.beta2.powi(self.step as i32)).sqrt();
+        let step_size = lr / bc1;
+        let mut new_ws = Vec::with_capacity(self.params.len());
+        let mut deltas = Vec::with_capacity(self.params.len());
+        for (p, g) in self.params.iter_mut().zip(grads.iter()) {
+            let Moments::Device { m, v } = &mut p.moments else {
+                return Err(TrainError::Resume(format!(
+                    "`{}`: device gradients for a parameter on the host",
+                    p.name
+                )));
+            };
+            let g = g.affine(coef, 0.0)?;
+            let old = p.var.as_tensor().clone();
+            let decay = if p.decay {
+                1.0 - lr * c.weight_decay
+            } else {
+                1.0
+            };
+            *m = (m.affine(c.beta1, 0.0)? + g.affine(1.0 - c.beta1, 0.0)?)?;
+            *v = (v.affine(c.beta2, 0.0)? + g.sqr()?.affine(1.0 - c.beta2, 0.0)?)?;
+            let denom = v.sqrt()?.affine(1.0 / bc2_sqrt, c.eps)?;
+            let x = (old.affine(decay, 0.0)? - (m.affine(step_size, 0.0)? / denom)?)?;
+            deltas.push((&x - &old)?);
+            p.var.set(&x)?;
+            new_ws.push(x);
+        }
+        Ok(StepStats {
+            grad_norm,
+            param_norm: sum_sq(&new_ws)?.sqrt(),
+            update_norm: sum_sq(&deltas)?.sqrt(),
+        })
+    }
+
+    /// Moments as host tensors named `m.<param>` / `v.<param>` for
+    /// `trainer_state/optimizer.safetensors`.
     pub fn state_tensors(&self) -> Result<BTreeMap<String, Tensor>> {
         let mut out = BTreeMap::new();
         for p in &self.params {
             let shape = p.var.shape().clone();
-            out.insert(
-                format!("m.{}", p.name),
-                Tensor::from_slice(&p.m, shape.clone(), &Device::Cpu)?,
-            );
-            out.insert(
-                format!("v.{}", p.name),
-                Tensor::from_slice(&p.v, shape, &Device::Cpu)?,
-            );
+            let (m, v) = match &p.moments {
+                Moments::Host { m, v } => (
+                    Tensor::from_slice(m, shape.clone(), &Device::Cpu)?,
+                    Tensor::from_slice(v, shape, &Device::Cpu)?,
+                ),
+                Moments::Device { m, v } => {
+                    (m.to_device(&Device::Cpu)?, v.to_device(&Device::Cpu)?)
+                }
+            };
+            out.insert(format!("m.{}", p.name), m);
+            out.insert(format!("v.{}", p.name), v);
         }
         Ok(out)
     }
@@ -163,23 +309,30 @@ impl AdamW {
     /// Restores moments and the step count saved by [`AdamW::state_tensors`].
     pub fn load_state(&mut self, tensors: &BTreeMap<String, Tensor>, step: u64) -> Result<()> {
         for p in &mut self.params {
-            for (key, dst) in [
-                (format!("m.{}", p.name), &mut p.m),
-                (format!("v.{}", p.name), &mut p.v),
-            ] {
+            let get = |key: String| -> Result<Tensor> {
                 let t = tensors
                     .get(&key)
                     .ok_or_else(|| TrainError::Resume(format!("optimizer state has no `{key}`")))?;
-                let vals: Vec<f32> = t.flatten_all()?.to_vec1()?;
-                if vals.len() != dst.len() {
+                if t.elem_count() != p.var.elem_count() {
                     return Err(TrainError::Resume(format!(
                         "optimizer state `{key}` has {} values, the model {}",
-                        vals.len(),
-                        dst.len()
+                        t.elem_count(),
+                        p.var.elem_count()
                     )));
                 }
-                *dst = vals;
-            }
+                Ok(t.to_dtype(DType::F32)?)
+            };
+            let (m, v) = (get(format!("m.{}", p.name))?, get(format!("v.{}", p.name))?);
+            p.moments = match p.moments {
+                Moments::Host { .. } => Moments::Host {
+                    m: m.flatten_all()?.to_vec1()?,
+                    v: v.flatten_all()?.to_vec1()?,
+                },
+                Moments::Device { .. } => Moments::Device {
+                    m: m.reshape(p.var.shape())?.to_device(p.var.device())?,
+                    v: v.reshape(p.var.shape())?.to_device(p.var.device())?,
+                },
+            };
         }
         self.step = step;
         Ok(())
@@ -208,8 +361,9 @@ mod tests {
                 eps: 1e-8,
                 weight_decay: 0.1,
             },
-        );
-        let mut g = Grads(vec![vec![0.05, -0.3], vec![0.3, -0.1, 0.2, 0.4]]);
+        )
+        .unwrap();
+        let mut g = Grads::Host(vec![vec![0.05, -0.3], vec![0.3, -0.1, 0.2, 0.4]]);
         let stats = opt.step(&mut g, 0.01, 1e9).unwrap();
         let wv: Vec<f32> = w.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
         let expect_w = [
@@ -241,8 +395,8 @@ mod tests {
             eps: 1e-8,
             weight_decay: 0.0,
         };
-        let mut opt = AdamW::new(&vars, cfg);
-        let mut g = Grads(vec![vec![30.0, 40.0]]);
+        let mut opt = AdamW::new(&vars, cfg).unwrap();
+        let mut g = Grads::Host(vec![vec![30.0, 40.0]]);
         let s = opt.step(&mut g, 0.1, 1.0).unwrap();
         assert!((s.grad_norm - 50.0).abs() < 1e-9);
         let st = opt.state_tensors().unwrap();
@@ -252,7 +406,7 @@ mod tests {
             (m[0] - 0.06).abs() < 1e-7 && (m[1] - 0.08).abs() < 1e-7,
             "{m:?}"
         );
-        let mut opt2 = AdamW::new(&vars, cfg);
+        let mut opt2 = AdamW::new(&vars, cfg).unwrap();
         opt2.load_state(&st, 1).unwrap();
         assert_eq!(opt2.step_count(), 1);
         assert_eq!(
@@ -260,6 +414,79 @@ mod tests {
                 .to_vec1::<f32>()
                 .unwrap(),
             st["v.w"].to_vec1::<f32>().unwrap()
+        );
+    }
+
+    /// The device update (tensor ops) follows the host loop to f32 rounding over several steps,
+    /// with clipping, decay and accumulation, and its state round-trips.
+    #[test]
+    fn tensor_op_path_matches_the_host_loop() {
+        let cfg = AdamWConfig {
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+            weight_decay: 0.1,
+        };
+        let make = || {
+            let mut vars = BTreeMap::new();
+            let w: Vec<f32> = (0..24).map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.1).collect();
+            vars.insert(
+                "w".to_string(),
+                Var::from_tensor(&Tensor::from_vec(w, (4, 6), &Device::Cpu).unwrap()).unwrap(),
+            );
+            vars.insert(
+                "n".to_string(),
+                Var::from_tensor(&Tensor::ones(6, DType::F32, &Device::Cpu).unwrap()).unwrap(),
+            );
+            vars
+        };
+        let (va, vb) = (make(), make());
+        let mut host = AdamW::new(&va, cfg).unwrap();
+        let mut dev = AdamW::build(&vb, cfg, true).unwrap();
+        for step in 0..6 {
+            let mut stats = Vec::new();
+            for (opt, vars) in [(&mut host, &va), (&mut dev, &vb)] {
+                let w = vars["w"].as_tensor();
+                let n = vars["n"].as_tensor();
+                let loss = (w.sqr().unwrap().sum_all().unwrap()
+                    + n.affine(3.0, -1.0)
+                        .unwrap()
+                        .sqr()
+                        .unwrap()
+                        .sum_all()
+                        .unwrap())
+                .unwrap();
+                let store = loss.backward().unwrap();
+                let mut g = opt.zero_grads().unwrap();
+                opt.accumulate(&mut g, &store, 0.5).unwrap();
+                opt.accumulate(&mut g, &store, 0.5).unwrap();
+                stats.push(opt.step(&mut g, 0.05, 2.0).unwrap());
+            }
+            let rel = |a: f64, b: f64| (a - b).abs() / a.abs().max(1e-12);
+            assert!(
+                rel(stats[0].grad_norm, stats[1].grad_norm) < 1e-6,
+                "step {step}"
+            );
+            assert!(rel(stats[0].param_norm, stats[1].param_norm) < 1e-6);
+            assert!(rel(stats[0].update_norm, stats[1].update_norm) < 1e-5);
+        }
+        for k in ["w", "n"] {
+            let a: Vec<f32> = va[k].as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+            let b: Vec<f32> = vb[k].as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() < 1e-6, "{k}: {x} vs {y}");
+            }
+        }
+        let st = dev.state_tensors().unwrap();
+        let mut again = AdamW::build(&vb, cfg, true).unwrap();
+        again.load_state(&st, dev.step_count()).unwrap();
+        assert_eq!(
+            again.state_tensors().unwrap()["m.w"]
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap(),
+            st["m.w"].flatten_all().unwrap().to_vec1::<f32>().unwrap()
         );
     }
 }

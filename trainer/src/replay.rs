@@ -231,10 +231,29 @@ impl Drop for Scratch {
     }
 }
 
-/// Replays run `run` from checkpoint `from` (`init` for the initialisation) to `to`.
-pub fn replay(run: &Path, from: &str, to: &str) -> Result<ReplayReport> {
+/// Replays run `run` from checkpoint `from` (`init` for the initialisation) to `to` on `device`
+/// (bit for bit only on the device kind, and with the dtype, that trained it).
+pub fn replay(
+    run: &Path,
+    from: &str,
+    to: &str,
+    device: k2_model::DeviceSpec,
+    dtype: k2_model::DTypeSpec,
+) -> Result<ReplayReport> {
+    let dev = device.resolve()?;
     let layout = RunLayout::new(run);
     let cfg = TrainConfig::load(&layout.config_path())?;
+    if let k2_model::DTypeSpec::Is(d) = dtype {
+        if d != cfg.compute_dtype() {
+            return Err(TrainError::Verify(format!(
+                "--dtype {} differs from the run's train.dtype {} ({}); a replay runs in the \
+                 run's dtype",
+                k2_model::dtype_name(d),
+                k2_model::dtype_name(cfg.compute_dtype()),
+                layout.config_path().display()
+            )));
+        }
+    }
     crate::run::set_threads(cfg.train.threads);
     let manifest = Manifest::load(&layout.manifest_path())?;
     let order = ChunkOrder::load(&layout.chunk_order_path())?;
@@ -270,7 +289,7 @@ pub fn replay(run: &Path, from: &str, to: &str) -> Result<ReplayReport> {
     let scratch_layout = RunLayout::new(&scratch.0);
     std::fs::create_dir_all(&scratch.0).map_err(io_err(&scratch.0))?;
 
-    let mut session = Session::load(&layout, &cfg, start_name)?;
+    let mut session = Session::load(&layout, &cfg, start_name, &dev)?;
     let mut report = ReplayReport {
         from: from.to_string(),
         to: to.to_string(),

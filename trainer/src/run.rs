@@ -9,7 +9,7 @@ use std::time::Instant;
 use candle_core::Tensor;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use k2_archive::{CheckpointStatus, ChunkOrder, Manifest, RunLayout, SpikeEvent};
-use k2_model::{Llama, Mode};
+use k2_model::{dtype_name, DTypeSpec, DeviceSpec, Llama, Mode};
 
 use crate::checkpoint::write_checkpoint;
 use crate::config::TrainConfig;
@@ -28,6 +28,11 @@ pub struct TrainOptions {
     pub resume: bool,
     pub force: bool,
     pub progress: bool,
+    /// Where the master weights, moments and compute live.
+    pub device: DeviceSpec,
+    /// Compute dtype; `Auto` keeps the config's `train.dtype`. Given for a new run it is written
+    /// into the run's config; given for a resumed run it must match the run's.
+    pub dtype: DTypeSpec,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +46,16 @@ pub struct RunSummary {
     pub rollbacks: Vec<SpikeEvent>,
     pub final_loss: Option<f64>,
     pub wall_s: f64,
+}
+
+/// `cfg` with `train.dtype` set from `dtype` (unchanged for `Auto`; f32 is the default and is not
+/// written, so an f32 run's config and hash are those of a config without the field).
+pub fn with_dtype(cfg: &TrainConfig, dtype: DTypeSpec) -> TrainConfig {
+    let mut cfg = cfg.clone();
+    if let DTypeSpec::Is(d) = dtype {
+        cfg.train.dtype = (d != candle_core::DType::F32).then(|| dtype_name(d).to_string());
+    }
+    cfg
 }
 
 /// Makes candle's CPU matrix products use `n` threads (they read `RAYON_NUM_THREADS` per call).
@@ -68,11 +83,23 @@ pub fn train(opts: &TrainOptions) -> Result<RunSummary> {
                 &run_cfg.hash()[..12]
             )));
         }
+        if let DTypeSpec::Is(d) = opts.dtype {
+            if d != run_cfg.compute_dtype() {
+                return Err(TrainError::Resume(format!(
+                    "--dtype {} differs from the run's train.dtype {} in {}; resume without --dtype",
+                    dtype_name(d),
+                    dtype_name(run_cfg.compute_dtype()),
+                    layout.config_path().display()
+                )));
+            }
+        }
         run_cfg
     } else {
-        create_run(&opts.config, &opts.out, opts.force)?;
-        opts.config.clone()
+        let cfg = with_dtype(&opts.config, opts.dtype);
+        create_run(&cfg, &opts.out, opts.force)?;
+        cfg
     };
+    let dev = opts.device.resolve()?;
     set_threads(cfg.train.threads);
     let mut manifest = Manifest::load(&layout.manifest_path())?;
     k2_archive::remove_stale_tmp(&layout.root)?;
@@ -86,6 +113,7 @@ pub fn train(opts: &TrainOptions) -> Result<RunSummary> {
         &layout,
         &cfg,
         resume_entry.as_ref().map(|e| e.name.as_str()),
+        &dev,
     )?;
     if opts.resume {
         // Drop metrics of the current attempt past the checkpoint we resume from: they will be
@@ -185,7 +213,7 @@ pub fn train(opts: &TrainOptions) -> Result<RunSummary> {
                     rb.event.deferred_chunk.unwrap_or(0),
                     rb.event.spike_checkpoints.join(", ")
                 ));
-                session = Session::load(&layout, &cfg, rb.to.as_deref())?;
+                session = Session::load(&layout, &cfg, rb.to.as_deref(), &dev)?;
                 position = session.state.cursor.position;
                 bar.set_position(session.state.step);
                 rollbacks.push(rb);
@@ -221,7 +249,8 @@ pub fn lm_loss(model: &Llama, ids: &Tensor) -> Result<Tensor> {
     let (b, t) = ids.dims2()?;
     let logits = model.forward(ids, Mode::Train)?;
     let v = logits.dim(2)?;
-    let logits = logits.narrow(1, 0, t - 1)?.reshape((b * (t - 1), v))?;
+    // The loss is taken in f32 whatever the compute dtype (a no-op for f32 logits).
+    let logits = k2_model::upcast(&logits.narrow(1, 0, t - 1)?.reshape((b * (t - 1), v))?)?;
     let targets = ids
         .narrow(1, 1, t - 1)?
         .contiguous()?

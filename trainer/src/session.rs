@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use k2_archive::{ChunkOrder, DataIndex, Manifest, RunLayout, SpikeEvent, SpikeKind};
 use k2_model::Llama;
 use rand_chacha::rand_core::SeedableRng;
@@ -74,9 +74,15 @@ pub fn peak_lr_at(cfg: &TrainConfig, manifest: &Manifest, position: u32) -> f64 
 }
 
 impl Session {
-    /// The state saved in checkpoint `ckpt` of the run, or a fresh initialisation (`None`).
-    pub fn load(layout: &RunLayout, cfg: &TrainConfig, ckpt: Option<&str>) -> Result<Session> {
-        let dev = Device::Cpu;
+    /// The state saved in checkpoint `ckpt` of the run, or a fresh initialisation (`None`), with
+    /// master weights and optimizer moments on `dev`.
+    pub fn load(
+        layout: &RunLayout,
+        cfg: &TrainConfig,
+        ckpt: Option<&str>,
+        dev: &Device,
+    ) -> Result<Session> {
+        let dev = dev.clone();
         let index = read_index(&layout.data_dir())?;
         let tokenizer_json = std::fs::read_to_string(layout.tokenizer_path())
             .map_err(io_err(layout.tokenizer_path()))?;
@@ -93,7 +99,7 @@ impl Session {
                         cfg.hash()
                     )));
                 }
-                let (w, o) = read_tensors(&dir)?;
+                let (w, o) = read_tensors(&dir, &dev)?;
                 (w, Some(o), state)
             }
             None => {
@@ -116,12 +122,12 @@ impl Session {
                 eps: cfg.optim.eps,
                 weight_decay: cfg.optim.weight_decay,
             },
-        );
+        )?;
         if let Some(o) = &optim_state {
             opt.load_state(o, state.step)?;
         }
         let stage = state.stage;
-        let model = model_from(cfg, &vars, stage)?;
+        let model = model_from(cfg, &vars, stage, DType::F32)?;
         Ok(Session {
             cfg: cfg.clone(),
             dev,
@@ -158,7 +164,7 @@ impl Session {
         let chunk_stage = cfg.stage_of_chunk(chunk);
         if chunk_stage != self.stage {
             self.stage = chunk_stage;
-            self.model = model_from(&cfg, &self.vars, chunk_stage)?;
+            self.model = model_from(&cfg, &self.vars, chunk_stage, DType::F32)?;
             self.state.detector.reset();
         }
         let info = self.index.chunk(&self.data_dir, chunk)?.clone();
@@ -195,15 +201,16 @@ impl Session {
             let t0 = Instant::now();
             let step = self.state.step + 1;
             let batch = &samples[j * gb..(j + 1) * gb];
-            let mut grads = self.opt.zero_grads();
+            let mut grads = self.opt.zero_grads()?;
             let mut loss_sum = 0.0f64;
+            let compute = self.compute_model()?;
             for micro in batch.chunks(mb) {
                 let ids: Vec<u32> = micro
                     .iter()
                     .flat_map(|s| s.token_ids.iter().copied())
                     .collect();
                 let ids = Tensor::from_vec(ids, (micro.len(), seq), &self.dev)?;
-                let loss = lm_loss(&self.model, &ids)?;
+                let loss = lm_loss(compute.as_ref().unwrap_or(&self.model), &ids)?;
                 loss_sum += loss.to_scalar::<f32>()? as f64;
                 let store = loss.backward()?;
                 self.opt
@@ -298,11 +305,22 @@ impl Session {
         Ok(IntervalEnd::Completed)
     }
 
-    /// The weights as tensors (names as in HF files).
-    pub fn weights(&self) -> BTreeMap<String, Tensor> {
+    /// For bf16/f16 compute, this step's model: the master weights cast to the compute dtype
+    /// (the casts are in the autograd graph, so gradients reach the f32 masters). `None` for f32,
+    /// whose model uses the master weights directly.
+    fn compute_model(&self) -> Result<Option<Llama>> {
+        let dtype = self.cfg.compute_dtype();
+        if dtype == DType::F32 {
+            return Ok(None);
+        }
+        Ok(Some(model_from(&self.cfg, &self.vars, self.stage, dtype)?))
+    }
+
+    /// The weights as host tensors (names as in HF files).
+    pub fn weights(&self) -> Result<BTreeMap<String, Tensor>> {
         self.vars
             .iter()
-            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+            .map(|(k, v)| Ok((k.clone(), v.as_tensor().to_device(&Device::Cpu)?)))
             .collect()
     }
 
@@ -311,7 +329,7 @@ impl Session {
         &self,
         f: impl FnOnce(&CheckpointData) -> Result<T>,
     ) -> Result<T> {
-        let weights = self.weights();
+        let weights = self.weights()?;
         let optimizer = self.opt.state_tensors()?;
         let model_cfg = self.cfg.model_config(self.stage)?;
         f(&CheckpointData {
@@ -324,11 +342,17 @@ impl Session {
     }
 }
 
-fn model_from(cfg: &TrainConfig, vars: &BTreeMap<String, Var>, stage: usize) -> Result<Llama> {
+/// The model of stage `stage` over the master weights, cast to `dtype` (no copy for f32).
+fn model_from(
+    cfg: &TrainConfig,
+    vars: &BTreeMap<String, Var>,
+    stage: usize,
+    dtype: DType,
+) -> Result<Llama> {
     let map = vars
         .iter()
-        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-        .collect();
+        .map(|(k, v)| Ok((k.clone(), v.as_tensor().to_dtype(dtype)?)))
+        .collect::<Result<_>>()?;
     Ok(Llama::from_tensors(&cfg.model_config(stage)?, map)?)
 }
 
