@@ -228,10 +228,7 @@ impl Engine {
         }
         let ids = Tensor::from_vec(ids, (conts.len(), t), &self.dev()).map_err(err)?;
         let cache = cache.expand(conts.len()).map_err(err)?;
-        let (hidden, _) = self
-            .model
-            .forward_hidden_cached(&ids, Some(&cache))
-            .map_err(err)?;
+        let hidden = self.model.hidden_after(&ids, &cache).map_err(err)?;
         let logits = self.model.lm_head(&hidden).map_err(err)?;
         for (j, (_, c)) in conts.iter().enumerate() {
             if c.len() < 2 {

@@ -7,7 +7,7 @@
 use candle_core::{Tensor, D};
 
 use crate::error::Result;
-use crate::llama::{in_f32, linear, mlp, repeat_kv, rms_norm, rows_matmul_t, Llama, Mode};
+use crate::llama::{linear, mlp, repeat_kv, rms_norm, rows_matmul_t, Llama, Mode};
 
 /// Keys and values of every layer for a batch of prefixes: each (batch, kv_heads, len, head_dim),
 /// after RoPE.
@@ -33,17 +33,15 @@ impl KvCache {
         Ok(KvCache { layers, len })
     }
 
-    /// A batch-1 cache repeated `n` times along the batch.
+    /// A batch-1 cache repeated `n` times along the batch, as broadcast views: nothing is copied
+    /// until a layer concatenates its new keys (one layer at a time in [`Llama::hidden_after`]).
     pub fn expand(&self, n: usize) -> Result<KvCache> {
         let layers = self
             .layers
             .iter()
             .map(|(k, v)| {
                 let (_, h, t, d) = k.dims4()?;
-                Ok((
-                    k.expand((n, h, t, d))?.contiguous()?,
-                    v.expand((n, h, t, d))?.contiguous()?,
-                ))
+                Ok((k.expand((n, h, t, d))?, v.expand((n, h, t, d))?))
             })
             .collect::<Result<_>>()?;
         Ok(KvCache {
@@ -62,6 +60,24 @@ impl Llama {
         ids: &Tensor,
         cache: Option<&KvCache>,
     ) -> Result<(Tensor, KvCache)> {
+        let (h, c) = self.cached_forward(ids, cache, true)?;
+        Ok((h, c.expect("kept")))
+    }
+
+    /// Final hidden states of `ids` after the cached prefix, without keeping the extended cache:
+    /// each layer's concatenated keys and values are freed after the layer, so scoring many
+    /// continuations of a long context holds one layer's copy at a time, not the whole model's.
+    /// The values are those of [`Llama::forward_hidden_cached`].
+    pub fn hidden_after(&self, ids: &Tensor, cache: &KvCache) -> Result<Tensor> {
+        Ok(self.cached_forward(ids, Some(cache), false)?.0)
+    }
+
+    fn cached_forward(
+        &self,
+        ids: &Tensor,
+        cache: Option<&KvCache>,
+        keep: bool,
+    ) -> Result<(Tensor, Option<KvCache>)> {
         let (b, t) = ids.dims2()?;
         let past = cache.map_or(0, |c| c.len);
         let cfg = &self.cfg;
@@ -98,18 +114,23 @@ impl Llama {
             let (k, v) = match cache {
                 Some(c) => {
                     let (pk, pv) = &c.layers[li];
-                    (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?)
+                    // Contiguous as cuBLAS needs (a broadcast prefix from `expand` makes
+                    // `cat` return a strided tensor); the values are the same either way.
+                    (
+                        Tensor::cat(&[pk, &k], 2)?.contiguous()?,
+                        Tensor::cat(&[pv, &v], 2)?.contiguous()?,
+                    )
                 }
                 None => (k, v),
             };
-            new_layers.push((k.clone(), v.clone()));
+            if keep {
+                new_layers.push((k.clone(), v.clone()));
+            }
             let k = repeat_kv(k, nh / nkv)?;
             let v = repeat_kv(v, nh / nkv)?;
             // Query i sees keys 0..=past+i. The fused kernel sums over those keys only, so a
             // row's probabilities do not depend on how far the batch is right-padded.
-            let probs = in_f32(&q.matmul(&k.t()?)?, |s| {
-                Ok(crate::fused::causal_softmax(s, scale)?)
-            })?;
+            let probs = crate::fused::causal_softmax_f32acc(&q.matmul(&k.t()?)?, scale)?;
             let out = probs
                 .matmul(&v)?
                 .transpose(1, 2)?
@@ -121,10 +142,10 @@ impl Llama {
         let h = rms_norm(&x, &self.norm, cfg.rms_norm_eps, Mode::Infer)?;
         Ok((
             h,
-            KvCache {
+            keep.then_some(KvCache {
                 layers: new_layers,
                 len: past + t,
-            },
+            }),
         ))
     }
 

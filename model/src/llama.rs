@@ -234,14 +234,14 @@ impl Llama {
         let v = repeat_kv(v, nh / nkv)?;
         let scale = 1.0 / (hd as f64).sqrt();
         let scores = q.matmul(&k.t()?)?;
-        let probs = in_f32(&scores, |s| {
-            Ok(match mode {
-                Mode::Train => fused::causal_softmax(s, scale)?,
-                Mode::Infer => {
-                    candle_nn::ops::softmax_last_dim(&(s * scale)?.broadcast_add(mask)?)?
-                }
-            })
-        })?;
+        let probs = match mode {
+            Mode::Train => fused::causal_softmax_f32acc(&scores, scale)?,
+            Mode::Infer => in_f32(&scores, |s| {
+                Ok(candle_nn::ops::softmax_last_dim(
+                    &(s * scale)?.broadcast_add(mask)?,
+                )?)
+            })?,
+        };
         let out = probs
             .matmul(&v)?
             .transpose(1, 2)?

@@ -58,3 +58,8 @@ pub fn train_tiny(out: &Path) {
         .arg("--out")
         .arg(out));
 }
+
+/// `../shared/data` beside the repository (CI has it there too).
+pub fn shared_data() -> PathBuf {
+    repo().join("../shared/data")
+}

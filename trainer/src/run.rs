@@ -67,6 +67,8 @@ pub fn set_threads(n: usize) {
 pub fn train(opts: &TrainOptions) -> Result<RunSummary> {
     let started = Instant::now();
     let layout = RunLayout::new(&opts.out);
+    // The device first: an unusable one is reported before anything is written.
+    let dev = opts.device.resolve()?;
     let cfg = if opts.resume {
         if !layout.manifest_path().exists() {
             return Err(TrainError::Resume(format!(
@@ -99,7 +101,6 @@ pub fn train(opts: &TrainOptions) -> Result<RunSummary> {
         create_run(&cfg, &opts.out, opts.force)?;
         cfg
     };
-    let dev = opts.device.resolve()?;
     set_threads(cfg.train.threads);
     let mut manifest = Manifest::load(&layout.manifest_path())?;
     k2_archive::remove_stale_tmp(&layout.root)?;

@@ -10,6 +10,8 @@
 //! other devices keep working unchanged.
 
 mod cross_entropy;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 mod rms_norm;
 mod rope;
 mod softmax;
@@ -18,11 +20,27 @@ mod swiglu;
 pub use cross_entropy::{cross_entropy, cross_entropy_composite};
 pub use rms_norm::{rms_norm, rms_norm_composite};
 pub use rope::{rope, rope_composite};
-pub use softmax::{causal_softmax, causal_softmax_composite, softmax_composite, softmax_last_dim};
+pub use softmax::{
+    causal_softmax, causal_softmax_composite, causal_softmax_f32acc, softmax_composite,
+    softmax_last_dim,
+};
 pub use swiglu::{swiglu, swiglu_composite};
 
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, DType, Device, Layout, Result, Tensor};
+
+/// Whether k2's CUDA kernels take `t` (CUDA, f32 or bf16; always false without the `cuda` feature).
+fn cuda_kernel(t: &Tensor) -> bool {
+    #[cfg(feature = "cuda")]
+    {
+        cuda::applies(t)
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = t;
+        false
+    }
+}
 
 /// True when every tensor is f32 on the CPU (the only case the fused kernels implement).
 fn cpu_f32(ts: &[&Tensor]) -> bool {

@@ -26,13 +26,25 @@ pub fn softmax_composite(x: &Tensor) -> Result<Tensor> {
 /// `scores` is (…, t_q, t_k) and query i (of the last t_q positions) sees keys
 /// `j ≤ i + t_k − t_q`. Fused on CPU f32, [`causal_softmax_composite`] otherwise.
 pub fn causal_softmax(scores: &Tensor, scale: f64) -> Result<Tensor> {
-    if !cpu_f32(&[scores]) || scores.rank() < 2 {
+    let fused = cpu_f32(&[scores]) || super::cuda_kernel(scores);
+    if !fused || scores.rank() < 2 {
         return causal_softmax_composite(scores, scale);
     }
     scores.contiguous()?.apply_op1(Softmax {
         scale: scale as f32,
         causal: true,
     })
+}
+
+/// [`causal_softmax`] accumulated in f32 whatever the dtype: the fused kernel where one takes
+/// the tensor as it is (CPU f32; CUDA f32 and bf16, which read bf16 and sum in f32), else on an f32
+/// copy cast back (bf16/f16 on the CPU).
+pub fn causal_softmax_f32acc(scores: &Tensor, scale: f64) -> Result<Tensor> {
+    let half = matches!(scores.dtype(), DType::BF16 | DType::F16);
+    if !half || super::cuda_kernel(scores) {
+        return causal_softmax(scores, scale);
+    }
+    causal_softmax(&scores.to_dtype(DType::F32)?, scale)?.to_dtype(scores.dtype())
 }
 
 /// The same function from differentiable candle ops (scale, additive −∞ mask, softmax).
@@ -119,10 +131,20 @@ impl CustomOp1 for Softmax {
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        super::cuda::softmax_fwd(self.scale, self.causal, s, l)
+    }
+
     fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        if res.dtype() != DType::F32 {
+        if res.dtype() != DType::F32 && !super::cuda_kernel(res) {
             candle_core::bail!("{}: f32 only", self.name())
         }
+        let grad = grad.to_dtype(res.dtype())?;
         let g = res.apply_op2_no_bwd(
             &grad.contiguous()?,
             &SoftmaxBwd {
@@ -143,6 +165,17 @@ struct SoftmaxBwd {
 impl CustomOp2 for SoftmaxBwd {
     fn name(&self) -> &'static str {
         "k2-softmax-bwd"
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        super::cuda::softmax_bwd(self.scale, self.causal, s1, l1, s2, l2)
     }
 
     fn cpu_fwd(

@@ -1,0 +1,110 @@
+//! bf16 and f16 inference against f32 (and transformers' f32 fixtures) on the real checkpoints:
+//! the per-token log-prob differences that half precision costs, printed and bounded. Reductions
+//! (RMSNorm, softmax, log-softmax) run in f32 for half-precision activations, as transformers does.
+
+mod common;
+
+use candle_core::{DType, Device, Tensor};
+use k2_model::{load_model, next_token_logprobs, Llama, Mode};
+
+#[derive(serde::Deserialize)]
+struct Fixture {
+    model: String,
+    sequences: Vec<Seq>,
+}
+
+#[derive(serde::Deserialize)]
+struct Seq {
+    ids: Vec<u32>,
+    next_token_logprobs: Vec<f64>,
+}
+
+fn fixture(name: &str) -> Fixture {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// Per-token log-probs of `ids` from the full forward (`mode`) and from the KV-cache path.
+fn logprobs(model: &Llama, ids: &[u32], mode: Mode) -> (Vec<f32>, Vec<f32>) {
+    let t = Tensor::new(ids, &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let full: Vec<f32> = next_token_logprobs(&model.forward(&t, mode).unwrap(), &t)
+        .unwrap()
+        .squeeze(0)
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let (h, _) = model.forward_hidden_cached(&t, None).unwrap();
+    let logits = model.lm_head(&h).unwrap();
+    assert_eq!(logits.dtype(), DType::F32, "lm_head returns f32 logits");
+    let cached: Vec<f32> = next_token_logprobs(&logits, &t)
+        .unwrap()
+        .squeeze(0)
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    (full, cached)
+}
+
+/// (mean, max) |difference| of the half-precision log-probs from transformers' f32 values.
+fn compare(fx: &str, dtype: DType) -> (f64, f64) {
+    let f = fixture(fx);
+    let dir = common::shared_data().join(&f.model);
+    let model = load_model(&dir, dtype, &Device::Cpu).unwrap();
+    assert_eq!(model.dtype(), dtype);
+    let (mut sum, mut n, mut worst) = (0f64, 0usize, 0f64);
+    for s in &f.sequences {
+        for mode in [Mode::Infer, Mode::Train] {
+            let (full, cached) = logprobs(&model, &s.ids, mode);
+            for (a, c) in full.iter().zip(&cached) {
+                assert!(a.is_finite() && c.is_finite());
+            }
+            for (a, b) in full.iter().zip(&s.next_token_logprobs) {
+                let d = (*a as f64 - b).abs();
+                sum += d;
+                n += 1;
+                worst = worst.max(d);
+            }
+        }
+    }
+    let mean = sum / n as f64;
+    eprintln!(
+        "{} in {dtype:?} vs transformers f32: {n} log-probs, mean |diff| {mean:.4}, max {worst:.4}",
+        f.model
+    );
+    (mean, worst)
+}
+
+#[test]
+fn bf16_and_f16_logprobs_stay_close_to_f32() {
+    for fx in ["stories260K-hf.json", "tiny-random-llama-gqa-sharded.json"] {
+        let (mean, max) = compare(fx, DType::BF16);
+        assert!(mean < 0.05 && max < 0.5, "{fx} bf16: mean {mean} max {max}");
+        let (mean, max) = compare(fx, DType::F16);
+        assert!(mean < 0.01 && max < 0.1, "{fx} f16: mean {mean} max {max}");
+    }
+}
+
+#[test]
+fn bf16_weights_load_in_their_stored_dtype_and_match_f32_after_rounding() {
+    let dir = common::shared_data().join("models/tiny-random-llama-gqa-sharded");
+    let stored = k2_model::load_tensors(&dir, DType::BF16, &Device::Cpu).unwrap();
+    let wide = k2_model::load_tensors(&dir, DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(stored.len(), wide.len());
+    for (k, t) in &stored {
+        assert_eq!(t.dtype(), DType::BF16);
+        let a: Vec<f32> = t
+            .to_dtype(DType::F32)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let b: Vec<f32> = wide[k].flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(a, b, "{k}: bf16 -> f32 is exact");
+    }
+}
