@@ -47,6 +47,10 @@ fn token_logprob(logits: &[f32], tok: u32) -> (f64, bool) {
 /// Continuations of one context scored together in one forward from its cache.
 const CONTINUATIONS_PER_FORWARD: usize = 32;
 
+/// The most KV-cache bytes one batch of contexts may hold (a 2048-token context of a 7B model
+/// needs 1 GiB in bf16; it runs alone).
+const CONTEXT_BATCH_CACHE_BYTES: usize = 512 << 20;
+
 /// A context's tokens and the (request index, continuation tokens) scored after it.
 type ContextGroup = (Vec<u32>, Vec<(usize, Vec<u32>)>);
 
@@ -146,7 +150,7 @@ impl Engine {
         // Longest first (lm-eval's order), ties broken by tokens so the order is deterministic.
         groups.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
         let mut done = 0;
-        for batch in groups.chunks(self.batch_size) {
+        for batch in self.context_batches(&groups) {
             let ctxs: Vec<&Vec<u32>> = batch.iter().map(|g| &g.0).collect();
             let (last_logprobs, caches) = self.run_contexts(&ctxs)?;
             for ((_, members), (lp0, cache)) in
@@ -166,6 +170,27 @@ impl Engine {
             }
         }
         Ok(out)
+    }
+
+    /// Consecutive context groups in batches of at most `batch_size` contexts whose KV cache
+    /// (padded length x contexts) stays within [`CONTEXT_BATCH_CACHE_BYTES`]: long contexts of a
+    /// large model run alone. Scores do not depend on the batching (rows are computed exactly as
+    /// alone), only memory does.
+    fn context_batches<'g>(&self, groups: &'g [ContextGroup]) -> Vec<&'g [ContextGroup]> {
+        let c = self.model.config();
+        let per_token = (c.num_hidden_layers * 2 * c.num_kv_heads() * c.head_dim()).max(1)
+            * self.model.dtype().size_in_bytes();
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < groups.len() {
+            // Sorted longest first: the first context of a batch is its longest.
+            let len = groups[start].0.len().max(1);
+            let by_memory = (CONTEXT_BATCH_CACHE_BYTES / (len * per_token)).max(1);
+            let end = (start + self.batch_size.min(by_memory)).min(groups.len());
+            out.push(&groups[start..end]);
+            start = end;
+        }
+        out
     }
 
     /// Runs contexts (right-padded batch); returns each context's next-token logits at its

@@ -51,6 +51,45 @@ impl KvCache {
     }
 }
 
+/// Score elements (batch x heads x queries x keys) one attention product may hold at once.
+const MAX_SCORES: usize = 1 << 24;
+
+/// `causal_softmax(q kᵀ · scale) v` for (batch, heads, t, head_dim) q and (batch, heads,
+/// past + t, head_dim) k, v. Query i sees keys 0..=past+i; the fused kernel sums over those keys
+/// only, so a row's probabilities do not depend on how far the batch is right-padded. Long inputs
+/// are computed a group of heads at a time so that the score matrix of a long context never exists
+/// whole; heads are independent and each head's matrices have the same layout either way, so the
+/// values do not depend on the grouping.
+fn attend(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> {
+    attend_grouped(q, k, v, scale, MAX_SCORES)
+}
+
+fn attend_grouped(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: f64,
+    max_scores: usize,
+) -> Result<Tensor> {
+    let one = |q: &Tensor, k: &Tensor, v: &Tensor| -> Result<Tensor> {
+        let probs = crate::fused::causal_softmax_f32acc(&q.matmul(&k.t()?)?, scale)?;
+        Ok(probs.matmul(v)?)
+    };
+    let (b, h, t, _) = q.dims4()?;
+    let per_head = b * t * k.dim(2)?;
+    let group = (max_scores / per_head.max(1)).clamp(1, h.max(1));
+    if group >= h {
+        return one(q, k, v);
+    }
+    let mut outs = Vec::with_capacity(h.div_ceil(group));
+    for h0 in (0..h).step_by(group) {
+        let n = group.min(h - h0);
+        let part = |x: &Tensor| -> Result<Tensor> { Ok(x.narrow(1, h0, n)?.contiguous()?) };
+        outs.push(one(&part(q)?, &part(k)?, &part(v)?)?);
+    }
+    Ok(Tensor::cat(&outs, 1)?)
+}
+
 impl Llama {
     /// Final hidden states (batch, t, hidden) of `ids` placed after the cached prefix (positions
     /// `cache.len ..`), and the cache extended by them. Every query attends to the whole prefix and
@@ -128,11 +167,7 @@ impl Llama {
             }
             let k = repeat_kv(k, nh / nkv)?;
             let v = repeat_kv(v, nh / nkv)?;
-            // Query i sees keys 0..=past+i. The fused kernel sums over those keys only, so a
-            // row's probabilities do not depend on how far the batch is right-padded.
-            let probs = crate::fused::causal_softmax_f32acc(&q.matmul(&k.t()?)?, scale)?;
-            let out = probs
-                .matmul(&v)?
+            let out = attend(&q, &k, &v, scale)?
                 .transpose(1, 2)?
                 .reshape((b, t, nh * hd))?;
             x = (x + linear(&out, &l.o)?)?;
@@ -158,5 +193,56 @@ impl Llama {
         let logits = rows_matmul_t(&h.reshape((n, d))?, &self.lm_head)?;
         *shape.last_mut().expect("non-empty shape") = self.cfg.vocab_size;
         Ok(logits.to_dtype(candle_core::DType::F32)?.reshape(shape)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+
+    /// Attention a few heads at a time gives the bits of one product over all heads, in f32 and
+    /// bf16, with a cached prefix (more keys than queries).
+    #[test]
+    fn head_groups_do_not_change_attention() {
+        let dev = Device::Cpu;
+        let mk = |shape: (usize, usize, usize, usize), seed: f64| {
+            let n = shape.0 * shape.1 * shape.2 * shape.3;
+            let v: Vec<f32> = (0..n)
+                .map(|i| ((i as f64 * 0.37 + seed).sin()) as f32)
+                .collect();
+            Tensor::from_vec(v, shape, &dev).unwrap()
+        };
+        let (q, k, v) = (
+            mk((2, 6, 5, 8), 0.1),
+            mk((2, 6, 9, 8), 0.7),
+            mk((2, 6, 9, 8), 1.3),
+        );
+        for dt in [DType::F32, DType::BF16] {
+            let (q, k, v) = (
+                q.to_dtype(dt).unwrap(),
+                k.to_dtype(dt).unwrap(),
+                v.to_dtype(dt).unwrap(),
+            );
+            let whole = attend_grouped(&q, &k, &v, 0.35, usize::MAX).unwrap();
+            for max in [1, 2 * 5 * 9 * 2, 2 * 5 * 9 * 4] {
+                let parts = attend_grouped(&q, &k, &v, 0.35, max).unwrap();
+                let a: Vec<f32> = whole
+                    .to_dtype(DType::F32)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap();
+                let b: Vec<f32> = parts
+                    .to_dtype(DType::F32)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap();
+                assert_eq!(a, b, "{dt:?}, {max} scores per group");
+            }
+        }
     }
 }
