@@ -79,7 +79,7 @@ pub fn write_streaming(
     }
     let mut text = serde_json::to_string(&header).expect("header serialises");
     // The data starts 8-byte aligned, as the safetensors writer pads it.
-    while (8 + text.len()) % 8 != 0 {
+    while !(8 + text.len()).is_multiple_of(8) {
         text.push(' ');
     }
     let tmp = path.with_file_name(format!(
@@ -256,7 +256,7 @@ pub fn parse_size(s: &str) -> std::result::Result<usize, String> {
         "GIB" => 1024.0 * 1024.0 * 1024.0,
         _ => return Err(format!("`{s}`: unknown size unit `{unit}`")),
     };
-    if !(n > 0.0) {
+    if n.is_nan() || n <= 0.0 {
         return Err(format!("`{s}`: a size must be positive"));
     }
     Ok((n * mult) as usize)
