@@ -169,3 +169,50 @@ fn bad_device_and_dtype_values_are_usage_errors() {
     assert!(err.contains("train.dtype") && err.contains("fp8"), "{err}");
     assert!(!tmp.path().join("z").exists());
 }
+
+/// A checkpoint whose state says another device kind trained it resumes with a warning that the
+/// continuation is not bit-exact (the state records `device` only when it is not the CPU).
+#[test]
+fn a_checkpoint_from_another_device_kind_is_flagged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    train_tiny(&run);
+    let rel = "trainer_state/state.json";
+    let state_path = run.join("ckpt_0002").join(rel);
+    let text = std::fs::read_to_string(&state_path).unwrap();
+    assert!(
+        !text.contains("\"device\""),
+        "CPU states do not name the device"
+    );
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["device"] = serde_json::json!("cuda");
+    let mut text = serde_json::to_string_pretty(&v).unwrap();
+    text.push('\n');
+    std::fs::write(&state_path, &text).unwrap();
+    let mpath = run.join("checkpoints.toml");
+    let mut m = k2_archive::Manifest::load(&mpath).unwrap();
+    let e = m
+        .checkpoints
+        .iter_mut()
+        .find(|c| c.name == "ckpt_0002")
+        .unwrap();
+    e.files
+        .insert(rel.into(), k2_archive::sha256_bytes(text.as_bytes()));
+    m.save_atomic(&mpath).unwrap();
+    let out = run_cmd(
+        k2().args([
+            "verify",
+            "--from",
+            "ckpt_0002",
+            "--to",
+            "ckpt_0003",
+            "--run",
+        ])
+        .arg(&run),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ckpt_0002 was trained on cuda") && err.contains("not bit-exact"),
+        "{err}"
+    );
+}

@@ -290,6 +290,9 @@ pub fn replay(
     std::fs::create_dir_all(&scratch.0).map_err(io_err(&scratch.0))?;
 
     let mut session = Session::load(&layout, &cfg, start_name, &dev)?;
+    if let Some(w) = &session.device_change {
+        eprintln!("warning: {w}; expect a mismatch");
+    }
     let mut report = ReplayReport {
         from: from.to_string(),
         to: to.to_string(),

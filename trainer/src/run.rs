@@ -116,6 +116,9 @@ pub fn train(opts: &TrainOptions) -> Result<RunSummary> {
         resume_entry.as_ref().map(|e| e.name.as_str()),
         &dev,
     )?;
+    if let Some(w) = &session.device_change {
+        eprintln!("warning: {w}");
+    }
     if opts.resume {
         // Drop metrics of the current attempt past the checkpoint we resume from: they will be
         // redone. Lines of earlier (rolled-back) attempts stay.

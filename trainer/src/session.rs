@@ -49,6 +49,9 @@ pub struct Session {
     pub opt: AdamW,
     pub state: TrainerState,
     pub stage: usize,
+    /// Set when the loaded checkpoint was trained on another device kind than `dev`: the run goes
+    /// on, but not bit for bit with what that device would have computed.
+    pub device_change: Option<String>,
     model: Llama,
     train_rng: ChaCha8Rng,
 }
@@ -108,6 +111,16 @@ impl Session {
                 (w, None, initial_state(cfg, &order, first_stage))
             }
         };
+        let mut state = state;
+        let kind = k2_model::device_kind(&dev);
+        let trained_on = state.device.clone().unwrap_or_else(|| "cpu".into());
+        let device_change = (ckpt.is_some() && trained_on != kind).then(|| {
+            format!(
+                "{} was trained on {trained_on}; continuing on {kind} is not bit-exact with {trained_on}",
+                ckpt.unwrap_or("the checkpoint")
+            )
+        });
+        state.device = (kind != "cpu").then(|| kind.to_string());
         let mut train_rng = ChaCha8Rng::seed_from_u64(state.rng.train_seed);
         train_rng.set_word_pos(state.rng.train_word_pos.parse::<u128>().unwrap_or(0));
         let vars: BTreeMap<String, Var> = weights
@@ -138,6 +151,7 @@ impl Session {
             opt,
             state,
             stage,
+            device_change,
             model,
             train_rng,
         })
@@ -383,5 +397,6 @@ fn initial_state(cfg: &TrainConfig, order: &ChunkOrder, first_stage: usize) -> T
             shuffle_seed_base: cfg.data.shuffle_seed_base,
         },
         detector: DetectorState::default(),
+        device: None,
     }
 }

@@ -19,6 +19,10 @@ pub struct TrainerState {
     /// The loss-spike detector's history and any spike it is following.
     #[serde(default)]
     pub detector: crate::spike::DetectorState,
+    /// The device kind that trained the last interval, when not the CPU (`cuda`). Absent on the
+    /// CPU, so CPU checkpoints keep their bytes. Bit-exact resume and replay need the same kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
 }
 
 /// Where the data stream stands: the chunk order and the next (position, sample) to train on.
