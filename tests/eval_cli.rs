@@ -4,14 +4,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-fn shared() -> PathBuf {
-    repo().join("../shared/data")
-}
 
 /// (checkpoint/task file) -> bytes, for every results and samples file under `dir`.
 fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -150,26 +146,10 @@ fn a_corrupt_checkpoint_is_reported_and_the_sweep_goes_on() {
     assert!(run.join("eval/ckpt_0006/k2_copy.json").exists());
 }
 
-fn lls(path: &Path) -> Vec<f64> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .flat_map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["resps"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| r["ll"].as_f64().unwrap())
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
 #[test]
 fn batch_size_changes_no_loglikelihood_beyond_1e_5_on_real_arc() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = shared().join("models/stories260K-hf");
+    let model = shared_data().join("models/stories260K-hf");
     let mut accs = Vec::new();
     let mut all = Vec::new();
     for bs in ["1", "8"] {
@@ -188,13 +168,13 @@ fn batch_size_changes_no_loglikelihood_beyond_1e_5_on_real_arc() {
             ])
             .arg(&model)
             .arg("--data")
-            .arg(shared())
+            .arg(shared_data())
             .arg("--output")
             .arg(&out));
         assert!(text.contains("acc_norm,none"), "{text}");
         let r = k2_eval::results::read_metrics(&out.join("arc_easy.json")).unwrap();
         accs.push((r["acc,none"], r["acc_norm,none"]));
-        all.push(lls(&out.join("arc_easy.samples.jsonl")));
+        all.push(sample_lls(&out.join("arc_easy.samples.jsonl")));
     }
     assert_eq!(accs[0], accs[1]);
     assert_eq!(all[0].len(), 160);
@@ -209,7 +189,7 @@ fn batch_size_changes_no_loglikelihood_beyond_1e_5_on_real_arc() {
 #[test]
 fn unknown_tasks_and_malformed_data_are_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = shared().join("models/stories260K-hf");
+    let model = shared_data().join("models/stories260K-hf");
     let err = fails(
         k2().args(["eval", "--tasks", "arc_medium", "--model"])
             .arg(&model),
@@ -221,7 +201,7 @@ fn unknown_tasks_and_malformed_data_are_clear_errors() {
     // A data root whose ARC file has a broken line 3.
     let data = tmp.path().join("data");
     std::fs::create_dir_all(data.join("arc")).unwrap();
-    let good = std::fs::read_to_string(shared().join("arc/arc_easy_test.jsonl")).unwrap();
+    let good = std::fs::read_to_string(shared_data().join("arc/arc_easy_test.jsonl")).unwrap();
     let mut lines: Vec<&str> = good.lines().take(5).collect();
     lines[2] = "{\"query\": \"Question: broken\", \"choices\": [\"a\"]";
     std::fs::write(data.join("arc/arc_easy_test.jsonl"), lines.join("\n")).unwrap();
@@ -339,7 +319,7 @@ fn report_renders_figures_and_tables_from_a_run_and_from_lm_eval_results() {
     // Pythia's published lm-eval (v0.3) results: one line per model size.
     let text = ok(k2()
         .args(["report", "--log-x", "--name", "pythia", "--lm-eval-results"])
-        .arg(shared().join("pythia_evals"))
+        .arg(shared_data().join("pythia_evals"))
         .arg("--out")
         .arg(&out));
     assert!(text.contains("16 series"), "{text}");

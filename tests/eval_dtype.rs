@@ -51,24 +51,10 @@ fn eval_runs_a_checkpoint_in_its_torch_dtype_unless_told_otherwise() {
     assert_eq!(modified, again);
 
     // Scores exist in both and the log-likelihoods differ only by rounding.
-    let ll = |_: ()| -> Vec<f64> {
-        std::fs::read_to_string(out.join("arc_easy.samples.jsonl"))
-            .unwrap()
-            .lines()
-            .flat_map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                v["resps"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|r| r["ll"].as_f64().unwrap())
-                    .collect::<Vec<_>>()
-            })
-            .collect()
-    };
-    let f32_ll = ll(());
+    let samples = out.join("arc_easy.samples.jsonl");
+    let f32_ll = sample_lls(&samples);
     eval(&["--dtype", "bf16"]);
-    let bf16_ll = ll(());
+    let bf16_ll = sample_lls(&samples);
     assert_eq!(f32_ll.len(), bf16_ll.len());
     let worst = f32_ll
         .iter()

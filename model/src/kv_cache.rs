@@ -227,21 +227,11 @@ mod tests {
             let whole = attend_grouped(&q, &k, &v, 0.35, usize::MAX).unwrap();
             for max in [1, 2 * 5 * 9 * 2, 2 * 5 * 9 * 4] {
                 let parts = attend_grouped(&q, &k, &v, 0.35, max).unwrap();
-                let a: Vec<f32> = whole
-                    .to_dtype(DType::F32)
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1()
-                    .unwrap();
-                let b: Vec<f32> = parts
-                    .to_dtype(DType::F32)
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1()
-                    .unwrap();
-                assert_eq!(a, b, "{dt:?}, {max} scores per group");
+                assert_eq!(
+                    crate::host_f32(&whole).unwrap(),
+                    crate::host_f32(&parts).unwrap(),
+                    "{dt:?}, {max} scores per group"
+                );
             }
         }
     }

@@ -21,7 +21,7 @@ pub use device::{
 };
 pub use error::{ModelError, Result};
 pub use kv_cache::KvCache;
-pub use llama::{is_half, next_token_logprobs, rope_tables, upcast, Llama, Mode};
+pub use llama::{host_f32, is_half, next_token_logprobs, rope_tables, upcast, Llama, Mode};
 pub use presets::{preset, PRESETS};
 pub use tokenizer::{load_tokenizer, Tokenizer};
 pub use weights::{

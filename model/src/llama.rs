@@ -299,6 +299,11 @@ pub fn upcast(t: &Tensor) -> Result<Tensor> {
     })
 }
 
+/// Every value of `t`, flattened in row-major order, as f32 on the host.
+pub fn host_f32(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
+}
+
 /// `f` applied to `x` in f32 when `x` is bf16/f16, the result cast back to `x`'s dtype; `f(x)`
 /// for f32 and f64. Differentiable: the casts pass gradients through.
 pub(crate) fn in_f32(x: &Tensor, f: impl FnOnce(&Tensor) -> Result<Tensor>) -> Result<Tensor> {

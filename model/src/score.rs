@@ -29,9 +29,6 @@ pub fn score_text(dir: &Path, text: &str, placement: &Placement) -> Result<(Vec<
     }
     let t = Tensor::from_vec(ids.clone(), (1, ids.len()), model.device())?;
     let logits = model.forward(&t, Mode::Infer)?;
-    let lp = next_token_logprobs(&logits, &t)?
-        .squeeze(0)?
-        .to_dtype(candle_core::DType::F32)?
-        .to_vec1::<f32>()?;
+    let lp = crate::llama::host_f32(&next_token_logprobs(&logits, &t)?)?;
     Ok((ids, lp))
 }

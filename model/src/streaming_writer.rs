@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Tensor};
 
 use crate::error::{ModelError, Result};
-use crate::weights::{INDEX_FILE, SINGLE_FILE};
+use crate::weights::{io, INDEX_FILE, SINGLE_FILE};
 
 /// One tensor of a file to be written: its name, stored dtype and shape.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,13 +42,6 @@ fn st_dtype(d: DType) -> Result<&'static str> {
             })
         }
     })
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
-    move |source| ModelError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 /// Writes `specs` (in this order) into the safetensors file `path`, asking `produce` for each
@@ -124,8 +117,9 @@ fn write_body(
                 ),
             });
         }
-        let bytes = tensor_bytes(&t)?;
-        w.write_all(&bytes).map_err(io(&tmp))?;
+        // candle's safetensors view: the tensor's little-endian bytes, copied to the host.
+        w.write_all(&safetensors::View::data(&t.contiguous()?))
+            .map_err(io(&tmp))?;
     }
     let file = w.into_inner().map_err(|e| ModelError::Io {
         path: tmp.clone(),
@@ -133,50 +127,6 @@ fn write_body(
     })?;
     file.sync_all().map_err(io(&tmp))?;
     Ok(())
-}
-
-/// The little-endian bytes of a tensor (on the host).
-fn tensor_bytes(t: &Tensor) -> Result<Vec<u8>> {
-    let t = t.to_device(&candle_core::Device::Cpu)?.flatten_all()?;
-    Ok(match t.dtype() {
-        DType::F32 => t
-            .to_vec1::<f32>()?
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect(),
-        DType::BF16 => t
-            .to_vec1::<half::bf16>()?
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect(),
-        DType::F16 => t
-            .to_vec1::<half::f16>()?
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect(),
-        DType::F64 => t
-            .to_vec1::<f64>()?
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect(),
-        DType::U32 => t
-            .to_vec1::<u32>()?
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect(),
-        DType::I64 => t
-            .to_vec1::<i64>()?
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect(),
-        DType::U8 => t.to_vec1::<u8>()?,
-        other => {
-            return Err(ModelError::Weights {
-                path: PathBuf::new(),
-                message: format!("cannot write dtype {other:?} to safetensors"),
-            })
-        }
-    })
 }
 
 /// Splits `specs` (kept in order) into shards of at most `max_shard_bytes` each (a tensor larger
@@ -309,14 +259,8 @@ mod tests {
         let mut back = BTreeMap::new();
         crate::weights::load_file(&p, DType::F32, &Device::Cpu, &mut back).unwrap();
         for s in specs() {
-            let want: Vec<f32> = value(&s)
-                .to_dtype(DType::F32)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap();
-            let got: Vec<f32> = back[&s.name].flatten_all().unwrap().to_vec1().unwrap();
+            let want = crate::host_f32(&value(&s)).unwrap();
+            let got = crate::host_f32(&back[&s.name]).unwrap();
             assert_eq!(got, want, "{}", s.name);
             assert_eq!(back[&s.name].dims(), s.shape.as_slice());
         }

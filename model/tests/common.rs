@@ -18,6 +18,30 @@ pub fn shared_data() -> PathBuf {
     p
 }
 
+/// transformers' reference values for a real checkpoint (`tests/fixtures/*.json`, written by
+/// `tests/fixtures/gen_llama_fixtures.py`: fp32, eager attention).
+#[derive(serde::Deserialize)]
+pub struct Fixture {
+    pub model: String,
+    pub sequences: Vec<FixtureSeq>,
+}
+
+#[derive(serde::Deserialize)]
+pub struct FixtureSeq {
+    pub ids: Vec<u32>,
+    pub next_token_logprobs: Vec<f64>,
+    pub last_logits: Vec<f64>,
+    pub greedy_next: u32,
+}
+
+/// The fixture file `name` of the repository's `tests/fixtures`.
+pub fn fixture(name: &str) -> Fixture {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
 /// Deterministic pseudo-random weights (no RNG dependency): N(0, std)-like via a hash.
 pub fn synthetic_weights(cfg: &LlamaConfig, dtype: DType, std: f64) -> BTreeMap<String, Tensor> {
     let mut out = BTreeMap::new();

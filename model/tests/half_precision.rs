@@ -5,26 +5,7 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor};
-use k2_model::{load_model, next_token_logprobs, Llama, Mode};
-
-#[derive(serde::Deserialize)]
-struct Fixture {
-    model: String,
-    sequences: Vec<Seq>,
-}
-
-#[derive(serde::Deserialize)]
-struct Seq {
-    ids: Vec<u32>,
-    next_token_logprobs: Vec<f64>,
-}
-
-fn fixture(name: &str) -> Fixture {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures")
-        .join(name);
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
+use k2_model::{host_f32, load_model, next_token_logprobs, Llama, Mode};
 
 /// Per-token log-probs of `ids` from the full forward (`mode`) and from the KV-cache path.
 fn logprobs(model: &Llama, ids: &[u32], mode: Mode) -> (Vec<f32>, Vec<f32>) {
@@ -32,27 +13,18 @@ fn logprobs(model: &Llama, ids: &[u32], mode: Mode) -> (Vec<f32>, Vec<f32>) {
         .unwrap()
         .unsqueeze(0)
         .unwrap();
-    let full: Vec<f32> = next_token_logprobs(&model.forward(&t, mode).unwrap(), &t)
-        .unwrap()
-        .squeeze(0)
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let full =
+        host_f32(&next_token_logprobs(&model.forward(&t, mode).unwrap(), &t).unwrap()).unwrap();
     let (h, _) = model.forward_hidden_cached(&t, None).unwrap();
     let logits = model.lm_head(&h).unwrap();
     assert_eq!(logits.dtype(), DType::F32, "lm_head returns f32 logits");
-    let cached: Vec<f32> = next_token_logprobs(&logits, &t)
-        .unwrap()
-        .squeeze(0)
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let cached = host_f32(&next_token_logprobs(&logits, &t).unwrap()).unwrap();
     (full, cached)
 }
 
 /// (mean, max) |difference| of the half-precision log-probs from transformers' f32 values.
 fn compare(fx: &str, dtype: DType) -> (f64, f64) {
-    let f = fixture(fx);
+    let f = common::fixture(fx);
     let dir = common::shared_data().join(&f.model);
     let model = load_model(&dir, dtype, &Device::Cpu).unwrap();
     assert_eq!(model.dtype(), dtype);
@@ -97,14 +69,10 @@ fn bf16_weights_load_in_their_stored_dtype_and_match_f32_after_rounding() {
     assert_eq!(stored.len(), wide.len());
     for (k, t) in &stored {
         assert_eq!(t.dtype(), DType::BF16);
-        let a: Vec<f32> = t
-            .to_dtype(DType::F32)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        let b: Vec<f32> = wide[k].flatten_all().unwrap().to_vec1().unwrap();
-        assert_eq!(a, b, "{k}: bf16 -> f32 is exact");
+        assert_eq!(
+            host_f32(t).unwrap(),
+            host_f32(&wide[k]).unwrap(),
+            "{k}: bf16 -> f32 is exact"
+        );
     }
 }

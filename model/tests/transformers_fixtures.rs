@@ -6,25 +6,8 @@ mod common;
 use candle_core::{DType, Device, Tensor};
 use k2_model::{load_model, next_token_logprobs, Mode};
 
-#[derive(serde::Deserialize)]
-struct Fixture {
-    model: String,
-    sequences: Vec<Seq>,
-}
-
-#[derive(serde::Deserialize)]
-struct Seq {
-    ids: Vec<u32>,
-    next_token_logprobs: Vec<f64>,
-    last_logits: Vec<f64>,
-    greedy_next: u32,
-}
-
 fn check(fixture: &str) -> f64 {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures")
-        .join(fixture);
-    let f: Fixture = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let f = common::fixture(fixture);
     let model = load_model(
         &common::shared_data().join(&f.model),
         DType::F32,

@@ -63,3 +63,20 @@ pub fn train_tiny(out: &Path) {
 pub fn shared_data() -> PathBuf {
     repo().join("../shared/data")
 }
+
+/// Every loglikelihood response of an eval samples file (`<task>.samples.jsonl`), in order.
+pub fn sample_lls(path: &Path) -> Vec<f64> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .flat_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["resps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["ll"].as_f64().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}

@@ -11,13 +11,14 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
-use k2_model::{device_kind, dtype_name, preset, DeviceSpec, Llama, LlamaConfig};
+use k2_model::{device_kind, dtype_name, preset, DeviceSpec, LlamaConfig};
 use serde::Serialize;
 
 use crate::error::Result;
 use crate::init::init_weights;
 use crate::optim::{AdamW, AdamWConfig};
 use crate::run::{lm_loss, set_threads};
+use crate::session::model_over;
 
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -131,14 +132,6 @@ pub fn bench_train(o: &BenchOptions) -> Result<BenchResult> {
         .into_iter()
         .map(|(k, t)| Ok((k, Var::from_tensor(&t)?)))
         .collect::<Result<_>>()?;
-    // The model over the master weights cast to the compute dtype (re-cast after every update).
-    let model_of = |vars: &BTreeMap<String, Var>| -> Result<Llama> {
-        let map = vars
-            .iter()
-            .map(|(k, v)| Ok((k.clone(), v.as_tensor().to_dtype(o.dtype)?)))
-            .collect::<Result<_>>()?;
-        Ok(Llama::from_tensors(&cfg, map)?)
-    };
     let mut opt = AdamW::new(
         &vars,
         AdamWConfig {
@@ -158,7 +151,8 @@ pub fn bench_train(o: &BenchOptions) -> Result<BenchResult> {
         dev.synchronize()?;
         let t0 = Instant::now();
         let mut grads = opt.zero_grads()?;
-        let model = model_of(&vars)?;
+        // Re-cast after every update, as the trainer does (`Session`).
+        let model = model_over(&cfg, &vars, o.dtype)?;
         let loss = lm_loss(&model, &ids)?;
         let store = loss.backward()?;
         opt.accumulate(&mut grads, &store, 1.0)?;

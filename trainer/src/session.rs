@@ -363,11 +363,22 @@ fn model_from(
     stage: usize,
     dtype: DType,
 ) -> Result<Llama> {
+    model_over(&cfg.model_config(stage)?, vars, dtype)
+}
+
+/// A model of shape `cfg` over f32 master weights cast to the compute dtype `dtype`. The casts
+/// are in the autograd graph, so gradients reach the masters; for f32 the model uses the master
+/// tensors themselves (updating a `Var` updates the model).
+pub fn model_over(
+    cfg: &k2_model::LlamaConfig,
+    vars: &BTreeMap<String, Var>,
+    dtype: DType,
+) -> Result<Llama> {
     let map = vars
         .iter()
         .map(|(k, v)| Ok((k.clone(), v.as_tensor().to_dtype(dtype)?)))
         .collect::<Result<_>>()?;
-    Ok(Llama::from_tensors(&cfg.model_config(stage)?, map)?)
+    Ok(Llama::from_tensors(cfg, map)?)
 }
 
 fn initial_state(cfg: &TrainConfig, order: &ChunkOrder, first_stage: usize) -> TrainerState {

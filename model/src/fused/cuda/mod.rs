@@ -66,6 +66,32 @@ fn contiguous(l: &Layout, op: &str) -> Result<(usize, usize)> {
     }
 }
 
+/// Launches `kernel(inputs..., out, tk, tq, scale)` over `rows` rows and returns `out` (`n`
+/// elements of `T`, every one written by the kernel).
+fn launch<T: candle_core::cuda_backend::cudarc::driver::DeviceRepr>(
+    dev: &CudaDevice,
+    kernel: &str,
+    inputs: &[&candle_core::cuda_backend::cudarc::driver::CudaView<'_, T>],
+    n: usize,
+    (tk, tq, rows): (usize, usize, usize),
+    scale: f32,
+) -> Result<candle_core::cuda_backend::cudarc::driver::CudaSlice<T>> {
+    // SAFETY: every element is written by the kernel below (rows x tk = n).
+    let out = unsafe { dev.alloc::<T>(n)? };
+    if rows > 0 {
+        let f = dev.get_or_load_custom_func(kernel, MODULE, ptx()?)?;
+        let (tk32, tq32) = (tk as i32, tq as i32);
+        let mut bld = f.builder();
+        for x in inputs {
+            bld.arg(*x);
+        }
+        bld.arg(&out).arg(&tk32).arg(&tq32).arg(&scale);
+        // SAFETY: the arguments match the kernel's signature; sizes come from the layout.
+        unsafe { bld.launch(launch_config(rows, tk)) }.w()?;
+    }
+    Ok(out)
+}
+
 /// `softmax(x · scale [+ causal mask])` over the last dim.
 pub fn softmax_fwd(
     scale: f32,
@@ -74,47 +100,29 @@ pub fn softmax_fwd(
     l: &Layout,
 ) -> Result<(CudaStorage, Shape)> {
     let (a, b) = contiguous(l, "k2-softmax")?;
-    let (tk, tq, rows) = geometry(l, causal)?;
+    let geom = geometry(l, causal)?;
     let dev: &CudaDevice = s.device();
-    let n = b - a;
-    let cfg = launch_config(rows, tk);
-    let (tk32, tq32) = (tk as i32, tq as i32);
     let slice = match &s.slice {
-        CudaStorageSlice::F32(x) => {
-            let x = x.slice(a..b);
-            // SAFETY: every element is written by the kernel below.
-            let y = unsafe { dev.alloc::<f32>(n)? };
-            if rows > 0 {
-                let f = dev.get_or_load_custom_func("k2_softmax_fwd_f32", MODULE, ptx()?)?;
-                let mut bld = f.builder();
-                bld.arg(&x).arg(&y).arg(&tk32).arg(&tq32).arg(&scale);
-                // SAFETY: the arguments match the kernel's signature; sizes come from the layout.
-                unsafe { bld.launch(cfg) }.w()?;
-            }
-            CudaStorageSlice::F32(y)
-        }
-        CudaStorageSlice::BF16(x) => {
-            let x = x.slice(a..b);
-            // SAFETY: every element is written by the kernel below.
-            let y = unsafe { dev.alloc::<half::bf16>(n)? };
-            if rows > 0 {
-                let f = dev.get_or_load_custom_func("k2_softmax_fwd_bf16", MODULE, ptx()?)?;
-                let mut bld = f.builder();
-                bld.arg(&x).arg(&y).arg(&tk32).arg(&tq32).arg(&scale);
-                // SAFETY: as above.
-                unsafe { bld.launch(cfg) }.w()?;
-            }
-            CudaStorageSlice::BF16(y)
-        }
+        CudaStorageSlice::F32(x) => CudaStorageSlice::F32(launch(
+            dev,
+            "k2_softmax_fwd_f32",
+            &[&x.slice(a..b)],
+            b - a,
+            geom,
+            scale,
+        )?),
+        CudaStorageSlice::BF16(x) => CudaStorageSlice::BF16(launch(
+            dev,
+            "k2_softmax_fwd_bf16",
+            &[&x.slice(a..b)],
+            b - a,
+            geom,
+            scale,
+        )?),
         _ => bail!("k2-softmax: no CUDA kernel for {:?}", s.dtype()),
     };
-    Ok((
-        CudaStorage {
-            slice,
-            device: dev.clone(),
-        },
-        l.shape().clone(),
-    ))
+    let device = dev.clone();
+    Ok((CudaStorage { slice, device }, l.shape().clone()))
 }
 
 /// `scale · y · (g − Σ y·g)` from the softmax output `y` and the incoming gradient `g`.
@@ -131,55 +139,27 @@ pub fn softmax_bwd(
     if yb - ya != gb - ga {
         bail!("k2-softmax-bwd: output and gradient sizes differ")
     }
-    let (tk, tq, rows) = geometry(yl, causal)?;
+    let geom = geometry(yl, causal)?;
     let dev: &CudaDevice = ys.device();
-    let n = yb - ya;
-    let cfg = launch_config(rows, tk);
-    let (tk32, tq32) = (tk as i32, tq as i32);
     let slice = match (&ys.slice, &gs.slice) {
-        (CudaStorageSlice::F32(y), CudaStorageSlice::F32(g)) => {
-            let (y, g) = (y.slice(ya..yb), g.slice(ga..gb));
-            // SAFETY: every element is written by the kernel below.
-            let dx = unsafe { dev.alloc::<f32>(n)? };
-            if rows > 0 {
-                let f = dev.get_or_load_custom_func("k2_softmax_bwd_f32", MODULE, ptx()?)?;
-                let mut bld = f.builder();
-                bld.arg(&y)
-                    .arg(&g)
-                    .arg(&dx)
-                    .arg(&tk32)
-                    .arg(&tq32)
-                    .arg(&scale);
-                // SAFETY: the arguments match the kernel's signature; sizes come from the layout.
-                unsafe { bld.launch(cfg) }.w()?;
-            }
-            CudaStorageSlice::F32(dx)
-        }
-        (CudaStorageSlice::BF16(y), CudaStorageSlice::BF16(g)) => {
-            let (y, g) = (y.slice(ya..yb), g.slice(ga..gb));
-            // SAFETY: every element is written by the kernel below.
-            let dx = unsafe { dev.alloc::<half::bf16>(n)? };
-            if rows > 0 {
-                let f = dev.get_or_load_custom_func("k2_softmax_bwd_bf16", MODULE, ptx()?)?;
-                let mut bld = f.builder();
-                bld.arg(&y)
-                    .arg(&g)
-                    .arg(&dx)
-                    .arg(&tk32)
-                    .arg(&tq32)
-                    .arg(&scale);
-                // SAFETY: as above.
-                unsafe { bld.launch(cfg) }.w()?;
-            }
-            CudaStorageSlice::BF16(dx)
-        }
+        (CudaStorageSlice::F32(y), CudaStorageSlice::F32(g)) => CudaStorageSlice::F32(launch(
+            dev,
+            "k2_softmax_bwd_f32",
+            &[&y.slice(ya..yb), &g.slice(ga..gb)],
+            yb - ya,
+            geom,
+            scale,
+        )?),
+        (CudaStorageSlice::BF16(y), CudaStorageSlice::BF16(g)) => CudaStorageSlice::BF16(launch(
+            dev,
+            "k2_softmax_bwd_bf16",
+            &[&y.slice(ya..yb), &g.slice(ga..gb)],
+            yb - ya,
+            geom,
+            scale,
+        )?),
         _ => bail!("k2-softmax-bwd: output and gradient must both be f32 or both bf16"),
     };
-    Ok((
-        CudaStorage {
-            slice,
-            device: dev.clone(),
-        },
-        yl.shape().clone(),
-    ))
+    let device = dev.clone();
+    Ok((CudaStorage { slice, device }, yl.shape().clone()))
 }
