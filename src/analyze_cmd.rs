@@ -88,11 +88,22 @@ pub fn memorization(
 ) -> Result<ExitCode> {
     let bar = crate::progress::bar("sequences", quiet);
     let start = std::time::Instant::now();
-    let report =
-        k2_eval::memorization_sweep::memorization_run(run, settings, batch_size, placement, &bar)?;
+    let job = k2_eval::memorization_job::MemorizationJob::new(
+        run,
+        settings.clone(),
+        batch_size,
+        placement.clone(),
+    )?;
+    let mut source = k2_archive::RunSource::with_statuses(
+        run,
+        k2_eval::memorization_job::MemorizationJob::statuses(),
+    );
+    let report = k2_eval::sweep::sweep(&mut source, &job, &Default::default(), &bar, &mut |l| {
+        bar.suspend(|| eprintln!("{l}"))
+    })?;
     bar.finish_and_clear();
-    let files = report
-        .files
+    let files = job
+        .files()
         .iter()
         .map(|p| k2_eval::memorization_summary::read_memorization_file(p))
         .collect::<k2_eval::Result<Vec<_>>>()?;
@@ -106,12 +117,10 @@ pub fn memorization(
     );
     print!("{}", k2_eval::memorization_summary::summary_table(&files));
     println!(
-        "{} measured, {} already done, {} failed in {:.1}s; results in {}",
-        report.computed.len(),
-        report.skipped.len(),
-        report.failed.len(),
+        "{} in {:.1}s; results in {}",
+        report.summary_line("measured"),
         start.elapsed().as_secs_f64(),
         k2_eval::memorization::memorization_dir(run).display()
     );
-    Ok(crate::report_failures(&report.failed))
+    Ok(crate::report_failures(&report.failed()))
 }

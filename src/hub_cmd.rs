@@ -1,7 +1,7 @@
 //! `k2 hub list|pull` and the printing of a hub suite sweep (`k2 eval --suite NAME` on a
 //! `kind = "hub"` suite). Parse, call k2-archive / k2-eval, print.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -60,14 +60,7 @@ k2 eval --model $(k2 hub pull LLM360/Amber --revision ckpt_100 --path-only) --ta
     },
 }
 
-fn human(bytes: u64) -> String {
-    match bytes {
-        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
-        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
-        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
-        b => format!("{b} B"),
-    }
-}
+use k2_eval::sweep::human_bytes as human;
 
 /// A bytes bar on stderr (drawn only on a terminal) fed by the client's download progress.
 fn with_progress(mut client: HubClient, bar: &indicatif::ProgressBar) -> HubClient {
@@ -192,60 +185,4 @@ pub fn run(cmd: HubCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-/// `k2 eval --all-checkpoints --suite NAME` on a hub suite: results under `output/<suite>/`.
-pub fn eval_hub_suite(
-    suite: &k2_archive::Suite,
-    specs: &[k2_eval::sweep::TaskSpec],
-    output: &Path,
-    keep: Option<usize>,
-    batch_size: usize,
-    placement: &k2_model::Placement,
-    bar: &indicatif::ProgressBar,
-) -> Result<ExitCode> {
-    let mut client = HubClient::from_env()?;
-    let b = bar.clone();
-    client.progress = Some(std::sync::Arc::new(move |file: &str, done, total| {
-        b.set_message(format!(
-            "downloading {file} {}/{}",
-            human(done),
-            total.map_or("?".into(), human)
-        ))
-    }));
-    let out_dir = output.join(&suite.name);
-    let opts = k2_eval::hub_sweep::HubSweepOptions {
-        out_dir: out_dir.clone(),
-        keep,
-        batch_size,
-        placement: placement.clone(),
-    };
-    let report = k2_eval::hub_sweep::sweep_hub(&client, suite, specs, &opts, bar, &mut |line| {
-        bar.suspend(|| eprintln!("{line}"))
-    })?;
-    bar.finish_and_clear();
-    print!("{}", k2_eval::hub_sweep::table(&report, &out_dir, specs)?);
-    let failed = report.with_status("failed");
-    println!(
-        "{} evaluated, {} already done, {} duplicate revisions, {} revisions failed, {} evicted, {} downloaded; results in {}",
-        report.evaluated.len(),
-        report.skipped.len(),
-        report.with_status("duplicate").len(),
-        failed.len(),
-        report.records.iter().filter(|r| r.evicted).count(),
-        human(report.bytes_downloaded),
-        out_dir.display()
-    );
-    for r in &failed {
-        eprintln!(
-            "error: {}: {}",
-            r.revision,
-            r.error.as_deref().unwrap_or("")
-        );
-    }
-    Ok(if failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
 }

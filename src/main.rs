@@ -89,9 +89,27 @@ Results: <run>/eval/<ckpt>/<task>.json (lm-eval layout) and <task>.samples.jsonl
         #[arg(long)]
         suite: Option<String>,
         /// One HF-format model directory.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["suite", "dir"])]
         model: Option<PathBuf>,
-        /// Where --model results go (and hub suites' results, under <output>/<suite>/).
+        /// A directory of HF checkpoints written by any trainer (`checkpoint-N`, `iter_N`,
+        /// `stepN`, `ckpt_N`, ...), evaluated in training order into <output>/<DIR's name>/.
+        #[arg(long, conflicts_with = "suite")]
+        dir: Option<PathBuf>,
+        /// Take share I of N of the (checkpoint x task) pairs, e.g. `--shard 0/4` (Slurm:
+        /// `$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT`).
+        #[arg(long, value_name = "I/N")]
+        shard: Option<k2_eval::sweep::Shard>,
+        /// Claim each pair with a claim file first, so workers started at any time share the
+        /// work left without doing any twice.
+        #[arg(long)]
+        claim: bool,
+        /// A claim older than this many seconds (or of a process gone from this host) is stale.
+        #[arg(long, default_value_t = 86_400)]
+        claim_ttl: u64,
+        /// Show which (checkpoint, task) pairs are done, claimed, failed or pending; evaluate nothing.
+        #[arg(long)]
+        status: bool,
+        /// Where --model results go (hub suites' under <output>/<suite>/, --dir's under <output>/<name>/).
         #[arg(long, default_value = "eval-results")]
         output: PathBuf,
         /// Hub suites: keep at most N snapshots pulled by this sweep in the HF cache (evict evaluated ones).
@@ -421,6 +439,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             run,
             suite,
             model,
+            dir,
+            shard,
+            claim,
+            claim_ttl,
+            status,
             output,
             keep,
             tasks,
@@ -434,81 +457,58 @@ fn run(cli: Cli) -> Result<ExitCode> {
             compute,
             quiet,
         } => {
+            // Every checkpoint is evaluated unless --model: --all-checkpoints may be spelled out.
+            let _ = all_checkpoints;
             k2_trainer::set_threads(threads);
-            let placement = compute.placement()?;
+            let arg = match (model, dir, suite) {
+                (Some(m), _, _) => k2_eval::sources::SourceArg::Model(m),
+                (_, Some(d), _) => k2_eval::sources::SourceArg::Dir(d),
+                (_, _, Some(s)) => k2_eval::sources::SourceArg::Suite(s),
+                _ => k2_eval::sources::SourceArg::Run(run),
+            };
             let shots = parse_shots(&shots)?;
             let specs = k2_eval::registry::specs(&tasks, &data, &shots, limit, probe_docs)?;
             let bar = progress::bar("requests", quiet);
-            if let Some(dir) = model {
-                let target = k2_eval::sweep::Target {
-                    info: k2_eval::results::CheckpointInfo {
-                        model: dir.display().to_string(),
-                        revision: dir
-                            .file_name()
-                            .map_or("model".into(), |n| n.to_string_lossy().to_string()),
-                        ..Default::default()
-                    },
-                    weights_sha256: k2_eval::sweep::weights_sha256(&dir)?,
-                    dir: dir.clone(),
-                };
-                let per: usize = specs
-                    .iter()
-                    .map(|t| k2_eval::evaluate::count_requests(t.task.as_ref(), t.shots, t.limit))
-                    .sum();
-                bar.set_length(per as u64);
-                let outcomes = k2_eval::sweep::eval_target(
-                    &target, &specs, &output, batch_size, &placement, &bar,
-                )?;
+            let mut chosen =
+                k2_eval::sources::choose(&arg, &output, Some(progress::download_message(&bar)))?;
+            let job = k2_eval::benchmark_job::BenchmarkJob::new(
+                specs,
+                chosen.layout.clone(),
+                batch_size,
+                compute.placement()?,
+            );
+            if status {
                 bar.finish_and_clear();
-                print!(
-                    "{}",
-                    k2_eval::summary::table_for_dir(
-                        &output,
-                        &outcomes.iter().map(|(t, _)| t.clone()).collect::<Vec<_>>()
-                    )?
-                );
-                println!("results in {}", output.display());
+                let pairs = k2_eval::sweep::status(chosen.source.as_mut(), &job, claim_ttl)?;
+                print!("{}", k2_eval::summary::status_table(&pairs));
                 return Ok(ExitCode::SUCCESS);
             }
-            // Without --model every checkpoint of the run is evaluated: --all-checkpoints is the
-            // default and may be spelled out.
-            let _ = all_checkpoints;
-            if let Some(name) = &suite {
-                if let k2_eval::suites::SuiteTarget::Hub(s) = k2_eval::suites::resolve_suite(name)?
-                {
-                    return hub_cmd::eval_hub_suite(
-                        &s, &specs, &output, keep, batch_size, &placement, &bar,
-                    );
-                }
-            }
-            anyhow::ensure!(
-                keep.is_none(),
-                "--keep applies only to hub suites (kind = hub in checkpoints.toml)"
-            );
-            let run_dir = match &suite {
-                Some(name) => k2_eval::suites::run_dir_of_suite(name)?,
-                None => run.clone(),
-            };
-            let watch = if watch {
-                Some((
-                    k2_trainer::run_config(&run_dir)?.total_chunks() as usize,
+            let watch = match (&chosen.run, watch) {
+                (Some(run), true) => Some((
+                    k2_trainer::run_config(run)?.total_chunks() as usize,
                     std::time::Duration::from_millis(500),
-                ))
-            } else {
-                None
+                )),
+                (None, true) => anyhow::bail!("--watch follows a k2 run (--run or a run suite)"),
+                _ => None,
+            };
+            let opts = k2_eval::sweep::SweepOptions {
+                shard: shard.unwrap_or_default(),
+                claim_ttl_s: claim.then_some(claim_ttl),
+                keep,
+                watch,
             };
             let report =
-                k2_eval::sweep::sweep_run(&run_dir, &specs, batch_size, &placement, watch, &bar)?;
+                k2_eval::sweep::sweep(chosen.source.as_mut(), &job, &opts, &bar, &mut |line| {
+                    bar.suspend(|| eprintln!("{line}"))
+                })?;
             bar.finish_and_clear();
-            print!("{}", k2_eval::summary::table_for_run(&run_dir)?);
+            print!("{}", job.table(&report)?);
             println!(
-                "{} evaluated, {} already done, {} checkpoints failed; results in {}",
-                report.evaluated.len(),
-                report.skipped.len(),
-                report.failed.len(),
-                run_dir.join("eval").display()
+                "{}; results in {}",
+                report.summary_line("evaluated"),
+                k2_eval::sweep::Job::root(&job).display()
             );
-            Ok(report_failures(&report.failed))
+            Ok(report_failures(&report.failed()))
         }
         Command::Hub(cmd) => hub_cmd::run(cmd),
         Command::Analyze(cmd) => analyze_cmd::run(cmd),
@@ -546,7 +546,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 200,
             )?;
             let bar = progress::bar("requests", quiet);
-            let report = k2_eval::sweep::sweep_run(&out, &specs, 8, &placement, None, &bar)?;
+            let job = k2_eval::benchmark_job::BenchmarkJob::new(
+                specs,
+                k2_eval::benchmark_job::ResultsLayout::PerCheckpoint(out.join("eval")),
+                8,
+                placement.clone(),
+            );
+            let report = k2_eval::sweep::sweep(
+                &mut k2_archive::RunSource::new(&out),
+                &job,
+                &Default::default(),
+                &bar,
+                &mut |line| bar.suspend(|| eprintln!("{line}")),
+            )?;
             bar.finish_and_clear();
             print!("{}", k2_eval::summary::table_for_run(&out)?);
             println!("[3/4] memorization of the training data per checkpoint and chunk");
@@ -566,7 +578,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 log_x: false,
             })?;
             println!("report: {}", r.readme.display());
-            Ok(if report.failed.is_empty() && mem == ExitCode::SUCCESS {
+            Ok(if report.failed().is_empty() && mem == ExitCode::SUCCESS {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

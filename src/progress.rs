@@ -16,3 +16,15 @@ pub fn bar(unit: &str, quiet: bool) -> ProgressBar {
     );
     bar
 }
+
+/// Hub downloads shown as the bar's message (`downloading model.safetensors 1.2/4.0 GiB`).
+pub fn download_message(bar: &ProgressBar) -> k2_archive::hub::client::ProgressFn {
+    let b = bar.clone();
+    std::sync::Arc::new(move |file: &str, done, total| {
+        b.set_message(format!(
+            "downloading {file} {}/{}",
+            k2_eval::sweep::human_bytes(done),
+            total.map_or("?".into(), k2_eval::sweep::human_bytes)
+        ))
+    })
+}

@@ -14,6 +14,9 @@ fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     for ck in std::fs::read_dir(dir).unwrap() {
         let ck = ck.unwrap();
+        if !ck.path().is_dir() {
+            continue; // the sweep's summary
+        }
         for f in std::fs::read_dir(ck.path()).unwrap() {
             let f = f.unwrap();
             let name = f.file_name().to_string_lossy().to_string();
@@ -61,7 +64,7 @@ fn sweep_writes_lm_eval_results_and_resumes_after_sigkill_with_identical_files()
     train_tiny(&run);
     let out = ok(k2().args(eval_args(&run)));
     assert!(
-        out.contains("30 evaluated, 0 already done, 0 checkpoints failed"),
+        out.contains("30 evaluated, 0 already done, 0 duplicate checkpoints, 0 checkpoints failed"),
         "{out}"
     );
     let clean = files(&run.join("eval"));

@@ -64,7 +64,7 @@ fn suite_sweep_pulls_evaluates_reports_duplicates_and_evicts() {
     println!("{out}");
     assert!(
         out.contains(
-            "2 evaluated, 0 already done, 1 duplicate revisions, 0 revisions failed, 1 evicted"
+            "2 evaluated, 0 already done, 1 duplicate checkpoints, 0 checkpoints failed, 1 evicted"
         ),
         "{out}"
     );
@@ -123,7 +123,7 @@ fn suite_sweep_pulls_evaluates_reports_duplicates_and_evicts() {
     server.clear_log();
     let again = ok(&mut sweep(&server, home.path(), &res));
     assert!(
-        again.contains("0 evaluated, 2 already done, 1 duplicate revisions"),
+        again.contains("0 evaluated, 2 already done, 1 duplicate checkpoints"),
         "{again}"
     );
     assert!(
@@ -140,7 +140,8 @@ fn suite_sweep_pulls_evaluates_reports_duplicates_and_evicts() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        stdout.contains("0 evaluated, 1 already done, 0 duplicate revisions, 2 revisions failed"),
+        stdout
+            .contains("0 evaluated, 1 already done, 0 duplicate checkpoints, 2 checkpoints failed"),
         "{stdout}"
     );
     assert!(

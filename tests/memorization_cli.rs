@@ -44,7 +44,7 @@ fn memorization_files_rerun_skip_errors_and_report() {
 
     let out = ok(&mut analyze(&d, &short));
     assert!(
-        out.contains("6 measured, 0 already done, 0 failed"),
+        out.contains("6 measured, 0 already done, 0 duplicate checkpoints, 0 checkpoints failed"),
         "{out}"
     );
     assert!(
@@ -122,7 +122,8 @@ fn memorization_files_rerun_skip_errors_and_report() {
         err.contains("ckpt_0002") && err.contains("model.safetensors"),
         "{err}"
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("0 measured, 5 already done, 1 failed"));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("0 measured, 5 already done, 0 duplicate checkpoints, 1 checkpoints failed"));
 
     // Other settings recompute (the tampered checkpoint still fails).
     let out = run_cmd(&mut analyze(
@@ -136,7 +137,8 @@ fn memorization_files_rerun_skip_errors_and_report() {
             "2",
         ],
     ));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("5 measured, 0 already done, 1 failed"));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("5 measured, 0 already done, 0 duplicate checkpoints, 1 checkpoints failed"));
     assert_eq!(read(&mem.join("ckpt_0004.json"))["chunks"][0]["n"], 2);
 
     // A missing run directory: named, non-zero exit.

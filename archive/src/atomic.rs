@@ -152,6 +152,35 @@ pub fn remove_stale_tmp(dir: &Path) -> Result<Vec<PathBuf>, ArchiveError> {
     Ok(removed)
 }
 
+/// Removes the leftover temp files of the files `names` directly inside `dir` (`.<name>.tmp*`),
+/// leaving every other temp entry alone: a worker that now owns these files cleans up after one
+/// that died writing them, without touching what concurrent workers are writing beside them.
+pub fn remove_stale_tmp_of(dir: &Path, names: &[String]) -> Result<Vec<PathBuf>, ArchiveError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(ArchiveError::io(dir, "read directory", e)),
+    };
+    let mut removed = Vec::new();
+    for entry in entries {
+        let entry = entry.at(dir, "read directory")?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let ours = names.iter().any(|n| name.starts_with(&format!(".{n}.tmp")));
+        if !ours || entry.file_type().at(&entry.path(), "stat")?.is_dir() {
+            continue;
+        }
+        let path = entry.path();
+        fs::remove_file(&path).at(&path, "remove stale file")?;
+        removed.push(path);
+    }
+    if !removed.is_empty() {
+        fsync_dir(dir)?;
+    }
+    removed.sort();
+    Ok(removed)
+}
+
 /// Appends `line` plus a newline to `path` (created if missing) and fsyncs it.
 /// `line` must not contain a newline (it would break the one-record-per-line format).
 pub fn append_line_durable(path: &Path, line: &str) -> Result<(), ArchiveError> {

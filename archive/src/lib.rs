@@ -2,11 +2,13 @@
 //!
 //! Atomic, fsynced writes; the run manifest (`checkpoints.toml`) with the sha256 of every
 //! checkpoint file; verification; the run directory layout; the repository's suite list;
-//! the data chunk order; and the Hugging Face Hub client (`hub`). See `DESIGN.md`, "The archive
+//! the data chunk order; the Hugging Face Hub client (`hub`); the checkpoint sources a sweep reads
+//! (`source`) and the claim files its workers share (`claim`). See `DESIGN.md`, "The archive
 //! contract".
 
 pub mod atomic;
 pub mod chunk_order;
+pub mod claim;
 pub mod error;
 pub mod events;
 pub mod hash;
@@ -14,13 +16,15 @@ pub mod hub;
 pub mod layout;
 pub mod manifest;
 pub mod run_data;
+pub mod source;
 pub mod suites;
+pub mod sweep_summary;
 mod toml_io;
 pub mod verify;
 
 pub use atomic::{
-    append_line_durable, commit_dir_atomic, is_tmp_name, remove_stale_tmp, tmp_dir_for,
-    tmp_file_for, truncate_jsonl_after, write_file_atomic,
+    append_line_durable, commit_dir_atomic, is_tmp_name, remove_stale_tmp, remove_stale_tmp_of,
+    tmp_dir_for, tmp_file_for, truncate_jsonl_after, write_file_atomic,
 };
 pub use chunk_order::{ChunkOrder, Deferral, CHUNK_ORDER_FORMAT};
 pub use error::{ArchiveError, Location};
@@ -29,5 +33,9 @@ pub use hash::{hash_tree, sha256_bytes, sha256_file};
 pub use layout::{ckpt_name, parse_ckpt_name, spike_ckpt_name, RunLayout};
 pub use manifest::{CheckpointEntry, CheckpointStatus, Manifest, MANIFEST_FORMAT};
 pub use run_data::{chunk_file, chunk_jsonl, read_chunk, read_index, ChunkInfo, DataIndex, Sample};
+pub use source::{
+    CheckpointSource, DirSource, HubSource, Materialised, ModelSource, RunSource, SourceCheckpoint,
+    SourceError,
+};
 pub use suites::{Suite, SuiteFile, SuiteKind, SUITES_FORMAT};
 pub use verify::{verify_checkpoint, verify_run, Problem};

@@ -153,7 +153,7 @@ impl Suite {
     pub fn tokens_of(&self, r: &crate::hub::Revision) -> Option<u64> {
         use crate::hub::Scheme;
         match r.scheme {
-            Scheme::Step | Scheme::OlmoStep => r
+            Scheme::Step | Scheme::OlmoStep | Scheme::TrainerCheckpoint | Scheme::MegatronIter => r
                 .tokens
                 .or_else(|| r.number.checked_mul(self.tokens_per_step?)),
             Scheme::Ckpt | Scheme::Spike => {

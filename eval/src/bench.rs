@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::benchmark_job::TaskSpec;
 use crate::engine::Engine;
 use crate::error::{EvalError, Result};
 use crate::evaluate::{count_requests, run_task};
-use crate::sweep::TaskSpec;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalBench {

@@ -1,7 +1,9 @@
 //! k2-eval: benchmark tasks with lm-evaluation-harness's exact prompt formats, few-shot
-//! construction and metrics; the scoring engine; the sweep over every checkpoint of a run.
+//! construction and metrics; the scoring engine; the one sweep over every checkpoint of any
+//! source, with its jobs (benchmarks, memorization).
 
 pub mod bench;
+pub mod benchmark_job;
 pub mod data;
 pub mod encode;
 pub mod engine;
@@ -9,16 +11,16 @@ pub mod error;
 pub mod evaluate;
 pub mod fewshot;
 pub mod greedy;
-pub mod hub_sweep;
-pub mod hub_view;
 pub mod memorization;
+pub mod memorization_job;
 pub mod memorization_summary;
-pub mod memorization_sweep;
 pub mod metrics;
+pub mod model_view;
 pub mod pyrandom;
 pub mod registry;
 pub mod request;
 pub mod results;
+pub mod sources;
 pub mod sp_tokenizer;
 pub mod suites;
 pub mod summary;

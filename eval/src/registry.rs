@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
+use crate::benchmark_job::TaskSpec;
 use crate::error::{EvalError, Result};
-use crate::sweep::TaskSpec;
 use crate::task::Task;
 use crate::tasks::{
     arc, boolq, gsm8k, hellaswag, lambada, mmlu, openbookqa, piqa, probes, truthfulqa, wikitext,

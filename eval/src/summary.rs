@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::benchmark_job::results_path;
 use crate::error::Result;
 use crate::results::read_metrics;
-use crate::sweep::results_path;
 
 /// The metric a table shows for a task: `acc_norm` where reported, else `acc`, else the first.
 pub fn headline(metrics: &BTreeMap<String, f64>) -> Option<(String, f64)> {
@@ -107,4 +107,54 @@ pub fn table_for_run(run_dir: &Path) -> Result<String> {
         s.push('\n');
     }
     Ok(s)
+}
+
+/// `k2 eval --status`: one line per checkpoint (its tasks' states) and the totals.
+pub fn status_table(pairs: &[(String, String, crate::sweep::PairState)]) -> String {
+    use crate::sweep::PairState;
+    let mut s = String::new();
+    let (mut done, mut claimed, mut stale, mut failed, mut pending) = (0, 0, 0, 0, 0);
+    let mut i = 0;
+    while i < pairs.len() {
+        let ckpt = &pairs[i].0;
+        s.push_str(&format!("{ckpt:<24}"));
+        while i < pairs.len() && &pairs[i].0 == ckpt {
+            let (_, task, state) = &pairs[i];
+            let what = match state {
+                PairState::Done => {
+                    done += 1;
+                    "done".to_string()
+                }
+                PairState::Claimed { claim, stale: st } => {
+                    if *st {
+                        stale += 1;
+                    } else {
+                        claimed += 1;
+                    }
+                    format!(
+                        "{} by {}:{}",
+                        if *st { "stale claim" } else { "claimed" },
+                        claim.host,
+                        claim.pid
+                    )
+                }
+                PairState::Failed(why) => {
+                    failed += 1;
+                    format!("failed ({why})")
+                }
+                PairState::Pending => {
+                    pending += 1;
+                    "pending".to_string()
+                }
+            };
+            s.push_str(&format!(" {task}={what}"));
+            i += 1;
+        }
+        s.push('\n');
+    }
+    s.push_str(&format!(
+        "{} pairs: {done} done, {claimed} claimed, {stale} stale claims, {failed} failed, {pending} pending\n",
+        pairs.len()
+    ));
+    s
 }

@@ -235,6 +235,19 @@ impl HubCache {
         out
     }
 
+    /// `<cache>/../k2-views/models--org--name/<commit>`: where k2 writes a converted view of a
+    /// snapshot (tokenizer.json, safetensors) beside the cache, never inside it.
+    pub fn view_dir(&self, repo: &str, commit: &str) -> PathBuf {
+        let repo_dir = self.repo_dir(repo);
+        let folder = repo_dir.file_name().unwrap_or_default().to_os_string();
+        self.root
+            .parent()
+            .unwrap_or(&self.root)
+            .join("k2-views")
+            .join(folder)
+            .join(commit)
+    }
+
     /// Removes a snapshot, the refs pointing at it, and every blob no other snapshot links to.
     /// Returns the bytes freed.
     pub fn evict(&self, repo: &str, commit: &str) -> Result<u64> {

@@ -3,8 +3,9 @@
 //! The schemes in use (see `reference/eval-anchors.md` A3 and `reference/k2-paper.md`):
 //! LLM360 `ckpt_N` / `ckpt_NNN` (stage 1), `ministage2_ckpt_N` (K2 stage 2), `spike_ckpt_N` (the
 //! diverged checkpoints kept beside their twins); Pythia `stepN`; OLMo-1 `stepN-tokensTB`; OLMo-2
-//! `stageK-stepN-tokensTB` (and `stage2-ingredientK-stepN-tokensTB`). Anything else (`main`, tags)
-//! is not a checkpoint and sorts after them.
+//! `stageK-stepN-tokensTB` (and `stage2-ingredientK-stepN-tokensTB`). Local checkpoint directories
+//! written by other trainers add Hugging Face Trainer's `checkpoint-N` and Megatron's `iter_N`
+//! (`iter_0000100`). Anything else (`main`, tags) is not a checkpoint and sorts after them.
 
 use std::cmp::Ordering;
 
@@ -21,6 +22,10 @@ pub enum Scheme {
     Step,
     /// OLMo `stepN-tokensTB` or `stageK[-ingredientI]-stepN-tokensTB`.
     OlmoStep,
+    /// Hugging Face Trainer `checkpoint-N` (N = optimizer step).
+    TrainerCheckpoint,
+    /// Megatron `iter_N` (N = iteration, zero-padded to 7 digits).
+    MegatronIter,
 }
 
 /// What a revision name says about its checkpoint.
@@ -74,6 +79,12 @@ impl Revision {
         }
         if let Some(n) = name.strip_prefix("step").and_then(number) {
             return Some(make(Scheme::Step, n, 1));
+        }
+        if let Some(n) = name.strip_prefix("checkpoint-").and_then(number) {
+            return Some(make(Scheme::TrainerCheckpoint, n, 1));
+        }
+        if let Some(n) = name.strip_prefix("iter_").and_then(number) {
+            return Some(make(Scheme::MegatronIter, n, 1));
         }
         if let Some((step, tokens)) = olmo_step_tokens(name) {
             let mut r = make(Scheme::OlmoStep, step, 1);
@@ -169,6 +180,10 @@ mod tests {
         assert_eq!(r.tokens, Some(3_896_000_000_000));
         let r = Revision::parse("stage2-ingredient3-step11931-tokens50B").unwrap();
         assert_eq!((r.stage, r.ingredient, r.number), (2, Some(3), 11931));
+        let r = Revision::parse("checkpoint-500").unwrap();
+        assert_eq!((r.scheme, r.number), (Scheme::TrainerCheckpoint, 500));
+        let r = Revision::parse("iter_0000100").unwrap();
+        assert_eq!((r.scheme, r.number), (Scheme::MegatronIter, 100));
         for not in [
             "main",
             "v1.0",

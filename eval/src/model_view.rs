@@ -1,37 +1,26 @@
-//! The model directory a hub sweep evaluates. Usually the cached snapshot itself; for a checkpoint
-//! that ships only a SentencePiece `tokenizer.model` or only PyTorch `pytorch_model*.bin` weights,
-//! a view beside the cache (`<cache>/../k2-views/models--org--name/<commit>/`) with links to the
-//! snapshot's files plus a `tokenizer.json` converted from the model (`sp_tokenizer`) and
-//! safetensors converted from the PyTorch files. The Hugging Face cache itself is never written
-//! to with anything the Hub did not serve.
+//! The model directory a sweep evaluates. Usually the checkpoint's directory itself; for a
+//! checkpoint that ships only a SentencePiece `tokenizer.model` or only PyTorch
+//! `pytorch_model*.bin` weights, a view in the directory its source names (for the Hub: beside
+//! the cache, `<cache>/../k2-views/models--org--name/<commit>/`) with links to the checkpoint's
+//! files plus a `tokenizer.json` converted from the model (`sp_tokenizer`) and safetensors
+//! converted from the PyTorch files. The checkpoint's own directory (and the Hugging Face cache)
+//! is never written to.
 
 use k2_model::streaming_writer::{write_streaming, TensorSpec};
 use std::path::{Path, PathBuf};
 
-use k2_archive::hub::{pull, HubCache};
+use k2_archive::hub::pull;
 
 use crate::error::{io_err, EvalError, Result};
-
-/// `<cache>/../k2-views/models--org--name/<commit>`.
-pub fn view_dir(cache: &HubCache, repo: &str, commit: &str) -> PathBuf {
-    let repo_dir = cache.repo_dir(repo);
-    let folder = repo_dir.file_name().unwrap_or_default().to_os_string();
-    cache
-        .root
-        .parent()
-        .unwrap_or(&cache.root)
-        .join("k2-views")
-        .join(folder)
-        .join(commit)
-}
 
 /// Written last into a view: its presence marks a finished one.
 pub const VIEW_MARKER: &str = "k2-view.json";
 
-/// The directory to evaluate for the snapshot `snapshot` of `repo@commit`: the snapshot when it
-/// has `tokenizer.json` and safetensors weights, else a view that adds what is missing
+/// The directory to evaluate for the checkpoint in `snapshot`: the directory itself when it has
+/// `tokenizer.json` and safetensors weights, else a view in `view` that adds what is missing
 /// (`tokenizer.json` from `tokenizer.model`, safetensors from PyTorch `pytorch_model*.bin`).
-pub fn model_dir(cache: &HubCache, repo: &str, commit: &str, snapshot: &Path) -> Result<PathBuf> {
+/// Without a place for a view, the directory is used as it is.
+pub fn model_dir(snapshot: &Path, view: Option<&Path>) -> Result<PathBuf> {
     let has_tokenizer = snapshot.join("tokenizer.json").exists();
     let has_safetensors =
         snapshot.join(pull::SINGLE_FILE).exists() || snapshot.join(pull::INDEX_FILE).exists();
@@ -45,7 +34,10 @@ pub fn model_dir(cache: &HubCache, repo: &str, commit: &str, snapshot: &Path) ->
             snapshot.display()
         )));
     }
-    let view = view_dir(cache, repo, commit);
+    let Some(view) = view else {
+        return Ok(snapshot.to_path_buf());
+    };
+    let view = view.to_path_buf();
     if view.join(VIEW_MARKER).exists() {
         return Ok(view);
     }
@@ -55,8 +47,15 @@ pub fn model_dir(cache: &HubCache, repo: &str, commit: &str, snapshot: &Path) ->
     } else {
         pull::weight_files_in(snapshot).map_err(|e| EvalError::Other(e.to_string()))?
     };
-    for f in cache.snapshot_files(repo, commit) {
-        if f.contains('/') || pytorch.contains(&f) || f == pull::PT_INDEX_FILE {
+    let rd = std::fs::read_dir(snapshot).map_err(io_err(snapshot))?;
+    let mut files: Vec<String> = rd
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_file() && !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    files.sort();
+    for f in files {
+        if pytorch.contains(&f) || f == pull::PT_INDEX_FILE {
             continue;
         }
         let dst = view.join(&f);
@@ -76,7 +75,10 @@ pub fn model_dir(cache: &HubCache, repo: &str, commit: &str, snapshot: &Path) ->
     if !pytorch.is_empty() {
         converted.extend(convert_pytorch(snapshot, &pytorch, &view)?);
     }
-    let marker = serde_json::json!({ "repo": repo, "commit": commit, "converted": converted });
+    let marker = serde_json::json!({
+        "source": snapshot.display().to_string(),
+        "converted": converted
+    });
     write(&view.join(VIEW_MARKER), marker.to_string().as_bytes())?;
     Ok(view)
 }
@@ -146,13 +148,4 @@ fn link(src: &Path, dst: &Path) -> Result<()> {
 #[cfg(not(unix))]
 fn link(src: &Path, dst: &Path) -> Result<()> {
     std::fs::copy(src, dst).map(|_| ()).map_err(io_err(dst))
-}
-
-/// Removes the view of `repo@commit`, if any (with the snapshot's eviction).
-pub fn remove_view(cache: &HubCache, repo: &str, commit: &str) -> Result<()> {
-    let view = view_dir(cache, repo, commit);
-    if view.exists() {
-        std::fs::remove_dir_all(&view).map_err(io_err(&view))?;
-    }
-    Ok(())
 }

@@ -1,0 +1,193 @@
+//! Claim files: how workers that share a filesystem split a sweep's work between them without
+//! doing any of it twice. A worker claims a unit of work by creating `<unit>.claim` atomically
+//! (`O_CREAT|O_EXCL`); the file records its host, pid and the time. A claim is stale, and may
+//! be taken over, when its process is gone (same host) or it is older than the time-to-live
+//! (any host). Taking over renames the stale file away first, so of two workers recovering the
+//! same claim only one succeeds.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ArchiveError;
+
+/// What a claim file holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    pub host: String,
+    pub pid: u32,
+    /// Seconds since the Unix epoch when the claim was made.
+    pub time: u64,
+}
+
+/// The state of a unit's claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimState {
+    Free,
+    Live(Claim),
+    Stale(Claim),
+}
+
+/// This machine's host name.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists() || !Path::new("/proc/self").exists()
+}
+
+impl Claim {
+    pub fn mine() -> Claim {
+        Claim {
+            host: host_name(),
+            pid: std::process::id(),
+            time: now(),
+        }
+    }
+
+    /// Gone (its process has exited on this host) or older than `ttl_s`.
+    pub fn is_stale(&self, ttl_s: u64) -> bool {
+        (self.host == host_name() && !alive(self.pid)) || now().saturating_sub(self.time) > ttl_s
+    }
+}
+
+/// The claim at `path`, if any. A file that does not parse (a worker died while writing it) is
+/// stale.
+pub fn read_claim(path: &Path, ttl_s: u64) -> ClaimState {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return ClaimState::Free;
+    };
+    match serde_json::from_str::<Claim>(&text) {
+        Ok(c) if c.is_stale(ttl_s) => ClaimState::Stale(c),
+        Ok(c) => ClaimState::Live(c),
+        Err(_) => ClaimState::Stale(Claim {
+            host: String::new(),
+            pid: 0,
+            time: 0,
+        }),
+    }
+}
+
+fn create(path: &Path) -> Result<bool, ArchiveError> {
+    let mut f = match OpenOptions::new().write(true).create_new(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) => return Err(ArchiveError::io(path, "create claim", e)),
+    };
+    let mut text = serde_json::to_string(&Claim::mine()).expect("a claim serialises");
+    text.push('\n');
+    f.write_all(text.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| ArchiveError::io(path, "write claim", e))?;
+    Ok(true)
+}
+
+/// Claims the unit whose claim file is `path`: true when this process now holds it. A stale
+/// claim is taken over.
+pub fn try_claim(path: &Path, ttl_s: u64) -> Result<bool, ArchiveError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| ArchiveError::io(dir, "create directory", e))?;
+    }
+    if create(path)? {
+        return Ok(true);
+    }
+    let ClaimState::Stale(_) = read_claim(path, ttl_s) else {
+        return Ok(false);
+    };
+    // Move the stale claim aside under a name only this process uses; if another worker took it
+    // over first, the rename finds nothing (or its fresh claim, which is put back).
+    let aside = aside_path(path);
+    if std::fs::rename(path, &aside).is_err() {
+        return Ok(false);
+    }
+    match read_claim(&aside, ttl_s) {
+        ClaimState::Live(_) => {
+            // Someone's fresh claim: give it back unless yet another worker claimed meanwhile.
+            let _ = std::fs::hard_link(&aside, path);
+            let _ = std::fs::remove_file(&aside);
+            Ok(false)
+        }
+        _ => {
+            let _ = std::fs::remove_file(&aside);
+            create(path)
+        }
+    }
+}
+
+fn aside_path(path: &Path) -> PathBuf {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    path.with_file_name(format!(
+        ".{name}.stale-{}-{}",
+        host_name(),
+        std::process::id()
+    ))
+}
+
+/// Gives up a claim this process holds (after its results are written, or on failure).
+pub fn release_claim(path: &Path) -> Result<(), ArchiveError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ArchiveError::io(path, "remove claim", e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_claim_per_unit_and_stale_claims_are_recovered() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a/task.claim");
+        assert_eq!(read_claim(&p, 60), ClaimState::Free);
+        assert!(try_claim(&p, 60).unwrap());
+        assert!(
+            !try_claim(&p, 60).unwrap(),
+            "a live claim is not taken twice"
+        );
+        assert!(matches!(read_claim(&p, 60), ClaimState::Live(c) if c.pid == std::process::id()));
+        // A claim of a process that no longer exists on this host is stale.
+        let dead = Claim {
+            host: host_name(),
+            pid: u32::MAX - 1,
+            time: now(),
+        };
+        std::fs::write(&p, serde_json::to_string(&dead).unwrap()).unwrap();
+        assert!(matches!(read_claim(&p, 60), ClaimState::Stale(_)));
+        assert!(try_claim(&p, 60).unwrap());
+        // Another host's claim is stale only after the time-to-live.
+        let old = Claim {
+            host: "elsewhere".into(),
+            pid: 1,
+            time: now() - 100,
+        };
+        std::fs::write(&p, serde_json::to_string(&old).unwrap()).unwrap();
+        assert!(matches!(read_claim(&p, 1000), ClaimState::Live(_)));
+        assert!(!try_claim(&p, 1000).unwrap());
+        assert!(try_claim(&p, 10).unwrap());
+        // A half-written claim is stale.
+        std::fs::write(&p, "{\"host\":").unwrap();
+        assert!(try_claim(&p, 1000).unwrap());
+        release_claim(&p).unwrap();
+        assert_eq!(read_claim(&p, 60), ClaimState::Free);
+        release_claim(&p).unwrap();
+        let left: Vec<_> = std::fs::read_dir(p.parent().unwrap()).unwrap().collect();
+        assert!(left.is_empty(), "no aside files left: {left:?}");
+    }
+}

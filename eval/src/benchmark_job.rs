@@ -1,0 +1,256 @@
+//! Benchmarks as a sweep [`Job`]: one unit per task. Each (checkpoint, task) pair writes
+//! `<out>/<task>.samples.jsonl` then `<out>/<task>.json` (lm-eval layout), atomically; the
+//! results file is the mark of a finished pair. A pair whose results exist for the same weights
+//! hash, task config hash, harness version and dtype is done.
+
+use std::path::{Path, PathBuf};
+
+use indicatif::ProgressBar;
+use k2_archive::SourceCheckpoint;
+use k2_model::Placement;
+
+use crate::engine::Engine;
+use crate::error::{EvalError, Result};
+use crate::evaluate::{count_requests, run_task, SampleRecord};
+use crate::results::{
+    read_metrics, results_json, stored_key, CheckpointInfo, ResultKey, TaskResult, HARNESS_VERSION,
+};
+use crate::summary::headline;
+use crate::sweep::{Job, Loaded, SweepReport};
+use crate::task::Task;
+
+/// A task with its few-shot count and document limit.
+pub struct TaskSpec {
+    pub task: Box<dyn Task>,
+    pub shots: usize,
+    pub limit: Option<usize>,
+}
+
+impl TaskSpec {
+    /// The hash that decides whether a stored result is still valid for this task setup.
+    pub fn config_hash(&self) -> String {
+        k2_archive::sha256_bytes(
+            format!(
+                "{}\nversion={}\nshots={}\nlimit={:?}\n{}",
+                self.task.name(),
+                self.task.version(),
+                self.shots,
+                self.limit,
+                self.task.fingerprint()
+            )
+            .as_bytes(),
+        )
+    }
+
+    /// Requests one checkpoint makes for this task.
+    pub fn requests(&self) -> usize {
+        count_requests(self.task.as_ref(), self.shots, self.limit)
+    }
+}
+
+pub fn results_path(out_dir: &Path, task: &str) -> PathBuf {
+    out_dir.join(format!("{task}.json"))
+}
+
+pub fn samples_path(out_dir: &Path, task: &str) -> PathBuf {
+    out_dir.join(format!("{task}.samples.jsonl"))
+}
+
+/// Where a checkpoint's results go.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResultsLayout {
+    /// `<root>/<checkpoint>/<task>.json`: a run (`<run>/eval`), a suite, a directory.
+    PerCheckpoint(PathBuf),
+    /// `<dir>/<task>.json`: one model directory (`--model`).
+    Flat(PathBuf),
+}
+
+/// Evaluates tasks on every checkpoint.
+pub struct BenchmarkJob {
+    pub tasks: Vec<TaskSpec>,
+    pub layout: ResultsLayout,
+    pub batch_size: usize,
+    pub placement: Placement,
+    names: Vec<String>,
+}
+
+impl BenchmarkJob {
+    pub fn new(
+        tasks: Vec<TaskSpec>,
+        layout: ResultsLayout,
+        batch_size: usize,
+        placement: Placement,
+    ) -> Self {
+        let names = tasks.iter().map(|t| t.task.name().to_string()).collect();
+        BenchmarkJob {
+            tasks,
+            layout,
+            batch_size,
+            placement,
+            names,
+        }
+    }
+
+    /// The results directory of a checkpoint.
+    pub fn out_dir(&self, checkpoint: &str) -> PathBuf {
+        match &self.layout {
+            ResultsLayout::PerCheckpoint(root) => root.join(checkpoint),
+            ResultsLayout::Flat(dir) => dir.clone(),
+        }
+    }
+
+    fn key(&self, t: &TaskSpec, weights: &str) -> ResultKey {
+        ResultKey {
+            weights_sha256: weights.to_string(),
+            task_hash: t.config_hash(),
+            harness_version: HARNESS_VERSION.to_string(),
+            dtype: self.placement.dtype.to_string(),
+        }
+    }
+
+    /// Checkpoint × task headline metrics of a sweep, with tokens and status; a single model's
+    /// sweep also lists every metric.
+    pub fn table(&self, report: &SweepReport) -> Result<String> {
+        if let ResultsLayout::Flat(dir) = &self.layout {
+            return crate::summary::table_for_dir(dir, &self.names);
+        }
+        let width: Vec<usize> = self.names.iter().map(|t| t.len().max(8)).collect();
+        let mut s = format!("{:<22} {:>16} {:<10}", "checkpoint", "tokens", "status");
+        for (t, w) in self.names.iter().zip(&width) {
+            s.push_str(&format!(" {:>w$}", t, w = w));
+        }
+        s.push('\n');
+        for r in &report.records {
+            let tokens = r.tokens.map_or("-".to_string(), |t| t.to_string());
+            s.push_str(&format!(
+                "{:<22} {:>16} {:<10}",
+                r.revision, tokens, r.status
+            ));
+            for (t, w) in self.names.iter().zip(&width) {
+                let p = results_path(&self.out_dir(&r.revision), t);
+                let v = if p.exists() {
+                    headline(&read_metrics(&p)?).map(|(_, v)| v)
+                } else {
+                    None
+                };
+                match v {
+                    Some(v) => s.push_str(&format!(" {:>w$.3}", v, w = w)),
+                    None => s.push_str(&format!(" {:>w$}", "-", w = w)),
+                }
+            }
+            if let Some(d) = &r.duplicate_of {
+                s.push_str(&format!("  (= {d})"));
+            }
+            s.push('\n');
+        }
+        Ok(s)
+    }
+}
+
+impl Job for BenchmarkJob {
+    fn verb(&self) -> &'static str {
+        "evaluated"
+    }
+
+    fn units(&self) -> &[String] {
+        &self.names
+    }
+
+    fn cost(&self, unit: usize) -> u64 {
+        self.tasks[unit].requests() as u64
+    }
+
+    fn root(&self) -> PathBuf {
+        match &self.layout {
+            ResultsLayout::PerCheckpoint(root) | ResultsLayout::Flat(root) => root.clone(),
+        }
+    }
+
+    fn claim_path(&self, c: &SourceCheckpoint, unit: usize) -> PathBuf {
+        self.out_dir(&c.name)
+            .join(format!("{}.claim", self.names[unit]))
+    }
+
+    fn done(&self, c: &SourceCheckpoint, weights: Option<&str>, unit: usize) -> Result<bool> {
+        let out = self.out_dir(&c.name);
+        let name = &self.names[unit];
+        if !samples_path(&out, name).exists() {
+            return Ok(false);
+        }
+        let stored = stored_key(&results_path(&out, name));
+        Ok(match weights {
+            Some(w) => stored.as_ref() == Some(&self.key(&self.tasks[unit], w)),
+            None => stored.is_some(),
+        })
+    }
+
+    fn run(&self, ckpt: &Loaded, units: &[usize], bar: &ProgressBar) -> Result<()> {
+        let c = ckpt.checkpoint;
+        let out_dir = self.out_dir(&c.name);
+        // Leftovers of a worker killed while writing these pairs' files.
+        let files: Vec<String> = units
+            .iter()
+            .flat_map(|&u| {
+                let n = &self.names[u];
+                [format!("{n}.json"), format!("{n}.samples.jsonl")]
+            })
+            .collect();
+        k2_archive::remove_stale_tmp_of(&out_dir, &files).map_err(other)?;
+        let model = k2_model::load_model_on(&ckpt.dir, &self.placement).map_err(other)?;
+        let tokenizer =
+            k2_model::load_tokenizer(&ckpt.dir.join("tokenizer.json")).map_err(other)?;
+        let engine = Engine::new(model, tokenizer, self.batch_size);
+        let mut info = CheckpointInfo {
+            model: ckpt.model.to_string(),
+            revision: c.name.clone(),
+            step: c.step,
+            tokens: c.tokens,
+            num_parameters: engine.model.config().num_params(),
+            ..Default::default()
+        };
+        if engine.model.dtype() != candle_core::DType::F32 {
+            info.dtype = k2_model::torch_dtype_name(engine.model.dtype()).into();
+        }
+        if !engine.model.device().is_cpu() {
+            info.device = k2_model::device_kind(engine.model.device()).into();
+        }
+        for &u in units {
+            let t = &self.tasks[u];
+            bar.set_message(format!("{} {}", c.name, self.names[u]));
+            let start = bar.position();
+            let (result, samples) =
+                run_task(&engine, t.task.as_ref(), t.shots, t.limit, &mut |k| {
+                    bar.set_position(start + k as u64)
+                })?;
+            let key = self.key(t, ckpt.weights_sha256);
+            write_result(&out_dir, &result, &samples, &info, &key)?;
+        }
+        Ok(())
+    }
+}
+
+fn other(e: impl std::fmt::Display) -> EvalError {
+    EvalError::Other(e.to_string())
+}
+
+fn write_result(
+    out_dir: &Path,
+    result: &TaskResult,
+    samples: &[SampleRecord],
+    info: &CheckpointInfo,
+    key: &ResultKey,
+) -> Result<()> {
+    let mut lines = String::new();
+    for s in samples {
+        lines.push_str(&serde_json::to_string(s).map_err(other)?);
+        lines.push('\n');
+    }
+    // Samples first, results last: a results file is the mark of a finished pair.
+    k2_archive::write_file_atomic(&samples_path(out_dir, &result.task), lines.as_bytes())
+        .map_err(other)?;
+    let mut json = serde_json::to_string_pretty(&results_json(result, info, key)).map_err(other)?;
+    json.push('\n');
+    k2_archive::write_file_atomic(&results_path(out_dir, &result.task), json.as_bytes())
+        .map_err(other)?;
+    Ok(())
+}

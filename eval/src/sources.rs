@@ -1,0 +1,88 @@
+//! The checkpoint source a `k2 eval` command line names, and where its results go:
+//!
+//! | flag             | source                 | results                                 |
+//! |------------------|------------------------|-----------------------------------------|
+//! | `--run DIR`      | a k2 run               | `DIR/eval/<ckpt>/<task>.json`           |
+//! | `--suite NAME`   | `checkpoints.toml`     | a run's, or `<output>/NAME/<rev>/...`   |
+//! | `--dir DIR`      | HF checkpoint folders  | `<output>/<DIR's name>/<ckpt>/...`      |
+//! | `--model DIR`    | one HF model directory | `<output>/<task>.json`                  |
+
+use std::path::{Path, PathBuf};
+
+use k2_archive::hub::client::ProgressFn;
+use k2_archive::hub::HubClient;
+use k2_archive::{CheckpointSource, DirSource, HubSource, ModelSource, RunSource};
+
+use crate::benchmark_job::ResultsLayout;
+use crate::error::{EvalError, Result};
+use crate::suites::{resolve_suite, SuiteTarget};
+
+/// What the command line asked to evaluate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceArg {
+    Run(PathBuf),
+    Suite(String),
+    Dir(PathBuf),
+    Model(PathBuf),
+}
+
+/// A source with the layout of its results.
+pub struct Chosen {
+    pub source: Box<dyn CheckpointSource>,
+    pub layout: ResultsLayout,
+    /// The run directory, for a k2 run (what `--watch` follows).
+    pub run: Option<PathBuf>,
+}
+
+/// k2 evaluates LLaMA-architecture checkpoints: a Hub suite of another stops before any weights
+/// are downloaded.
+fn llama_only(config: &Path) -> std::result::Result<(), String> {
+    k2_model::LlamaConfig::from_hf_json(config)
+        .map(|_| ())
+        .map_err(|e| format!("{e}; k2 evaluates LLaMA-architecture checkpoints only"))
+}
+
+/// Opens the source `arg` names; Hub downloads report to `progress`.
+pub fn choose(arg: &SourceArg, output: &Path, progress: Option<ProgressFn>) -> Result<Chosen> {
+    let run = |dir: &Path| Chosen {
+        source: Box::new(RunSource::new(dir)),
+        layout: ResultsLayout::PerCheckpoint(dir.join("eval")),
+        run: Some(dir.to_path_buf()),
+    };
+    Ok(match arg {
+        SourceArg::Run(dir) => run(dir),
+        SourceArg::Suite(name) => match resolve_suite(name)? {
+            SuiteTarget::Run(dir) => run(&dir),
+            SuiteTarget::Hub(suite) => {
+                let mut client =
+                    HubClient::from_env().map_err(|e| EvalError::Other(e.to_string()))?;
+                client.progress = progress;
+                let out = output.join(&suite.name);
+                Chosen {
+                    source: Box::new(
+                        HubSource::new(client, *suite, Some(Box::new(llama_only)))
+                            .map_err(|e| EvalError::Other(e.to_string()))?,
+                    ),
+                    layout: ResultsLayout::PerCheckpoint(out),
+                    run: None,
+                }
+            }
+        },
+        SourceArg::Dir(dir) => {
+            let name = std::path::absolute(dir)
+                .ok()
+                .and_then(|d| d.file_name().map(|n| n.to_string_lossy().to_string()))
+                .unwrap_or_else(|| "checkpoints".into());
+            Chosen {
+                source: Box::new(DirSource::new(dir)),
+                layout: ResultsLayout::PerCheckpoint(output.join(name)),
+                run: None,
+            }
+        }
+        SourceArg::Model(dir) => Chosen {
+            source: Box::new(ModelSource::new(dir)),
+            layout: ResultsLayout::Flat(output.to_path_buf()),
+            run: None,
+        },
+    })
+}
