@@ -65,19 +65,8 @@ k2 train --device cuda                    # on the GPU (a binary built with --fe
         #[command(flatten)]
         compute: ComputeArgs,
     },
-    /// Evaluate every checkpoint of a run (or one HF model directory) on benchmark tasks.
-    #[command(
-        after_help = "Examples:\n  k2 eval --all-checkpoints                           # the default run on the built-in probes\n  \
-k2 eval --all-checkpoints --run runs/mine --tasks default,arc_easy --limit 200\n  \
-k2 eval --all-checkpoints --suite default --watch     # evaluate checkpoints as training writes them\n  \
-k2 eval --model ../shared/data/models/stories260K-hf --tasks hellaswag,arc_easy --output eval-results\n  \
-k2 eval --all-checkpoints --suite amber --tasks arc_easy --keep 2   # LLM360/Amber from the Hub -> eval-results/amber/\n  \
-k2 eval --model DIR --device cuda --dtype bf16          # on the GPU in bf16 (default: the checkpoint's torch_dtype)\n\n\
-Tasks: k2_agreement k2_arithmetic k2_facts k2_copy k2_code_brackets arc_easy arc_challenge hellaswag piqa\n  \
-winogrande boolq openbookqa lambada_openai mmlu mmlu_<subject> gsm8k truthfulqa_mc1 truthfulqa_mc2 wikitext\n\
-Suites: default (built-in probes), leaderboard (K2's six), pythia.\n\
-Results: <run>/eval/<ckpt>/<task>.json (lm-eval layout) and <task>.samples.jsonl; finished pairs are skipped."
-    )]
+    /// Evaluate every checkpoint of a run, a suite or a directory (or one HF model directory) on benchmark tasks.
+    #[command(after_help = eval_help())]
     Eval {
         /// Evaluate every checkpoint of the run's manifest, oldest first (the default without --model).
         #[arg(long, conflicts_with = "model")]
@@ -323,6 +312,41 @@ k2 bench train --preset default --batch 16 --seq 128\n  python bench/torch_train
     },
 }
 
+/// `k2 eval --help`'s examples, then the task registry's tasks and suites.
+fn eval_help() -> String {
+    format!(
+        "Examples:\n  k2 eval --all-checkpoints                           # the default run on the built-in probes\n  \
+k2 eval --all-checkpoints --run runs/mine --tasks default,arc_easy --limit 200\n  \
+k2 eval --all-checkpoints --suite default --watch     # evaluate checkpoints as training writes them\n  \
+k2 eval --model ../shared/data/models/stories260K-hf --tasks hellaswag,arc_easy --output eval-results\n  \
+k2 eval --all-checkpoints --suite amber --tasks arc_easy --keep 2   # LLM360/Amber from the Hub -> eval-results/amber/\n  \
+k2 eval --dir /ckpts/hf-trainer-run --tasks arc_easy   # checkpoint-N folders -> eval-results/hf-trainer-run/\n  \
+k2 eval --run runs/mine --shard 0/4                   # share 0 of 4 (scripts/slurm/eval-array.sbatch)\n  \
+k2 eval --run runs/mine --claim                       # claim pairs: start as many workers as you like\n  \
+k2 eval --run runs/mine --status                      # done / claimed / failed / pending pairs\n  \
+k2 eval --model DIR --device cuda --dtype bf16          # on the GPU in bf16 (default: the checkpoint's torch_dtype)\n\n\
+{}\n\
+Results: <run>/eval/<ckpt>/<task>.json (lm-eval layout) and <task>.samples.jsonl; finished pairs are skipped.\n\
+Exit status: 0 ok, 1 a checkpoint could not be evaluated, 2 a usage, config or input error.",
+        k2_eval::registry::help()
+    )
+}
+
+/// The exit status of an error, as ripgrep's: 1 when a check ran and failed (an archive that does
+/// not verify), 2 for a usage, config or input error (clap's usage errors exit 2 too). Commands
+/// that check many things (`k2 eval`, `k2 ckpt verify`, `k2 verify`) return 1 themselves when one
+/// failed.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    let checked = e
+        .chain()
+        .any(|c| matches!(c.downcast_ref(), Some(k2_trainer::TrainError::Mismatch(_))));
+    if checked {
+        1
+    } else {
+        2
+    }
+}
+
 /// The error and its causes joined with ": ", leaving out a cause whose text the message already
 /// holds (the crates' errors quote their source).
 /// Prints every (checkpoint, reason) that failed; success only when none did.
@@ -380,7 +404,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", error_chain(&e));
-            ExitCode::FAILURE
+            ExitCode::from(exit_code(&e))
         }
     }
 }

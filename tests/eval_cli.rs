@@ -134,7 +134,7 @@ fn a_corrupt_checkpoint_is_reported_and_the_sweep_goes_on() {
     b[n - 1] ^= 1;
     std::fs::write(&p, b).unwrap();
     let out = run_cmd(k2().args(eval_args(&run)));
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(1), "a checkpoint failed its check");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("ckpt_0002") && stderr.contains("model.safetensors"),

@@ -287,18 +287,19 @@ fn verify_names_the_tensor_and_step_of_a_tampered_run() {
         "{v}"
     );
 
-    // A checkpoint whose weights were altered (and its hash updated to hide it).
+    // A checkpoint whose weights were altered (and its hash updated to hide it): the check fails
+    // (exit 1).
     let t1 = tmp.path().join("t1");
     copy_dir(&run, &t1);
     let tensor = "model.layers.1.mlp.down_proj.weight";
     tamper(&t1.join("ckpt_0004/model.safetensors"), tensor, 1e-3);
     rehash(&t1, "ckpt_0004", "model.safetensors");
-    let err = fails(k2().args(["verify", "--run"]).arg(&t1).args([
-        "--from",
-        "ckpt_0002",
-        "--to",
-        "ckpt_0005",
-    ]));
+    let err = fails_with(
+        k2().args(["verify", "--run"])
+            .arg(&t1)
+            .args(["--from", "ckpt_0002", "--to", "ckpt_0005"]),
+        1,
+    );
     assert!(err.contains("ckpt_0004") && err.contains(tensor), "{err}");
     assert!(err.contains("1 of 4608 elements differ"), "{err}");
 
@@ -311,12 +312,12 @@ fn verify_names_the_tensor_and_step_of_a_tampered_run() {
         0.5,
     );
     rehash(&t2, "ckpt_0004", "model.safetensors");
-    let err = fails(k2().args(["verify", "--run"]).arg(&t2).args([
-        "--from",
-        "ckpt_0004",
-        "--to",
-        "ckpt_0005",
-    ]));
+    let err = fails_with(
+        k2().args(["verify", "--run"])
+            .arg(&t2)
+            .args(["--from", "ckpt_0004", "--to", "ckpt_0005"]),
+        1,
+    );
     assert!(err.contains("first differing step 49 (loss"), "{err}");
     assert!(err.contains("ckpt_0005"), "{err}");
 
@@ -324,12 +325,12 @@ fn verify_names_the_tensor_and_step_of_a_tampered_run() {
     let t3 = tmp.path().join("t3");
     copy_dir(&run, &t3);
     tamper(&t3.join("ckpt_0004/model.safetensors"), tensor, 1e-3);
-    let err = fails(k2().args(["verify", "--run"]).arg(&t3).args([
-        "--from",
-        "ckpt_0004",
-        "--to",
-        "ckpt_0005",
-    ]));
+    let err = fails_with(
+        k2().args(["verify", "--run"])
+            .arg(&t3)
+            .args(["--from", "ckpt_0004", "--to", "ckpt_0005"]),
+        1,
+    );
     assert!(
         err.contains("starting checkpoint does not match the manifest")
             && err.contains("model.safetensors"),

@@ -1,4 +1,6 @@
-//! Task names to task objects, K2's default shot counts, and named suites.
+//! The task registry: one table of every task — its name, how it is built, K2's default shot
+//! count and the suites it belongs to. It drives `k2 eval --help`, suite expansion and the
+//! errors for unknown names (which suggest the nearest known one).
 
 use std::path::Path;
 
@@ -10,101 +12,272 @@ use crate::tasks::{
     winogrande,
 };
 
-/// Named task lists. `default` needs no data files: the probes of k2's built-in corpus.
-pub const SUITES: &[(&str, &[&str])] = &[
-    (
-        "default",
-        &[
-            "k2_agreement",
-            "k2_arithmetic",
-            "k2_facts",
-            "k2_copy",
-            "k2_code_brackets",
-        ],
-    ),
-    // K2's Open LLM Leaderboard six.
-    (
-        "leaderboard",
-        &[
-            "mmlu",
-            "hellaswag",
-            "arc_challenge",
-            "winogrande",
-            "truthfulqa_mc2",
-            "gsm8k",
-        ],
-    ),
-    (
-        "pythia",
-        &[
-            "lambada_openai",
-            "piqa",
-            "winogrande",
-            "arc_easy",
-            "arc_challenge",
-            "wikitext",
-        ],
-    ),
-];
+/// Builds a task from its (full) name, the benchmark data root and the probes per probe task.
+type Build = fn(&str, &Path, usize) -> Result<Box<dyn Task>>;
 
-/// Every single task name (besides `mmlu_<subject>`).
-pub const TASKS: &[&str] = &[
-    "k2_agreement",
-    "k2_arithmetic",
-    "k2_facts",
-    "k2_copy",
-    "k2_code_brackets",
-    "arc_easy",
-    "arc_challenge",
-    "hellaswag",
-    "piqa",
-    "winogrande",
-    "boolq",
-    "openbookqa",
-    "lambada_openai",
-    "mmlu",
-    "gsm8k",
-    "truthfulqa_mc1",
-    "truthfulqa_mc2",
-    "wikitext",
-];
+/// One row of the registry.
+pub struct TaskEntry {
+    pub name: &'static str,
+    pub build: Build,
+    /// K2's few-shot count (MMLU 5, HellaSwag 10, ARC-C 25, WinoGrande 5, TruthfulQA 0, GSM8K 5).
+    pub shots: usize,
+    /// The suites that include it; a suite lists its tasks in registry order.
+    pub suites: &'static [&'static str],
+    /// `mmlu` stands for its subjects, `mmlu_<subject>`.
+    pub subtasks: bool,
+}
 
-/// K2's shot counts (MMLU 5, HellaSwag 10, ARC-C 25, WinoGrande 5, TruthfulQA 0, GSM8K 5), 0 otherwise.
-pub fn default_shots(task: &str) -> usize {
-    match task {
-        "hellaswag" => 10,
-        "arc_challenge" => 25,
-        "winogrande" | "gsm8k" => 5,
-        t if t == "mmlu" || t.starts_with("mmlu_") => 5,
-        _ => 0,
+fn probe(name: &str, _: &Path, n: usize) -> Result<Box<dyn Task>> {
+    let p = name.strip_prefix("k2_").unwrap_or(name);
+    probes::ProbeTask::new(p, n)
+        .map(|t| Box::new(t) as Box<dyn Task>)
+        .ok_or_else(|| unknown(name))
+}
+
+fn boxed<T: Task + 'static>(t: T) -> Box<dyn Task> {
+    Box::new(t)
+}
+
+const fn entry(
+    name: &'static str,
+    build: Build,
+    shots: usize,
+    suites: &'static [&'static str],
+) -> TaskEntry {
+    TaskEntry {
+        name,
+        build,
+        shots,
+        suites,
+        subtasks: false,
     }
 }
 
+/// Every task, in the order suites list them.
+pub const REGISTRY: &[TaskEntry] = &[
+    entry("k2_agreement", probe, 0, &["default"]),
+    entry("k2_arithmetic", probe, 0, &["default"]),
+    entry("k2_facts", probe, 0, &["default"]),
+    entry("k2_copy", probe, 0, &["default"]),
+    entry("k2_code_brackets", probe, 0, &["default"]),
+    TaskEntry {
+        name: "mmlu",
+        build: |name, d, _| {
+            let subject = name.strip_prefix("mmlu_").unwrap_or(name);
+            Ok(boxed(mmlu::Mmlu::load(d, subject)?.0))
+        },
+        shots: 5,
+        suites: &["leaderboard"],
+        subtasks: true,
+    },
+    entry(
+        "hellaswag",
+        |_, d, _| Ok(boxed(hellaswag::Hellaswag::load(d)?.0)),
+        10,
+        &["leaderboard"],
+    ),
+    entry(
+        "arc_challenge",
+        |_, d, _| Ok(boxed(arc::Arc::load(d, arc::ArcVariant::Challenge)?.0)),
+        25,
+        &["leaderboard", "pythia"],
+    ),
+    entry(
+        "winogrande",
+        |_, d, _| Ok(boxed(winogrande::Winogrande::load(d)?)),
+        5,
+        &["leaderboard", "pythia"],
+    ),
+    entry(
+        "truthfulqa_mc2",
+        |_, d, _| {
+            let v = truthfulqa::TruthfulQaVariant::Mc2;
+            Ok(boxed(truthfulqa::TruthfulQa::load(d, v)?))
+        },
+        0,
+        &["leaderboard"],
+    ),
+    entry(
+        "gsm8k",
+        |_, d, _| Ok(boxed(gsm8k::Gsm8k::load(d)?)),
+        5,
+        &["leaderboard"],
+    ),
+    entry(
+        "lambada_openai",
+        |_, d, _| Ok(boxed(lambada::Lambada::load(d)?)),
+        0,
+        &["pythia"],
+    ),
+    entry(
+        "piqa",
+        |_, d, _| Ok(boxed(piqa::Piqa::load(d)?.0)),
+        0,
+        &["pythia"],
+    ),
+    entry(
+        "arc_easy",
+        |_, d, _| Ok(boxed(arc::Arc::load(d, arc::ArcVariant::Easy)?.0)),
+        0,
+        &["pythia"],
+    ),
+    entry(
+        "wikitext",
+        |_, d, _| Ok(boxed(wikitext::WikiText::load(d)?)),
+        0,
+        &["pythia"],
+    ),
+    entry(
+        "boolq",
+        |_, d, _| Ok(boxed(boolq::BoolQ::load(d)?.0)),
+        0,
+        &[],
+    ),
+    entry(
+        "openbookqa",
+        |_, d, _| Ok(boxed(openbookqa::OpenBookQa::load(d)?.0)),
+        0,
+        &[],
+    ),
+    entry(
+        "truthfulqa_mc1",
+        |_, d, _| {
+            let v = truthfulqa::TruthfulQaVariant::Mc1;
+            Ok(boxed(truthfulqa::TruthfulQa::load(d, v)?))
+        },
+        0,
+        &[],
+    ),
+];
+
+/// The suites with what they are, in `--help` order.
+pub const SUITES: &[(&str, &str)] = &[
+    ("default", "the built-in probes; no data files needed"),
+    ("leaderboard", "K2's Open LLM Leaderboard six"),
+    ("pythia", "the tasks of Pythia's published evals"),
+];
+
+/// The registry row of a task name (`mmlu_<subject>` finds `mmlu`).
+pub fn entry_of(name: &str) -> Option<&'static TaskEntry> {
+    REGISTRY.iter().find(|e| {
+        e.name == name
+            || (e.subtasks
+                && name
+                    .strip_prefix(e.name)
+                    .is_some_and(|s| s.len() > 1 && s.starts_with('_')))
+    })
+}
+
+/// K2's shot count for a task; 0 for a name the registry does not know.
+pub fn default_shots(task: &str) -> usize {
+    entry_of(task).map_or(0, |e| e.shots)
+}
+
+/// The tasks of a suite, in registry order.
+pub fn suite_tasks(suite: &str) -> Vec<&'static str> {
+    REGISTRY
+        .iter()
+        .filter(|e| e.suites.contains(&suite))
+        .map(|e| e.name)
+        .collect()
+}
+
+/// The known name nearest to `name` (tasks and suites), if any is near enough to be a typo.
+pub fn nearest(name: &str) -> Option<&'static str> {
+    let names = REGISTRY
+        .iter()
+        .map(|e| e.name)
+        .chain(SUITES.iter().map(|(s, _)| *s));
+    names
+        .map(|n| (strsim::jaro_winkler(name, n), n))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, n)| n)
+}
+
+fn unknown(name: &str) -> EvalError {
+    EvalError::UnknownTask {
+        name: name.to_string(),
+        suggestion: nearest(name).map(str::to_string),
+    }
+}
+
+/// `--help`'s list of tasks (with K2's shot counts where not 0) and suites.
+pub fn help() -> String {
+    let tasks: Vec<String> = REGISTRY
+        .iter()
+        .map(|e| {
+            let name = if e.subtasks {
+                format!("{0} {0}_<subject>", e.name)
+            } else {
+                e.name.to_string()
+            };
+            match e.shots {
+                0 => name,
+                n => format!("{name} ({n}-shot)"),
+            }
+        })
+        .collect();
+    let mut s = String::from("Tasks (K2's shot counts; --shots task=n overrides):\n");
+    for line in wrap(&tasks, 96) {
+        s.push_str(&format!("  {line}\n"));
+    }
+    s.push_str("Suites:\n");
+    for (name, about) in SUITES {
+        s.push_str(&format!(
+            "  {name:<12} {about}: {}\n",
+            suite_tasks(name).join(" ")
+        ));
+    }
+    s
+}
+
+fn wrap(words: &[String], width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = vec![String::new()];
+    for w in words {
+        let last = lines.last_mut().expect("non-empty");
+        if !last.is_empty() && last.len() + 1 + w.len() > width {
+            lines.push(w.clone());
+        } else {
+            if !last.is_empty() {
+                last.push(' ');
+            }
+            last.push_str(w);
+        }
+    }
+    lines
+}
+
 /// Expands suite names and `mmlu` into single task names, keeping order and dropping repeats.
+/// An unknown name is an error that suggests the nearest known one.
 pub fn expand(names: &[String], data_root: &Path) -> Result<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
-    let push = |n: String, out: &mut Vec<String>| {
+    let mut push = |n: String| {
         if !out.contains(&n) {
             out.push(n);
         }
     };
     for n in names {
-        if let Some((_, list)) = SUITES.iter().find(|(s, _)| s == n) {
-            for t in *list {
-                if *t == "mmlu" {
-                    for s in mmlu::mmlu_subjects(data_root)? {
-                        push(format!("mmlu_{s}"), &mut out);
-                    }
-                } else {
-                    push(t.to_string(), &mut out);
-                }
-            }
-        } else if n == "mmlu" {
-            for s in mmlu::mmlu_subjects(data_root)? {
-                push(format!("mmlu_{s}"), &mut out);
-            }
+        let singles: Vec<&str> = if SUITES.iter().any(|(s, _)| s == n) {
+            suite_tasks(n)
         } else {
-            push(n.clone(), &mut out);
+            let e = entry_of(n).ok_or_else(|| unknown(n))?;
+            if e.name == n {
+                vec![e.name]
+            } else {
+                push(n.clone()); // one subject of a task with subtasks
+                continue;
+            }
+        };
+        for t in singles {
+            let e = entry_of(t).expect("suites name registered tasks");
+            if e.subtasks {
+                for s in mmlu::mmlu_subjects(data_root)? {
+                    push(format!("{}_{s}", e.name));
+                }
+            } else {
+                push(t.to_string());
+            }
         }
     }
     Ok(out)
@@ -112,50 +285,12 @@ pub fn expand(names: &[String], data_root: &Path) -> Result<Vec<String>> {
 
 /// Builds one task. `probe_docs` is the number of probes per built-in probe task.
 pub fn build(name: &str, data_root: &Path, probe_docs: usize) -> Result<Box<dyn Task>> {
-    if let Some(p) = name.strip_prefix("k2_") {
-        return probes::ProbeTask::new(p, probe_docs)
-            .map(|t| Box::new(t) as Box<dyn Task>)
-            .ok_or_else(|| unknown(name));
-    }
-    if let Some(subject) = name.strip_prefix("mmlu_") {
-        return Ok(Box::new(mmlu::Mmlu::load(data_root, subject)?.0));
-    }
-    Ok(match name {
-        "arc_easy" => Box::new(arc::Arc::load(data_root, arc::ArcVariant::Easy)?.0),
-        "arc_challenge" => Box::new(arc::Arc::load(data_root, arc::ArcVariant::Challenge)?.0),
-        "hellaswag" => Box::new(hellaswag::Hellaswag::load(data_root)?.0),
-        "piqa" => Box::new(piqa::Piqa::load(data_root)?.0),
-        "boolq" => Box::new(boolq::BoolQ::load(data_root)?.0),
-        "openbookqa" => Box::new(openbookqa::OpenBookQa::load(data_root)?.0),
-        "winogrande" => Box::new(winogrande::Winogrande::load(data_root)?),
-        "lambada_openai" => Box::new(lambada::Lambada::load(data_root)?),
-        "gsm8k" => Box::new(gsm8k::Gsm8k::load(data_root)?),
-        "truthfulqa_mc1" => Box::new(truthfulqa::TruthfulQa::load(
-            data_root,
-            truthfulqa::TruthfulQaVariant::Mc1,
-        )?),
-        "truthfulqa_mc2" => Box::new(truthfulqa::TruthfulQa::load(
-            data_root,
-            truthfulqa::TruthfulQaVariant::Mc2,
-        )?),
-        "wikitext" => Box::new(wikitext::WikiText::load(data_root)?),
-        _ => return Err(unknown(name)),
-    })
+    let e = entry_of(name).ok_or_else(|| unknown(name))?;
+    (e.build)(name, data_root, probe_docs)
 }
 
-fn unknown(name: &str) -> EvalError {
-    let suites: Vec<&str> = SUITES.iter().map(|(s, _)| *s).collect();
-    EvalError::UnknownTask(
-        name.to_string(),
-        format!(
-            "{}, mmlu_<subject>; suites: {}",
-            TASKS.join(", "),
-            suites.join(", ")
-        ),
-    )
-}
-
-/// Task specs for a list of names/suites with optional per-task shot overrides.
+/// Task specs for a list of names/suites with optional per-task shot overrides. A `--shots`
+/// name that matches none of the selected tasks is an error (`mmlu=5` sets every subject).
 pub fn specs(
     names: &[String],
     data_root: &Path,
@@ -163,12 +298,28 @@ pub fn specs(
     limit: Option<usize>,
     probe_docs: usize,
 ) -> Result<Vec<TaskSpec>> {
+    let selected = expand(names, data_root)?;
+    let covers = |t: &str, name: &str| {
+        t == name
+            || entry_of(t).is_some_and(|e| e.subtasks && e.name == t)
+                && entry_of(name).is_some_and(|e| e.name == t)
+    };
+    for (t, n) in shots {
+        if !selected.iter().any(|name| covers(t, name)) {
+            return Err(EvalError::UnknownShots {
+                task: t.clone(),
+                shots: *n,
+                known: entry_of(t).is_some(),
+                suggestion: nearest(t).map(str::to_string),
+            });
+        }
+    }
     let mut out = Vec::new();
-    for name in expand(names, data_root)? {
+    for name in selected {
         let task = build(&name, data_root, probe_docs)?;
         let shot = shots
             .iter()
-            .find(|(t, _)| *t == name || (t == "mmlu" && name.starts_with("mmlu_")))
+            .find(|(t, _)| covers(t, &name))
             .map_or_else(|| default_shots(&name), |(_, n)| *n);
         out.push(TaskSpec {
             task,
@@ -177,4 +328,64 @@ pub fn specs(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suites_and_shots_come_from_the_table() {
+        assert_eq!(
+            suite_tasks("default"),
+            [
+                "k2_agreement",
+                "k2_arithmetic",
+                "k2_facts",
+                "k2_copy",
+                "k2_code_brackets"
+            ]
+        );
+        assert_eq!(suite_tasks("leaderboard").len(), 6);
+        assert_eq!(default_shots("hellaswag"), 10);
+        assert_eq!(default_shots("mmlu_anatomy"), 5);
+        assert_eq!(default_shots("arc_easy"), 0);
+        assert!(entry_of("mmlu_").is_none());
+        let h = help();
+        assert!(
+            h.contains("hellaswag (10-shot)") && h.contains("leaderboard"),
+            "{h}"
+        );
+    }
+
+    #[test]
+    fn unknown_names_suggest_the_nearest() {
+        assert_eq!(nearest("hellaswg"), Some("hellaswag"));
+        assert_eq!(nearest("arc_easyy"), Some("arc_easy"));
+        assert_eq!(nearest("leaderbord"), Some("leaderboard"));
+        assert_eq!(nearest("zzzz"), None);
+        let e = expand(&["helaswag".into()], Path::new("/nonexistent")).unwrap_err();
+        assert!(e.to_string().contains("did you mean `hellaswag`"), "{e}");
+        let Err(e) = specs(
+            &["k2_facts".into()],
+            Path::new("/nonexistent"),
+            &[("k2_fact".into(), 3)],
+            None,
+            10,
+        ) else {
+            panic!("an unknown --shots name is an error")
+        };
+        assert!(e.to_string().contains("k2_fact"), "{e}");
+        assert!(e.to_string().contains("did you mean `k2_facts`"), "{e}");
+        let Err(e) = specs(
+            &["k2_facts".into()],
+            Path::new("/nonexistent"),
+            &[("k2_copy".into(), 3)],
+            None,
+            10,
+        ) else {
+            panic!("a --shots task not evaluated is an error")
+        };
+        assert!(e.to_string().contains("not among the tasks"), "{e}");
+    }
 }

@@ -41,14 +41,18 @@ pub fn ok(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
+/// Runs `cmd`, expecting a usage, config or input error (exit status 2); returns stderr.
 pub fn fails(cmd: &mut Command) -> String {
+    fails_with(cmd, 2)
+}
+
+/// Runs `cmd`, expecting exit status `code` (1: a check failed; 2: a usage, config or input
+/// error); returns stderr.
+pub fn fails_with(cmd: &mut Command, code: i32) -> String {
     let out = run_cmd(cmd);
-    assert!(
-        !out.status.success(),
-        "k2 unexpectedly succeeded: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stderr).to_string()
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(code), "stderr: {stderr}");
+    stderr
 }
 
 pub fn train_tiny(out: &Path) {

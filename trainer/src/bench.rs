@@ -16,9 +16,10 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::init::init_weights;
+use crate::loss::lm_loss;
 use crate::optim::{AdamW, AdamWConfig};
-use crate::run::{lm_loss, set_threads};
 use crate::session::model_over;
+use crate::threads::set_threads;
 
 #[derive(Debug, Clone)]
 pub struct BenchOptions {

@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use k2_model::{preset, LlamaConfig};
+use k2_archive::RunLayout;
+use k2_model::{dtype_name, preset, DTypeSpec, LlamaConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{io_err, Result, TrainError};
@@ -435,4 +436,19 @@ fn field(name: &str, reason: String) -> TrainError {
         field: name.to_string(),
         reason,
     }
+}
+
+/// `cfg` with `train.dtype` set from `dtype` (unchanged for `Auto`; f32 is the default and is not
+/// written, so an f32 run's config and hash are those of a config without the field).
+pub fn with_dtype(cfg: &TrainConfig, dtype: DTypeSpec) -> TrainConfig {
+    let mut cfg = cfg.clone();
+    if let DTypeSpec::Is(d) = dtype {
+        cfg.train.dtype = (d != candle_core::DType::F32).then(|| dtype_name(d).to_string());
+    }
+    cfg
+}
+
+/// The run directory's config, for commands that read a run.
+pub fn run_config(run_dir: &Path) -> Result<TrainConfig> {
+    TrainConfig::load(&RunLayout::new(run_dir).config_path())
 }

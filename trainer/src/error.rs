@@ -31,8 +31,13 @@ pub enum TrainError {
     #[error("{0}")]
     Spike(String),
 
+    /// A bad `k2 verify` request (unknown checkpoint, wrong order, another dtype).
     #[error("{0}")]
     Verify(String),
+
+    /// The archive does not match its manifest: a check that ran and failed.
+    #[error("{0}")]
+    Mismatch(String),
 
     #[error("tokenizer: {0}")]
     Tokenizer(String),

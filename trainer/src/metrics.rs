@@ -3,7 +3,10 @@
 //! and the retrained ones; `attempt` tells them apart (the last line of a step is the one the
 //! surviving checkpoints were trained with).
 
+use k2_archive::RunLayout;
 use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepMetrics {
@@ -41,4 +44,14 @@ impl EventLine {
             spike: spike.clone(),
         }
     }
+}
+
+/// Keeps the metrics lines of earlier attempts and those of the current attempt up to `step`.
+pub(crate) fn truncate_metrics(layout: &RunLayout, step: u64, attempt: u32) -> Result<()> {
+    k2_archive::truncate_jsonl_after(&layout.metrics_path(), |v| {
+        let a = v.get("attempt").and_then(|a| a.as_u64()).unwrap_or(0);
+        let s = v.get("step").and_then(|s| s.as_u64());
+        a < attempt as u64 || s.is_some_and(|s| s <= step)
+    })?;
+    Ok(())
 }

@@ -254,7 +254,7 @@ pub fn replay(
             )));
         }
     }
-    crate::run::set_threads(cfg.train.threads);
+    crate::threads::set_threads(cfg.train.threads);
     let manifest = Manifest::load(&layout.manifest_path())?;
     let order = ChunkOrder::load(&layout.chunk_order_path())?;
     let to_entry = ok_entry(&manifest, &layout.manifest_path(), to)?.clone();
@@ -264,7 +264,7 @@ pub fn replay(
         let e = ok_entry(&manifest, &layout.manifest_path(), from)?;
         let problems = k2_archive::verify_checkpoint(&layout.root, e)?;
         if let Some(p) = problems.first() {
-            return Err(TrainError::Verify(format!(
+            return Err(TrainError::Mismatch(format!(
                 "the starting checkpoint does not match the manifest: {p}"
             )));
         }

@@ -212,6 +212,29 @@ pub fn repair(layout: &RunLayout, cfg: &TrainConfig, manifest: &Manifest) -> Res
     Ok(())
 }
 
+/// Checkpoint directories that a crash left renamed but not yet listed are removed: they are
+/// re-created identically when their interval is retrained.
+pub(crate) fn remove_unlisted_checkpoints(layout: &RunLayout, manifest: &Manifest) -> Result<()> {
+    let entries = std::fs::read_dir(&layout.root).map_err(io_err(&layout.root))?;
+    for e in entries {
+        let e = e.map_err(io_err(&layout.root))?;
+        let name = e.file_name().to_string_lossy().to_string();
+        let ckpt_like = name.starts_with("ckpt_") || name.starts_with("spike_ckpt_");
+        if ckpt_like
+            && !k2_archive::is_tmp_name(&name)
+            && manifest.get(&name).is_none()
+            && e.path().is_dir()
+        {
+            eprintln!(
+                "removing {} (written but never listed in the manifest)",
+                e.path().display()
+            );
+            std::fs::remove_dir_all(e.path()).map_err(io_err(e.path()))?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,20 +3,23 @@
 //! AdamW), one metrics line per step, a full-state checkpoint at the end of every chunk.
 //! `--resume` restarts from the manifest's last good checkpoint and continues bit for bit.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
-use candle_core::Tensor;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use k2_archive::{CheckpointStatus, ChunkOrder, Manifest, RunLayout, SpikeEvent};
-use k2_model::{dtype_name, DTypeSpec, DeviceSpec, Llama, Mode};
+use k2_model::{dtype_name, DTypeSpec, DeviceSpec};
 
 use crate::checkpoint::write_checkpoint;
+use crate::config::with_dtype;
 use crate::config::TrainConfig;
-use crate::error::{io_err, Result, TrainError};
+use crate::error::{Result, TrainError};
+use crate::metrics::truncate_metrics;
 use crate::metrics::EventLine;
+use crate::rollback::remove_unlisted_checkpoints;
 use crate::session::{peak_lr_at, IntervalEnd, Session};
 use crate::setup::create_run;
+use crate::threads::set_threads;
 
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
@@ -46,21 +49,6 @@ pub struct RunSummary {
     pub rollbacks: Vec<SpikeEvent>,
     pub final_loss: Option<f64>,
     pub wall_s: f64,
-}
-
-/// `cfg` with `train.dtype` set from `dtype` (unchanged for `Auto`; f32 is the default and is not
-/// written, so an f32 run's config and hash are those of a config without the field).
-pub fn with_dtype(cfg: &TrainConfig, dtype: DTypeSpec) -> TrainConfig {
-    let mut cfg = cfg.clone();
-    if let DTypeSpec::Is(d) = dtype {
-        cfg.train.dtype = (d != candle_core::DType::F32).then(|| dtype_name(d).to_string());
-    }
-    cfg
-}
-
-/// Makes candle's CPU matrix products use `n` threads (they read `RAYON_NUM_THREADS` per call).
-pub fn set_threads(n: usize) {
-    std::env::set_var("RAYON_NUM_THREADS", n.to_string());
 }
 
 /// Trains a run: creates it, or resumes it from its last good checkpoint.
@@ -235,57 +223,4 @@ pub fn train(opts: &TrainOptions) -> Result<RunSummary> {
         final_loss,
         wall_s: started.elapsed().as_secs_f64(),
     })
-}
-
-/// Keeps the metrics lines of earlier attempts and those of the current attempt up to `step`.
-pub(crate) fn truncate_metrics(layout: &RunLayout, step: u64, attempt: u32) -> Result<()> {
-    k2_archive::truncate_jsonl_after(&layout.metrics_path(), |v| {
-        let a = v.get("attempt").and_then(|a| a.as_u64()).unwrap_or(0);
-        let s = v.get("step").and_then(|s| s.as_u64());
-        a < attempt as u64 || s.is_some_and(|s| s <= step)
-    })?;
-    Ok(())
-}
-
-/// Mean next-token cross-entropy over a batch (K2: labels are inputs shifted by one; the last
-/// position has no label).
-pub fn lm_loss(model: &Llama, ids: &Tensor) -> Result<Tensor> {
-    let (b, t) = ids.dims2()?;
-    let logits = model.forward(ids, Mode::Train)?;
-    let v = logits.dim(2)?;
-    // The loss is taken in f32 whatever the compute dtype (a no-op for f32 logits).
-    let logits = k2_model::upcast(&logits.narrow(1, 0, t - 1)?.reshape((b * (t - 1), v))?)?;
-    let targets = ids
-        .narrow(1, 1, t - 1)?
-        .contiguous()?
-        .reshape(b * (t - 1))?;
-    Ok(k2_model::fused::cross_entropy(&logits, &targets)?)
-}
-
-/// Checkpoint directories that a crash left renamed but not yet listed are removed: they are
-/// re-created identically when their interval is retrained.
-fn remove_unlisted_checkpoints(layout: &RunLayout, manifest: &Manifest) -> Result<()> {
-    let entries = std::fs::read_dir(&layout.root).map_err(io_err(&layout.root))?;
-    for e in entries {
-        let e = e.map_err(io_err(&layout.root))?;
-        let name = e.file_name().to_string_lossy().to_string();
-        let ckpt_like = name.starts_with("ckpt_") || name.starts_with("spike_ckpt_");
-        if ckpt_like
-            && !k2_archive::is_tmp_name(&name)
-            && manifest.get(&name).is_none()
-            && e.path().is_dir()
-        {
-            eprintln!(
-                "removing {} (written but never listed in the manifest)",
-                e.path().display()
-            );
-            std::fs::remove_dir_all(e.path()).map_err(io_err(e.path()))?;
-        }
-    }
-    Ok(())
-}
-
-/// The run directory's config, for commands that read a run.
-pub fn run_config(run_dir: &Path) -> Result<TrainConfig> {
-    TrainConfig::load(&RunLayout::new(run_dir).config_path())
 }
