@@ -17,12 +17,15 @@
 //! * `exact_match` with `ignore_case`, `regexes_to_ignore = [",", "\$", "(?s).*#### ", "\.$"]`
 //!   applied in that order to prediction and target (the full answer), then lower-cased.
 //!
-//! No `regex` crate: the three patterns are matched by hand ([`strict_match`],
-//! [`flexible_extract`], [`normalize_exact_match`]) with Python `re` semantics.
+//! The patterns are lm-eval's, through the `regex` crate, whose leftmost-first alternation and
+//! non-overlapping `find_iter` are Python `re`'s. One construct differs: Python's `$` also matches
+//! just before a final newline, so `\.$` is written `\.(\n?)\z` with the newline put back.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
+
+use regex::Regex;
 
 use serde::Deserialize;
 
@@ -57,83 +60,37 @@ impl Gsm8kDoc {
     }
 }
 
-fn is_num_char(c: u8) -> bool {
-    c.is_ascii_digit() || c == b'.' || c == b','
+fn regex(pattern: &str) -> Regex {
+    Regex::new(pattern).expect("a valid pattern")
 }
 
-fn is_flex_char(c: u8) -> bool {
-    is_num_char(c) || c == b'$'
-}
-
-/// Length of the run of bytes satisfying `f` starting at `i`.
-fn run(b: &[u8], i: usize, f: fn(u8) -> bool) -> usize {
-    b.get(i..)
-        .map_or(0, |rest| rest.iter().take_while(|&&c| f(c)).count())
-}
+/// `strict-match`'s pattern (gsm8k.yaml).
+static STRICT: LazyLock<Regex> = LazyLock::new(|| regex(r"#### (\-?[0-9\.\,]+)"));
+/// `flexible-extract`'s pattern (gsm8k.yaml).
+static FLEXIBLE: LazyLock<Regex> = LazyLock::new(|| regex(r"(-?[$0-9.,]{2,})|(-?[0-9]+)"));
+/// `exact_match`'s `regexes_to_ignore`, in order, with their replacements.
+static IGNORE: LazyLock<[(Regex, &str); 4]> = LazyLock::new(|| {
+    [
+        (regex(r","), ""),
+        (regex(r"\$"), ""),
+        (regex(r"(?s).*#### "), ""),
+        // Python's `\.$`: `$` matches at the end and just before a final "\n".
+        (regex(r"\.(\n?)\z"), "${1}"),
+    ]
+});
 
 /// `strict-match`: group 1 of the first match of `#### (\-?[0-9\.\,]+)`, else `"[invalid]"`.
 pub fn strict_match(text: &str) -> String {
-    let b = text.as_bytes();
-    let mut from = 0;
-    while let Some(k) = text[from..].find("#### ") {
-        let p = from + k + 5;
-        if b.get(p) == Some(&b'-') {
-            let r = run(b, p + 1, is_num_char);
-            if r > 0 {
-                return text[p..p + 1 + r].to_string();
-            }
-        }
-        let r = run(b, p, is_num_char);
-        if r > 0 {
-            return text[p..p + r].to_string();
-        }
-        from += k + 1;
-    }
-    INVALID.to_string()
-}
-
-/// The end of a match of `(-?[$0-9.,]{2,})|(-?[0-9]+)` starting at byte `i`, if any.
-fn flexible_match_at(b: &[u8], i: usize) -> Option<usize> {
-    let minus = b[i] == b'-';
-    // alternative 1, with and then without the optional '-'
-    if minus {
-        let r = run(b, i + 1, is_flex_char);
-        if r >= 2 {
-            return Some(i + 1 + r);
-        }
-    }
-    let r = run(b, i, is_flex_char);
-    if r >= 2 {
-        return Some(i + r);
-    }
-    // alternative 2
-    if minus {
-        let d = run(b, i + 1, |c| c.is_ascii_digit());
-        if d >= 1 {
-            return Some(i + 1 + d);
-        }
-    }
-    let d = run(b, i, |c| c.is_ascii_digit());
-    (d >= 1).then_some(i + d)
+    STRICT
+        .captures(text)
+        .and_then(|c| c.get(1))
+        .map_or_else(|| INVALID.to_string(), |m| m.as_str().to_string())
 }
 
 /// All matches of the flexible-extract pattern, as `re.findall` finds them (left to right,
 /// non-overlapping), each the text of whichever group matched.
 pub fn flexible_matches(text: &str) -> Vec<&str> {
-    let b = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        // Every pattern character is ASCII, so matches start and end on char boundaries.
-        match flexible_match_at(b, i) {
-            Some(end) => {
-                out.push(&text[i..end]);
-                i = end;
-            }
-            None => i += 1,
-        }
-    }
-    out
+    FLEXIBLE.find_iter(text).map(|m| m.as_str()).collect()
 }
 
 /// `flexible-extract`: the last match of `(-?[$0-9.,]{2,})|(-?[0-9]+)`, else `"[invalid]"`.
@@ -146,18 +103,9 @@ pub fn flexible_extract(text: &str) -> String {
 /// Apply gsm8k's `regexes_to_ignore` (`","`, `"\$"`, `"(?s).*#### "`, `"\.$"`, in order, each as
 /// `re.sub(r, "", s)`) and then `ignore_case` (lower-casing), as lm-eval's `exact_match`.
 pub fn normalize_exact_match(s: &str) -> String {
-    let mut s = s.replace(',', "");
-    s = s.replace('$', "");
-    // (?s).*#### : greedy, so everything up to and including the LAST "#### ".
-    if let Some(k) = s.rfind("#### ") {
-        s = s[k + 5..].to_string();
-    }
-    // \.$ : `$` matches at the end and just before a final "\n".
-    if s.ends_with('.') {
-        s.pop();
-    } else if s.ends_with(".\n") {
-        s.truncate(s.len() - 2);
-        s.push('\n');
+    let mut s = s.to_string();
+    for (re, with) in IGNORE.iter() {
+        s = re.replace_all(&s, *with).into_owned();
     }
     s.to_lowercase()
 }

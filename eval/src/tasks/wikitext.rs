@@ -52,6 +52,9 @@
 //! with `"\n"`, so the last page ends with one.
 
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use regex::{NoExpand, Regex};
 
 use sha2::{Digest, Sha256};
 
@@ -158,50 +161,31 @@ pub fn split_pages(raw: &str) -> Vec<String> {
     pages
 }
 
-/// Python `re.sub(r"<open>\s*([^<close>]*?)\s*<close>", r"<open>\1<close>", s)`: every
-/// `open … close` span (left to right, not nested, `close` being the first after `open`) loses the
-/// whitespace just inside its delimiters.
-fn tighten(s: &str, open: char, close: char) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find(open) {
-        let after = &rest[i + open.len_utf8()..];
-        let Some(j) = after.find(close) else { break };
-        out.push_str(&rest[..i]);
-        out.push(open);
-        out.push_str(after[..j].trim_matches(py_isspace));
-        out.push(close);
-        rest = &after[j + close.len_utf8()..];
-    }
-    out.push_str(rest);
-    out
-}
+/// The `re.sub` patterns of lm-eval's `wikitext_detokenizer`, as it writes them (`{` escaped:
+/// Python reads a `{` that opens no repetition literally, the `regex` crate needs `\{`), with
+/// the replacements in the `regex` crate's syntax (`\1` is `${1}`).
+static SUBS: LazyLock<[(Regex, &str); 5]> = LazyLock::new(|| {
+    let re = |p: &str| Regex::new(p).expect("a valid pattern");
+    [
+        (re(r"\(\s*([^\)]*?)\s*\)"), "(${1})"),
+        (re(r"\[\s*([^\]]*?)\s*\]"), "[${1}]"),
+        (re(r"\{\s*([^}]*?)\s*}"), "{${1}}"),
+        (re(r#"\"\s*([^\"]*?)\s*\""#), "\"${1}\""),
+        (re(r"'\s*([^']*?)\s*'"), "'${1}'"),
+    ]
+});
 
-/// Python `re.sub(r"/' [0-9]/", r"/'[0-9]/", s)` (the replacement is literal text).
-fn odd_contraction(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = String::with_capacity(s.len());
-    let mut last = 0;
-    let mut i = 0;
-    while i + 5 <= b.len() {
-        if &b[i..i + 3] == b"/' " && b[i + 3].is_ascii_digit() && b[i + 4] == b'/' {
-            out.push_str(&s[last..i]);
-            out.push_str("/'[0-9]/");
-            i += 5;
-            last = i;
-        } else {
-            i += 1;
-        }
-    }
-    out.push_str(&s[last..]);
-    out
-}
+/// `re.sub(r"/' [0-9]/", r"/'[0-9]/", s)`: the replacement is literal text.
+static ODD_CONTRACTION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"/' [0-9]/").expect("a valid pattern"));
 
 /// lm-eval's `wikitext_detokenizer` (tasks/wikitext/preprocess_wikitext.py), step by step.
 pub fn wikitext_detokenizer(page: &str) -> String {
     // contractions
     let mut s = page.replace("s '", "s'");
-    s = odd_contraction(&s);
+    s = ODD_CONTRACTION
+        .replace_all(&s, NoExpand("/'[0-9]/"))
+        .into_owned();
     // number separators
     s = s.replace(" @-@ ", "-");
     s = s.replace(" @,@ ", ",");
@@ -214,11 +198,9 @@ pub fn wikitext_detokenizer(page: &str) -> String {
     s = s.replace(" ? ", "? ");
     s = s.replace(" , ", ", ");
     // double brackets
-    s = tighten(&s, '(', ')');
-    s = tighten(&s, '[', ']');
-    s = tighten(&s, '{', '}');
-    s = tighten(&s, '"', '"');
-    s = tighten(&s, '\'', '\'');
+    for (re, with) in SUBS.iter() {
+        s = re.replace_all(&s, *with).into_owned();
+    }
     // miscellaneous
     s = s.replace("= = = =", "====");
     s = s.replace("= = =", "===");
