@@ -38,4 +38,5 @@ pub use source::{
     SourceError,
 };
 pub use suites::{Suite, SuiteFile, SuiteKind, SUITES_FORMAT};
+pub use toml_io::parse_toml;
 pub use verify::{verify_checkpoint, verify_run, Problem};

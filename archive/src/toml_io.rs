@@ -17,26 +17,30 @@ pub(crate) fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<(T, String),
     Ok((value, text))
 }
 
-/// Deserializes `text` (the contents of `path`).
-pub(crate) fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, ArchiveError> {
-    toml::from_str(text).map_err(|e| {
-        let span = e.span();
+/// Deserializes `text` (the contents of `path`). A field's error names its exact path
+/// (`stage[1].source[0].share`), as `serde_path_to_error` tracks it, with the line and column.
+pub fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, ArchiveError> {
+    let located = |e: toml::de::Error, field: Option<String>| {
         let message = e.message().trim().to_string();
-        let field = match (field_from_message(&message), span.as_ref()) {
-            (Some(f), Some(s)) => Some(match table_at(text, s.start) {
-                Some(t) => format!("{t}.{f}"),
-                None => f,
-            }),
-            (Some(f), None) => Some(f),
-            (None, Some(s)) => field_at(text, s.start),
-            (None, None) => None,
-        };
         ArchiveError::Toml {
             path: path.to_path_buf(),
-            location: span.map(|s| location_of(text, s.start)),
+            location: e.span().map(|s| location_of(text, s.start)),
             field,
             message,
         }
+    };
+    let de = toml::Deserializer::parse(text).map_err(|e| located(e, None))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let at = e.path().to_string();
+        let inner = e.into_inner();
+        // "missing field `x`" is reported at the table that lacks it.
+        let named = field_from_message(inner.message());
+        let field = match (at.as_str(), named) {
+            (".", named) => named,
+            (at, Some(f)) if !at.ends_with(&f) => Some(format!("{at}.{f}")),
+            (at, _) => Some(at.to_string()),
+        };
+        located(inner, field)
     })
 }
 
@@ -90,57 +94,6 @@ fn field_from_message(message: &str) -> Option<String> {
     None
 }
 
-/// Byte range of the line containing `offset`.
-fn line_around(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
-    let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
-    (start, end)
-}
-
-/// The name in a `[table]` / `[[array]]` header line, if `line` is one.
-fn header_name(line: &str) -> Option<String> {
-    let l = line.trim();
-    l.starts_with('[')
-        .then(|| clean_key(l.trim_start_matches('[').split(']').next().unwrap_or("")))
-        .filter(|h| !h.is_empty())
-}
-
-/// The table enclosing byte `offset`: the header on that line or the nearest one above.
-fn table_at(text: &str, offset: usize) -> Option<String> {
-    let (start, end) = line_around(text, offset);
-    header_name(&text[start..end]).or_else(|| text[..start].lines().rev().find_map(header_name))
-}
-
-/// The dotted key path of the `key = value` line containing byte `offset`, prefixed by
-/// the enclosing `[table]` / `[[array]]` header if any (e.g. `checkpoint.step`).
-fn field_at(text: &str, offset: usize) -> Option<String> {
-    let (start, end) = line_around(text, offset);
-    let line = &text[start..end];
-    if header_name(line).is_some() {
-        return None;
-    }
-    let key = line.split_once('=').map(|(k, _)| clean_key(k))?;
-    if key.is_empty() {
-        return None;
-    }
-    Some(match text[..start].lines().rev().find_map(header_name) {
-        Some(h) => format!("{h}.{key}"),
-        None => key,
-    })
-}
-
-fn clean_key(k: &str) -> String {
-    k.trim()
-        .split('.')
-        .map(|part| part.trim().trim_matches('"').trim_matches('\''))
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,12 +106,42 @@ mod tests {
         assert_eq!(location_of(text, 999).line, 3);
     }
 
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Doc {
+        format: u32,
+        checkpoint: Vec<Entry>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Entry {
+        name: String,
+        step: u64,
+    }
+
+    fn err(text: &str) -> String {
+        parse_toml::<Doc>(Path::new("f.toml"), text)
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
-    fn field_lookup_uses_table_header() {
-        let text = "format = 1\n[[checkpoint]]\nstep = \"x\"\n";
-        let off = text.find("\"x\"").unwrap_or(0);
-        assert_eq!(field_at(text, off).as_deref(), Some("checkpoint.step"));
-        assert_eq!(field_at(text, 3).as_deref(), Some("format"));
+    fn errors_name_the_exact_field_path_and_line() {
+        let e = err("format = 1\n[[checkpoint]]\nname = \"a\"\nstep = 1\n[[checkpoint]]\nname = \"b\"\nstep = \"x\"\n");
+        assert!(e.starts_with("f.toml:7:"), "{e}");
+        assert!(e.contains("field `checkpoint[1].step`"), "{e}");
+        let e = err("format = 1\n[[checkpoint]]\nname = \"a\"\n");
+        assert!(
+            e.contains("field `checkpoint[0].step`") && e.contains("missing field"),
+            "{e}"
+        );
+        let e = err("format = 1\ncheckpoint = []\nextra = 2\n");
+        assert!(e.contains("extra") && e.contains("unknown field"), "{e}");
+        let e = err("format = = 1\n");
+        assert!(e.starts_with("f.toml:1:"), "{e}");
     }
 
     #[test]

@@ -75,7 +75,7 @@ fn bad_toml_names_file_line_field() {
     .unwrap();
     let s = ChunkOrder::load(&p).unwrap_err().to_string();
     assert!(
-        s.contains("chunk_order.toml:6:") && s.contains("deferrals.from_position"),
+        s.contains("chunk_order.toml:6:") && s.contains("field `deferrals[0].from_position`"),
         "{s}"
     );
     fs::write(&p, "format = 1\norder = [0]\nextra = 1\n").unwrap();

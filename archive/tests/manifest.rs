@@ -126,7 +126,7 @@ fn wrong_type_names_line_and_field() {
     let line = text.lines().position(|l| l.contains("\"ten\"")).unwrap() + 1;
     let s = load_err(&text);
     assert!(s.contains(&format!("checkpoints.toml:{line}:")), "{s}");
-    assert!(s.contains("checkpoint.step"), "{s}");
+    assert!(s.contains("field `checkpoint[0].step`"), "{s}");
 }
 
 #[test]

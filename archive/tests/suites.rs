@@ -79,7 +79,7 @@ fn run_requires_path() {
 fn unknown_field_and_bad_kind() {
     let s = err(&GOOD.replace("kind = \"run\"", "kind = \"run\"\nbranch = \"x\""));
     assert!(
-        s.contains("checkpoints.toml:6:") && s.contains("suite.branch"),
+        s.contains("checkpoints.toml:6:") && s.contains("field `suite[0].branch`"),
         "{s}"
     );
     let s = err(&GOOD.replace("kind = \"run\"", "kind = \"local\""));
@@ -91,7 +91,7 @@ fn unknown_field_and_bad_kind() {
         "tokens_per_checkpoint = 2097152000",
         "tokens_per_checkpoint = \"2B\"",
     ));
-    assert!(s.contains("suite.tokens_per_checkpoint"), "{s}");
+    assert!(s.contains("field `suite[1].tokens_per_checkpoint`"), "{s}");
     let s = err("format = 1\n[[suite]\n");
     assert!(s.contains("checkpoints.toml:2:"), "{s}");
 }

@@ -146,9 +146,27 @@ impl TrainConfig {
 
     /// Parses and validates; errors name `path`, the line and column, and the field.
     pub fn from_toml_str(text: &str, path: &Path) -> Result<Self> {
-        let cfg: TrainConfig = toml::from_str(text).map_err(|e| TrainError::Config {
-            path: path.to_path_buf(),
-            message: describe_toml_error(text, &e),
+        let cfg: TrainConfig = k2_archive::parse_toml(path, text).map_err(|e| match e {
+            k2_archive::ArchiveError::Toml {
+                location,
+                field,
+                message,
+                ..
+            } => TrainError::Config {
+                path: path.to_path_buf(),
+                message: format!(
+                    "{}{}{message}",
+                    location.map_or(String::new(), |l| format!(
+                        "line {}, column {}: ",
+                        l.line, l.column
+                    )),
+                    field.map_or(String::new(), |f| format!("field `{f}`: "))
+                ),
+            },
+            other => TrainError::Config {
+                path: path.to_path_buf(),
+                message: other.to_string(),
+            },
         })?;
         cfg.validate().map_err(|e| TrainError::Config {
             path: path.to_path_buf(),
@@ -393,37 +411,6 @@ impl TrainConfig {
         }
         Ok(())
     }
-}
-
-/// "line L, column C: field `table.key`: message" for a TOML error, the field recovered from the
-/// line the error points at and the nearest table header above it.
-fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
-    let Some(span) = e.span() else {
-        return e.message().to_string();
-    };
-    let start = span.start.min(text.len());
-    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
-    let line_no = text[..start].matches('\n').count() + 1;
-    let col = start - line_start + 1;
-    let line = text[line_start..].lines().next().unwrap_or("");
-    let mut at = format!("line {line_no}, column {col}: ");
-    if let Some((key, _)) = line.split_once('=') {
-        let key = key.trim();
-        let table = text[..line_start]
-            .lines()
-            .rev()
-            .map(str::trim)
-            .find(|l| l.starts_with('['))
-            .map(|l| l.trim_matches(|c| c == '[' || c == ']').to_string());
-        let full = match table {
-            Some(t) if !t.is_empty() => format!("{t}.{key}"),
-            _ => key.to_string(),
-        };
-        if !e.message().contains(&format!("`{key}`")) {
-            at.push_str(&format!("field `{full}`: "));
-        }
-    }
-    format!("{at}{}", e.message())
 }
 
 /// True for finite numbers above zero (false for NaN).
