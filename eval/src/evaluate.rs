@@ -5,12 +5,11 @@
 
 use serde::Serialize;
 
-use crate::encode::encode_pair;
-use crate::engine::Engine;
 use crate::error::Result;
 use crate::metrics::aggregate_docs;
 use crate::request::{Request, Response};
 use crate::results::{MetricResult, TaskResult};
+use crate::scorer::Scorer;
 use crate::task::{DocResult, Task};
 
 /// One line of the samples file (lm-eval's `--log_samples` fields that apply).
@@ -31,8 +30,10 @@ pub fn count_requests(task: &dyn Task, shots: usize, limit: Option<usize>) -> us
     (0..n).map(|d| task.requests(d, shots).len()).sum()
 }
 
+/// Runs `task` (its first `limit` documents, `shots`-shot) through `scorer`: the task's result
+/// and one sample record per document.
 pub fn run_task(
-    engine: &Engine,
+    scorer: &dyn Scorer,
     task: &dyn Task,
     shots: usize,
     limit: Option<usize>,
@@ -55,7 +56,7 @@ pub fn run_task(
                     context,
                     continuation,
                 } => {
-                    ll_pairs.push(encode_pair(&engine.tokenizer, context, continuation)?);
+                    ll_pairs.push((context.as_str(), continuation.as_str()));
                     ll_owner.push((d, k));
                 }
                 Request::Rolling { text } => {
@@ -68,17 +69,14 @@ pub fn run_task(
     }
     let mut done = 0;
     if !ll_pairs.is_empty() {
-        let scored = engine.loglikelihood(&ll_pairs, &mut |k| progress(done + k))?;
-        for (s, (d, k)) in scored.into_iter().zip(ll_owner) {
-            responses[d][k] = Some(Response::Loglikelihood {
-                ll: s.ll,
-                is_greedy: s.is_greedy,
-            });
+        let scored = scorer.loglikelihoods(&ll_pairs, &mut |k| progress(done + k))?;
+        for ((ll, is_greedy), (d, k)) in scored.into_iter().zip(ll_owner) {
+            responses[d][k] = Some(Response::Loglikelihood { ll, is_greedy });
         }
         done += ll_pairs.len();
     }
     if !rolling.is_empty() {
-        let scored = engine.rolling(&rolling, &mut |_| {})?;
+        let scored = scorer.rolling_loglikelihoods(&rolling, &mut |_| {})?;
         for ((ll, tokens), (d, k)) in scored.into_iter().zip(rolling_owner) {
             responses[d][k] = Some(Response::Rolling { ll, tokens });
             done += 1;
@@ -93,7 +91,7 @@ pub fn run_task(
                 max_gen_toks,
             } = r
             {
-                let text = engine.generate(context, until, *max_gen_toks)?;
+                let text = scorer.generate_until(context, until, *max_gen_toks)?;
                 responses[d][k] = Some(Response::Generate { text });
                 done += 1;
                 progress(done);
@@ -152,7 +150,7 @@ pub fn run_task(
             n_original: task.num_docs(),
             n_effective: n,
             metrics,
-            batch_size: engine.batch_size,
+            batch_size: scorer.batch_size(),
             limit,
         },
         samples,

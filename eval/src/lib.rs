@@ -20,6 +20,7 @@ pub mod pyrandom;
 pub mod registry;
 pub mod request;
 pub mod results;
+pub mod scorer;
 pub mod sources;
 pub mod sp_tokenizer;
 pub mod suites;
