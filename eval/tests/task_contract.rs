@@ -22,7 +22,7 @@ fn rule(r: &Request) -> Response {
     match r {
         Request::Loglikelihood { .. } => Response::Loglikelihood {
             ll: -((x % 10_000) as f64) / 100.0,
-            is_greedy: x % 3 == 0,
+            is_greedy: x.is_multiple_of(3),
         },
         Request::Rolling { text } => Response::Rolling {
             ll: -(text.len() as f64) / 3.0,
