@@ -130,9 +130,8 @@ pub fn param_count(name: &str) -> Option<f64> {
 /// `eval/<ckpt>/<task>.json` (optional). `series` names the run in the points (defaults to the
 /// manifest's run name).
 pub fn read_k2_run(run: &Path, series: Option<&str>) -> Result<Dataset> {
-    let manifest_path = run.join("checkpoints.toml");
-    let manifest = k2_archive::Manifest::load(&manifest_path)
-        .map_err(|e| anyhow!("{}: {e}", manifest_path.display()))?;
+    let layout = k2_archive::RunLayout::new(run);
+    let manifest = k2_archive::Manifest::load(&layout.manifest_path())?;
     let name = series
         .map(str::to_string)
         .unwrap_or_else(|| manifest.run.clone());
@@ -149,7 +148,7 @@ pub fn read_k2_run(run: &Path, series: Option<&str>) -> Result<Dataset> {
         })
         .collect();
 
-    let metrics_path = run.join("metrics.jsonl");
+    let metrics_path = layout.metrics_path();
     let (train, train_diverged) = if metrics_path.exists() {
         split_lineage(read_metrics_jsonl(&metrics_path)?)
     } else {
@@ -157,7 +156,7 @@ pub fn read_k2_run(run: &Path, series: Option<&str>) -> Result<Dataset> {
     };
 
     let mut points = Vec::new();
-    let eval_dir = run.join("eval");
+    let eval_dir = layout.eval_dir();
     if eval_dir.is_dir() {
         for f in json_files(&eval_dir)? {
             let mut ps = read_results_file(&f)?;
@@ -226,63 +225,18 @@ impl ChunkRow {
 /// chunk `order[k]`; identity order when the file is missing). Returns the chunks in training
 /// order, or an empty list when the run has no data index.
 pub fn read_data_mix(run: &Path) -> Result<Vec<ChunkRow>> {
-    let index_path = run.join("data").join("index.json");
+    let layout = k2_archive::RunLayout::new(run);
+    let data_dir = layout.data_dir();
+    let index_path = data_dir.join("index.json");
     if !index_path.exists() {
         return Ok(Vec::new());
     }
-    let text = std::fs::read_to_string(&index_path)
-        .with_context(|| format!("{}", index_path.display()))?;
-    let v: Value = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not valid JSON", index_path.display()))?;
-    let chunks = v
-        .get("chunks")
-        .and_then(Value::as_array)
-        .ok_or_else(|| anyhow!("{}: no `chunks` array", index_path.display()))?;
-    let mut by_id: BTreeMap<u64, (u32, BTreeMap<String, u64>)> = BTreeMap::new();
-    for (i, c) in chunks.iter().enumerate() {
-        let id = c
-            .get("chunk")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| anyhow!("{}: chunks[{i}] has no `chunk`", index_path.display()))?;
-        let stage = c.get("stage").and_then(Value::as_u64).unwrap_or(0) as u32;
-        let tbs = c
-            .get("tokens_by_source")
-            .and_then(Value::as_object)
-            .ok_or_else(|| {
-                anyhow!(
-                    "{}: chunks[{i}] has no `tokens_by_source`",
-                    index_path.display()
-                )
-            })?;
-        let mut m = BTreeMap::new();
-        for (k, n) in tbs {
-            let n = n.as_u64().ok_or_else(|| {
-                anyhow!(
-                    "{}: chunks[{i}].tokens_by_source.{k} is not a count",
-                    index_path.display()
-                )
-            })?;
-            m.insert(k.clone(), n);
-        }
-        by_id.insert(id, (stage, m));
-    }
-    let order_path = run.join("chunk_order.toml");
-    let order: Vec<u64> = if order_path.exists() {
-        let text = std::fs::read_to_string(&order_path)
-            .with_context(|| format!("{}", order_path.display()))?;
-        let t: toml::Table = text
-            .parse()
-            .with_context(|| format!("{}: not valid TOML", order_path.display()))?;
-        t.get("order")
-            .and_then(|o| o.as_array())
-            .ok_or_else(|| anyhow!("{}: no `order` array", order_path.display()))?
-            .iter()
-            .map(|x| {
-                x.as_integer()
-                    .and_then(|i| u64::try_from(i).ok())
-                    .ok_or_else(|| anyhow!("{}: `order` holds a non-index", order_path.display()))
-            })
-            .collect::<Result<_>>()?
+    let index = k2_archive::read_index(&data_dir)?;
+    let by_id: BTreeMap<u32, &k2_archive::ChunkInfo> =
+        index.chunks.iter().map(|c| (c.chunk, c)).collect();
+    let order_path = layout.chunk_order_path();
+    let order: Vec<u32> = if order_path.exists() {
+        k2_archive::ChunkOrder::load(&order_path)?.order
     } else {
         by_id.keys().copied().collect()
     };
@@ -290,7 +244,7 @@ pub fn read_data_mix(run: &Path) -> Result<Vec<ChunkRow>> {
         .iter()
         .enumerate()
         .map(|(position, &chunk)| {
-            let (stage, tokens_by_source) = by_id.get(&chunk).cloned().ok_or_else(|| {
+            let info = by_id.get(&chunk).ok_or_else(|| {
                 anyhow!(
                     "{}: chunk {chunk} is not in {}",
                     order_path.display(),
@@ -299,44 +253,29 @@ pub fn read_data_mix(run: &Path) -> Result<Vec<ChunkRow>> {
             })?;
             Ok(ChunkRow {
                 position,
-                chunk,
-                stage,
-                tokens_by_source,
+                chunk: u64::from(chunk),
+                stage: info.stage as u32,
+                tokens_by_source: info.tokens_by_source.clone(),
             })
         })
         .collect()
 }
 
-/// Reads `metrics.jsonl`: one JSON object per line with at least `step`, `loss`, `lr`; lines
-/// with an `event` field (loss-spike records) are skipped.
+/// Reads a run's `metrics.jsonl` (its step lines; the spike event lines are skipped).
 pub fn read_metrics_jsonl(path: &Path) -> Result<Vec<TrainRow>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
-    let mut rows = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let v: Value = serde_json::from_str(line)
-            .with_context(|| format!("{}:{}: invalid JSON", path.display(), i + 1))?;
-        // Event records (`{"event": "spike", ...}`) sit between the step rows; not a step.
-        if v.get("event").is_some() {
-            continue;
-        }
-        let num = |k: &str| v.get(k).and_then(Value::as_f64);
-        let req = |k: &str| {
-            num(k).ok_or_else(|| anyhow!("{}:{}: missing number `{k}`", path.display(), i + 1))
-        };
-        rows.push(TrainRow {
-            step: req("step")? as u64,
-            loss: req("loss")?,
-            lr: req("lr")?,
-            grad_norm: num("grad_norm"),
-            tokens_seen: v.get("tokens_seen").and_then(Value::as_u64),
-            stage: v.get("stage").and_then(Value::as_u64).map(|s| s as u32),
-            attempt: v.get("attempt").and_then(Value::as_u64).unwrap_or(0) as u32,
-        });
-    }
-    Ok(rows)
+    let lines = k2_archive::metrics_log::read_metrics_log(path)?;
+    Ok(k2_archive::metrics_log::step_lines(lines)
+        .into_iter()
+        .map(|m| TrainRow {
+            step: m.step,
+            loss: m.loss,
+            lr: m.lr,
+            grad_norm: Some(m.grad_norm),
+            tokens_seen: Some(m.tokens_seen),
+            stage: Some(m.stage as u32),
+            attempt: m.attempt,
+        })
+        .collect())
 }
 
 /// Reads every `*.json` under `dir` (recursively) as an lm-eval results file.

@@ -7,43 +7,14 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use serde::Deserialize;
 
 use crate::heatmap::{write_heatmap, Heatmap};
 use crate::tables::{fmt_tokens, simple_table};
 
-/// The fields of a memorization file the report uses.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct MemFile {
-    pub checkpoint: String,
-    pub status: String,
-    pub step: u64,
-    pub tokens: u64,
-    pub settings: MemSettings,
-    /// In training order.
-    pub chunks: Vec<MemChunk>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct MemSettings {
-    pub samples_per_chunk: usize,
-    pub prompt_len: usize,
-    pub continuation_len: usize,
-    pub seed: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct MemChunk {
-    pub chunk: u32,
-    pub position: u32,
-    pub stage: usize,
-    pub trained: bool,
-    #[serde(default)]
-    pub trained_at: Option<String>,
-    pub n: usize,
-    pub exact_match: f64,
-    pub token_match: f64,
-}
+/// The memorization file's schema, shared with its writer (`k2 analyze memorization`).
+pub use k2_archive::memorization_file::{
+    ChunkScore as MemChunk, MemorizationFile as MemFile, Settings as MemSettings,
+};
 
 /// Which rate a heat map shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

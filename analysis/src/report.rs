@@ -388,7 +388,9 @@ pub fn render_report(opts: &ReportOptions) -> Result<ReportSummary> {
             data.train.len()
         )?;
         if let Some(last) = data.checkpoints.last() {
-            let cfg_path = run.join(&last.name).join("config.json");
+            let cfg_path = k2_archive::RunLayout::new(run)
+                .ckpt_dir(&last.name)
+                .join("config.json");
             if let Ok(c) = k2_model::LlamaConfig::from_hf_json(&cfg_path) {
                 writeln!(
                     md,
@@ -407,7 +409,7 @@ pub fn render_report(opts: &ReportOptions) -> Result<ReportSummary> {
             }
             writeln!(md, "- Tokens seen at the last checkpoint: {}.", last.tokens)?;
         }
-        let cfg_toml = run.join("config.toml");
+        let cfg_toml = k2_archive::RunLayout::new(run).config_path();
         if let Ok(text) = std::fs::read_to_string(&cfg_toml) {
             writeln!(md, "\n<details><summary>Training config (config.toml)</summary>\n\n```toml\n{}```\n\n</details>\n", text)?;
         }

@@ -38,6 +38,11 @@ impl RunLayout {
         self.root.join("data")
     }
 
+    /// `root/eval`: lm-eval results per checkpoint and task.
+    pub fn eval_dir(&self) -> PathBuf {
+        self.root.join("eval")
+    }
+
     /// `root/memorization`: one memorization result file per checkpoint.
     pub fn memorization_dir(&self) -> PathBuf {
         self.root.join("memorization")

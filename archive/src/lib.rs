@@ -15,6 +15,8 @@ pub mod hash;
 pub mod hub;
 pub mod layout;
 pub mod manifest;
+pub mod memorization_file;
+pub mod metrics_log;
 pub mod run_data;
 pub mod source;
 pub mod suites;

@@ -45,7 +45,7 @@ impl MemorizationJob {
         batch_size: usize,
         placement: k2_model::Placement,
     ) -> Result<Self> {
-        settings.validate()?;
+        crate::memorization::validate(&settings)?;
         if !run_dir.is_dir() {
             return Err(EvalError::Other(format!(
                 "{}: run directory does not exist",

@@ -90,27 +90,14 @@ impl std::fmt::Display for Mismatch {
 /// The metrics line in effect for every step: the last line of each step in file order (after a
 /// rollback the retrained steps follow the diverged ones).
 fn lineage_metrics(path: &Path) -> Result<BTreeMap<u64, StepMetrics>> {
-    let mut out = BTreeMap::new();
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(io_err(path)(e)),
-    };
-    for (i, line) in text.lines().enumerate() {
-        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| TrainError::Data {
-            path: path.to_path_buf(),
-            message: format!("line {}: {e}", i + 1),
-        })?;
-        if v.get("event").is_some() {
-            continue;
-        }
-        let m: StepMetrics = serde_json::from_value(v).map_err(|e| TrainError::Data {
-            path: path.to_path_buf(),
-            message: format!("line {}: {e}", i + 1),
-        })?;
-        out.insert(m.step, m);
+    if !path.exists() {
+        return Ok(BTreeMap::new());
     }
-    Ok(out)
+    let lines = k2_archive::metrics_log::read_metrics_log(path)?;
+    Ok(k2_archive::metrics_log::step_lines(lines)
+        .into_iter()
+        .map(|m| (m.step, m))
+        .collect())
 }
 
 fn compare_step(archived: &StepMetrics, replayed: &StepMetrics) -> Option<StepDiff> {
