@@ -44,12 +44,13 @@ impl fmt::Display for OptField<'_> {
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
     /// An I/O operation (`op`, e.g. "open", "rename") failed on `path`.
-    #[error("{}: {op} failed: {source}", path.display())]
+    /// (The message quotes the I/O error; it is not also returned as a `source`, so printing
+    /// the chain never repeats it.)
+    #[error("{}: {op} failed: {error}", path.display())]
     Io {
         path: PathBuf,
         op: &'static str,
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
 
     /// A TOML file could not be parsed, has an unknown / mistyped / missing field, or
@@ -96,7 +97,7 @@ impl ArchiveError {
         ArchiveError::Io {
             path: path.to_path_buf(),
             op,
-            source,
+            error: source,
         }
     }
 

@@ -106,4 +106,3 @@ impl MemorizationFile {
             && &self.settings == s
     }
 }
-

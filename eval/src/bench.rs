@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::benchmark_job::TaskSpec;
 use crate::engine::Engine;
-use crate::error::{EvalError, Result};
+use crate::error::Result;
 use crate::evaluate::{count_requests, run_task};
 
 #[derive(Debug, Clone, Serialize)]
@@ -32,13 +32,12 @@ pub fn bench_eval(
     batch_size: usize,
     placement: &k2_model::Placement,
 ) -> Result<Vec<EvalBench>> {
-    let e = |x: k2_model::ModelError| EvalError::Other(x.to_string());
-    let model = k2_model::load_model_on(model_dir, placement).map_err(e)?;
+    let model = k2_model::load_model_on(model_dir, placement)?;
     let (device, dtype) = (
         k2_model::device_kind(model.device()).to_string(),
         k2_model::dtype_name(model.dtype()).to_string(),
     );
-    let tok = k2_model::load_tokenizer(&model_dir.join("tokenizer.json")).map_err(e)?;
+    let tok = k2_model::load_tokenizer(&model_dir.join("tokenizer.json"))?;
     let engine = Engine::new(model, tok, batch_size);
     let mut out = Vec::new();
     for s in specs {

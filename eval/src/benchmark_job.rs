@@ -10,7 +10,7 @@ use k2_archive::SourceCheckpoint;
 use k2_model::Placement;
 
 use crate::engine::Engine;
-use crate::error::{EvalError, Result};
+use crate::error::Result;
 use crate::evaluate::{count_requests, run_task, SampleRecord};
 use crate::results::{
     read_metrics, results_json, stored_key, CheckpointInfo, ResultKey, TaskResult, HARNESS_VERSION,
@@ -195,10 +195,9 @@ impl Job for BenchmarkJob {
                 [format!("{n}.json"), format!("{n}.samples.jsonl")]
             })
             .collect();
-        k2_archive::remove_stale_tmp_of(&out_dir, &files).map_err(other)?;
-        let model = k2_model::load_model_on(&ckpt.dir, &self.placement).map_err(other)?;
-        let tokenizer =
-            k2_model::load_tokenizer(&ckpt.dir.join("tokenizer.json")).map_err(other)?;
+        k2_archive::remove_stale_tmp_of(&out_dir, &files)?;
+        let model = k2_model::load_model_on(&ckpt.dir, &self.placement)?;
+        let tokenizer = k2_model::load_tokenizer(&ckpt.dir.join("tokenizer.json"))?;
         let engine = Engine::new(model, tokenizer, self.batch_size);
         let mut info = CheckpointInfo {
             model: ckpt.model.to_string(),
@@ -229,10 +228,6 @@ impl Job for BenchmarkJob {
     }
 }
 
-fn other(e: impl std::fmt::Display) -> EvalError {
-    EvalError::Other(e.to_string())
-}
-
 fn write_result(
     out_dir: &Path,
     result: &TaskResult,
@@ -242,15 +237,13 @@ fn write_result(
 ) -> Result<()> {
     let mut lines = String::new();
     for s in samples {
-        lines.push_str(&serde_json::to_string(s).map_err(other)?);
+        lines.push_str(&serde_json::to_string(s)?);
         lines.push('\n');
     }
     // Samples first, results last: a results file is the mark of a finished pair.
-    k2_archive::write_file_atomic(&samples_path(out_dir, &result.task), lines.as_bytes())
-        .map_err(other)?;
-    let mut json = serde_json::to_string_pretty(&results_json(result, info, key)).map_err(other)?;
+    k2_archive::write_file_atomic(&samples_path(out_dir, &result.task), lines.as_bytes())?;
+    let mut json = serde_json::to_string_pretty(&results_json(result, info, key))?;
     json.push('\n');
-    k2_archive::write_file_atomic(&results_path(out_dir, &result.task), json.as_bytes())
-        .map_err(other)?;
+    k2_archive::write_file_atomic(&results_path(out_dir, &result.task), json.as_bytes())?;
     Ok(())
 }

@@ -20,7 +20,7 @@ pub struct EncodedPair {
 pub fn encode(tok: &Tokenizer, text: &str) -> Result<Vec<u32>> {
     tok.encode(text, true)
         .map(|e| e.get_ids().to_vec())
-        .map_err(|e| EvalError::Other(format!("tokenizer: {e}")))
+        .map_err(|e| EvalError::Tokenizer(e.to_string()))
 }
 
 /// The token lm-eval uses as the context of an empty-context request.
@@ -49,8 +49,8 @@ pub fn encode_pair(tok: &Tokenizer, context: &str, continuation: &str) -> Result
         (context.to_string(), continuation.to_string())
     };
     if ctx.is_empty() {
-        let p = prefix_token(tok)
-            .ok_or_else(|| EvalError::Other("tokenizer has neither BOS nor EOS".into()))?;
+        let p =
+            prefix_token(tok).ok_or_else(|| EvalError::Tokenizer("neither BOS nor EOS".into()))?;
         return Ok(EncodedPair {
             context: vec![p],
             continuation: encode(tok, &cont)?,

@@ -61,10 +61,6 @@ pub struct Scored {
     pub is_greedy: bool,
 }
 
-fn err(e: impl std::fmt::Display) -> EvalError {
-    EvalError::Other(e.to_string())
-}
-
 /// lm-eval's `get_rolling_token_windows` with `context_len = 1` followed by `make_disjoint_window`:
 /// (context, continuation) token pairs whose continuations tile the document.
 pub fn rolling_windows(tokens: &[u32], prefix: u32, max_len: usize) -> Vec<(Vec<u32>, Vec<u32>)> {
@@ -202,27 +198,15 @@ impl Engine {
             ids.extend_from_slice(c);
             ids.extend(std::iter::repeat_n(0u32, t - c.len()));
         }
-        let ids = Tensor::from_vec(ids, (ctxs.len(), t), &self.dev()).map_err(err)?;
-        let (hidden, cache) = self.model.forward_hidden_cached(&ids, None).map_err(err)?;
+        let ids = Tensor::from_vec(ids, (ctxs.len(), t), &self.dev())?;
+        let (hidden, cache) = self.model.forward_hidden_cached(&ids, None)?;
         let mut lps = Vec::with_capacity(ctxs.len());
         let mut caches = Vec::with_capacity(ctxs.len());
         for (i, c) in ctxs.iter().enumerate() {
-            let h = hidden
-                .get(i)
-                .map_err(err)?
-                .get(c.len() - 1)
-                .map_err(err)?
-                .unsqueeze(0)
-                .map_err(err)?;
-            let logits = self.model.lm_head(&h).map_err(err)?;
-            lps.push(
-                logits
-                    .squeeze(0)
-                    .map_err(err)?
-                    .to_vec1::<f32>()
-                    .map_err(err)?,
-            );
-            caches.push(cache.row(i, c.len()).map_err(err)?);
+            let h = hidden.get(i)?.get(c.len() - 1)?.unsqueeze(0)?;
+            let logits = self.model.lm_head(&h)?;
+            lps.push(logits.squeeze(0)?.to_vec1::<f32>()?);
+            caches.push(cache.row(i, c.len())?);
         }
         Ok((lps, caches))
     }
@@ -251,20 +235,16 @@ impl Engine {
             ids.extend_from_slice(&c[..c.len() - 1]);
             ids.extend(std::iter::repeat_n(0u32, t - (c.len() - 1)));
         }
-        let ids = Tensor::from_vec(ids, (conts.len(), t), &self.dev()).map_err(err)?;
-        let cache = cache.expand(conts.len()).map_err(err)?;
-        let hidden = self.model.hidden_after(&ids, &cache).map_err(err)?;
-        let logits = self.model.lm_head(&hidden).map_err(err)?;
+        let ids = Tensor::from_vec(ids, (conts.len(), t), &self.dev())?;
+        let cache = cache.expand(conts.len())?;
+        let hidden = self.model.hidden_after(&ids, &cache)?;
+        let logits = self.model.lm_head(&hidden)?;
         for (j, (_, c)) in conts.iter().enumerate() {
             if c.len() < 2 {
                 continue;
             }
-            let rows = logits
-                .get(j)
-                .map_err(err)?
-                .narrow(0, 0, c.len() - 1)
-                .map_err(err)?;
-            let rows: Vec<Vec<f32>> = rows.to_vec2().map_err(err)?;
+            let rows = logits.get(j)?.narrow(0, 0, c.len() - 1)?;
+            let rows: Vec<Vec<f32>> = rows.to_vec2()?;
             for (k, row) in rows.iter().enumerate() {
                 let (lp, greedy) = token_logprob(row, c[k + 1]);
                 scores[j].ll += lp;
@@ -282,7 +262,7 @@ impl Engine {
         progress: &mut dyn FnMut(usize),
     ) -> Result<Vec<(f64, usize)>> {
         let prefix = prefix_token(&self.tokenizer)
-            .ok_or_else(|| err("tokenizer has neither BOS nor EOS"))?;
+            .ok_or_else(|| EvalError::Tokenizer("neither BOS nor EOS".into()))?;
         let mut pairs = Vec::new();
         let mut owner = Vec::new();
         let mut counts = vec![0usize; texts.len()];
@@ -315,35 +295,16 @@ impl Engine {
         }
         let eos = self.model.config().eos_token_id;
         let dev = self.dev();
-        let input = Tensor::new(ids.as_slice(), &dev)
-            .map_err(err)?
-            .unsqueeze(0)
-            .map_err(err)?;
-        let (hidden, mut cache) = self
-            .model
-            .forward_hidden_cached(&input, None)
-            .map_err(err)?;
-        let mut last = hidden
-            .get(0)
-            .map_err(err)?
-            .get(ids.len() - 1)
-            .map_err(err)?
-            .unsqueeze(0)
-            .map_err(err)?;
+        let input = Tensor::new(ids.as_slice(), &dev)?.unsqueeze(0)?;
+        let (hidden, mut cache) = self.model.forward_hidden_cached(&input, None)?;
+        let mut last = hidden.get(0)?.get(ids.len() - 1)?.unsqueeze(0)?;
         let mut generated: Vec<u32> = Vec::new();
         let mut text = String::new();
         for _ in 0..max_gen_toks {
             if ids.len() + generated.len() >= self.max_len {
                 break;
             }
-            let logits: Vec<f32> = self
-                .model
-                .lm_head(&last)
-                .map_err(err)?
-                .squeeze(0)
-                .map_err(err)?
-                .to_vec1()
-                .map_err(err)?;
+            let logits: Vec<f32> = self.model.lm_head(&last)?.squeeze(0)?.to_vec1()?;
             let mut best = 0usize;
             for (i, &x) in logits.iter().enumerate() {
                 if x > logits[best] {
@@ -355,29 +316,20 @@ impl Engine {
                 break;
             }
             generated.push(next);
-            text = self.tokenizer.decode(&generated, true).map_err(err)?;
+            text = self
+                .tokenizer
+                .decode(&generated, true)
+                .map_err(|e| EvalError::Tokenizer(e.to_string()))?;
             if until
                 .iter()
                 .any(|u| !u.is_empty() && text.contains(u.as_str()))
             {
                 break;
             }
-            let x = Tensor::new(&[next], &dev)
-                .map_err(err)?
-                .unsqueeze(0)
-                .map_err(err)?;
-            let (h, c) = self
-                .model
-                .forward_hidden_cached(&x, Some(&cache))
-                .map_err(err)?;
+            let x = Tensor::new(&[next], &dev)?.unsqueeze(0)?;
+            let (h, c) = self.model.forward_hidden_cached(&x, Some(&cache))?;
             cache = c;
-            last = h
-                .get(0)
-                .map_err(err)?
-                .get(0)
-                .map_err(err)?
-                .unsqueeze(0)
-                .map_err(err)?;
+            last = h.get(0)?.get(0)?.unsqueeze(0)?;
         }
         for u in until {
             if !u.is_empty() {

@@ -1,14 +1,14 @@
-//! The eval crate's error type; data errors name the file and line.
+//! The eval crate's error type; data errors name the file and line. A message quotes its cause
+//! and never also returns it as a `source`, so printing the chain repeats nothing.
 
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
-    #[error("{path}: {source}")]
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     /// Malformed task data: the file and the 1-based line (or record) number.
@@ -18,6 +18,19 @@ pub enum EvalError {
         line: usize,
         message: String,
     },
+
+    /// A file or directory that is not what k2 needs (a model without a tokenizer, a chunk too
+    /// short for the memorization window, a SentencePiece file that does not parse).
+    #[error("{}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+
+    /// Settings that cannot work (a zero memorization length).
+    #[error("{0}")]
+    Settings(String),
+
+    /// A suite of `checkpoints.toml` that is missing or of the wrong kind.
+    #[error("{}: {message}", file.display())]
+    Suite { file: PathBuf, message: String },
 
     /// A task or suite name the registry does not know.
     #[error("unknown task `{name}`{}; `k2 eval --help` lists the tasks and suites", did_you_mean(.suggestion))]
@@ -39,9 +52,45 @@ pub enum EvalError {
         suggestion: Option<String>,
     },
 
-    #[error("{0}")]
-    Other(String),
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+
+    #[error(transparent)]
+    Archive(Box<k2_archive::ArchiveError>),
+
+    #[error(transparent)]
+    Hub(Box<k2_archive::hub::HubError>),
+
+    #[error(transparent)]
+    Source(#[from] k2_archive::SourceError),
+
+    #[error(transparent)]
+    Model(Box<k2_model::ModelError>),
+
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
 }
+
+/// The other crates' errors are boxed: they are large, and an `EvalError` travels in every
+/// `Result` of the crate.
+macro_rules! boxed_from {
+    ($($variant:ident: $ty:ty),*) => {
+        $(impl From<$ty> for EvalError {
+            fn from(e: $ty) -> Self {
+                EvalError::$variant(Box::new(e))
+            }
+        })*
+    };
+}
+
+boxed_from!(
+    Archive: k2_archive::ArchiveError,
+    Hub: k2_archive::hub::HubError,
+    Model: k2_model::ModelError
+);
 
 fn did_you_mean(s: &Option<String>) -> String {
     s.as_ref()
@@ -52,5 +101,5 @@ pub type Result<T> = std::result::Result<T, EvalError>;
 
 pub fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> EvalError {
     let path = path.into();
-    move |source| EvalError::Io { path, source }
+    move |error| EvalError::Io { path, error }
 }

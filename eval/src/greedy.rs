@@ -15,8 +15,9 @@ use k2_model::Llama;
 
 use crate::error::{EvalError, Result};
 
-fn err(e: impl std::fmt::Display) -> EvalError {
-    EvalError::Other(e.to_string())
+/// A prompt the model cannot continue.
+fn err(message: String) -> EvalError {
+    EvalError::Settings(message)
 }
 
 /// Index of the largest value; the lowest index among equal maxima, NaN never chosen (0 when every
@@ -92,18 +93,12 @@ fn greedy_batch(model: &Llama, prompts: &[&[u32]], n_new: usize) -> Result<Vec<V
     let dev = model.device().clone();
     let (b, t) = (prompts.len(), prompts[0].len());
     let ids: Vec<u32> = prompts.iter().flat_map(|p| p.iter().copied()).collect();
-    let ids = Tensor::from_vec(ids, (b, t), &dev).map_err(err)?;
-    let (hidden, mut cache) = model.forward_hidden_cached(&ids, None).map_err(err)?;
-    let mut last = hidden.narrow(1, t - 1, 1).map_err(err)?;
+    let ids = Tensor::from_vec(ids, (b, t), &dev)?;
+    let (hidden, mut cache) = model.forward_hidden_cached(&ids, None)?;
+    let mut last = hidden.narrow(1, t - 1, 1)?;
     let mut out: Vec<Vec<u32>> = vec![Vec::with_capacity(n_new); b];
     for step in 0..n_new {
-        let logits: Vec<Vec<f32>> = model
-            .lm_head(&last)
-            .map_err(err)?
-            .squeeze(1)
-            .map_err(err)?
-            .to_vec2()
-            .map_err(err)?;
+        let logits: Vec<Vec<f32>> = model.lm_head(&last)?.squeeze(1)?.to_vec2()?;
         let next: Vec<u32> = logits.iter().map(|row| argmax_first(row) as u32).collect();
         for (o, &n) in out.iter_mut().zip(&next) {
             o.push(n);
@@ -111,8 +106,8 @@ fn greedy_batch(model: &Llama, prompts: &[&[u32]], n_new: usize) -> Result<Vec<V
         if step + 1 == n_new {
             break;
         }
-        let x = Tensor::from_vec(next, (b, 1), &dev).map_err(err)?;
-        let (h, c) = model.forward_hidden_cached(&x, Some(&cache)).map_err(err)?;
+        let x = Tensor::from_vec(next, (b, 1), &dev)?;
+        let (h, c) = model.forward_hidden_cached(&x, Some(&cache))?;
         cache = c;
         last = h;
     }

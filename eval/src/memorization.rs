@@ -21,7 +21,6 @@ use std::path::{Path, PathBuf};
 
 use k2_archive::{CheckpointEntry, CheckpointStatus, ChunkOrder, DataIndex};
 
-
 use crate::error::{EvalError, Result};
 use crate::pyrandom::PyRandom;
 
@@ -34,7 +33,8 @@ pub use k2_archive::memorization_file::{
 
 /// Rejects zero counts and lengths.
 pub fn validate(s: &Settings) -> Result<()> {
-    s.check().map_err(|why| EvalError::Other(format!("memorization: {why}")))
+    s.check()
+        .map_err(|why| EvalError::Settings(format!("memorization: {why}")))
 }
 
 /// `<run>/memorization`.
@@ -155,20 +155,19 @@ pub fn chunk_probes(
     s: &Settings,
 ) -> Result<Vec<ChunkProbe>> {
     let index_path = data_dir.join("index.json");
-    let arch = |e: k2_archive::ArchiveError| EvalError::Other(e.to_string());
     let mut out = Vec::with_capacity(index.chunks.len());
     for (position, &chunk) in order.order.iter().enumerate() {
-        let info = index.chunk(data_dir, chunk).map_err(arch)?;
+        let info = index.chunk(data_dir, chunk)?;
         if info.seq_len < s.window() {
-            return Err(EvalError::Other(format!(
-                "{}: chunk {chunk} has {}-token sequences, shorter than the {}-token prompt + {}-token continuation (use a shorter --prompt-len / --continuation-len)",
-                index_path.display(),
-                info.seq_len,
-                s.prompt_len,
-                s.continuation_len
-            )));
+            return Err(EvalError::Invalid {
+                path: index_path,
+                message: format!(
+                    "chunk {chunk} has {}-token sequences, shorter than the {}-token prompt + {}-token continuation (use a shorter --prompt-len / --continuation-len)",
+                    info.seq_len, s.prompt_len, s.continuation_len
+                ),
+            });
         }
-        let samples = k2_archive::read_chunk(data_dir, info).map_err(arch)?;
+        let samples = k2_archive::read_chunk(data_dir, info)?;
         let idx = sample_indices(samples.len(), s);
         let (prompts, truths) = idx
             .iter()
@@ -190,12 +189,14 @@ pub fn chunk_probes(
         });
     }
     if out.len() != index.chunks.len() {
-        return Err(EvalError::Other(format!(
-            "{}: {} chunks, but the chunk order lists {}",
-            index_path.display(),
-            index.chunks.len(),
-            out.len()
-        )));
+        return Err(EvalError::Invalid {
+            path: index_path,
+            message: format!(
+                "{} chunks, but the chunk order lists {}",
+                index.chunks.len(),
+                out.len()
+            ),
+        });
     }
     Ok(out)
 }

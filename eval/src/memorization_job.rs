@@ -19,10 +19,6 @@ use crate::memorization::{
 };
 use crate::sweep::{Job, Loaded};
 
-fn other(e: impl std::fmt::Display) -> EvalError {
-    EvalError::Other(e.to_string())
-}
-
 /// Measures memorization of a run's training data.
 pub struct MemorizationJob {
     pub run_dir: PathBuf,
@@ -47,18 +43,18 @@ impl MemorizationJob {
     ) -> Result<Self> {
         crate::memorization::validate(&settings)?;
         if !run_dir.is_dir() {
-            return Err(EvalError::Other(format!(
-                "{}: run directory does not exist",
-                run_dir.display()
-            )));
+            return Err(EvalError::Invalid {
+                path: run_dir.to_path_buf(),
+                message: "run directory does not exist".into(),
+            });
         }
         let layout = RunLayout::new(run_dir);
-        let manifest = Manifest::load(&layout.manifest_path()).map_err(other)?;
+        let manifest = Manifest::load(&layout.manifest_path())?;
         let data_dir = layout.data_dir();
-        let index = k2_archive::read_index(&data_dir).map_err(other)?;
-        let data_sha = k2_archive::sha256_file(&data_dir.join("index.json")).map_err(other)?;
+        let index = k2_archive::read_index(&data_dir)?;
+        let data_sha = k2_archive::sha256_file(&data_dir.join("index.json"))?;
         let order = if layout.chunk_order_path().exists() {
-            ChunkOrder::load(&layout.chunk_order_path()).map_err(other)?
+            ChunkOrder::load(&layout.chunk_order_path())?
         } else {
             ChunkOrder::identity(index.chunks.len() as u32)
         };
@@ -98,11 +94,9 @@ impl MemorizationJob {
             .checkpoints
             .iter()
             .find(|c| c.name == name)
-            .ok_or_else(|| {
-                EvalError::Other(format!(
-                    "{}: no checkpoint `{name}`",
-                    RunLayout::new(&self.run_dir).manifest_path().display()
-                ))
+            .ok_or_else(|| EvalError::Invalid {
+                path: RunLayout::new(&self.run_dir).manifest_path(),
+                message: format!("no checkpoint `{name}`"),
             })
     }
 
@@ -126,16 +120,17 @@ impl MemorizationJob {
 
     /// Greedy continuations per chunk probe.
     fn measure(&self, dir: &Path, bar: &ProgressBar) -> Result<Vec<Vec<Vec<u32>>>> {
-        let model = k2_model::load_model_on(dir, &self.placement).map_err(other)?;
+        let model = k2_model::load_model_on(dir, &self.placement)?;
         let ctx = model.config().max_position_embeddings;
         let s = &self.settings;
         if s.window() > ctx {
-            return Err(EvalError::Other(format!(
-                "{}: context of {ctx} tokens is shorter than the {}-token prompt + {}-token continuation",
-                dir.join("config.json").display(),
-                s.prompt_len,
-                s.continuation_len
-            )));
+            return Err(EvalError::Invalid {
+                path: dir.join("config.json"),
+                message: format!(
+                    "context of {ctx} tokens is shorter than the {}-token prompt + {}-token continuation",
+                    s.prompt_len, s.continuation_len
+                ),
+            });
         }
         let prompts: Vec<Vec<u32>> = self.probes.iter().flat_map(|p| p.prompts.clone()).collect();
         let start = bar.position();
@@ -146,7 +141,10 @@ impl MemorizationJob {
             self.batch_size,
             &mut |k| bar.set_position(start + k as u64),
         )
-        .map_err(|e| EvalError::Other(format!("{}: {e}", dir.display())))?;
+        .map_err(|e| EvalError::Invalid {
+            path: dir.to_path_buf(),
+            message: e.to_string(),
+        })?;
         let mut it = flat.into_iter();
         Ok(self
             .probes
@@ -212,7 +210,7 @@ impl Job for MemorizationJob {
         let name = &ckpt.checkpoint.name;
         let path = memorization_path(&self.run_dir, name);
         // Leftovers of a worker killed while writing this file.
-        k2_archive::remove_stale_tmp_of(&self.root(), &[format!("{name}.json")]).map_err(other)?;
+        k2_archive::remove_stale_tmp_of(&self.root(), &[format!("{name}.json")])?;
         bar.set_message(name.clone());
         let entry = self.entry(name)?;
         let labels = trained_at(&self.manifest.checkpoints, entry, self.n_chunks);
@@ -253,7 +251,7 @@ fn relabel(
 }
 
 fn write(path: &Path, file: &MemorizationFile) -> Result<()> {
-    let mut json = serde_json::to_string_pretty(file).map_err(other)?;
+    let mut json = serde_json::to_string_pretty(file)?;
     json.push('\n');
-    k2_archive::write_file_atomic(path, json.as_bytes()).map_err(other)
+    Ok(k2_archive::write_file_atomic(path, json.as_bytes())?)
 }

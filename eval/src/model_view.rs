@@ -29,10 +29,10 @@ pub fn model_dir(snapshot: &Path, view: Option<&Path>) -> Result<PathBuf> {
     }
     let sp = snapshot.join("tokenizer.model");
     if !has_tokenizer && !sp.exists() {
-        return Err(EvalError::Other(format!(
-            "{}: neither tokenizer.json nor tokenizer.model",
-            snapshot.display()
-        )));
+        return Err(EvalError::Invalid {
+            path: snapshot.to_path_buf(),
+            message: "neither tokenizer.json nor tokenizer.model".into(),
+        });
     }
     let Some(view) = view else {
         return Ok(snapshot.to_path_buf());
@@ -45,7 +45,7 @@ pub fn model_dir(snapshot: &Path, view: Option<&Path>) -> Result<PathBuf> {
     let pytorch = if has_safetensors {
         Vec::new()
     } else {
-        pull::weight_files_in(snapshot).map_err(|e| EvalError::Other(e.to_string()))?
+        pull::weight_files_in(snapshot)?
     };
     let rd = std::fs::read_dir(snapshot).map_err(io_err(snapshot))?;
     let mut files: Vec<String> = rd
@@ -68,7 +68,7 @@ pub fn model_dir(snapshot: &Path, view: Option<&Path>) -> Result<PathBuf> {
     let mut converted = Vec::new();
     if !has_tokenizer {
         let json = crate::sp_tokenizer::tokenizer_json(&sp)?;
-        let text = serde_json::to_string(&json).map_err(|e| EvalError::Other(e.to_string()))?;
+        let text = serde_json::to_string(&json)?;
         write(&view.join("tokenizer.json"), text.as_bytes())?;
         converted.push("tokenizer.model -> tokenizer.json".to_string());
     }
@@ -84,7 +84,7 @@ pub fn model_dir(snapshot: &Path, view: Option<&Path>) -> Result<PathBuf> {
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    k2_archive::write_file_atomic(path, bytes).map_err(|e| EvalError::Other(e.to_string()))
+    Ok(k2_archive::write_file_atomic(path, bytes)?)
 }
 
 /// PyTorch weight files -> safetensors in `view` (one file per shard, with an index when sharded).
@@ -94,7 +94,10 @@ fn convert_pytorch(snapshot: &Path, shards: &[String], view: &Path) -> Result<Ve
     let mut done = Vec::new();
     for (i, shard) in shards.iter().enumerate() {
         let src = snapshot.join(shard);
-        let bad = |e: &dyn std::fmt::Display| EvalError::Other(format!("{}: {e}", src.display()));
+        let bad = |e: &dyn std::fmt::Display| EvalError::Invalid {
+            path: src.clone(),
+            message: e.to_string(),
+        };
         // Streamed tensor by tensor: only the tensor being written is ever in memory.
         let pth = candle_core::pickle::PthTensors::new(&src, None).map_err(|e| bad(&e))?;
         let mut specs: Vec<TensorSpec> = pth

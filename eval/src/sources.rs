@@ -14,7 +14,7 @@ use k2_archive::hub::HubClient;
 use k2_archive::{CheckpointSource, DirSource, HubSource, ModelSource, RunSource};
 
 use crate::benchmark_job::ResultsLayout;
-use crate::error::{EvalError, Result};
+use crate::error::Result;
 use crate::suites::{resolve_suite, SuiteTarget};
 
 /// What the command line asked to evaluate.
@@ -54,15 +54,11 @@ pub fn choose(arg: &SourceArg, output: &Path, progress: Option<ProgressFn>) -> R
         SourceArg::Suite(name) => match resolve_suite(name)? {
             SuiteTarget::Run(dir) => run(&dir),
             SuiteTarget::Hub(suite) => {
-                let mut client =
-                    HubClient::from_env().map_err(|e| EvalError::Other(e.to_string()))?;
+                let mut client = HubClient::from_env()?;
                 client.progress = progress;
                 let out = output.join(&suite.name);
                 Chosen {
-                    source: Box::new(
-                        HubSource::new(client, *suite, Some(Box::new(llama_only)))
-                            .map_err(|e| EvalError::Other(e.to_string()))?,
-                    ),
+                    source: Box::new(HubSource::new(client, *suite, Some(Box::new(llama_only)))?),
                     layout: ResultsLayout::PerCheckpoint(out),
                     run: None,
                 }

@@ -138,7 +138,10 @@ fn merges(pieces: &[Piece], vocab: &HashMap<&str, usize>) -> Vec<(String, String
 /// The `tokenizer.json` of a BPE SentencePiece model read from `path`.
 pub fn tokenizer_json(path: &Path) -> Result<Value> {
     let bytes = std::fs::read(path).map_err(crate::error::io_err(path))?;
-    let bad = |m: &str| EvalError::Other(format!("{}: {m}", path.display()));
+    let bad = |m: &str| EvalError::Invalid {
+        path: path.to_path_buf(),
+        message: m.to_string(),
+    };
     let (pieces, model_type) =
         read_model(&bytes).ok_or_else(|| bad("not a SentencePiece model (bad protobuf)"))?;
     if model_type != 2 {

@@ -23,10 +23,10 @@ pub fn run_dir_of_suite(name: &str) -> Result<PathBuf> {
 pub fn run_dir_of_suite_in(file: &Path, name: &str) -> Result<PathBuf> {
     match resolve_suite_in(file, name)? {
         SuiteTarget::Run(dir) => Ok(dir),
-        SuiteTarget::Hub(_) => Err(EvalError::Other(format!(
-            "{}: suite `{name}` is on the Hub, not a run directory",
-            file.display()
-        ))),
+        SuiteTarget::Hub(_) => Err(EvalError::Suite {
+            file: file.to_path_buf(),
+            message: format!("suite `{name}` is on the Hub, not a run directory"),
+        }),
     }
 }
 
@@ -36,14 +36,13 @@ pub fn resolve_suite(name: &str) -> Result<SuiteTarget> {
 }
 
 pub fn resolve_suite_in(file: &Path, name: &str) -> Result<SuiteTarget> {
-    let suites = SuiteFile::load(file).map_err(|e| EvalError::Other(e.to_string()))?;
+    let suites = SuiteFile::load(file)?;
     let suite = suites.find(name).ok_or_else(|| {
         let names: Vec<&str> = suites.suites.iter().map(|s| s.name.as_str()).collect();
-        EvalError::Other(format!(
-            "{}: no suite `{name}` (known: {})",
-            file.display(),
-            names.join(", ")
-        ))
+        EvalError::Suite {
+            file: file.to_path_buf(),
+            message: format!("no suite `{name}` (known: {})", names.join(", ")),
+        }
     })?;
     match suite.kind {
         SuiteKind::Run => {
@@ -51,9 +50,13 @@ pub fn resolve_suite_in(file: &Path, name: &str) -> Result<SuiteTarget> {
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
-            suite.run_dir(base).map(SuiteTarget::Run).ok_or_else(|| {
-                EvalError::Other(format!("{}: suite `{name}` has no path", file.display()))
-            })
+            suite
+                .run_dir(base)
+                .map(SuiteTarget::Run)
+                .ok_or_else(|| EvalError::Suite {
+                    file: file.to_path_buf(),
+                    message: format!("suite `{name}` has no path"),
+                })
         }
         SuiteKind::Hub => Ok(SuiteTarget::Hub(Box::new(suite.clone()))),
     }
@@ -65,7 +68,7 @@ pub fn hub_suite_for_repo(file: &Path, repo: &str) -> Result<Option<Suite>> {
     if !file.exists() {
         return Ok(None);
     }
-    let suites = SuiteFile::load(file).map_err(|e| EvalError::Other(e.to_string()))?;
+    let suites = SuiteFile::load(file)?;
     Ok(suites
         .suites
         .into_iter()

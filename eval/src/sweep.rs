@@ -26,7 +26,7 @@ use k2_archive::sweep_summary::{
 };
 use k2_archive::{CheckpointSource, Materialised, SourceCheckpoint, SourceError};
 
-use crate::error::{EvalError, Result};
+use crate::error::Result;
 
 /// A checkpoint ready for a job: its directory (or converted view) and identity.
 pub struct Loaded<'a> {
@@ -181,14 +181,6 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
-fn source_err(e: SourceError) -> EvalError {
-    EvalError::Other(e.to_string())
-}
-
-fn arch(e: k2_archive::ArchiveError) -> EvalError {
-    EvalError::Other(e.to_string())
-}
-
 /// The state of one sweep while it runs.
 struct Sweeper<'a> {
     job: &'a dyn Job,
@@ -203,7 +195,7 @@ struct Sweeper<'a> {
 impl Sweeper<'_> {
     fn record(&mut self, rec: CheckpointRecord) -> Result<()> {
         self.report.records.push(rec);
-        write_summary(&self.report.summary, &self.report.records).map_err(arch)
+        Ok(write_summary(&self.report.summary, &self.report.records)?)
     }
 
     fn fail(
@@ -241,14 +233,14 @@ impl Sweeper<'_> {
         };
         while self.evictable.len() > keep {
             let (i, c, m) = self.evictable.pop_front().expect("non-empty");
-            let freed = source.release(&c, &m).map_err(source_err)?;
+            let freed = source.release(&c, &m)?;
             self.report.records[i].evicted = true;
             say(format!(
                 "{}: evicted from the cache ({freed} bytes freed)",
                 c.name
             ));
         }
-        write_summary(&self.report.summary, &self.report.records).map_err(arch)
+        Ok(write_summary(&self.report.summary, &self.report.records)?)
     }
 
     /// Claims what it can of `units`; the rest are held by live claims of other workers.
@@ -264,10 +256,10 @@ impl Sweeper<'_> {
         let mut mine = Vec::new();
         for u in units {
             let path = self.job.claim_path(c, u);
-            if try_claim(&path, ttl).map_err(arch)? {
+            if try_claim(&path, ttl)? {
                 // Another worker may have finished it between the check and the claim.
                 if weights.is_some() && self.job.done(c, weights, u)? {
-                    release_claim(&path).map_err(arch)?;
+                    release_claim(&path)?;
                     self.bar.inc(self.job.cost(u));
                     let p = self.pairs(c, &[u]);
                     self.report.skipped.extend(p);
@@ -286,7 +278,7 @@ impl Sweeper<'_> {
     fn unclaim(&self, c: &SourceCheckpoint, units: &[usize]) -> Result<()> {
         if self.opts.claim_ttl_s.is_some() {
             for &u in units {
-                release_claim(&self.job.claim_path(c, u)).map_err(arch)?;
+                release_claim(&self.job.claim_path(c, u))?;
             }
         }
         Ok(())
@@ -315,7 +307,7 @@ impl Sweeper<'_> {
         // The weights' identity before anything is fetched.
         let expected = match source.expected_weights(c) {
             Ok(w) => w,
-            Err(SourceError::Fatal(e)) => return Err(EvalError::Other(e)),
+            Err(e @ SourceError::Fatal(_)) => return Err(e.into()),
             Err(SourceError::Checkpoint(e)) => {
                 self.bar.inc(self.cost(&mine));
                 return self.fail(rec, e, say);
@@ -394,7 +386,7 @@ impl Sweeper<'_> {
     ) -> Result<()> {
         let m = match source.materialise(c, say) {
             Ok(m) => m,
-            Err(SourceError::Fatal(e)) => return Err(EvalError::Other(e)),
+            Err(e @ SourceError::Fatal(_)) => return Err(e.into()),
             Err(SourceError::Checkpoint(e)) => {
                 self.bar.inc(self.cost(&todo));
                 return self.fail(rec.clone(), e, say);
@@ -486,7 +478,7 @@ pub fn sweep(
     let n_units = job.units().len();
     let mut seen = BTreeSet::new();
     loop {
-        let all = source.checkpoints().map_err(source_err)?;
+        let all = source.checkpoints()?;
         let accepted: Vec<SourceCheckpoint> = all.into_iter().filter(|c| job.accepts(c)).collect();
         for (pos, c) in accepted.iter().enumerate() {
             if !seen.insert(c.name.clone()) {
@@ -530,7 +522,7 @@ pub fn status(
 ) -> Result<Vec<(String, String, PairState)>> {
     let mut failed: BTreeMap<String, Option<String>> = BTreeMap::new();
     for f in summary_files(&job.root()) {
-        for r in read_summary(&f).map_err(arch)? {
+        for r in read_summary(&f)? {
             let why = (r.status == "failed").then(|| r.error.unwrap_or_default());
             if why.is_some() || !failed.contains_key(&r.revision) {
                 failed.insert(r.revision, why);
@@ -538,7 +530,7 @@ pub fn status(
         }
     }
     let mut out = Vec::new();
-    for c in source.checkpoints().map_err(source_err)? {
+    for c in source.checkpoints()? {
         if !job.accepts(&c) {
             continue;
         }

@@ -225,9 +225,9 @@ impl LlamaConfig {
     /// Reads an HF `config.json`, ignoring keys that do not change the computation and
     /// rejecting the ones we do not implement (biases, RoPE scaling, other activations).
     pub fn from_hf_json(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| ModelError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Self::from_hf_json_str(&text).map_err(|e| match e {
             ModelError::ConfigFile { message, .. } => ModelError::ConfigFile {

@@ -166,9 +166,9 @@ pub fn torch_dtype_name(d: DType) -> &'static str {
 /// The `torch_dtype` (or transformers 5's `dtype`) of an HF `config.json`, when it names a float
 /// type k2 computes in. Absent or unknown: `None`.
 pub fn config_torch_dtype(config_json: &Path) -> Result<Option<DType>> {
-    let text = std::fs::read_to_string(config_json).map_err(|source| ModelError::Io {
+    let text = std::fs::read_to_string(config_json).map_err(|error| ModelError::Io {
         path: config_json.to_path_buf(),
-        source,
+        error,
     })?;
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| ModelError::ConfigFile {
         path: config_json.to_path_buf(),

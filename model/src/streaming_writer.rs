@@ -123,7 +123,7 @@ fn write_body(
     }
     let file = w.into_inner().map_err(|e| ModelError::Io {
         path: tmp.clone(),
-        source: e.into_error(),
+        error: e.into_error(),
     })?;
     file.sync_all().map_err(io(&tmp))?;
     Ok(())

@@ -10,11 +10,10 @@ pub enum TrainError {
     #[error("config field `{field}`: {reason}")]
     Field { field: String, reason: String },
 
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     #[error("{path}: {message}")]
@@ -59,5 +58,5 @@ pub type Result<T> = std::result::Result<T, TrainError>;
 
 pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> TrainError {
     let path = path.into();
-    move |source| TrainError::Io { path, source }
+    move |error| TrainError::Io { path, error }
 }

@@ -78,12 +78,11 @@ pub enum HubError {
     DiskFull { path: PathBuf },
 
     /// An I/O operation (`op`) failed on `path`.
-    #[error("{}: {op} failed: {source}", path.display())]
+    #[error("{}: {op} failed: {error}", path.display())]
     Io {
         path: PathBuf,
         op: &'static str,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     /// HF_HUB_OFFLINE=1 and the cache cannot answer.
@@ -101,7 +100,11 @@ impl HubError {
         if source.kind() == std::io::ErrorKind::StorageFull || source.raw_os_error() == Some(28) {
             return HubError::DiskFull { path };
         }
-        HubError::Io { path, op, source }
+        HubError::Io {
+            path,
+            op,
+            error: source,
+        }
     }
 
     /// Whether retrying the same request may succeed (connection trouble, 5xx, 429).
