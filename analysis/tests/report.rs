@@ -387,11 +387,27 @@ fn data_mix_follows_chunk_order_and_marks_stage() {
     let md = fs::read_to_string(&s.readme).unwrap();
     assert!(md.contains("## Data"));
     // a chunk missing from the index is an error naming both files
+    fs::write(
+        dir.path().join("chunk_order.toml"),
+        "format = 1\norder = [0, 1, 3, 2]\n",
+    )
+    .unwrap();
+    let e = k2_analysis::inputs::read_data_mix(dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("chunk 3") && e.contains("index.json") && e.contains("chunk_order.toml"),
+        "{e}"
+    );
+    // a chunk order that is not k2's schema is an error naming the file and field
     fs::write(dir.path().join("chunk_order.toml"), "order = [0, 7]\n").unwrap();
     let e = k2_analysis::inputs::read_data_mix(dir.path())
         .unwrap_err()
         .to_string();
-    assert!(e.contains("chunk 7") && e.contains("index.json"), "{e}");
+    assert!(
+        e.contains("chunk_order.toml") && e.contains("format"),
+        "{e}"
+    );
 }
 
 #[test]
