@@ -26,7 +26,7 @@ settings is skipped. `k2 report` draws them as a checkpoint x chunk heat map."
     )]
     Memorization {
         /// The run directory.
-        #[arg(long, default_value = "runs/default")]
+        #[arg(long, default_value = k2_pipeline::DEFAULT_RUN)]
         run: PathBuf,
         /// Training sequences sampled per chunk.
         #[arg(long, default_value_t = 32)]
@@ -41,9 +41,9 @@ settings is skipped. `k2 report` draws them as a checkpoint x chunk heat map."
         #[arg(long, default_value_t = 42)]
         seed: u64,
         /// Sequences decoded together.
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = k2_pipeline::MEMORIZATION_BATCH_SIZE)]
         batch_size: usize,
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, default_value_t = k2_pipeline::THREADS)]
         threads: usize,
         #[command(flatten)]
         compute: crate::compute_args::ComputeArgs,
@@ -78,7 +78,7 @@ pub fn run(cmd: AnalyzeCommand) -> Result<ExitCode> {
     }
 }
 
-/// Measures every checkpoint of `run` and prints the tables (also used by `k2 quickstart`).
+/// Measures every checkpoint of `run` and prints the tables.
 pub fn memorization(
     run: &Path,
     settings: &Settings,
@@ -87,40 +87,8 @@ pub fn memorization(
     quiet: bool,
 ) -> Result<ExitCode> {
     let bar = crate::progress::bar("sequences", quiet);
-    let start = std::time::Instant::now();
-    let job = k2_eval::memorization_job::MemorizationJob::new(
-        run,
-        settings.clone(),
-        batch_size,
-        placement.clone(),
-    )?;
-    let mut source = k2_archive::RunSource::with_statuses(
-        run,
-        k2_eval::memorization_job::MemorizationJob::statuses(),
-    );
-    let report = k2_eval::sweep::sweep(&mut source, &job, &Default::default(), &bar, &mut |l| {
-        bar.suspend(|| eprintln!("{l}"))
-    })?;
+    let m = k2_eval::memorization_job::measure_run(run, settings, batch_size, placement, &bar)?;
     bar.finish_and_clear();
-    let files = job
-        .files()
-        .iter()
-        .map(|p| k2_eval::memorization_summary::read_memorization_file(p))
-        .collect::<k2_eval::Result<Vec<_>>>()?;
-    println!(
-        "token-match rate (%) per checkpoint x chunk (chunks in training order; * = trained on)"
-    );
-    print!("{}", k2_eval::memorization_summary::grid(&files, false));
-    println!(
-        "exact-match / token-match rate ({} sequences per chunk, {} + {} tokens)",
-        settings.samples_per_chunk, settings.prompt_len, settings.continuation_len
-    );
-    print!("{}", k2_eval::memorization_summary::summary_table(&files));
-    println!(
-        "{} in {:.1}s; results in {}",
-        report.summary_line("measured"),
-        start.elapsed().as_secs_f64(),
-        k2_eval::memorization::memorization_dir(run).display()
-    );
-    Ok(crate::report_failures(&report.failed()))
+    print!("{}", m.text);
+    Ok(crate::report_failures(&m.report.failed()))
 }

@@ -51,7 +51,7 @@ k2 train --device cuda                    # on the GPU (a binary built with --fe
         #[arg(long)]
         config: Option<PathBuf>,
         /// Run directory.
-        #[arg(long, default_value = "runs/default")]
+        #[arg(long, default_value = k2_pipeline::DEFAULT_RUN)]
         out: PathBuf,
         /// Continue the run in --out from its last good checkpoint.
         #[arg(long, conflicts_with = "force")]
@@ -72,7 +72,7 @@ k2 train --device cuda                    # on the GPU (a binary built with --fe
         #[arg(long, conflicts_with = "model")]
         all_checkpoints: bool,
         /// The run directory (with --all-checkpoints).
-        #[arg(long, default_value = "runs/default")]
+        #[arg(long, default_value = k2_pipeline::DEFAULT_RUN)]
         run: PathBuf,
         /// A suite named in the repository's checkpoints.toml (instead of --run).
         #[arg(long)]
@@ -99,7 +99,7 @@ k2 train --device cuda                    # on the GPU (a binary built with --fe
         #[arg(long)]
         status: bool,
         /// Where --model results go (hub suites' under <output>/<suite>/, --dir's under <output>/<name>/).
-        #[arg(long, default_value = "eval-results")]
+        #[arg(long, default_value = k2_pipeline::DEFAULT_RESULTS)]
         output: PathBuf,
         /// Hub suites: keep at most N snapshots pulled by this sweep in the HF cache (evict evaluated ones).
         #[arg(long)]
@@ -113,18 +113,18 @@ k2 train --device cuda                    # on the GPU (a binary built with --fe
         /// Evaluate only the first N documents of each task.
         #[arg(long)]
         limit: Option<usize>,
-        #[arg(long, default_value_t = 8)]
+        #[arg(long, default_value_t = k2_pipeline::EVAL_BATCH_SIZE)]
         batch_size: usize,
         /// Root of the benchmark data files.
-        #[arg(long, default_value = "../shared/data")]
+        #[arg(long, default_value = k2_pipeline::DEFAULT_DATA)]
         data: PathBuf,
         /// Probes per built-in probe task.
-        #[arg(long, default_value_t = 200)]
+        #[arg(long, default_value_t = k2_pipeline::PROBE_DOCS)]
         probe_docs: usize,
         /// Keep waiting for new checkpoints until the run's last one is evaluated.
         #[arg(long)]
         watch: bool,
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, default_value_t = k2_pipeline::THREADS)]
         threads: usize,
         #[command(flatten)]
         compute: ComputeArgs,
@@ -144,7 +144,7 @@ k2 report --lm-eval-results ../shared/data/pythia_evals --name pythia --log-x"
         /// A directory tree of lm-evaluation-harness results JSON (v0.3 or v0.4 layout).
         #[arg(long)]
         lm_eval_results: Option<PathBuf>,
-        #[arg(long, default_value = "reports")]
+        #[arg(long, default_value = k2_pipeline::DEFAULT_REPORTS)]
         out: PathBuf,
         /// Report name (folder under --out). Default: the run's folder name, else `lm-eval`.
         #[arg(long)]
@@ -188,7 +188,7 @@ enum DataCommand {
         after_help = "Example:\n  k2 data batch --run runs/default --step 42\n  k2 data batch --run runs/default --step 42 --json"
     )]
     Batch {
-        #[arg(long, default_value = "runs/default")]
+        #[arg(long, default_value = k2_pipeline::DEFAULT_RUN)]
         run: PathBuf,
         #[arg(long)]
         step: u64,
@@ -203,7 +203,7 @@ enum CkptCommand {
     /// List the checkpoints of a run's manifest.
     #[command(after_help = "Example:\n  k2 ckpt list --run runs/default")]
     List {
-        #[arg(long, default_value = "runs/default")]
+        #[arg(long, default_value = k2_pipeline::DEFAULT_RUN)]
         run: PathBuf,
     },
     /// Recompute the sha256 of every checkpoint file and compare with the manifest.
@@ -211,7 +211,7 @@ enum CkptCommand {
         after_help = "Example:\n  k2 ckpt verify --run runs/default   # exit status 1 on any mismatch"
     )]
     Verify {
-        #[arg(long, default_value = "runs/default")]
+        #[arg(long, default_value = k2_pipeline::DEFAULT_RUN)]
         run: PathBuf,
     },
 }
@@ -301,11 +301,11 @@ k2 bench train --preset default --batch 16 --seq 128\n  python bench/torch_train
         shots: Vec<String>,
         #[arg(long, default_value_t = 200)]
         limit: usize,
-        #[arg(long, default_value_t = 8)]
+        #[arg(long, default_value_t = k2_pipeline::EVAL_BATCH_SIZE)]
         batch_size: usize,
-        #[arg(long, default_value = "../shared/data")]
+        #[arg(long, default_value = k2_pipeline::DEFAULT_DATA)]
         data: PathBuf,
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, default_value_t = k2_pipeline::THREADS)]
         threads: usize,
         #[command(flatten)]
         compute: ComputeArgs,
@@ -501,19 +501,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 print!("{}", k2_eval::summary::status_table(&pairs));
                 return Ok(ExitCode::SUCCESS);
             }
-            let watch = match (&chosen.run, watch) {
-                (Some(run), true) => Some((
-                    k2_trainer::run_config(run)?.total_chunks() as usize,
-                    std::time::Duration::from_millis(500),
-                )),
-                (None, true) => anyhow::bail!("--watch follows a k2 run (--run or a run suite)"),
-                _ => None,
-            };
             let opts = k2_eval::sweep::SweepOptions {
                 shard: shard.unwrap_or_default(),
                 claim_ttl_s: claim.then_some(claim_ttl),
                 keep,
-                watch,
+                watch: watch.then(|| std::time::Duration::from_millis(500)),
             };
             let report =
                 k2_eval::sweep::sweep(chosen.source.as_mut(), &job, &opts, &bar, &mut |line| {
@@ -531,72 +523,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Hub(cmd) => hub_cmd::run(cmd),
         Command::Analyze(cmd) => analyze_cmd::run(cmd),
         Command::Quickstart { quiet, compute } => {
-            let placement = compute.placement()?;
-            let out = PathBuf::from("runs/default");
-            let resume = out.join("checkpoints.toml").exists();
-            println!(
-                "[1/4] training {} ({})",
-                out.display(),
-                if resume { "resuming" } else { "new run" }
-            );
-            let s = k2_trainer::train(&k2_trainer::TrainOptions {
-                out: out.clone(),
-                config: k2_trainer::TrainConfig::default_config(),
-                config_explicit: false,
-                resume,
-                force: false,
-                progress: !quiet,
-                device: compute.device,
-                dtype: compute.dtype,
-            })?;
-            println!(
-                "      {} steps, {} checkpoints written in {:.1}s",
-                s.steps,
-                s.checkpoints_written.len(),
-                s.wall_s
-            );
-            println!("[2/4] evaluating every checkpoint on the built-in probes");
-            let specs = k2_eval::registry::specs(
-                &["default".to_string()],
-                std::path::Path::new("../shared/data"),
-                &[],
-                None,
-                200,
+            let ok = k2_pipeline::quickstart(
+                &k2_pipeline::QuickstartOptions {
+                    quiet,
+                    device: compute.device,
+                    dtype: compute.dtype,
+                    ..Default::default()
+                },
+                &mut std::io::stdout(),
+                &|unit| progress::bar(unit, quiet),
             )?;
-            let bar = progress::bar("requests", quiet);
-            let job = k2_eval::benchmark_job::BenchmarkJob::new(
-                specs,
-                k2_eval::benchmark_job::ResultsLayout::PerCheckpoint(out.join("eval")),
-                8,
-                placement.clone(),
-            );
-            let report = k2_eval::sweep::sweep(
-                &mut k2_archive::RunSource::new(&out),
-                &job,
-                &Default::default(),
-                &bar,
-                &mut |line| bar.suspend(|| eprintln!("{line}")),
-            )?;
-            bar.finish_and_clear();
-            print!("{}", k2_eval::summary::table_for_run(&out)?);
-            println!("[3/4] memorization of the training data per checkpoint and chunk");
-            let mem = analyze_cmd::memorization(
-                &out,
-                &k2_eval::memorization::Settings::default(),
-                64,
-                &placement,
-                quiet,
-            )?;
-            println!("[4/4] rendering the report");
-            let r = k2_analysis::render_report(&k2_analysis::ReportOptions {
-                run: Some(out.clone()),
-                lm_eval_results: None,
-                out: PathBuf::from("reports"),
-                name: "default".into(),
-                log_x: false,
-            })?;
-            println!("report: {}", r.readme.display());
-            Ok(if report.failed().is_empty() && mem == ExitCode::SUCCESS {
+            Ok(if ok {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
@@ -610,7 +547,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             log_x,
         } => {
             let run = match (&run, &lm_eval_results) {
-                (None, None) => Some(PathBuf::from("runs/default")),
+                (None, None) => Some(PathBuf::from(k2_pipeline::DEFAULT_RUN)),
                 _ => run,
             };
             let name = name.unwrap_or_else(|| match &run {

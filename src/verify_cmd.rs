@@ -17,7 +17,7 @@ k2 verify --run runs/default                                 # the whole ok line
 )]
 pub struct VerifyArgs {
     /// The run directory.
-    #[arg(long, default_value = "runs/default")]
+    #[arg(long, default_value = k2_pipeline::DEFAULT_RUN)]
     pub run: PathBuf,
     /// Checkpoint to start from (`init`: the seeded initialisation).
     #[arg(long, default_value = "init")]

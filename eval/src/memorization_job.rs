@@ -221,6 +221,54 @@ impl Job for MemorizationJob {
     }
 }
 
+/// What measuring a run did: the sweep's report, every checkpoint's file in step order, and the
+/// tables `k2 analyze memorization` prints.
+pub struct Measured {
+    pub report: crate::sweep::SweepReport,
+    pub files: Vec<MemorizationFile>,
+    pub text: String,
+}
+
+/// Measures every `ok` and `spike` checkpoint of `run` (skipping those already done) and
+/// renders the checkpoint × chunk grid and the summary table.
+pub fn measure_run(
+    run: &Path,
+    settings: &Settings,
+    batch_size: usize,
+    placement: &k2_model::Placement,
+    bar: &ProgressBar,
+) -> Result<Measured> {
+    let start = std::time::Instant::now();
+    let job = MemorizationJob::new(run, settings.clone(), batch_size, placement.clone())?;
+    let mut source = k2_archive::RunSource::with_statuses(run, MemorizationJob::statuses());
+    let report = crate::sweep::sweep(&mut source, &job, &Default::default(), bar, &mut |l| {
+        bar.suspend(|| eprintln!("{l}"))
+    })?;
+    let files = job
+        .files()
+        .iter()
+        .map(|p| crate::memorization_summary::read_memorization_file(p))
+        .collect::<Result<Vec<_>>>()?;
+    let text = format!(
+        "token-match rate (%) per checkpoint x chunk (chunks in training order; * = trained on)\n{}\
+         exact-match / token-match rate ({} sequences per chunk, {} + {} tokens)\n{}\
+         {} in {:.1}s; results in {}\n",
+        crate::memorization_summary::grid(&files, false),
+        settings.samples_per_chunk,
+        settings.prompt_len,
+        settings.continuation_len,
+        crate::memorization_summary::summary_table(&files),
+        report.summary_line("measured"),
+        start.elapsed().as_secs_f64(),
+        memorization_dir(run).display()
+    );
+    Ok(Measured {
+        report,
+        files,
+        text,
+    })
+}
+
 /// A stored file, if it exists and parses (anything else is recomputed).
 fn stored(path: &Path) -> Option<MemorizationFile> {
     let text = std::fs::read_to_string(path).ok()?;

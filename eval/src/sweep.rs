@@ -26,7 +26,7 @@ use k2_archive::sweep_summary::{
 };
 use k2_archive::{CheckpointSource, Materialised, SourceCheckpoint, SourceError};
 
-use crate::error::Result;
+use crate::error::{EvalError, Result};
 
 /// A checkpoint ready for a job: its directory (or converted view) and identity.
 pub struct Loaded<'a> {
@@ -113,8 +113,9 @@ pub struct SweepOptions {
     pub claim_ttl_s: Option<u64>,
     /// Keep at most this many checkpoints fetched by this sweep (Hub snapshots) on disk.
     pub keep: Option<usize>,
-    /// Keep polling the source until this many checkpoints were seen.
-    pub watch: Option<(usize, Duration)>,
+    /// Keep polling the source, at this interval, until it has all the checkpoints it expects
+    /// ([`CheckpointSource::expected_count`]).
+    pub watch: Option<Duration>,
 }
 
 /// What a sweep did.
@@ -492,10 +493,18 @@ pub fn sweep(
             }
             s.checkpoint(source, &model, c, mine, say)?;
         }
-        match opts.watch {
-            Some((expected, poll)) if seen.len() < expected => std::thread::sleep(poll),
-            _ => break,
+        let Some(poll) = opts.watch else { break };
+        let expected = source.expected_count().ok_or_else(|| {
+            EvalError::Settings(format!(
+                "--watch follows a k2 run that is still training; {} cannot say how many \
+                 checkpoints are to come",
+                model
+            ))
+        })?;
+        if seen.len() >= expected {
+            break;
         }
+        std::thread::sleep(poll);
     }
     // Snapshots of checkpoints that ended early (duplicates found after the pull, failures).
     s.evict_beyond(source, say)?;

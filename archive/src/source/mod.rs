@@ -84,6 +84,13 @@ pub trait CheckpointSource {
         say: &mut dyn FnMut(String),
     ) -> SourceResult<Materialised>;
 
+    /// How many checkpoints the source will have once complete, when it can tell (a k2 run
+    /// that is still training: one `ok` checkpoint per chunk of its data index). `--watch`
+    /// polls until that many were seen.
+    fn expected_count(&mut self) -> Option<usize> {
+        None
+    }
+
     /// Frees what [`materialise`](Self::materialise) fetched for `c` (the bytes freed); only
     /// called for `owned` checkpoints.
     fn release(&mut self, c: &SourceCheckpoint, m: &Materialised) -> SourceResult<u64>;

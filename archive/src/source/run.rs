@@ -107,6 +107,13 @@ impl CheckpointSource for RunSource {
         })
     }
 
+    /// One `ok` checkpoint per chunk of the run's data index, written when the run was set up.
+    fn expected_count(&mut self) -> Option<usize> {
+        crate::read_index(&RunLayout::new(&self.dir).data_dir())
+            .ok()
+            .map(|i| i.chunks.len())
+    }
+
     fn release(&mut self, _c: &SourceCheckpoint, _m: &Materialised) -> SourceResult<u64> {
         Ok(0)
     }

@@ -1,0 +1,148 @@
+//! k2-pipeline: the whole loop on the built-in default, as `k2 quickstart` runs it — train the
+//! default run, evaluate every checkpoint on the built-in probes, measure memorization of the
+//! training data, render the report. Each step continues where an earlier, interrupted
+//! quickstart stopped. Shared defaults of the commands live here too, so the CLI states none of
+//! its own.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use indicatif::ProgressBar;
+use k2_model::{DTypeSpec, DeviceSpec, Placement};
+
+/// The default run directory of `k2 train`, `k2 eval`, `k2 report`, ...
+pub const DEFAULT_RUN: &str = "runs/default";
+/// The default reports directory.
+pub const DEFAULT_REPORTS: &str = "reports";
+/// The default results directory of `--model`, `--dir` and Hub suites.
+pub const DEFAULT_RESULTS: &str = "eval-results";
+/// Where the benchmark data files are (`../shared/data` beside the repository).
+pub const DEFAULT_DATA: &str = "../shared/data";
+/// Requests scored together by `k2 eval`.
+pub const EVAL_BATCH_SIZE: usize = 8;
+/// Probes per built-in probe task.
+pub const PROBE_DOCS: usize = 200;
+/// Sequences decoded together by `k2 analyze memorization`.
+pub const MEMORIZATION_BATCH_SIZE: usize = 64;
+/// CPU threads of the commands that compute.
+pub const THREADS: usize = 2;
+
+/// What `k2 quickstart` runs on.
+pub struct QuickstartOptions {
+    pub run: PathBuf,
+    pub reports: PathBuf,
+    pub quiet: bool,
+    pub device: DeviceSpec,
+    pub dtype: DTypeSpec,
+}
+
+impl Default for QuickstartOptions {
+    fn default() -> Self {
+        QuickstartOptions {
+            run: PathBuf::from(DEFAULT_RUN),
+            reports: PathBuf::from(DEFAULT_REPORTS),
+            quiet: false,
+            device: DeviceSpec::Auto,
+            dtype: DTypeSpec::Auto,
+        }
+    }
+}
+
+/// Runs the loop, writing its progress to `out` and drawing bars made by `bar` (named by their
+/// unit). Ok(true) when every checkpoint was evaluated and measured.
+pub fn quickstart(
+    o: &QuickstartOptions,
+    out: &mut dyn Write,
+    bar: &dyn Fn(&str) -> ProgressBar,
+) -> Result<bool> {
+    let placement = Placement::new(o.device, o.dtype)?;
+    let resume = k2_archive::RunLayout::new(&o.run).manifest_path().exists();
+    writeln!(
+        out,
+        "[1/4] training {} ({})",
+        o.run.display(),
+        if resume { "resuming" } else { "new run" }
+    )?;
+    let s = k2_trainer::train(&k2_trainer::TrainOptions {
+        out: o.run.clone(),
+        config: k2_trainer::TrainConfig::default_config(),
+        config_explicit: false,
+        resume,
+        force: false,
+        progress: !o.quiet,
+        device: o.device,
+        dtype: o.dtype,
+    })?;
+    writeln!(
+        out,
+        "      {} steps, {} checkpoints written in {:.1}s",
+        s.steps,
+        s.checkpoints_written.len(),
+        s.wall_s
+    )?;
+
+    writeln!(
+        out,
+        "[2/4] evaluating every checkpoint on the built-in probes"
+    )?;
+    let specs = k2_eval::registry::specs(
+        &["default".to_string()],
+        std::path::Path::new(DEFAULT_DATA),
+        &[],
+        None,
+        PROBE_DOCS,
+    )?;
+    let job = k2_eval::benchmark_job::BenchmarkJob::new(
+        specs,
+        k2_eval::benchmark_job::ResultsLayout::PerCheckpoint(
+            k2_archive::RunLayout::new(&o.run).eval_dir(),
+        ),
+        EVAL_BATCH_SIZE,
+        placement.clone(),
+    );
+    let b = bar("requests");
+    let evaluated = k2_eval::sweep::sweep(
+        &mut k2_archive::RunSource::new(&o.run),
+        &job,
+        &Default::default(),
+        &b,
+        &mut |line| b.suspend(|| eprintln!("{line}")),
+    )?;
+    b.finish_and_clear();
+    write!(out, "{}", k2_eval::summary::table_for_run(&o.run)?)?;
+
+    writeln!(
+        out,
+        "[3/4] memorization of the training data per checkpoint and chunk"
+    )?;
+    let b = bar("sequences");
+    let measured = k2_eval::memorization_job::measure_run(
+        &o.run,
+        &k2_eval::memorization::Settings::default(),
+        MEMORIZATION_BATCH_SIZE,
+        &placement,
+        &b,
+    )?;
+    b.finish_and_clear();
+    write!(out, "{}", measured.text)?;
+
+    writeln!(out, "[4/4] rendering the report")?;
+    let r = k2_analysis::render_report(&k2_analysis::ReportOptions {
+        run: Some(o.run.clone()),
+        lm_eval_results: None,
+        out: o.reports.clone(),
+        name: "default".into(),
+        log_x: false,
+    })?;
+    writeln!(out, "report: {}", r.readme.display())?;
+    let failed: Vec<_> = evaluated
+        .failed()
+        .into_iter()
+        .chain(measured.report.failed())
+        .collect();
+    for (name, why) in &failed {
+        eprintln!("error: {name}: {why}");
+    }
+    Ok(failed.is_empty())
+}
