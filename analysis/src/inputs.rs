@@ -338,26 +338,14 @@ fn series_from_pretrained(p: &str) -> String {
 
 /// Reads one lm-eval results file (v0.3 or v0.4 layout, optionally with a `k2` block).
 pub fn read_results_file(path: &Path) -> Result<Vec<Point>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
-    let v: Value = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not valid JSON", path.display()))?;
-    let results = v.get("results").and_then(Value::as_object).ok_or_else(|| {
-        anyhow!(
-            "{}: no `results` object (not an lm-eval results file)",
-            path.display()
-        )
-    })?;
-    let config = v.get("config");
-    let model_args = config
-        .and_then(|c| c.get("model_args"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let k2 = v.get("k2");
+    let f = k2_archive::results_file::read_lm_eval_file(path)?;
+    let model_args = f.model_args();
     let file_name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
 
-    let step = k2
-        .and_then(|b| b.get("step"))
-        .and_then(Value::as_u64)
+    let step = f
+        .k2
+        .as_ref()
+        .and_then(|b| b.step)
         .or_else(|| model_arg(model_args, "revision").and_then(parse_step))
         .or_else(|| parse_step(file_name))
         .ok_or_else(|| {
@@ -366,39 +354,28 @@ pub fn read_results_file(path: &Path) -> Result<Vec<Point>> {
                 path.display()
             )
         })?;
-    let checkpoint = k2
-        .and_then(|b| b.get("checkpoint"))
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("step{step}"));
+    let checkpoint =
+        f.k2.as_ref()
+            .map(|b| b.checkpoint.clone())
+            .unwrap_or_else(|| format!("step{step}"));
     let series = model_arg(model_args, "pretrained")
         .map(series_from_pretrained)
         .or_else(|| {
-            config
-                .and_then(|c| c.get("model"))
+            f.config
+                .model
+                .as_ref()
                 .and_then(Value::as_str)
                 .map(str::to_string)
         })
         .unwrap_or_else(|| "model".to_string());
-    let mut tokens = k2.and_then(|b| b.get("tokens")).and_then(Value::as_u64);
+    let mut tokens = f.k2.as_ref().and_then(|b| b.tokens);
     if tokens.is_none() && series.contains("pythia") {
         tokens = Some(step * PYTHIA_TOKENS_PER_STEP);
     }
-    let shots_global = config
-        .and_then(|c| c.get("num_fewshot"))
-        .and_then(Value::as_u64);
-    let nshot = v.get("n-shot").and_then(Value::as_object);
 
     let mut out = Vec::new();
-    for (task, metrics) in results {
-        let m = metrics
-            .as_object()
-            .ok_or_else(|| anyhow!("{}: results.{task} is not an object", path.display()))?;
-        let shots = nshot
-            .and_then(|n| n.get(task))
-            .and_then(Value::as_u64)
-            .or(shots_global)
-            .unwrap_or(0) as u32;
+    for (task, m) in &f.results {
+        let shots = f.shots(task).unwrap_or(0) as u32;
         for (key, val) in m {
             let (metric, filter) = match key.split_once(',') {
                 Some((a, b)) => (a, Some(b)),

@@ -17,6 +17,7 @@ pub mod layout;
 pub mod manifest;
 pub mod memorization_file;
 pub mod metrics_log;
+pub mod results_file;
 pub mod run_data;
 pub mod source;
 pub mod suites;

@@ -13,7 +13,7 @@ use crate::engine::Engine;
 use crate::error::Result;
 use crate::evaluate::{count_requests, run_task, SampleRecord};
 use crate::results::{
-    read_metrics, results_json, stored_key, CheckpointInfo, ResultKey, TaskResult, HARNESS_VERSION,
+    read_metrics, results_file, stored_key, CheckpointInfo, ResultKey, TaskResult, HARNESS_VERSION,
 };
 use crate::summary::headline;
 use crate::sweep::{Job, Loaded, SweepReport};
@@ -242,8 +242,7 @@ fn write_result(
     }
     // Samples first, results last: a results file is the mark of a finished pair.
     k2_archive::write_file_atomic(&samples_path(out_dir, &result.task), lines.as_bytes())?;
-    let mut json = serde_json::to_string_pretty(&results_json(result, info, key))?;
-    json.push('\n');
+    let json = results_file(result, info, key).to_json();
     k2_archive::write_file_atomic(&results_path(out_dir, &result.task), json.as_bytes())?;
     Ok(())
 }

@@ -7,10 +7,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use k2_archive::results_file::{read_lm_eval_file, K2Block, NSamples, ResultsConfig, ResultsFile};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
-use crate::error::{io_err, EvalError, Result};
+use crate::error::Result;
 
 /// Bumped whenever scoring or results semantics change: results of another version are recomputed.
 pub const HARNESS_VERSION: &str = "k2-eval 0.1.0 (lm-eval 0.4 semantics)";
@@ -79,76 +80,81 @@ fn num(x: f64) -> Value {
     serde_json::Number::from_f64(x).map_or(Value::String("NaN".into()), Value::Number)
 }
 
-/// The results JSON of one task on one checkpoint.
-pub fn results_json(r: &TaskResult, ckpt: &CheckpointInfo, key: &ResultKey) -> Value {
-    let mut res = Map::new();
-    res.insert("alias".into(), json!(r.task));
-    let mut hib = Map::new();
+/// The results file of one task on one checkpoint.
+pub fn results_file(r: &TaskResult, ckpt: &CheckpointInfo, key: &ResultKey) -> ResultsFile {
+    let mut res = BTreeMap::new();
+    res.insert("alias".to_string(), Value::String(r.task.clone()));
+    let mut hib = BTreeMap::new();
     for m in &r.metrics {
         res.insert(format!("{},{}", m.name, m.filter), num(m.value));
         res.insert(
             format!("{}_stderr,{}", m.name, m.filter),
-            m.stderr.map_or(json!("N/A"), num),
+            m.stderr.map_or(Value::String("N/A".into()), num),
         );
-        hib.insert(m.name.clone(), json!(m.higher_is_better));
+        hib.insert(m.name.clone(), m.higher_is_better);
     }
-    let mut k2 = serde_json::to_value(key).expect("key serialises");
-    if let Value::Object(m) = &mut k2 {
-        let mut block = Map::new();
-        block.insert("checkpoint".into(), json!(ckpt.revision));
-        block.insert("step".into(), json!(ckpt.step));
-        block.insert("tokens".into(), json!(ckpt.tokens));
-        block.append(m);
-        k2 = Value::Object(block);
-    }
-    json!({
-        "results": { r.task.clone(): Value::Object(res) },
-        "versions": { r.task.clone(): r.version },
-        "n-shot": { r.task.clone(): r.n_shot },
-        "higher_is_better": { r.task.clone(): Value::Object(hib) },
-        "n-samples": { r.task.clone(): { "original": r.n_original, "effective": r.n_effective } },
-        "config": {
-            "model": "k2",
-            "model_args": format!("pretrained={},revision={}", ckpt.model, ckpt.revision),
-            "model_num_parameters": ckpt.num_parameters,
-            "model_dtype": if ckpt.dtype.is_empty() { "float32" } else { ckpt.dtype.as_str() },
-            "model_revision": ckpt.revision,
-            "model_sha": key.weights_sha256,
-            "batch_size": r.batch_size,
-            "device": if ckpt.device.is_empty() { "cpu" } else { ckpt.device.as_str() },
-            "limit": r.limit,
-            "fewshot_seed": 1234,
+    let task = || r.task.clone();
+    ResultsFile {
+        config: ResultsConfig {
+            batch_size: r.batch_size,
+            device: if ckpt.device.is_empty() {
+                "cpu".into()
+            } else {
+                ckpt.device.clone()
+            },
+            fewshot_seed: 1234,
+            limit: r.limit,
+            model: "k2".into(),
+            model_args: format!("pretrained={},revision={}", ckpt.model, ckpt.revision),
+            model_dtype: if ckpt.dtype.is_empty() {
+                "float32".into()
+            } else {
+                ckpt.dtype.clone()
+            },
+            model_num_parameters: ckpt.num_parameters,
+            model_revision: ckpt.revision.clone(),
+            model_sha: key.weights_sha256.clone(),
         },
-        "k2": k2,
-    })
+        higher_is_better: BTreeMap::from([(task(), hib)]),
+        k2: K2Block {
+            checkpoint: ckpt.revision.clone(),
+            dtype: key.dtype.clone(),
+            harness_version: key.harness_version.clone(),
+            step: ckpt.step,
+            task_hash: key.task_hash.clone(),
+            tokens: ckpt.tokens,
+            weights_sha256: key.weights_sha256.clone(),
+        },
+        n_samples: BTreeMap::from([(
+            task(),
+            NSamples {
+                effective: r.n_effective,
+                original: r.n_original,
+            },
+        )]),
+        n_shot: BTreeMap::from([(task(), r.n_shot)]),
+        results: BTreeMap::from([(task(), res)]),
+        versions: BTreeMap::from([(task(), r.version)]),
+    }
 }
 
 /// The reuse key stored in an existing results file, if the file is a complete k2 result.
 pub fn stored_key(path: &Path) -> Option<ResultKey> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let v: Value = serde_json::from_str(&text).ok()?;
-    serde_json::from_value(v.get("k2")?.clone()).ok()
+    let k2 = read_lm_eval_file(path).ok()?.k2?;
+    Some(ResultKey {
+        weights_sha256: k2.weights_sha256,
+        task_hash: k2.task_hash,
+        harness_version: k2.harness_version,
+        dtype: k2.dtype,
+    })
 }
 
 /// Headline values of a results file: `metric,filter` -> value.
 pub fn read_metrics(path: &Path) -> Result<BTreeMap<String, f64>> {
-    let text = std::fs::read_to_string(path).map_err(io_err(path))?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| EvalError::Data {
-        path: path.to_path_buf(),
-        line: e.line(),
-        message: e.to_string(),
-    })?;
-    let mut out = BTreeMap::new();
-    if let Some(Value::Object(tasks)) = v.get("results") {
-        for (_, t) in tasks {
-            if let Value::Object(m) = t {
-                for (k, x) in m {
-                    if let Some(f) = x.as_f64() {
-                        out.insert(k.clone(), f);
-                    }
-                }
-            }
-        }
-    }
-    Ok(out)
+    let f = read_lm_eval_file(path)?;
+    Ok(f.results
+        .into_values()
+        .flatten()
+        .filter_map(|(k, x)| x.as_f64().map(|v| (k, v)))
+        .collect())
 }
