@@ -164,6 +164,13 @@ fn a_directory_of_checkpoints_is_evaluated_in_training_order_for_every_naming_sc
             .args(TASKS));
         assert!(again.contains("0 evaluated, 6 already done"), "{again}");
     }
+    // --watch follows a run in training; a directory cannot say what is to come.
+    let err = fails(
+        k2().args(["eval", "--quiet", "--watch", "--dir"])
+            .arg(tmp.path().join("megatron"))
+            .args(TASKS),
+    );
+    assert!(err.contains("--watch"), "{err}");
     // A directory without checkpoints is an error naming it.
     let empty = tmp.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();

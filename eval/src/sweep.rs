@@ -476,6 +476,12 @@ pub fn sweep(
         evictable: VecDeque::new(),
     };
     let model = source.model();
+    if opts.watch.is_some() && source.expected_count().is_none() {
+        return Err(EvalError::Settings(format!(
+            "--watch follows a k2 run that is training; {model} cannot say how many checkpoints \
+             are to come (a run has a data index once it is set up)"
+        )));
+    }
     let n_units = job.units().len();
     let mut seen = BTreeSet::new();
     loop {
@@ -494,14 +500,7 @@ pub fn sweep(
             s.checkpoint(source, &model, c, mine, say)?;
         }
         let Some(poll) = opts.watch else { break };
-        let expected = source.expected_count().ok_or_else(|| {
-            EvalError::Settings(format!(
-                "--watch follows a k2 run that is still training; {} cannot say how many \
-                 checkpoints are to come",
-                model
-            ))
-        })?;
-        if seen.len() >= expected {
+        if seen.len() >= source.expected_count().unwrap_or(0) {
             break;
         }
         std::thread::sleep(poll);
