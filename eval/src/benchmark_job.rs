@@ -108,8 +108,8 @@ impl BenchmarkJob {
         }
     }
 
-    /// Checkpoint × task headline metrics of a sweep, with tokens and status; a single model's
-    /// sweep also lists every metric.
+    /// Checkpoint × task headline metrics of a sweep, with tokens and status (`·`: a pair
+    /// another worker owns; `-`: no value); a single model's sweep lists every metric instead.
     pub fn table(&self, report: &SweepReport) -> Result<String> {
         if let ResultsLayout::Flat(dir) = &self.layout {
             return crate::summary::table_for_dir(dir, &self.names);
@@ -127,6 +127,12 @@ impl BenchmarkJob {
                 r.revision, tokens, r.status
             ));
             for (t, w) in self.names.iter().zip(&width) {
+                // A pair another worker owns (--shard, --claim) is not this sweep's to show.
+                let pair = (r.revision.clone(), t.clone());
+                if report.others.contains(&pair) || report.claimed_elsewhere.contains(&pair) {
+                    s.push_str(&format!(" {:>w$}", "·", w = w));
+                    continue;
+                }
                 let p = results_path(&self.out_dir(&r.revision), t);
                 let v = if p.exists() {
                     headline(&read_metrics(&p)?).map(|(_, v)| v)

@@ -128,6 +128,8 @@ pub struct SweepReport {
     pub skipped: Vec<(String, String)>,
     /// Pairs another worker holds a live claim on.
     pub claimed_elsewhere: Vec<(String, String)>,
+    /// Pairs of the checkpoints this worker looked at that belong to other shards.
+    pub others: Vec<(String, String)>,
     pub bytes_downloaded: u64,
     /// The summary file this process wrote.
     pub summary: PathBuf,
@@ -497,6 +499,9 @@ pub fn sweep(
             if mine.is_empty() {
                 continue;
             }
+            let theirs: Vec<usize> = (0..n_units).filter(|u| !mine.contains(u)).collect();
+            let p = s.pairs(c, &theirs);
+            s.report.others.extend(p);
             s.checkpoint(source, &model, c, mine, say)?;
         }
         let Some(poll) = opts.watch else { break };
