@@ -92,8 +92,9 @@ k2 train --device cuda                    # on the GPU (a binary built with --fe
         /// work left without doing any twice.
         #[arg(long)]
         claim: bool,
-        /// A claim older than this many seconds (or of a process gone from this host) is stale.
-        #[arg(long, default_value_t = 86_400)]
+        /// A claim not refreshed for this many seconds (workers refresh theirs every quarter of
+        /// it), or of a process gone from this host, is stale and taken over.
+        #[arg(long, default_value_t = 600)]
         claim_ttl: u64,
         /// Show which (checkpoint, task) pairs are done, claimed, failed or pending; evaluate nothing.
         #[arg(long)]

@@ -138,6 +138,59 @@ fn aside_path(path: &Path) -> PathBuf {
     ))
 }
 
+/// Keeps this process's claims fresh while it works on them: every `every`, each claim file that
+/// is still this process's gets the current time, so a time-to-live of a few heartbeats tells a
+/// dead worker on another host from a slow one. Stops when dropped.
+pub struct Heartbeat {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Starts a [`Heartbeat`] for `paths`.
+pub fn heartbeat(paths: Vec<PathBuf>, every: std::time::Duration) -> Heartbeat {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let thread = std::thread::spawn(move || {
+        let tick = std::time::Duration::from_millis(20).min(every);
+        let mut waited = std::time::Duration::ZERO;
+        while !flag.load(Ordering::Relaxed) {
+            std::thread::sleep(tick);
+            waited += tick;
+            if waited < every {
+                continue;
+            }
+            waited = std::time::Duration::ZERO;
+            let me = Claim::mine();
+            for p in &paths {
+                let ours = std::fs::read_to_string(p)
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<Claim>(&t).ok())
+                    .is_some_and(|c| c.host == me.host && c.pid == me.pid);
+                if ours {
+                    let mut text = serde_json::to_string(&me).expect("a claim serialises");
+                    text.push('\n');
+                    // A failed refresh only lets the claim age; the work goes on.
+                    let _ = crate::write_file_atomic(p, text.as_bytes());
+                }
+            }
+        }
+    });
+    Heartbeat {
+        stop,
+        thread: Some(thread),
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Gives up a claim this process holds (after its results are written, or on failure).
 pub fn release_claim(path: &Path) -> Result<(), ArchiveError> {
     match std::fs::remove_file(path) {
@@ -150,6 +203,33 @@ pub fn release_claim(path: &Path) -> Result<(), ArchiveError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_heartbeat_keeps_a_claim_fresh() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("t.claim");
+        let mut old = Claim::mine();
+        old.time -= 100;
+        std::fs::write(&p, serde_json::to_string(&old).unwrap()).unwrap();
+        let other = d.path().join("other.claim");
+        let theirs = Claim {
+            host: "elsewhere".into(),
+            pid: 1,
+            time: now() - 100,
+        };
+        std::fs::write(&other, serde_json::to_string(&theirs).unwrap()).unwrap();
+        assert!(matches!(read_claim(&p, 10), ClaimState::Stale(_)));
+        {
+            let _hb = heartbeat(
+                vec![p.clone(), other.clone()],
+                std::time::Duration::from_millis(40),
+            );
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        assert!(matches!(read_claim(&p, 10), ClaimState::Live(_)));
+        // Another worker's claim is never touched.
+        assert!(matches!(read_claim(&other, 10), ClaimState::Stale(c) if c == theirs));
+    }
 
     #[test]
     fn one_claim_per_unit_and_stale_claims_are_recovered() {

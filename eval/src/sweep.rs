@@ -333,7 +333,13 @@ impl Sweeper<'_> {
             rec.status = "claimed".into();
             return self.record(rec);
         }
+        // Claims are kept fresh while the work runs: a live worker's claim never goes stale.
+        let beat = self.opts.claim_ttl_s.map(|ttl| {
+            let paths = todo.iter().map(|&u| self.job.claim_path(c, u)).collect();
+            k2_archive::claim::heartbeat(paths, Duration::from_secs((ttl / 4).max(1)))
+        });
         let result = self.fetch_and_run(source, model, c, &mut rec, todo.clone(), say);
+        drop(beat);
         self.unclaim(c, &todo)?;
         result?;
         self.evict_beyond(source, say)
