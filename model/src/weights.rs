@@ -22,7 +22,18 @@ pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ 
     }
 }
 
-/// The safetensors files of an HF model directory, in a stable order.
+/// A '/'-separated relative path without empty, `.` or `..` components.
+fn is_plain_relative(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('/')
+        && !name.contains('\\')
+        && name
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
+/// The safetensors files of an HF model directory, in a stable order. The index's shard names
+/// must stay inside `dir`.
 pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let index = dir.join(INDEX_FILE);
     if index.exists() {
@@ -45,6 +56,13 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
             .collect();
         files.sort();
         files.dedup();
+        // A shard name stays inside the checkpoint directory: no absolute path, no `..`.
+        if let Some(bad) = files.iter().find(|f| !is_plain_relative(f)) {
+            return Err(ModelError::Weights {
+                path: index.clone(),
+                message: format!("shard `{bad}` is not a file inside {}", dir.display()),
+            });
+        }
         return Ok(files.into_iter().map(|f| dir.join(f)).collect());
     }
     let single = dir.join(SINGLE_FILE);

@@ -59,3 +59,33 @@ fn missing_tensor_names_the_directory_and_tensor() {
         "{e}"
     );
 }
+
+#[test]
+fn index_shard_names_stay_inside_the_checkpoint() {
+    let d = tempfile::tempdir().unwrap();
+    let outside = d.path().join("x.safetensors");
+    std::fs::write(&outside, b"not read").unwrap();
+    let ckpt = d.path().join("a/b");
+    std::fs::create_dir_all(&ckpt).unwrap();
+    for bad in ["../../x.safetensors", "/etc/passwd", "./x", "a//b", ""] {
+        std::fs::write(
+            ckpt.join("model.safetensors.index.json"),
+            serde_json::json!({"weight_map": {"w": bad}}).to_string(),
+        )
+        .unwrap();
+        let e = k2_model::weight_files(&ckpt).unwrap_err().to_string();
+        assert!(
+            e.contains("model.safetensors.index.json") && e.contains("not a file inside"),
+            "{bad}: {e}"
+        );
+    }
+    std::fs::write(
+        ckpt.join("model.safetensors.index.json"),
+        serde_json::json!({"weight_map": {"w": "model-00001-of-00001.safetensors"}}).to_string(),
+    )
+    .unwrap();
+    assert_eq!(
+        k2_model::weight_files(&ckpt).unwrap(),
+        [ckpt.join("model-00001-of-00001.safetensors")]
+    );
+}

@@ -60,7 +60,7 @@ pub fn check_repo_id(repo: &str) -> Result<()> {
     }
 }
 
-fn check_name(what: &str, name: &str) -> Result<()> {
+pub(crate) fn check_name(what: &str, name: &str) -> Result<()> {
     let bad = name.is_empty()
         || name.starts_with('/')
         || name.contains('\\')

@@ -77,6 +77,11 @@ fn index_shards(path: &Path) -> Result<Vec<String>> {
         .collect();
     files.sort();
     files.dedup();
+    // Shard names stay inside the snapshot.
+    for f in &files {
+        super::cache::check_name("shard name", f)
+            .map_err(|e| HubError::Invalid(format!("{}: {e}", path.display())))?;
+    }
     Ok(files)
 }
 
@@ -363,4 +368,26 @@ pub fn pull_listed(
         weights_sha256: combine_weight_hashes(hashes),
         bytes_downloaded: bytes,
     })
+}
+
+#[cfg(test)]
+mod shard_name_tests {
+    use super::*;
+
+    #[test]
+    fn index_shards_stay_inside_the_snapshot() {
+        let d = tempfile::tempdir().unwrap();
+        for bad in ["../../x.safetensors", "/abs.safetensors", "a/../b"] {
+            std::fs::write(
+                d.path().join(INDEX_FILE),
+                serde_json::json!({"weight_map": {"w": bad}}).to_string(),
+            )
+            .unwrap();
+            let e = weight_files_in(d.path()).unwrap_err().to_string();
+            assert!(
+                e.contains("unsafe shard name") && e.contains(INDEX_FILE),
+                "{bad}: {e}"
+            );
+        }
+    }
 }
