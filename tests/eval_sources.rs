@@ -299,3 +299,34 @@ fn shards_and_claiming_workers_write_exactly_what_one_process_writes() {
         assert!(err.contains("--shard"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn a_tokenizer_with_ids_beyond_the_models_vocabulary_is_refused_at_load() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("m");
+    copy_dir(&shared_data().join("models/stories260K-hf"), &model);
+    let p = model.join("tokenizer.json");
+    let mut t: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    t["added_tokens"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "id": 600, "content": "<extra>", "single_word": false, "lstrip": false,
+            "rstrip": false, "normalized": false, "special": true
+        }));
+    std::fs::write(&p, t.to_string()).unwrap();
+    let err = fails_with(
+        k2().args(["eval", "--quiet", "--model"])
+            .arg(&model)
+            .arg("--output")
+            .arg(tmp.path().join("out"))
+            .args(TASKS),
+        1,
+    );
+    assert!(
+        err.contains("tokenizer.json")
+            && err.contains("token ids go up to")
+            && err.contains("vocab_size is 512"),
+        "{err}"
+    );
+}

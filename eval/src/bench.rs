@@ -37,7 +37,9 @@ pub fn bench_eval(
         k2_model::device_kind(model.device()).to_string(),
         k2_model::dtype_name(model.dtype()).to_string(),
     );
-    let tok = k2_model::load_tokenizer(&model_dir.join("tokenizer.json"))?;
+    let tok_path = model_dir.join("tokenizer.json");
+    let tok = k2_model::load_tokenizer(&tok_path)?;
+    crate::engine::check_vocab(&model, &tok, &tok_path)?;
     let engine = Engine::new(model, tok, batch_size);
     let mut out = Vec::new();
     for s in specs {

@@ -203,7 +203,9 @@ impl Job for BenchmarkJob {
             .collect();
         k2_archive::remove_stale_tmp_of(&out_dir, &files)?;
         let model = k2_model::load_model_on(&ckpt.dir, &self.placement)?;
-        let tokenizer = k2_model::load_tokenizer(&ckpt.dir.join("tokenizer.json"))?;
+        let tok_path = ckpt.dir.join("tokenizer.json");
+        let tokenizer = k2_model::load_tokenizer(&tok_path)?;
+        crate::engine::check_vocab(&model, &tokenizer, &tok_path)?;
         let engine = Engine::new(model, tokenizer, self.batch_size);
         let mut info = CheckpointInfo {
             model: ckpt.model.to_string(),

@@ -48,6 +48,11 @@ pub fn encode_pair(tok: &Tokenizer, context: &str, continuation: &str) -> Result
     } else {
         (context.to_string(), continuation.to_string())
     };
+    if cont.is_empty() {
+        return Err(EvalError::EmptyContinuation {
+            context: ctx.chars().take(60).collect(),
+        });
+    }
     if ctx.is_empty() {
         let p =
             prefix_token(tok).ok_or_else(|| EvalError::Tokenizer("neither BOS nor EOS".into()))?;
@@ -57,10 +62,24 @@ pub fn encode_pair(tok: &Tokenizer, context: &str, continuation: &str) -> Result
         });
     }
     let whole = encode(tok, &format!("{ctx}{cont}"))?;
-    let ctx_enc = encode(tok, &ctx)?;
+    let mut ctx_enc = encode(tok, &ctx)?;
     let split = ctx_enc.len().min(whole.len());
+    let continuation = whole[split..].to_vec();
+    if continuation.is_empty() {
+        // lm-eval refuses it too: there would be nothing to score, and a log-likelihood of 0
+        // would be the best possible.
+        return Err(EvalError::EmptyContinuation {
+            context: ctx.chars().take(60).collect(),
+        });
+    }
+    if ctx_enc.is_empty() {
+        // A context the tokenizer turns into nothing is scored as the empty context.
+        ctx_enc.push(
+            prefix_token(tok).ok_or_else(|| EvalError::Tokenizer("neither BOS nor EOS".into()))?,
+        );
+    }
     Ok(EncodedPair {
-        continuation: whole[split..].to_vec(),
+        continuation,
         context: ctx_enc,
     })
 }

@@ -88,6 +88,26 @@ pub fn rolling_windows(tokens: &[u32], prefix: u32, max_len: usize) -> Vec<(Vec<
         .collect()
 }
 
+/// The model and tokenizer of `dir` for scoring; a tokenizer with ids beyond the model's
+/// embedding is refused here, before any request (an id past `vocab_size` would index outside the
+/// embedding).
+pub fn check_vocab(
+    model: &Llama,
+    tokenizer: &Tokenizer,
+    tokenizer_path: &std::path::Path,
+) -> Result<()> {
+    let max_id = tokenizer.get_vocab(true).into_values().max().unwrap_or(0);
+    let vocab_size = model.config().vocab_size;
+    if max_id as usize >= vocab_size {
+        return Err(EvalError::VocabMismatch {
+            tokenizer: tokenizer_path.to_path_buf(),
+            max_id,
+            vocab_size,
+        });
+    }
+    Ok(())
+}
+
 impl Engine {
     pub fn new(model: Llama, tokenizer: Tokenizer, batch_size: usize) -> Self {
         let max_len = model.config().max_position_embeddings;

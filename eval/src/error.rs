@@ -55,6 +55,21 @@ pub enum EvalError {
     #[error("tokenizer: {0}")]
     Tokenizer(String),
 
+    /// A loglikelihood request whose continuation has no tokens (lm-eval refuses it too).
+    #[error("a loglikelihood request has an empty continuation (context `{context}`…)")]
+    EmptyContinuation { context: String },
+
+    /// A tokenizer whose ids do not fit the model's embedding.
+    #[error(
+        "{}: token ids go up to {max_id}, but the model's vocab_size is {vocab_size}",
+        tokenizer.display()
+    )]
+    VocabMismatch {
+        tokenizer: PathBuf,
+        max_id: u32,
+        vocab_size: usize,
+    },
+
     #[error(transparent)]
     Archive(Box<k2_archive::ArchiveError>),
 

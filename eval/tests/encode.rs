@@ -39,3 +39,17 @@ fn trailing_whitespace_moves_to_the_continuation_like_python_rstrip() {
     let p = encode_pair(&t, "", "Once upon a time").unwrap();
     assert_eq!(p.context, vec![1]);
 }
+
+#[test]
+fn an_empty_continuation_is_refused_as_lm_eval_refuses_it() {
+    let t = tok();
+    for (ctx, cont) in [("Answer:", ""), ("", "")] {
+        let e = encode_pair(&t, ctx, cont).unwrap_err().to_string();
+        assert!(e.contains("empty continuation"), "{ctx:?}: {e}");
+    }
+    // Trailing whitespace of the context becomes the continuation: not empty.
+    assert!(!encode_pair(&t, "Answer: ", "")
+        .unwrap()
+        .continuation
+        .is_empty());
+}
