@@ -55,6 +55,14 @@ pub enum EvalError {
     #[error("tokenizer: {0}")]
     Tokenizer(String),
 
+    /// More few-shot examples than the task's pool holds (lm-eval's samplers raise too).
+    #[error("{task}: {shots} shots asked, but its few-shot pool holds {max}")]
+    TooManyShots {
+        task: String,
+        shots: usize,
+        max: usize,
+    },
+
     /// A loglikelihood request whose continuation has no tokens (lm-eval refuses it too).
     #[error("a loglikelihood request has an empty continuation (context `{context}`…)")]
     EmptyContinuation { context: String },

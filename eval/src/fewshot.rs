@@ -358,6 +358,14 @@ impl Task for McTask {
     fn num_docs(&self) -> usize {
         self.docs.len()
     }
+    /// The eval split less the document itself (`shots + 1` are drawn), or the few-shot split.
+    fn max_shots(&self) -> Option<usize> {
+        Some(match &self.fewshot {
+            FewshotSource::EvalSplitRandom { .. } => self.docs.len().saturating_sub(1),
+            FewshotSource::FirstN(pool) => pool.len(),
+        })
+    }
+
     fn default_shots(&self) -> usize {
         self.default_shots
     }

@@ -321,6 +321,15 @@ pub fn specs(
             .iter()
             .find(|(t, _)| covers(t, &name))
             .map_or_else(|| default_shots(&name), |(_, n)| *n);
+        if let Some(max) = task.max_shots() {
+            if shot > max {
+                return Err(EvalError::TooManyShots {
+                    task: name,
+                    shots: shot,
+                    max,
+                });
+            }
+        }
         out.push(TaskSpec {
             task,
             shots: shot,
@@ -387,5 +396,24 @@ mod tests {
             panic!("a --shots task not evaluated is an error")
         };
         assert!(e.to_string().contains("not among the tasks"), "{e}");
+        // More shots than the pool holds is an error, as lm-eval's samplers raise.
+        let Err(e) = specs(
+            &["k2_facts".into()],
+            Path::new("/nonexistent"),
+            &[("k2_facts".into(), 33)],
+            None,
+            10,
+        ) else {
+            panic!("33 shots from a pool of 32 is an error")
+        };
+        assert!(e.to_string().contains("few-shot pool holds 32"), "{e}");
+        assert!(specs(
+            &["k2_facts".into()],
+            Path::new("/nonexistent"),
+            &[("k2_facts".into(), 32)],
+            None,
+            10,
+        )
+        .is_ok());
     }
 }

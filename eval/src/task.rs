@@ -81,6 +81,11 @@ pub trait Task: Send + Sync {
     /// A stable text identifying the task's data and prompt format, hashed into the task config
     /// hash (e.g. the data file's sha256 and the format version).
     fn fingerprint(&self) -> String;
+    /// The most few-shot examples its pool holds (`None`: the task ignores `shots`). Asking for
+    /// more is an error, as lm-eval's samplers raise one.
+    fn max_shots(&self) -> Option<usize> {
+        None
+    }
     /// Chance level of the headline metric, where defined (for plots).
     fn chance(&self) -> Option<f64> {
         None

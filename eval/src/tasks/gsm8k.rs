@@ -218,6 +218,11 @@ impl Task for Gsm8k {
     fn num_docs(&self) -> usize {
         self.test.len()
     }
+    /// The train split.
+    fn max_shots(&self) -> Option<usize> {
+        Some(self.train.len())
+    }
+
     fn default_shots(&self) -> usize {
         5
     }

@@ -97,8 +97,8 @@ impl ProbeTask {
         &self.probes
     }
 
-    /// The prompt (context) of document `doc` with `shots` few-shot examples; more than
-    /// [`FEWSHOT_POOL`] shots are clamped to the pool (as the MC tasks clamp to theirs).
+    /// The prompt (context) of document `doc` with `shots` few-shot examples (at most
+    /// [`FEWSHOT_POOL`]: the registry refuses more).
     pub fn context(&self, doc: usize, shots: usize) -> String {
         let shots = shots.min(self.fewshot.len());
         let mut s = String::new();
@@ -123,6 +123,11 @@ impl Task for ProbeTask {
     fn num_docs(&self) -> usize {
         self.probes.len()
     }
+    /// The probes generated after the evaluated ones.
+    fn max_shots(&self) -> Option<usize> {
+        Some(self.fewshot.len())
+    }
+
     fn default_shots(&self) -> usize {
         0
     }

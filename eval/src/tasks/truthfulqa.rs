@@ -190,6 +190,10 @@ impl Task for TruthfulQa {
     fn num_docs(&self) -> usize {
         self.inner.num_docs()
     }
+    fn max_shots(&self) -> Option<usize> {
+        self.inner.max_shots()
+    }
+
     fn default_shots(&self) -> usize {
         0
     }

@@ -112,6 +112,11 @@ impl Task for Winogrande {
     fn num_docs(&self) -> usize {
         self.docs.len()
     }
+    /// The eval split less the document itself.
+    fn max_shots(&self) -> Option<usize> {
+        Some(self.docs.len().saturating_sub(1))
+    }
+
     fn default_shots(&self) -> usize {
         0
     }
