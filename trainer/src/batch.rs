@@ -54,6 +54,22 @@ pub fn batch_of_step(run_dir: &Path, step: u64) -> Result<(BatchLocation, Vec<Sa
     let index = read_index(&layout.data_dir())?;
     let info = index.chunk(&layout.data_dir(), loc.chunk)?;
     let samples = read_chunk(&layout.data_dir(), info)?;
-    let batch = samples[loc.first_sample..loc.first_sample + loc.samples].to_vec();
+    // The config and the data may disagree (an edited config.toml): say so instead of slicing
+    // past the chunk.
+    let batch = samples
+        .get(loc.first_sample..loc.first_sample + loc.samples)
+        .ok_or_else(|| TrainError::Data {
+            path: k2_archive::chunk_file(&layout.data_dir(), loc.chunk),
+            message: format!(
+                "step {step} needs samples {}..{} of chunk {}, but it holds {}; {} does not \
+                 match the run's data",
+                loc.first_sample,
+                loc.first_sample + loc.samples,
+                loc.chunk,
+                samples.len(),
+                layout.config_path().display()
+            ),
+        })?
+        .to_vec();
     Ok((loc, batch))
 }
