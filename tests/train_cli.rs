@@ -237,13 +237,19 @@ fn data_batch_prints_the_exact_samples_with_provenance() {
     // error naming the chunk file and the config, not a panic.
     let cfg = d.join("config.toml");
     let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(&cfg, text.replacen("global_batch = 4", "global_batch = 40", 1)).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replacen("global_batch = 4", "global_batch = 40", 1),
+    )
+    .unwrap();
     let err = fails(
         k2().args(["data", "batch", "--step", "10", "--run"])
             .arg(&d),
     );
     assert!(
-        err.contains("chunk_0001.jsonl") && err.contains("config.toml") && !err.contains("panicked"),
+        err.contains("chunk_0001.jsonl")
+            && err.contains("config.toml")
+            && !err.contains("panicked"),
         "{err}"
     );
 }

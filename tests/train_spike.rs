@@ -337,6 +337,24 @@ fn verify_names_the_tensor_and_step_of_a_tampered_run() {
         "{err}"
     );
 
+    // The replay reproduces the manifest, but the archived checkpoint it vouches for was altered
+    // on disk (the manifest left as it was): a mismatch naming the tampered tensor.
+    let t4 = tmp.path().join("t4");
+    copy_dir(&run, &t4);
+    tamper(&t4.join("ckpt_0005/model.safetensors"), tensor, 1e-3);
+    let err = fails_with(
+        k2().args(["verify", "--run"])
+            .arg(&t4)
+            .args(["--from", "ckpt_0004", "--to", "ckpt_0005"]),
+        1,
+    );
+    assert!(
+        err.contains("ckpt_0005")
+            && err.contains(tensor)
+            && err.contains("1 of 4608 elements differ"),
+        "{err}"
+    );
+
     // Bad names are clear errors.
     let err = fails(k2().args(["verify", "--run"]).arg(&run).args([
         "--from",

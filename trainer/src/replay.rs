@@ -355,6 +355,17 @@ pub fn replay(
                 files.push((path.clone(), "-".repeat(64), sha.clone()));
             }
         }
+        if files.is_empty() {
+            // The replay reproduces the manifest; verify vouches for the archived bytes too, so
+            // they must still be what the manifest says (a file altered on disk is a mismatch).
+            for (path, sha) in &archived_entry.files {
+                let on_disk = k2_archive::sha256_file(&layout.ckpt_dir(&name).join(path))
+                    .unwrap_or_else(|_| "-".repeat(64));
+                if &on_disk != sha {
+                    files.push((path.clone(), on_disk, sha.clone()));
+                }
+            }
+        }
         if !files.is_empty() {
             let mut tensor = None;
             for (path, _, _) in &files {
