@@ -35,10 +35,35 @@ pub(crate) fn fsync_dir(dir: &Path) -> Result<(), ArchiveError> {
     Ok(())
 }
 
-/// The temp file used by [`write_file_atomic`] for `path`: `.<name>.tmp-<pid>` next to it.
+/// The owner suffix of this process's temp names: `<host>-<pid>`.
+fn owner() -> String {
+    format!("{}-{}", crate::claim::host_name(), std::process::id())
+}
+
+/// The temp file used by [`write_file_atomic`] for `path`: `.<name>.tmp-<host>-<pid>` next to
+/// it, naming the process that writes it.
 pub fn tmp_file_for(path: &Path) -> Result<PathBuf, ArchiveError> {
     let name = file_name_of(path)?;
-    Ok(path.with_file_name(format!(".{name}.tmp-{}", std::process::id())))
+    Ok(path.with_file_name(format!(".{name}.tmp-{}", owner())))
+}
+
+/// Whether the writer of temp entry `name` may still be at work: its name says it is a live
+/// process on this host, or a process on another host (which cannot be checked from here).
+/// Entries without an owner (older k2) and of dead processes are stale.
+fn owner_alive(name: &str) -> bool {
+    let Some(i) = name.rfind(".tmp-") else {
+        return false;
+    };
+    let Some((host, pid)) = name[i + 5..].rsplit_once('-') else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    if host != crate::claim::host_name() {
+        return true;
+    }
+    pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists()
 }
 
 /// Atomically replaces `path` with `bytes`: write `.<name>.tmp-<pid>` in the same
@@ -62,13 +87,13 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<(), ArchiveError> 
     result
 }
 
-/// The staging directory for `final_dir`: the sibling `.<name>.tmp`.
+/// The staging directory for `final_dir`: the sibling `.<name>.tmp-<host>-<pid>`.
 pub fn tmp_dir_for(final_dir: &Path) -> PathBuf {
     let name = final_dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "dir".to_string());
-    final_dir.with_file_name(format!(".{name}.tmp"))
+    final_dir.with_file_name(format!(".{name}.tmp-{}", owner()))
 }
 
 /// fsync every regular file under `dir` (recursively) and every directory itself.
@@ -120,8 +145,10 @@ pub fn is_tmp_name(name: &str) -> bool {
     name.len() > 1 && name.starts_with('.') && name[1..].contains(".tmp")
 }
 
-/// Removes leftover temp entries (`.*.tmp*`, files or directories) directly inside `dir`,
-/// e.g. after a crash. Returns the removed paths, sorted. A missing `dir` removes nothing.
+/// Removes leftover temp entries (`.*.tmp*`, files or directories) directly inside `dir`, e.g.
+/// after a crash: those whose owner (in the name) is gone, and owner-less ones; a live
+/// process's in-flight write is left alone. Returns the removed paths, sorted. A missing `dir`
+/// removes nothing.
 pub fn remove_stale_tmp(dir: &Path) -> Result<Vec<PathBuf>, ArchiveError> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
@@ -133,7 +160,7 @@ pub fn remove_stale_tmp(dir: &Path) -> Result<Vec<PathBuf>, ArchiveError> {
         let entry = entry.at(dir, "read directory")?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if !is_tmp_name(name) {
+        if !is_tmp_name(name) || owner_alive(name) {
             continue;
         }
         let path = entry.path();
@@ -167,7 +194,7 @@ pub fn remove_stale_tmp_of(dir: &Path, names: &[String]) -> Result<Vec<PathBuf>,
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         let ours = names.iter().any(|n| name.starts_with(&format!(".{n}.tmp")));
-        if !ours || entry.file_type().at(&entry.path(), "stat")?.is_dir() {
+        if !ours || owner_alive(name) || entry.file_type().at(&entry.path(), "stat")?.is_dir() {
             continue;
         }
         let path = entry.path();
@@ -286,13 +313,20 @@ mod tests {
         assert!(!is_tmp_name("ckpt_0001"));
         assert!(!is_tmp_name(".hidden"));
         assert!(!is_tmp_name("."));
+        let me = owner();
         assert_eq!(
             tmp_dir_for(Path::new("runs/a/ckpt_0001")),
-            Path::new("runs/a/.ckpt_0001.tmp")
+            Path::new(&format!("runs/a/.ckpt_0001.tmp-{me}"))
         );
         assert_eq!(
-            tmp_dir_for(Path::new("ckpt_0001")),
-            Path::new(".ckpt_0001.tmp")
+            tmp_file_for(Path::new("d/x.json")).unwrap(),
+            Path::new(&format!("d/.x.json.tmp-{me}"))
         );
+        assert!(owner_alive(&format!(".x.json.tmp-{me}")));
+        assert!(owner_alive(".x.json.tmp-some-other-host-1"));
+        let host = crate::claim::host_name();
+        assert!(!owner_alive(&format!(".x.json.tmp-{host}-4000000000")));
+        assert!(!owner_alive(".x.json.tmp-42"));
+        assert!(!owner_alive(".ckpt_0001.tmp"));
     }
 }

@@ -26,7 +26,11 @@ fn write_atomic_replaces_and_leaves_no_tmp() {
     let tmp = tmp_file_for(&path).unwrap();
     assert_eq!(
         tmp.file_name().unwrap().to_str().unwrap(),
-        format!(".file.toml.tmp-{}", std::process::id())
+        format!(
+            ".file.toml.tmp-{}-{}",
+            k2_archive::claim::host_name(),
+            std::process::id()
+        )
     );
     assert_eq!(tmp.parent(), path.parent());
 }
@@ -76,7 +80,14 @@ fn commit_dir() {
     let dir = tempfile::tempdir().unwrap();
     let final_dir = dir.path().join("ckpt_0001");
     let tmp = tmp_dir_for(&final_dir);
-    assert_eq!(tmp, dir.path().join(".ckpt_0001.tmp"));
+    assert_eq!(
+        tmp,
+        dir.path().join(format!(
+            ".ckpt_0001.tmp-{}-{}",
+            k2_archive::claim::host_name(),
+            std::process::id()
+        ))
+    );
     fs::create_dir_all(tmp.join("trainer_state")).unwrap();
     fs::write(tmp.join("model.safetensors"), b"w").unwrap();
     fs::write(tmp.join("trainer_state/rng.json"), b"{}").unwrap();
@@ -108,15 +119,33 @@ fn stale_tmp_removal() {
     fs::create_dir(d.join("ckpt_0002")).unwrap();
     fs::write(d.join("checkpoints.toml"), b"format = 1").unwrap();
     fs::write(d.join(".hidden"), b"").unwrap();
+    // Temps name their owner: a live process's in-flight write (this one's) and another host's
+    // are left alone; a dead process's on this host is removed.
+    let host = k2_archive::claim::host_name();
+    let live = format!(".metrics.json.tmp-{host}-{}", std::process::id());
+    fs::write(d.join(&live), b"in flight").unwrap();
+    fs::write(d.join(".a.json.tmp-elsewhere-7"), b"other host").unwrap();
+    let dead = format!(".b.json.tmp-{host}-4000000000");
+    fs::write(d.join(&dead), b"dead writer").unwrap();
     let removed = remove_stale_tmp(d).unwrap();
-    assert_eq!(
-        removed,
-        [
-            d.join(".checkpoints.toml.tmp-12345"),
-            d.join(".ckpt_0003.tmp")
-        ]
-    );
-    assert_eq!(names(d), [".hidden", "checkpoints.toml", "ckpt_0002"]);
+    let mut want = vec![
+        d.join(".checkpoints.toml.tmp-12345"),
+        d.join(".ckpt_0003.tmp"),
+        d.join(&dead),
+    ];
+    want.sort();
+    assert_eq!(removed, want);
+    let mut left = vec![
+        ".a.json.tmp-elsewhere-7".to_string(),
+        ".hidden".into(),
+        live.clone(),
+        "checkpoints.toml".into(),
+        "ckpt_0002".into(),
+    ];
+    left.sort();
+    assert_eq!(names(d), left);
+    fs::remove_file(d.join(&live)).unwrap();
+    fs::remove_file(d.join(".a.json.tmp-elsewhere-7")).unwrap();
     assert!(remove_stale_tmp(d).unwrap().is_empty());
     assert!(remove_stale_tmp(&d.join("missing")).unwrap().is_empty());
 }

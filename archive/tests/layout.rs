@@ -13,6 +13,13 @@ fn paths() {
     assert_eq!(l.data_dir(), r.join("data"));
     assert_eq!(l.tokenizer_path(), r.join("tokenizer.json"));
     assert_eq!(l.ckpt_dir(&ckpt_name(7)), r.join("ckpt_0007"));
-    assert_eq!(l.ckpt_tmp_dir(&ckpt_name(7)), r.join(".ckpt_0007.tmp"));
+    assert_eq!(
+        l.ckpt_tmp_dir(&ckpt_name(7)),
+        r.join(format!(
+            ".ckpt_0007.tmp-{}-{}",
+            k2_archive::claim::host_name(),
+            std::process::id()
+        ))
+    );
     assert_eq!(spike_ckpt_name(186), "spike_ckpt_0186");
 }
