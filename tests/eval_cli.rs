@@ -273,6 +273,59 @@ fn watch_evaluates_checkpoints_as_training_writes_them() {
 }
 
 #[test]
+fn a_second_trainer_is_refused_and_watch_gives_up_when_training_dies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tiny_config_with(
+        tmp.path(),
+        "cfg.toml",
+        "steps_per_checkpoint = 8",
+        "steps_per_checkpoint = 80",
+    );
+    let run = tmp.path().join("run");
+    let mut train = k2()
+        .args(["train", "--quiet", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&run)
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !run.join("ckpt_0001").exists() {
+        assert!(t0.elapsed() < Duration::from_secs(120), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The run's trainer holds its lock: a second trainer is refused, naming it.
+    let err = fails(
+        k2().args(["train", "--quiet", "--resume", "--out"])
+            .arg(&run),
+    );
+    assert!(
+        err.contains("another trainer") && err.contains(&format!("pid {}", train.id())),
+        "{err}"
+    );
+    // Training dies: --watch evaluates what is there, then gives up instead of polling forever.
+    train.kill().unwrap();
+    train.wait().unwrap();
+    let mut args = eval_args(&run);
+    args.push("--watch".into());
+    let t1 = Instant::now();
+    let err = fails(k2().args(args));
+    assert!(
+        err.contains("training stopped with") && err.contains("of 6 checkpoints"),
+        "{err}"
+    );
+    assert!(t1.elapsed() < Duration::from_secs(60));
+    // The dead trainer's lock is stale: resuming takes it over and finishes the run.
+    ok(k2()
+        .args(["train", "--quiet", "--resume", "--out"])
+        .arg(&run));
+    assert!(
+        !run.join(".trainer.lock").exists(),
+        "the lock is released at the end"
+    );
+}
+
+#[test]
 fn report_renders_figures_and_tables_from_a_run_and_from_lm_eval_results() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");

@@ -38,6 +38,12 @@ impl RunLayout {
         self.root.join("data")
     }
 
+    /// `root/.trainer.lock`: held (a claim file, refreshed by a heartbeat) while a trainer writes
+    /// the run, so a second trainer is refused and `k2 eval --watch` knows training is alive.
+    pub fn trainer_lock_path(&self) -> PathBuf {
+        self.root.join(".trainer.lock")
+    }
+
     /// `root/eval`: lm-eval results per checkpoint and task.
     pub fn eval_dir(&self) -> PathBuf {
         self.root.join("eval")
@@ -71,6 +77,9 @@ impl AsRef<Path> for RunLayout {
 }
 
 /// `ckpt_0001` for index 1 (4-digit zero pad; wider indices are not truncated).
+/// A trainer lock not refreshed for this long belongs to a trainer that is gone.
+pub const TRAINER_LOCK_TTL_S: u64 = 60;
+
 pub fn ckpt_name(index: u32) -> String {
     format!("ckpt_{index:04}")
 }

@@ -184,6 +184,9 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
+/// How long `--watch` waits for a trainer that has not taken its run's lock yet.
+const WATCH_GRACE: Duration = Duration::from_secs(10);
+
 /// The state of one sweep while it runs.
 struct Sweeper<'a> {
     job: &'a dyn Job,
@@ -492,6 +495,9 @@ pub fn sweep(
     }
     let n_units = job.units().len();
     let mut seen = BTreeSet::new();
+    let started = std::time::Instant::now();
+    // Under --watch: a producer seen alive, and one more listing after it was found gone.
+    let (mut producer_seen, mut last_look) = (false, false);
     loop {
         let all = source.checkpoints()?;
         let accepted: Vec<SourceCheckpoint> = all.into_iter().filter(|c| job.accepts(c)).collect();
@@ -511,8 +517,27 @@ pub fn sweep(
             s.checkpoint(source, &model, c, mine, say)?;
         }
         let Some(poll) = opts.watch else { break };
-        if seen.len() >= source.expected_count().unwrap_or(0) {
+        let expected = source.expected_count().unwrap_or(0);
+        if seen.len() >= expected {
             break;
+        }
+        match source.producer_alive() {
+            Some(false) if last_look => {
+                return Err(EvalError::Settings(format!(
+                    "{model}: training stopped with {} of {expected} checkpoints written (no \
+                     live trainer holds the run); --watch gives up, the {} evaluated are kept",
+                    seen.len(),
+                    s.report.evaluated.len()
+                )));
+            }
+            // Gone (or, after a grace for a trainer still starting, never there): list once
+            // more, in case it wrote its last checkpoint and ended meanwhile.
+            Some(false) if producer_seen || started.elapsed() > WATCH_GRACE => {
+                last_look = true;
+                continue;
+            }
+            Some(true) => producer_seen = true,
+            _ => {}
         }
         std::thread::sleep(poll);
     }

@@ -30,6 +30,10 @@ pub enum TrainError {
     #[error("{0}")]
     Spike(String),
 
+    /// Another trainer holds the run's lock.
+    #[error("{0}")]
+    Busy(String),
+
     /// A bad `k2 verify` request (unknown checkpoint, wrong order, another dtype).
     #[error("{0}")]
     Verify(String),

@@ -89,6 +89,8 @@ pub fn train(opts: &TrainOptions) -> Result<RunSummary> {
         create_run(&cfg, &opts.out, opts.force)?;
         cfg
     };
+    // Held until training ends: a second trainer is refused, `k2 eval --watch` sees a live run.
+    let _lock = crate::lock::TrainerLock::acquire(&layout)?;
     set_threads(cfg.train.threads);
     let mut manifest = Manifest::load(&layout.manifest_path())?;
     k2_archive::remove_stale_tmp(&layout.root)?;

@@ -91,6 +91,12 @@ pub trait CheckpointSource {
         None
     }
 
+    /// Whether whatever writes the source's checkpoints is still at work (a k2 run's trainer
+    /// lock); `None` when the source cannot tell.
+    fn producer_alive(&mut self) -> Option<bool> {
+        None
+    }
+
     /// Frees what [`materialise`](Self::materialise) fetched for `c` (the bytes freed); only
     /// called for `owned` checkpoints.
     fn release(&mut self, c: &SourceCheckpoint, m: &Materialised) -> SourceResult<u64>;

@@ -114,6 +114,15 @@ impl CheckpointSource for RunSource {
             .map(|i| i.chunks.len())
     }
 
+    /// The trainer's lock is live.
+    fn producer_alive(&mut self) -> Option<bool> {
+        let lock = RunLayout::new(&self.dir).trainer_lock_path();
+        Some(matches!(
+            crate::claim::read_claim(&lock, crate::layout::TRAINER_LOCK_TTL_S),
+            crate::claim::ClaimState::Live(_)
+        ))
+    }
+
     fn release(&mut self, _c: &SourceCheckpoint, _m: &Materialised) -> SourceResult<u64> {
         Ok(0)
     }
