@@ -238,3 +238,68 @@ fn checkpoints_with_only_tokenizer_model_or_pytorch_weights_are_evaluated_throug
         .join(&commit);
     assert!(view.join("tokenizer.json").exists() && view.join("model.safetensors").exists());
 }
+
+/// Every file under `dir`, read as bytes, that contains `needle`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() && !p.is_symlink() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                    hits.push(p.display().to_string());
+                }
+            }
+        }
+    }
+    hits
+}
+
+#[test]
+fn hf_token_never_appears_in_output_results_samples_or_summaries() {
+    if !models_present() {
+        return;
+    }
+    let server = Server::start(tiny_repos());
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join("checkpoints.toml"),
+        "format = 1\n\n[[suite]]\nname = \"gated\"\nkind = \"hub\"\nrepo = \"k2-test/gated\"\n\
+         revisions = [\"main\"]\n",
+    )
+    .unwrap();
+    let res = home.path().join("results");
+    // The right token (the server's sentinel): a sweep that pulls and evaluates.
+    let out =
+        run_cmd(sweep_suite(&server, home.path(), &res, "gated").env("HF_TOKEN", "secret-token"));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("1 evaluated"), "{stdout}");
+    assert!(!stdout.contains("secret-token") && !stderr.contains("secret-token"));
+    assert!(res.join("gated/sweep-summary.jsonl").exists());
+    let hits = files_containing(home.path(), "secret-token");
+    assert!(hits.is_empty(), "the token was written to {hits:?}");
+    // A wrong token: the error says the repository is gated, never the token.
+    let wrong = "sentinel-wrong-token-4f2a";
+    let out = run_cmd(
+        sweep_suite(&server, home.path(), &home.path().join("r2"), "gated").env("HF_TOKEN", wrong),
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success() && text.contains("gated"), "{text}");
+    assert!(!text.contains(wrong), "{text}");
+    let hits = files_containing(home.path(), wrong);
+    assert!(hits.is_empty(), "the token was written to {hits:?}");
+}
