@@ -123,6 +123,57 @@ fn sweep_writes_lm_eval_results_and_resumes_after_sigkill_with_identical_files()
     assert_eq!(files(&run.join("eval")), clean);
 }
 
+/// Temp and claim files left anywhere under `dir`.
+fn leftovers(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with('.') || name.ends_with(".claim") {
+                out.push(e.path().display().to_string());
+            } else if e.path().is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn sigkill_at_ten_seeded_random_points_then_a_rerun_gives_identical_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    train_tiny(&run);
+    let t0 = Instant::now();
+    ok(k2().args(eval_args(&run)));
+    let full = t0.elapsed();
+    let clean = files(&run.join("eval"));
+    // xorshift64 from a fixed seed: the same kill points on every run of the test.
+    let mut x: u64 = 0x6b32_6576_616c_2121;
+    let (mut tried, mut landed) = (0, 0);
+    for _ in 0..10 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let delay = Duration::from_micros(x % (full.as_micros() as u64).max(1));
+        std::fs::remove_dir_all(run.join("eval")).unwrap();
+        let mut child = k2().args(eval_args(&run)).spawn().unwrap();
+        std::thread::sleep(delay);
+        tried += 1;
+        if child.try_wait().unwrap().is_none() {
+            landed += 1;
+        }
+        let _ = child.kill();
+        child.wait().unwrap();
+        ok(k2().args(eval_args(&run)));
+        assert_eq!(files(&run.join("eval")), clean, "kill after {delay:?}");
+        assert!(leftovers(&run.join("eval")).is_empty());
+    }
+    println!("eval kills: {landed} of {tried} landed while the sweep ran (full sweep {full:?})");
+    assert!(landed >= 5, "{landed} of {tried} kills landed");
+}
+
 #[test]
 fn a_corrupt_checkpoint_is_reported_and_the_sweep_goes_on() {
     let tmp = tempfile::tempdir().unwrap();
