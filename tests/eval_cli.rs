@@ -172,6 +172,29 @@ fn sigkill_at_ten_seeded_random_points_then_a_rerun_gives_identical_files() {
     }
     println!("eval kills: {landed} of {tried} landed while the sweep ran (full sweep {full:?})");
     assert!(landed >= 5, "{landed} of {tried} kills landed");
+
+    // Two sweeps at once on the same run, without --claim: both do all the work, and the files
+    // are still whole and identical to one sweep's (atomic renames of identical bytes; neither
+    // removes the other's in-flight temp files).
+    std::fs::remove_dir_all(run.join("eval")).unwrap();
+    let both: Vec<_> = (0..2)
+        .map(|_| {
+            k2().args(eval_args(&run))
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in both {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(files(&run.join("eval")), clean);
+    assert!(leftovers(&run.join("eval")).is_empty());
 }
 
 #[test]
