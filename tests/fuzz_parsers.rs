@@ -1,0 +1,295 @@
+//! Mutation fuzzing of the parsers of outside input, on stable Rust with no fuzzing engine: each
+//! target starts from real files (a trained run's config, manifest, chunk order and metrics, a
+//! k2 results file, Pythia's lm-eval results, stories260K's safetensors, index, tokenizer.json
+//! and SentencePiece model) and feeds seeded random mutations of them (bit flips, byte
+//! overwrites, truncations, duplicated and deleted spans, splices of interesting bytes) to the
+//! parser k2 uses. A parser may reject the input with an error; it must never panic.
+//!
+//! CI runs a short smoke per target (`K2_FUZZ_ITERS`, default 300). The full run is the same
+//! test with `K2_FUZZ_ITERS=1000000`; it prints executions and panics per target.
+
+mod common;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use common::*;
+
+/// xorshift64*: the same mutations on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+const INTERESTING: &[&[u8]] = &[
+    b"\"",
+    b"\\",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b",",
+    b"=",
+    b"\n",
+    b"-1",
+    b"1e308",
+    b"NaN",
+    b"18446744073709551616",
+    b"\xff\xfe",
+    b"\0",
+    b"../",
+    b"\"\"",
+    b"[[",
+    b"]]",
+    b"null",
+];
+
+fn mutate(seed: &[u8], rng: &mut Rng) -> Vec<u8> {
+    let mut b = seed.to_vec();
+    for _ in 0..1 + rng.below(4) {
+        let len = b.len();
+        match rng.below(6) {
+            0 if len > 0 => {
+                let i = rng.below(len);
+                b[i] ^= 1 << rng.below(8);
+            }
+            1 if len > 0 => {
+                let i = rng.below(len);
+                b[i] = rng.next() as u8;
+            }
+            2 => b.truncate(rng.below(len + 1)),
+            3 if len > 0 => {
+                let (i, n) = (rng.below(len), 1 + rng.below(16));
+                let span: Vec<u8> = b[i..(i + n).min(len)].to_vec();
+                let at = rng.below(len);
+                b.splice(at..at, span);
+            }
+            4 if len > 0 => {
+                let i = rng.below(len);
+                let j = (i + 1 + rng.below(32)).min(len);
+                b.drain(i..j);
+            }
+            _ => {
+                let at = rng.below(len + 1);
+                let ins = INTERESTING[rng.below(INTERESTING.len())];
+                b.splice(at..at, ins.iter().copied());
+            }
+        }
+    }
+    b
+}
+
+/// One parser: writes the input where it reads it and parses it; errors are fine.
+struct Target {
+    name: &'static str,
+    seed: Vec<u8>,
+    file: PathBuf,
+    parse: Box<dyn Fn(&Path)>,
+}
+
+fn iters() -> usize {
+    std::env::var("K2_FUZZ_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300)
+}
+
+fn targets(run: &Path, work: &Path) -> Vec<Target> {
+    let stories = shared_data().join("models/stories260K-hf");
+    let pythia = shared_data()
+        .join("pythia_evals/pythia-v1/pythia-70m-deduped/zero-shot/70m-deduped_step32.json");
+    let k2_results = run.join("eval/ckpt_0001/k2_facts.json");
+    let read = |p: &Path| std::fs::read(p).unwrap();
+    let at = |dir: &str, name: &str| {
+        let d = work.join(dir);
+        std::fs::create_dir_all(&d).unwrap();
+        d.join(name)
+    };
+    // The index fuzzed beside a real shard, so a parse that passes goes on to open it.
+    let index_dir = work.join("index");
+    std::fs::create_dir_all(&index_dir).unwrap();
+    std::fs::copy(
+        stories.join("model.safetensors"),
+        index_dir.join("model-00001-of-00001.safetensors"),
+    )
+    .unwrap();
+    let index_seed = serde_json::json!({
+        "metadata": {"total_size": 1},
+        "weight_map": {"model.embed_tokens.weight": "model-00001-of-00001.safetensors"}
+    })
+    .to_string()
+    .into_bytes();
+    vec![
+        Target {
+            name: "config TOML",
+            seed: read(&run.join("config.toml")),
+            file: at("config", "config.toml"),
+            parse: Box::new(|p| {
+                let _ = k2_trainer::TrainConfig::load(p);
+            }),
+        },
+        Target {
+            name: "manifest",
+            seed: read(&run.join("checkpoints.toml")),
+            file: at("manifest", "checkpoints.toml"),
+            parse: Box::new(|p| {
+                let _ = k2_archive::Manifest::load(p);
+            }),
+        },
+        Target {
+            name: "chunk order",
+            seed: read(&run.join("chunk_order.toml")),
+            file: at("order", "chunk_order.toml"),
+            parse: Box::new(|p| {
+                let _ = k2_archive::ChunkOrder::load(p);
+            }),
+        },
+        Target {
+            name: "metrics.jsonl",
+            seed: read(&run.join("metrics.jsonl")),
+            file: at("metrics", "metrics.jsonl"),
+            parse: Box::new(|p| {
+                let _ = k2_archive::metrics_log::read_metrics_log(p);
+            }),
+        },
+        Target {
+            name: "lm-eval results (k2, v0.4)",
+            seed: read(&k2_results),
+            file: at("results4", "k2_facts.json"),
+            parse: Box::new(|p| {
+                let _ = k2_analysis::inputs::read_results_file(p);
+                let _ = k2_eval::results::stored_key(p);
+            }),
+        },
+        Target {
+            name: "lm-eval results (Pythia, v0.3)",
+            seed: read(&pythia),
+            file: at("results3", "70m-deduped_step32.json"),
+            parse: Box::new(|p| {
+                let _ = k2_analysis::inputs::read_results_file(p);
+            }),
+        },
+        Target {
+            name: "safetensors",
+            seed: read(&stories.join("model.safetensors")),
+            file: at("safetensors", "model.safetensors"),
+            parse: Box::new(|p| {
+                let mut out = std::collections::BTreeMap::new();
+                let _ = k2_model::weights::load_file(
+                    p,
+                    candle_core::DType::F32,
+                    &candle_core::Device::Cpu,
+                    &mut out,
+                );
+            }),
+        },
+        Target {
+            name: "safetensors index JSON",
+            seed: index_seed,
+            file: index_dir.join("model.safetensors.index.json"),
+            parse: Box::new(|p| {
+                let dir = p.parent().unwrap();
+                if let Ok(files) = k2_model::weight_files(dir) {
+                    assert!(files.iter().all(|f| f.starts_with(dir)), "{files:?}");
+                }
+            }),
+        },
+        Target {
+            name: "tokenizer.json",
+            seed: read(&stories.join("tokenizer.json")),
+            file: at("tokenizer", "tokenizer.json"),
+            parse: Box::new(|p| {
+                let _ = k2_model::load_tokenizer(p);
+            }),
+        },
+        Target {
+            name: "SentencePiece model",
+            seed: read(&shared_data().join("models/stories260K/tok512.model")),
+            file: at("sp", "tokenizer.model"),
+            parse: Box::new(|p| {
+                let _ = k2_eval::sp_tokenizer::tokenizer_json(p);
+            }),
+        },
+    ]
+}
+
+#[test]
+fn parsers_of_outside_input_never_panic_on_mutated_files() {
+    if !shared_data().is_dir() {
+        println!("skipping: {} not found", shared_data().display());
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    train_tiny(&run);
+    ok(k2()
+        .args([
+            "eval",
+            "--quiet",
+            "--tasks",
+            "k2_facts",
+            "--probe-docs",
+            "8",
+            "--run",
+        ])
+        .arg(&run));
+    let n = iters();
+    // Panics are caught and counted, not printed one by one; the first one's message and place
+    // are kept for the report.
+    static FIRST: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+    std::panic::set_hook(Box::new(|info| {
+        let mut first = FIRST.lock().unwrap_or_else(|e| e.into_inner());
+        if first.is_none() {
+            *first = Some(info.to_string());
+        }
+    }));
+    let mut report = Vec::new();
+    let mut failures = Vec::new();
+    for t in targets(&run, &tmp.path().join("fuzz")) {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ t.name.len() as u64);
+        let start = Instant::now();
+        let mut panics = 0;
+        for i in 0..n {
+            let input = if i == 0 {
+                t.seed.clone()
+            } else {
+                mutate(&t.seed, &mut rng)
+            };
+            std::fs::write(&t.file, &input).unwrap();
+            if catch_unwind(AssertUnwindSafe(|| (t.parse)(&t.file))).is_err() {
+                panics += 1;
+                if failures.len() < 5 {
+                    let first = FIRST.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    failures.push(format!(
+                        "{}: iteration {i}: {}",
+                        t.name,
+                        first.unwrap_or_default()
+                    ));
+                }
+            }
+        }
+        report.push(format!(
+            "{:<32} {n:>8} executions, {panics} panics, {:.1}s",
+            t.name,
+            start.elapsed().as_secs_f64()
+        ));
+    }
+    let _ = std::panic::take_hook();
+    println!("{}", report.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "panics: {failures:?}\n{}",
+        report.join("\n")
+    );
+}
