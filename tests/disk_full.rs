@@ -113,7 +113,10 @@ fn eval_results_on_a_full_disk_fail_cleanly_and_finish_after_space_is_freed() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(no_space(&stderr), "{stderr}");
-    println!("eval on a full disk: {}", stderr.lines().last().unwrap_or(""));
+    println!(
+        "eval on a full disk: {}",
+        stderr.lines().last().unwrap_or("")
+    );
     // What was written before is whole: every results file there equals the uninterrupted one.
     let partial = tree(&fs.0.join("eval"));
     assert!(!partial.is_empty() && partial.len() < want.len());

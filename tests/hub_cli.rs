@@ -529,3 +529,93 @@ fn two_pulls_of_the_same_revision_at_once_both_succeed_with_one_intact_blob() {
         .iter()
         .all(|b| !b.ends_with(".incomplete")));
 }
+
+/// (path under the repo's cache dir, sha256 of the content it resolves to), for every file.
+fn cache_state(dir: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().display().to_string();
+                out.push((rel, sha256_of(&std::fs::read(&p).unwrap())));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn sigkill_of_a_pull_at_ten_seeded_points_then_a_rerun_gives_a_verified_cache() {
+    let Some(env) = Env::start() else { return };
+    let repo = "k2-test/tiny";
+    // The uninterrupted pull, in its own cache.
+    let clean = Env::start().unwrap();
+    ok(clean
+        .k2()
+        .args(["hub", "pull", repo, "--revision", "ckpt_001"]));
+    let want = cache_state(&clean.repo_dir(repo));
+    // A slow link, so kills land inside a file.
+    env.server
+        .throttle(Some((16 << 10, std::time::Duration::from_millis(2))));
+    let t0 = std::time::Instant::now();
+    ok(env
+        .k2()
+        .args(["hub", "pull", repo, "--revision", "ckpt_001"]));
+    let full = t0.elapsed();
+    let mut x: u64 = 0x6875_625f_6b69_6c6c;
+    let (mut landed, mut mid_file) = (0, 0);
+    for _ in 0..10 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        std::fs::remove_dir_all(env.home.path().join("hub")).unwrap();
+        let mut child = env
+            .k2()
+            .args(["hub", "pull", repo, "--revision", "ckpt_001"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_micros(
+            x % (full.as_micros() as u64).max(1),
+        ));
+        if child.try_wait().unwrap().is_none() {
+            landed += 1;
+        }
+        let _ = child.kill();
+        child.wait().unwrap();
+        let blobs = env.repo_dir(repo).join("blobs");
+        if std::fs::read_dir(&blobs)
+            .map(|rd| {
+                rd.flatten()
+                    .any(|e| e.file_name().to_string_lossy().ends_with(".incomplete"))
+            })
+            .unwrap_or(false)
+        {
+            mid_file += 1;
+        }
+        // The rerun resumes and verifies: the same cache as an uninterrupted pull, every blob's
+        // bytes hashing to its name, no partial download left.
+        let out = ok(env
+            .k2()
+            .args(["hub", "pull", repo, "--revision", "ckpt_001"]));
+        assert!(out.contains("sha256 verified"), "{out}");
+        assert_eq!(cache_state(&env.repo_dir(repo)), want);
+        for e in std::fs::read_dir(&blobs).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.len() == 64 {
+                assert_eq!(sha256_of(&std::fs::read(e.path()).unwrap()), name);
+            }
+        }
+    }
+    println!("hub pull kills: {landed} of 10 landed while it ran, {mid_file} inside a file (full pull {full:?})");
+    assert!(
+        landed >= 5 && mid_file >= 1,
+        "{landed} landed, {mid_file} mid-file"
+    );
+}

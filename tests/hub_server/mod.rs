@@ -59,6 +59,8 @@ pub struct State {
     pub log: Vec<String>,
     /// Path prefix -> how many more requests under it answer 503.
     pub fail: Vec<(String, usize)>,
+    /// Bodies are written `bytes` at a time with `pause` between (a slow link).
+    pub throttle: Option<(usize, std::time::Duration)>,
 }
 
 pub struct Server {
@@ -112,6 +114,11 @@ impl Server {
             .unwrap()
             .fail
             .push((prefix.to_string(), n));
+    }
+
+    /// Serve bodies `bytes` at a time with `pause` between; `None`: at full speed.
+    pub fn throttle(&self, t: Option<(usize, std::time::Duration)>) {
+        self.state.lock().unwrap().throttle = t;
     }
 
     pub fn corrupt(&self, sha: &str) {
@@ -220,7 +227,17 @@ fn handle(mut conn: TcpStream, st: &Arc<Mutex<State>>, base: &str) -> std::io::R
     conn.write_all(head.as_bytes())?;
     if req.method != "HEAD" {
         let n = r.cut.unwrap_or(r.body.len()).min(r.body.len());
-        conn.write_all(&r.body[..n])?;
+        let throttle = st.lock().unwrap().throttle;
+        match throttle {
+            Some((bytes, pause)) => {
+                for chunk in r.body[..n].chunks(bytes.max(1)) {
+                    conn.write_all(chunk)?;
+                    conn.flush()?;
+                    std::thread::sleep(pause);
+                }
+            }
+            None => conn.write_all(&r.body[..n])?,
+        }
     }
     conn.flush()?;
     conn.shutdown(std::net::Shutdown::Both)
