@@ -303,3 +303,50 @@ fn hf_token_never_appears_in_output_results_samples_or_summaries() {
     let hits = files_containing(home.path(), wrong);
     assert!(hits.is_empty(), "the token was written to {hits:?}");
 }
+
+#[test]
+fn shards_of_a_hub_suite_mark_the_same_duplicates_as_one_process() {
+    if !models_present() {
+        return;
+    }
+    let server = Server::start(tiny_repos());
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join("checkpoints.toml"),
+        "format = 1\n\n[[suite]]\nname = \"tiny\"\nkind = \"hub\"\nrepo = \"k2-test/tiny\"\n\
+         revision_pattern = \"ckpt_{:03}\"\nnumbers = [\"0..=2\"]\n\
+         tokens_per_checkpoint = 1000\nfirst_checkpoint = 0\nstage = 1\n",
+    )
+    .unwrap();
+    let one = home.path().join("one");
+    ok(&mut sweep(&server, home.path(), &one));
+    let sharded = home.path().join("sharded");
+    for i in 0..3 {
+        // ckpt_002 (a duplicate of ckpt_001) is shard 2's; its twin is shard 1's.
+        let out = ok(sweep(&server, home.path(), &sharded).args(["--shard", &format!("{i}/3")]));
+        if i == 2 {
+            assert!(out.contains("1 duplicate checkpoints"), "{out}");
+        }
+    }
+    let list = |d: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d.join("tiny"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| !n.starts_with("sweep-summary"))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(list(&sharded), list(&one));
+    assert!(!sharded.join("tiny/ckpt_002").exists());
+    for rev in ["ckpt_000", "ckpt_001"] {
+        for f in ["arc_easy.json", "arc_easy.samples.jsonl"] {
+            assert_eq!(
+                std::fs::read(sharded.join("tiny").join(rev).join(f)).unwrap(),
+                std::fs::read(one.join("tiny").join(rev).join(f)).unwrap(),
+                "{rev}/{f}"
+            );
+        }
+    }
+}

@@ -509,6 +509,12 @@ pub fn sweep(
                 .filter(|&u| opts.shard.owns(pos, n_units, u))
                 .collect();
             if mine.is_empty() {
+                // Another shard's checkpoint: its weights still count for duplicates (known
+                // without fetching, e.g. from a Hub listing), so every shard marks the same
+                // revisions duplicate as one process would.
+                if let Ok(Some(w)) = source.expected_weights(c) {
+                    s.dups.check(&c.name, &w);
+                }
                 continue;
             }
             let theirs: Vec<usize> = (0..n_units).filter(|u| !mine.contains(u)).collect();
