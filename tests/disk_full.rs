@@ -60,23 +60,6 @@ impl Drop for Tmpfs {
     }
 }
 
-fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            let rel = p.strip_prefix(dir).unwrap().display().to_string();
-            if p.is_dir() {
-                stack.push(p);
-            } else if !rel.starts_with("sweep-summary") {
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
-
 fn no_space(err: &str) -> bool {
     err.contains("No space left on device") || err.contains("no space")
 }
@@ -103,7 +86,7 @@ fn eval_results_on_a_full_disk_fail_cleanly_and_finish_after_space_is_freed() {
         c
     };
     ok(&mut eval(&run));
-    let want = tree(&run.join("eval"));
+    let want = results_tree(&run.join("eval"));
     std::fs::remove_dir_all(run.join("eval")).unwrap();
     // The run's results directory on the small file system, with room for a few files only.
     std::fs::create_dir_all(fs.0.join("eval")).unwrap();
@@ -118,7 +101,7 @@ fn eval_results_on_a_full_disk_fail_cleanly_and_finish_after_space_is_freed() {
         stderr.lines().last().unwrap_or("")
     );
     // What was written before is whole: every results file there equals the uninterrupted one.
-    let partial = tree(&fs.0.join("eval"));
+    let partial = results_tree(&fs.0.join("eval"));
     assert!(!partial.is_empty() && partial.len() < want.len());
     for (name, bytes) in &partial {
         if !name.contains("/.") {
@@ -127,7 +110,7 @@ fn eval_results_on_a_full_disk_fail_cleanly_and_finish_after_space_is_freed() {
     }
     std::fs::remove_file(filler).unwrap();
     ok(&mut eval(&run));
-    assert_eq!(tree(&run.join("eval")), want);
+    assert_eq!(results_tree(&run.join("eval")), want);
 }
 
 #[test]

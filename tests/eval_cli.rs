@@ -295,23 +295,28 @@ fn unknown_tasks_and_malformed_data_are_clear_errors() {
     );
 }
 
-#[test]
-fn watch_evaluates_checkpoints_as_training_writes_them() {
-    let tmp = tempfile::tempdir().unwrap();
+/// `k2 train` of the tiny config with ten times the steps per checkpoint, started in the
+/// background (long enough to watch, kill or race it).
+fn slow_training(dir: &Path, run: &Path) -> std::process::Child {
     let cfg = tiny_config_with(
-        tmp.path(),
+        dir,
         "cfg.toml",
         "steps_per_checkpoint = 8",
         "steps_per_checkpoint = 80",
     );
-    let run = tmp.path().join("run");
-    let mut train = k2()
-        .args(["train", "--quiet", "--config"])
+    k2().args(["train", "--quiet", "--config"])
         .arg(&cfg)
         .arg("--out")
-        .arg(&run)
+        .arg(run)
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn watch_evaluates_checkpoints_as_training_writes_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let mut train = slow_training(tmp.path(), &run);
     let t0 = Instant::now();
     while !run.join("checkpoints.toml").exists() {
         assert!(
@@ -350,20 +355,8 @@ fn watch_evaluates_checkpoints_as_training_writes_them() {
 #[test]
 fn a_second_trainer_is_refused_and_watch_gives_up_when_training_dies() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = tiny_config_with(
-        tmp.path(),
-        "cfg.toml",
-        "steps_per_checkpoint = 8",
-        "steps_per_checkpoint = 80",
-    );
     let run = tmp.path().join("run");
-    let mut train = k2()
-        .args(["train", "--quiet", "--config"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&run)
-        .spawn()
-        .unwrap();
+    let mut train = slow_training(tmp.path(), &run);
     let t0 = Instant::now();
     while !run.join("ckpt_0001").exists() {
         assert!(t0.elapsed() < Duration::from_secs(120), "no checkpoint");

@@ -11,24 +11,6 @@ use common::*;
 
 const TASKS: [&str; 4] = ["--tasks", "k2_facts,k2_agreement", "--probe-docs", "16"];
 
-/// Every file under `dir` except the sweep summaries (one per worker), by relative path.
-fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(dir).unwrap().display().to_string();
-            if p.is_dir() {
-                stack.push(p);
-            } else if !rel.starts_with("sweep-summary") {
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
-
 /// The same files with the same bytes (names only in the message).
 fn assert_same(got: &BTreeMap<String, Vec<u8>>, want: &BTreeMap<String, Vec<u8>>, what: &str) {
     assert_eq!(
@@ -45,18 +27,6 @@ fn assert_same(got: &BTreeMap<String, Vec<u8>>, want: &BTreeMap<String, Vec<u8>>
 /// (results name the run directory, so every sweep runs on the same one).
 fn reset(run: &Path) {
     std::fs::remove_dir_all(run.join("eval")).unwrap();
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 fn eval_run(run: &Path) -> std::process::Command {
@@ -191,7 +161,7 @@ fn shards_and_claiming_workers_write_exactly_what_one_process_writes() {
     let run = tmp.path().join("run");
     train_tiny(&run);
     ok(&mut eval_run(&run));
-    let want = tree(&run.join("eval"));
+    let want = results_tree(&run.join("eval"));
     assert_eq!(want.len(), 6 * 2 * 2, "{:?}", want.keys());
 
     // Three static shards, one after another.
@@ -207,7 +177,7 @@ fn shards_and_claiming_workers_write_exactly_what_one_process_writes() {
         total += n;
     }
     assert_eq!(total, 12);
-    assert_same(&tree(&run.join("eval")), &want, "3 shards");
+    assert_same(&results_tree(&run.join("eval")), &want, "3 shards");
     assert!(run.join("eval/sweep-summary.shard-2-of-3.jsonl").exists());
 
     // Three claiming workers started together share the work: each pair is evaluated once.
@@ -233,7 +203,7 @@ fn shards_and_claiming_workers_write_exactly_what_one_process_writes() {
     }
     assert_eq!(evaluated, 12, "every pair evaluated exactly once");
     assert_same(
-        &tree(&run.join("eval")),
+        &results_tree(&run.join("eval")),
         &want,
         "3 claiming workers (no claim left)",
     );
@@ -288,7 +258,7 @@ fn shards_and_claiming_workers_write_exactly_what_one_process_writes() {
     std::fs::remove_file(run.join("eval/ckpt_0002/k2_facts.claim")).unwrap();
     ok(eval_run(&run).arg("--claim"));
     assert_same(
-        &tree(&run.join("eval")),
+        &results_tree(&run.join("eval")),
         &want,
         "after a stale and a foreign claim",
     );

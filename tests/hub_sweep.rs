@@ -11,6 +11,11 @@ use std::path::Path;
 use common::*;
 use hub_server::*;
 
+/// `k2-test/tiny`'s three revisions as the suite `tiny` (ckpt_002 duplicates ckpt_001).
+const TINY_SUITE: &str = "format = 1\n\n[[suite]]\nname = \"tiny\"\nkind = \"hub\"\n\
+    repo = \"k2-test/tiny\"\nrevision_pattern = \"ckpt_{:03}\"\nnumbers = [\"0..=2\"]\n\
+    tokens_per_checkpoint = 1000\nfirst_checkpoint = 0\nstage = 1\n";
+
 fn sweep(server: &Server, home: &Path, out: &Path) -> std::process::Command {
     sweep_suite(server, home, out, "tiny")
 }
@@ -52,13 +57,7 @@ fn suite_sweep_pulls_evaluates_reports_duplicates_and_evicts() {
     let repos = tiny_repos();
     let server = Server::start(repos.clone());
     let home = tempfile::tempdir().unwrap();
-    std::fs::write(
-        home.path().join("checkpoints.toml"),
-        "format = 1\n\n[[suite]]\nname = \"tiny\"\nkind = \"hub\"\nrepo = \"k2-test/tiny\"\n\
-         revision_pattern = \"ckpt_{:03}\"\nnumbers = [\"0..=2\"]\n\
-         tokens_per_checkpoint = 1000\nfirst_checkpoint = 0\nstage = 1\n",
-    )
-    .unwrap();
+    std::fs::write(home.path().join("checkpoints.toml"), TINY_SUITE).unwrap();
     let res = home.path().join("results");
     let out = ok(&mut sweep(&server, home.path(), &res));
     println!("{out}");
@@ -311,13 +310,7 @@ fn shards_of_a_hub_suite_mark_the_same_duplicates_as_one_process() {
     }
     let server = Server::start(tiny_repos());
     let home = tempfile::tempdir().unwrap();
-    std::fs::write(
-        home.path().join("checkpoints.toml"),
-        "format = 1\n\n[[suite]]\nname = \"tiny\"\nkind = \"hub\"\nrepo = \"k2-test/tiny\"\n\
-         revision_pattern = \"ckpt_{:03}\"\nnumbers = [\"0..=2\"]\n\
-         tokens_per_checkpoint = 1000\nfirst_checkpoint = 0\nstage = 1\n",
-    )
-    .unwrap();
+    std::fs::write(home.path().join("checkpoints.toml"), TINY_SUITE).unwrap();
     let one = home.path().join("one");
     ok(&mut sweep(&server, home.path(), &one));
     let sharded = home.path().join("sharded");

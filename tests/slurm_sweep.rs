@@ -6,30 +6,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-/// Every file under `dir` except the sweep summaries (each worker writes its own), by path.
-fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(dir).unwrap().display().to_string();
-            if p.is_dir() {
-                stack.push(p);
-            } else if !rel.starts_with("sweep-summary") {
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
 
 fn installed(tool: &str) -> bool {
     Command::new("sh")
@@ -129,7 +110,7 @@ fn a_four_task_job_array_writes_what_one_process_writes() {
         .arg(&run)
         .args(tasks));
     println!("single process:\n{one}");
-    let a = tree(&run.join("eval"));
+    let a = results_tree(&run.join("eval"));
     std::fs::remove_dir_all(run.join("eval")).unwrap();
 
     let cluster = Cluster::start(&tmp.path().join("slurm"));
@@ -169,7 +150,7 @@ fn a_four_task_job_array_writes_what_one_process_writes() {
             "array task {i} wrote no summary:\n{outputs}"
         );
     }
-    let b = tree(&run.join("eval"));
+    let b = results_tree(&run.join("eval"));
     assert!(a.len() > 8, "{:?}", a.keys());
     assert_eq!(
         a.keys().collect::<Vec<_>>(),

@@ -374,16 +374,3 @@ fn verify_names_the_tensor_and_step_of_a_tampered_run() {
     let v = ok(k2().args(["ckpt", "verify", "--run"]).arg(&run));
     assert!(v.contains("8 checkpoints verified, 0 with problems"), "{v}");
 }
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let p = e.path();
-        if p.is_dir() {
-            copy_dir(&p, &to.join(e.file_name()));
-        } else {
-            std::fs::copy(&p, to.join(e.file_name())).unwrap();
-        }
-    }
-}

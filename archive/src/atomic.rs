@@ -63,7 +63,7 @@ fn owner_alive(name: &str) -> bool {
     if host != crate::claim::host_name() {
         return true;
     }
-    pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists()
+    crate::claim::pid_alive(pid)
 }
 
 /// Atomically replaces `path` with `bytes`: write `.<name>.tmp-<pid>` in the same
@@ -140,7 +140,8 @@ pub fn commit_dir_atomic(tmp_dir: &Path, final_dir: &Path) -> Result<(), Archive
     Ok(())
 }
 
-/// Whether `name` looks like one of our temp names (`.<name>.tmp` or `.<name>.tmp-<pid>`).
+/// Whether `name` looks like one of our temp names (`.<name>.tmp-<host>-<pid>`, or the
+/// owner-less `.<name>.tmp` / `.<name>.tmp-<pid>` of older k2).
 pub fn is_tmp_name(name: &str) -> bool {
     name.len() > 1 && name.starts_with('.') && name[1..].contains(".tmp")
 }
@@ -150,39 +151,24 @@ pub fn is_tmp_name(name: &str) -> bool {
 /// process's in-flight write is left alone. Returns the removed paths, sorted. A missing `dir`
 /// removes nothing.
 pub fn remove_stale_tmp(dir: &Path) -> Result<Vec<PathBuf>, ArchiveError> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(ArchiveError::io(dir, "read directory", e)),
-    };
-    let mut removed = Vec::new();
-    for entry in entries {
-        let entry = entry.at(dir, "read directory")?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if !is_tmp_name(name) || owner_alive(name) {
-            continue;
-        }
-        let path = entry.path();
-        let ft = entry.file_type().at(&path, "stat")?;
-        if ft.is_dir() {
-            fs::remove_dir_all(&path).at(&path, "remove stale directory")?;
-        } else {
-            fs::remove_file(&path).at(&path, "remove stale file")?;
-        }
-        removed.push(path);
-    }
-    if !removed.is_empty() {
-        fsync_dir(dir)?;
-    }
-    removed.sort();
-    Ok(removed)
+    remove_stale_where(dir, |name, _| is_tmp_name(name))
 }
 
 /// Removes the leftover temp files of the files `names` directly inside `dir` (`.<name>.tmp*`),
 /// leaving every other temp entry alone: a worker that now owns these files cleans up after one
 /// that died writing them, without touching what concurrent workers are writing beside them.
 pub fn remove_stale_tmp_of(dir: &Path, names: &[String]) -> Result<Vec<PathBuf>, ArchiveError> {
+    remove_stale_where(dir, |name, is_dir| {
+        !is_dir && names.iter().any(|n| name.starts_with(&format!(".{n}.tmp")))
+    })
+}
+
+/// Removes the entries of `dir` that `select` picks (by name and whether it is a directory) and
+/// whose owner is not alive; returns them sorted.
+fn remove_stale_where(
+    dir: &Path,
+    select: impl Fn(&str, bool) -> bool,
+) -> Result<Vec<PathBuf>, ArchiveError> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -193,12 +179,16 @@ pub fn remove_stale_tmp_of(dir: &Path, names: &[String]) -> Result<Vec<PathBuf>,
         let entry = entry.at(dir, "read directory")?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let ours = names.iter().any(|n| name.starts_with(&format!(".{n}.tmp")));
-        if !ours || owner_alive(name) || entry.file_type().at(&entry.path(), "stat")?.is_dir() {
+        let path = entry.path();
+        let is_dir = entry.file_type().at(&path, "stat")?.is_dir();
+        if !select(name, is_dir) || owner_alive(name) {
             continue;
         }
-        let path = entry.path();
-        fs::remove_file(&path).at(&path, "remove stale file")?;
+        if is_dir {
+            fs::remove_dir_all(&path).at(&path, "remove stale directory")?;
+        } else {
+            fs::remove_file(&path).at(&path, "remove stale file")?;
+        }
         removed.push(path);
     }
     if !removed.is_empty() {

@@ -47,8 +47,12 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn alive(pid: u32) -> bool {
-    Path::new("/proc").join(pid.to_string()).exists() || !Path::new("/proc/self").exists()
+/// Whether process `pid` of this host is running (this process always is; without `/proc`
+/// every process is taken as running).
+pub(crate) fn pid_alive(pid: u32) -> bool {
+    pid == std::process::id()
+        || Path::new("/proc").join(pid.to_string()).exists()
+        || !Path::new("/proc/self").exists()
 }
 
 impl Claim {
@@ -62,7 +66,8 @@ impl Claim {
 
     /// Gone (its process has exited on this host) or older than `ttl_s`.
     pub fn is_stale(&self, ttl_s: u64) -> bool {
-        (self.host == host_name() && !alive(self.pid)) || now().saturating_sub(self.time) > ttl_s
+        (self.host == host_name() && !pid_alive(self.pid))
+            || now().saturating_sub(self.time) > ttl_s
     }
 }
 

@@ -127,9 +127,9 @@ pub struct SweepReport {
     /// Pairs whose results already existed.
     pub skipped: Vec<(String, String)>,
     /// Pairs another worker holds a live claim on.
-    pub claimed_elsewhere: Vec<(String, String)>,
+    pub claimed_elsewhere: BTreeSet<(String, String)>,
     /// Pairs of the checkpoints this worker looked at that belong to other shards.
-    pub others: Vec<(String, String)>,
+    pub others: BTreeSet<(String, String)>,
     pub bytes_downloaded: u64,
     /// The summary file this process wrote.
     pub summary: PathBuf,
