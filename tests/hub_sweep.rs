@@ -168,17 +168,18 @@ fn a_suite_of_another_architecture_stops_before_downloading_weights() {
     let home = tempfile::tempdir().unwrap();
     std::fs::write(
         home.path().join("checkpoints.toml"),
-        "format = 1\n\n[[suite]]\nname = \"neox\"\nkind = \"hub\"\nrepo = \"k2-test/neox\"\n\
+        "format = 1\n\n[[suite]]\nname = \"falcon\"\nkind = \"hub\"\nrepo = \"k2-test/falcon\"\n\
          tokens_per_step = 2097152\n",
     )
     .unwrap();
     let res = home.path().join("results");
-    let err = fails(&mut sweep_suite(&server, home.path(), &res, "neox"));
+    let err = fails(&mut sweep_suite(&server, home.path(), &res, "falcon"));
     println!("{err}");
     assert!(
-        err.contains("k2-test/neox@step0")
+        err.contains("k2-test/falcon@step0")
             && err.contains("config.json")
-            && err.contains("LLaMA-architecture"),
+            && err.contains("model_type")
+            && err.contains("`falcon` is not supported (supported: llama, gpt_neox, olmo, olmo2)"),
         "{err}"
     );
     assert!(

@@ -32,13 +32,13 @@ pub fn bench_eval(
     batch_size: usize,
     placement: &k2_model::Placement,
 ) -> Result<Vec<EvalBench>> {
-    let model = k2_model::load_model_on(model_dir, placement)?;
+    let model = k2_model::load_decoder_on(model_dir, placement)?;
     let (device, dtype) = (
         k2_model::device_kind(model.device()).to_string(),
         k2_model::dtype_name(model.dtype()).to_string(),
     );
     let tok_path = model_dir.join("tokenizer.json");
-    let tok = k2_model::load_tokenizer(&tok_path)?;
+    let tok = k2_model::CheckpointTokenizer::load(model_dir)?;
     crate::engine::check_vocab(&model, &tok, &tok_path)?;
     let engine = Engine::new(model, tok, batch_size);
     let mut out = Vec::new();

@@ -202,9 +202,9 @@ impl Job for BenchmarkJob {
             })
             .collect();
         k2_archive::remove_stale_tmp_of(&out_dir, &files)?;
-        let model = k2_model::load_model_on(&ckpt.dir, &self.placement)?;
+        let model = k2_model::load_decoder_on(&ckpt.dir, &self.placement)?;
         let tok_path = ckpt.dir.join("tokenizer.json");
-        let tokenizer = k2_model::load_tokenizer(&tok_path)?;
+        let tokenizer = k2_model::CheckpointTokenizer::load(&ckpt.dir)?;
         crate::engine::check_vocab(&model, &tokenizer, &tok_path)?;
         let engine = Engine::new(model, tokenizer, self.batch_size);
         let mut info = CheckpointInfo {
@@ -212,7 +212,7 @@ impl Job for BenchmarkJob {
             revision: c.name.clone(),
             step: c.step,
             tokens: c.tokens,
-            num_parameters: engine.model.config().num_params(),
+            num_parameters: engine.model.num_params(),
             ..Default::default()
         };
         if engine.model.dtype() != candle_core::DType::F32 {

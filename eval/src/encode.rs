@@ -3,10 +3,12 @@
 //! trailing whitespace of the context (`context.rstrip()`: spaces, newlines, tabs, ...) moves to the front of the continuation; the continuation's tokens
 //! are those of `context + continuation` after as many tokens as the context alone encodes to, and
 //! the model sees `encode(context) + continuation`; an empty context becomes the
-//! prefix token (BOS if the tokenizer has one, else EOS). Encoding applies the tokenizer's own
-//! special-token template (HF LLaMA tokenizers prepend BOS; k2's byte-level BPE adds nothing).
+//! prefix token (BOS if the tokenizer has one, else EOS, as its `tokenizer_config.json` names them).
+//! Encoding applies the tokenizer's own special-token template as transformers loads it (HF LLaMA
+//! tokenizers prepend BOS; GPT-NeoX's and k2's byte-level BPE add nothing; see
+//! [`k2_model::CheckpointTokenizer`]).
 
-use k2_model::Tokenizer;
+use k2_model::CheckpointTokenizer;
 
 use crate::error::{EvalError, Result};
 
@@ -17,25 +19,28 @@ pub struct EncodedPair {
     pub continuation: Vec<u32>,
 }
 
-pub fn encode(tok: &Tokenizer, text: &str) -> Result<Vec<u32>> {
-    tok.encode(text, true)
+/// lm-eval's `tok_encode`: the tokenizer's own special-token template, except for a text that
+/// already starts with the prefix token's text (then no special tokens are added).
+pub fn encode(tok: &CheckpointTokenizer, text: &str) -> Result<Vec<u32>> {
+    let starts_with_prefix = tok
+        .prefix_token()
+        .and_then(|p| tok.decode(&[p], false).ok())
+        .is_some_and(|p| !p.is_empty() && text.starts_with(&p));
+    tok.encode(text, !starts_with_prefix)
         .map(|e| e.get_ids().to_vec())
         .map_err(|e| EvalError::Tokenizer(e.to_string()))
 }
 
 /// The token lm-eval uses as the context of an empty-context request.
-pub fn prefix_token(tok: &Tokenizer) -> Option<u32> {
-    ["<s>", "<|begin_of_text|>", "<bos>"]
-        .iter()
-        .find_map(|t| tok.token_to_id(t))
-        .or_else(|| {
-            ["</s>", "<|endoftext|>", "<eos>"]
-                .iter()
-                .find_map(|t| tok.token_to_id(t))
-        })
+pub fn prefix_token(tok: &CheckpointTokenizer) -> Option<u32> {
+    tok.prefix_token()
 }
 
-pub fn encode_pair(tok: &Tokenizer, context: &str, continuation: &str) -> Result<EncodedPair> {
+pub fn encode_pair(
+    tok: &CheckpointTokenizer,
+    context: &str,
+    continuation: &str,
+) -> Result<EncodedPair> {
     // Python's `str.rstrip()`: every whitespace character, not only spaces.
     let trimmed =
         context.trim_end_matches(|c: char| c.is_whitespace() || ('\x1c'..='\x1f').contains(&c));

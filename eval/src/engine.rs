@@ -15,14 +15,14 @@
 use std::collections::HashMap;
 
 use candle_core::{Device, Tensor};
-use k2_model::{KvCache, Llama, Tokenizer};
+use k2_model::{CheckpointTokenizer, Decoder, KvCache};
 
 use crate::encode::{encode, prefix_token, EncodedPair};
 use crate::error::{EvalError, Result};
 
 pub struct Engine {
-    pub model: Llama,
-    pub tokenizer: Tokenizer,
+    pub model: Decoder,
+    pub tokenizer: CheckpointTokenizer,
     pub batch_size: usize,
     pub max_len: usize,
 }
@@ -92,12 +92,12 @@ pub fn rolling_windows(tokens: &[u32], prefix: u32, max_len: usize) -> Vec<(Vec<
 /// embedding is refused here, before any request (an id past `vocab_size` would index outside the
 /// embedding).
 pub fn check_vocab(
-    model: &Llama,
-    tokenizer: &Tokenizer,
+    model: &Decoder,
+    tokenizer: &CheckpointTokenizer,
     tokenizer_path: &std::path::Path,
 ) -> Result<()> {
     let max_id = tokenizer.get_vocab(true).into_values().max().unwrap_or(0);
-    let vocab_size = model.config().vocab_size;
+    let vocab_size = model.arch().vocab_size;
     if max_id as usize >= vocab_size {
         return Err(EvalError::VocabMismatch {
             tokenizer: tokenizer_path.to_path_buf(),
@@ -109,8 +109,8 @@ pub fn check_vocab(
 }
 
 impl Engine {
-    pub fn new(model: Llama, tokenizer: Tokenizer, batch_size: usize) -> Self {
-        let max_len = model.config().max_position_embeddings;
+    pub fn new(model: Decoder, tokenizer: CheckpointTokenizer, batch_size: usize) -> Self {
+        let max_len = model.arch().max_position_embeddings;
         Self {
             model,
             tokenizer,
@@ -193,8 +193,8 @@ impl Engine {
     /// large model run alone. Scores do not depend on the batching (rows are computed exactly as
     /// alone), only memory does.
     fn context_batches<'g>(&self, groups: &'g [ContextGroup]) -> Vec<&'g [ContextGroup]> {
-        let c = self.model.config();
-        let per_token = (c.num_hidden_layers * 2 * c.num_kv_heads() * c.head_dim()).max(1)
+        let c = self.model.arch();
+        let per_token = (c.num_hidden_layers * 2 * c.num_key_value_heads * c.head_dim).max(1)
             * self.model.dtype().size_in_bytes();
         let mut out = Vec::new();
         let mut start = 0;
@@ -313,7 +313,10 @@ impl Engine {
         if ids.len() > keep {
             ids = ids[ids.len() - keep..].to_vec();
         }
-        let eos = self.model.config().eos_token_id;
+        let eos = self
+            .tokenizer
+            .eos_token_id
+            .or(self.model.arch().eos_token_id);
         let dev = self.dev();
         let input = Tensor::new(ids.as_slice(), &dev)?.unsqueeze(0)?;
         let (hidden, mut cache) = self.model.forward_hidden_cached(&input, None)?;

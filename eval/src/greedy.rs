@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use candle_core::Tensor;
-use k2_model::Llama;
+use k2_model::Decoder;
 
 use crate::error::{EvalError, Result};
 
@@ -40,13 +40,13 @@ pub fn argmax_first(xs: &[f32]) -> usize {
 /// called with the number of prompts finished so far. Errors if a prompt is empty, holds a token
 /// id outside the vocabulary, or `prompt + n_new` exceeds the model's context.
 pub fn greedy_continuations(
-    model: &Llama,
+    model: &Decoder,
     prompts: &[Vec<u32>],
     n_new: usize,
     batch_size: usize,
     progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<Vec<u32>>> {
-    let cfg = model.config();
+    let cfg = model.arch();
     for (i, p) in prompts.iter().enumerate() {
         if p.is_empty() {
             return Err(err(format!("prompt {i} is empty")));
@@ -89,7 +89,7 @@ pub fn greedy_continuations(
 }
 
 /// One batch of equal-length prompts: the prompt forward, then `n_new - 1` one-token steps.
-fn greedy_batch(model: &Llama, prompts: &[&[u32]], n_new: usize) -> Result<Vec<Vec<u32>>> {
+fn greedy_batch(model: &Decoder, prompts: &[&[u32]], n_new: usize) -> Result<Vec<Vec<u32>>> {
     let dev = model.device().clone();
     let (b, t) = (prompts.len(), prompts[0].len());
     let ids: Vec<u32> = prompts.iter().flat_map(|p| p.iter().copied()).collect();

@@ -120,8 +120,8 @@ impl MemorizationJob {
 
     /// Greedy continuations per chunk probe.
     fn measure(&self, dir: &Path, bar: &ProgressBar) -> Result<Vec<Vec<Vec<u32>>>> {
-        let model = k2_model::load_model_on(dir, &self.placement)?;
-        let ctx = model.config().max_position_embeddings;
+        let model = k2_model::load_decoder_on(dir, &self.placement)?;
+        let ctx = model.arch().max_position_embeddings;
         let s = &self.settings;
         if s.window() > ctx {
             return Err(EvalError::Invalid {

@@ -34,12 +34,12 @@ pub struct Chosen {
     pub run: Option<PathBuf>,
 }
 
-/// k2 evaluates LLaMA-architecture checkpoints: a Hub suite of another stops before any weights
-/// are downloaded.
-fn llama_only(config: &Path) -> std::result::Result<(), String> {
-    k2_model::LlamaConfig::from_hf_json(config)
+/// k2 evaluates the families of [`k2_model::SUPPORTED_MODEL_TYPES`]: a Hub suite of another
+/// architecture (or with an option k2 does not implement) stops before any weights are downloaded.
+fn supported_family(config: &Path) -> std::result::Result<(), String> {
+    k2_model::Arch::from_hf_json(config)
         .map(|_| ())
-        .map_err(|e| format!("{e}; k2 evaluates LLaMA-architecture checkpoints only"))
+        .map_err(|e| e.to_string())
 }
 
 /// Opens the source `arg` names; Hub downloads report to `progress`.
@@ -58,7 +58,11 @@ pub fn choose(arg: &SourceArg, output: &Path, progress: Option<ProgressFn>) -> R
                 client.progress = progress;
                 let out = output.join(&suite.name);
                 Chosen {
-                    source: Box::new(HubSource::new(client, *suite, Some(Box::new(llama_only)))?),
+                    source: Box::new(HubSource::new(
+                        client,
+                        *suite,
+                        Some(Box::new(supported_family)),
+                    )?),
                     layout: ResultsLayout::PerCheckpoint(out),
                     run: None,
                 }

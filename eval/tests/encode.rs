@@ -3,10 +3,10 @@
 
 use k2_eval::encode::{encode, encode_pair};
 
-fn tok() -> k2_model::Tokenizer {
+fn tok() -> k2_model::CheckpointTokenizer {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/models/stories260K-hf/tokenizer.json");
-    k2_model::load_tokenizer(&p).unwrap()
+        .join("../../shared/data/models/stories260K-hf");
+    k2_model::CheckpointTokenizer::load(&p).unwrap()
 }
 
 #[test]

@@ -27,8 +27,8 @@ fn engine(batch: usize) -> Engine {
 
 fn engine_for(model: &str, batch: usize) -> Engine {
     let dir = root().join("../shared/data/models").join(model);
-    let model = k2_model::load_model(&dir, DType::F32, &Device::Cpu).unwrap();
-    let tok = k2_model::load_tokenizer(&dir.join("tokenizer.json")).unwrap();
+    let model = k2_model::load_decoder(&dir, DType::F32, &Device::Cpu).unwrap();
+    let tok = k2_model::CheckpointTokenizer::load(&dir).unwrap();
     Engine::new(model, tok, batch)
 }
 

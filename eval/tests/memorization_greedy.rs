@@ -7,15 +7,15 @@ use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
 use k2_eval::greedy::{argmax_first, greedy_continuations};
-use k2_model::{Llama, Mode};
+use k2_model::Decoder;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn model() -> Llama {
+fn model() -> Decoder {
     let dir = root().join("../shared/data/models/stories260K-hf");
-    k2_model::load_model(&dir, DType::F32, &Device::Cpu).unwrap()
+    k2_model::load_decoder(&dir, DType::F32, &Device::Cpu).unwrap()
 }
 
 #[derive(serde::Deserialize)]
@@ -35,14 +35,14 @@ fn fixture() -> Fixture {
 }
 
 /// Greedy without a cache: the whole sequence through `Llama::forward` at every step.
-fn greedy_uncached(m: &Llama, prompt: &[u32], n: usize) -> Vec<u32> {
+fn greedy_uncached(m: &Decoder, prompt: &[u32], n: usize) -> Vec<u32> {
     let mut seq = prompt.to_vec();
     for _ in 0..n {
         let ids = Tensor::new(seq.as_slice(), &Device::Cpu)
             .unwrap()
             .unsqueeze(0)
             .unwrap();
-        let logits = m.forward(&ids, Mode::Infer).unwrap();
+        let logits = m.forward(&ids).unwrap();
         let last: Vec<f32> = logits
             .get(0)
             .unwrap()
@@ -77,7 +77,7 @@ fn memorization_greedy_equals_uncached_argmax_and_transformers_at_any_batch_size
 #[test]
 fn memorization_greedy_rejects_bad_prompts() {
     let m = model();
-    let ctx = m.config().max_position_embeddings;
+    let ctx = m.arch().max_position_embeddings;
     let e = greedy_continuations(&m, &[vec![1; ctx - 4]], 8, 4, &mut |_| {}).unwrap_err();
     assert!(e.to_string().contains("exceed the model's context"), "{e}");
     let e = greedy_continuations(&m, &[vec![1, 9999]], 2, 4, &mut |_| {}).unwrap_err();

@@ -69,8 +69,6 @@ struct HfLlamaConfig {
     head_dim: Option<usize>,
     #[serde(default = "default_eps")]
     rms_norm_eps: f64,
-    #[serde(default = "default_theta")]
-    rope_theta: f64,
     #[serde(default = "default_max_pos")]
     max_position_embeddings: usize,
     #[serde(default)]
@@ -83,8 +81,6 @@ struct HfLlamaConfig {
     eos_token_id: Option<serde_json::Value>,
     #[serde(default)]
     hidden_act: Option<String>,
-    #[serde(default)]
-    rope_scaling: Option<serde_json::Value>,
     #[serde(default)]
     attention_bias: Option<bool>,
     #[serde(default)]
@@ -256,9 +252,14 @@ impl LlamaConfig {
                 )));
             }
         }
-        if hf.rope_scaling.as_ref().is_some_and(|v| !v.is_null()) {
+        // RoPE scaling is refused; transformers 5 writes the base as `rope_parameters.rope_theta`.
+        let map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(text).map_err(|e| err(e.to_string()))?;
+        let (theta, factor) = crate::family::rope_settings(&map, "rope_theta").map_err(err)?;
+        if factor.is_some_and(|f| f != 1.0) {
             return Err(err(
-                "field `rope_scaling`: RoPE scaling is not supported".into()
+                "field `rope_parameters.partial_rotary_factor`: partial RoPE is not part of llama"
+                    .into(),
             ));
         }
         if hf.attention_bias == Some(true) || hf.mlp_bias == Some(true) {
@@ -275,7 +276,7 @@ impl LlamaConfig {
             num_key_value_heads: hf.num_key_value_heads,
             head_dim: hf.head_dim,
             rms_norm_eps: hf.rms_norm_eps,
-            rope_theta: hf.rope_theta,
+            rope_theta: theta.unwrap_or_else(default_theta),
             max_position_embeddings: hf.max_position_embeddings,
             tie_word_embeddings: hf.tie_word_embeddings,
             initializer_range: hf.initializer_range,

@@ -7,12 +7,12 @@ use candle_core::Tensor;
 
 use crate::device::Placement;
 use crate::error::{ModelError, Result};
-use crate::llama::{next_token_logprobs, Mode};
+use crate::llama::next_token_logprobs;
 
 /// Token ids of `text` (with the tokenizer's BOS handling) and `log p(token_i | tokens_<i)` for
 /// i >= 1, from one forward pass of the model in `dir` on `placement` (at most its context).
 pub fn score_text(dir: &Path, text: &str, placement: &Placement) -> Result<(Vec<u32>, Vec<f32>)> {
-    let model = crate::weights::load_model_on(dir, placement)?;
+    let model = crate::decoder_weights::load_decoder_on(dir, placement)?;
     let tok_path = dir.join("tokenizer.json");
     let tok = crate::tokenizer::load_tokenizer(&tok_path)?;
     let enc = tok.encode(text, true).map_err(|e| ModelError::Tokenizer {
@@ -20,7 +20,7 @@ pub fn score_text(dir: &Path, text: &str, placement: &Placement) -> Result<(Vec<
         message: e.to_string(),
     })?;
     let mut ids = enc.get_ids().to_vec();
-    ids.truncate(model.config().max_position_embeddings);
+    ids.truncate(model.arch().max_position_embeddings);
     if ids.len() < 2 {
         return Err(ModelError::Tokenizer {
             path: tok_path,
@@ -28,7 +28,7 @@ pub fn score_text(dir: &Path, text: &str, placement: &Placement) -> Result<(Vec<
         });
     }
     let t = Tensor::from_vec(ids.clone(), (1, ids.len()), model.device())?;
-    let logits = model.forward(&t, Mode::Infer)?;
+    let logits = model.forward(&t)?;
     let lp = crate::llama::host_f32(&next_token_logprobs(&logits, &t)?)?;
     Ok((ids, lp))
 }

@@ -80,9 +80,20 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// the mapping (to host memory or straight to the GPU) and its pages are handed back to the kernel
 /// at once, so the peak memory is the loaded weights plus one tensor, not plus a shard.
 pub fn load_tensors(dir: &Path, dtype: DType, dev: &Device) -> Result<BTreeMap<String, Tensor>> {
+    load_tensors_where(dir, dtype, dev, &mut |_| true)
+}
+
+/// The tensors of an HF model directory whose names `keep` accepts (see [`load_tensors`]); the
+/// others are neither read nor converted.
+pub fn load_tensors_where(
+    dir: &Path,
+    dtype: DType,
+    dev: &Device,
+    keep: &mut dyn FnMut(&str) -> bool,
+) -> Result<BTreeMap<String, Tensor>> {
     let mut out = BTreeMap::new();
     for file in weight_files(dir)? {
-        load_file(&file, dtype, dev, &mut out)?;
+        load_file_where(&file, dtype, dev, &mut out, keep)?;
     }
     Ok(out)
 }
@@ -101,6 +112,17 @@ pub fn load_file(
     dev: &Device,
     out: &mut BTreeMap<String, Tensor>,
 ) -> Result<()> {
+    load_file_where(file, dtype, dev, out, &mut |_| true)
+}
+
+/// The tensors of one safetensors file whose names `keep` accepts.
+fn load_file_where(
+    file: &Path,
+    dtype: DType,
+    dev: &Device,
+    out: &mut BTreeMap<String, Tensor>,
+    keep: &mut dyn FnMut(&str) -> bool,
+) -> Result<()> {
     let bad = weights_err(file);
     let f = std::fs::File::open(file).map_err(io(file))?;
     // SAFETY: the mapping is read-only and private. k2 and the HF cache replace weight files by
@@ -115,6 +137,9 @@ pub fn load_file(
     // In file order, so the kernel's read-ahead streams the file once.
     views.sort_by_key(|(_, v)| v.data().as_ptr() as usize);
     for (name, view) in views {
+        if !keep(&name) {
+            continue;
+        }
         let stored =
             DType::try_from(view.dtype()).map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
         let t = Tensor::from_raw_buffer(view.data(), stored, view.shape(), dev)

@@ -552,13 +552,13 @@ pub fn tiny_repos() -> BTreeMap<String, Repo> {
         .insert("ckpt_000".into(), revision(name, "ckpt_000", pt));
     repos.insert(name.to_string(), r);
 
-    // A GPT-NeoX checkpoint (Pythia's architecture), which k2's LLaMA engine does not evaluate.
-    let name = "k2-test/neox";
+    // A Falcon checkpoint, an architecture k2 does not implement.
+    let name = "k2-test/falcon";
     let mut neox = base.clone();
     neox.insert(
         "config.json".into(),
         Arc::new(
-            br#"{"architectures":["GPTNeoXForCausalLM"],"model_type":"gpt_neox","hidden_act":"gelu","hidden_size":64,"intermediate_size":256,"num_attention_heads":4,"num_hidden_layers":2,"vocab_size":512,"rotary_pct":0.25}"#
+            br#"{"architectures":["FalconForCausalLM"],"model_type":"falcon","hidden_size":64,"num_attention_heads":4,"num_hidden_layers":2,"vocab_size":512,"parallel_attn":true}"#
                 .to_vec(),
         ),
     );

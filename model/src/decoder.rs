@@ -1,0 +1,326 @@
+//! The inference decoder for every supported family ([`crate::family`]): one cached forward pass
+//! whose pieces the [`Arch`] chooses (norm, block layout, fused or separate q/k/v, partial RoPE,
+//! q/k/v clipping, QK-norm, GELU or SwiGLU MLP, biases, tied head).
+//!
+//! Run a prefix once, then score or generate continuations from its cached keys and values (the
+//! eval harness shares one context among all the answers of a multiple-choice question this way,
+//! and greedy generation extends it token by token). Rows of a right-padded batch get exactly the
+//! values they get alone, so eval scores do not depend on the batch size.
+//!
+//! For LLaMA the ops are those of [`crate::llama::Llama`]'s inference path (candle's fused
+//! RMSNorm and RoPE, the f32-accumulating causal softmax, SwiGLU); the other families follow
+//! transformers' modeling files: GPT-NeoX's per-head `[q|k|v]` layout of `query_key_value` and its
+//! parallel residual `x + attn(ln1 x) + mlp(ln2 x)`, OLMo's parameter-free LayerNorm and
+//! `clip_qkv`, OLMo-2's norms of each sub-layer's output and RMSNorm over all of q and k.
+
+use candle_core::{DType, Device, Tensor, D};
+
+use crate::error::{ModelError, Result};
+use crate::family::{Arch, BlockKind, NormKind};
+use crate::fused;
+use crate::kv_cache::{attend, KvCache};
+use crate::llama::{repeat_kv, rows_matmul_t};
+
+/// A projection `x @ wᵀ (+ b)`.
+pub(crate) struct Linear {
+    pub(crate) w: Tensor,
+    pub(crate) b: Option<Tensor>,
+}
+
+impl Linear {
+    /// For x of shape (batch, seq, in).
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, t, d) = x.dims3()?;
+        let y = rows_matmul_t(&x.reshape((b * t, d))?, &self.w)?;
+        let y = match &self.b {
+            Some(bias) => y.broadcast_add(bias)?,
+            None => y,
+        };
+        Ok(y.reshape((b, t, self.w.dim(0)?))?)
+    }
+}
+
+/// A normalisation over the last dimension.
+pub(crate) enum Norm {
+    Rms { w: Tensor, eps: f64 },
+    Layer { w: Tensor, b: Tensor, eps: f64 },
+}
+
+impl Norm {
+    pub(crate) fn new(
+        kind: NormKind,
+        w: Option<Tensor>,
+        b: Option<Tensor>,
+        eps: f64,
+        size: usize,
+        dtype: DType,
+        dev: &Device,
+    ) -> Result<Self> {
+        Ok(match (kind, w, b) {
+            (NormKind::Rms, Some(w), _) => Norm::Rms { w, eps },
+            (NormKind::LayerNorm, Some(w), Some(b)) => Norm::Layer { w, b, eps },
+            // A LayerNorm without parameters is one with weight 1 and bias 0.
+            (NormKind::LayerNormNoParams, _, _) => Norm::Layer {
+                w: Tensor::ones(size, dtype, dev)?,
+                b: Tensor::zeros(size, dtype, dev)?,
+                eps,
+            },
+            _ => unreachable!("the weight loader supplies every parameter the norm kind has"),
+        })
+    }
+
+    /// candle's fused kernels; both accumulate bf16/f16 rows in f32.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = x.contiguous()?;
+        Ok(match self {
+            Norm::Rms { w, eps } => candle_nn::ops::rms_norm(&x, w, *eps as f32)?,
+            Norm::Layer { w, b, eps } => candle_nn::ops::layer_norm(&x, w, b, *eps as f32)?,
+        })
+    }
+}
+
+/// q, k and v from one hidden state.
+pub(crate) enum Qkv {
+    Separate {
+        q: Linear,
+        k: Linear,
+        v: Linear,
+    },
+    /// GPT-NeoX's `query_key_value`: per head, `[q | k | v]` of head_dim each.
+    Fused(Linear),
+}
+
+pub(crate) enum Mlp {
+    SwiGlu {
+        gate: Linear,
+        up: Linear,
+        down: Linear,
+    },
+    Gelu {
+        up: Linear,
+        down: Linear,
+        erf: bool,
+    },
+}
+
+impl Mlp {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Mlp::SwiGlu { gate, up, down } => {
+                down.forward(&fused::swiglu(&gate.forward(x)?, &up.forward(x)?)?)
+            }
+            Mlp::Gelu { up, down, erf } => {
+                let h = up.forward(x)?;
+                let h = if *erf { h.gelu_erf()? } else { h.gelu()? };
+                down.forward(&h)
+            }
+        }
+    }
+}
+
+pub(crate) struct Block {
+    /// Before attention (pre-norm) or after it (OLMo-2).
+    pub(crate) attn_norm: Norm,
+    /// Before the MLP (pre-norm) or after it (OLMo-2).
+    pub(crate) mlp_norm: Norm,
+    pub(crate) qkv: Qkv,
+    pub(crate) q_norm: Option<Norm>,
+    pub(crate) k_norm: Option<Norm>,
+    pub(crate) o: Linear,
+    pub(crate) mlp: Mlp,
+}
+
+/// A decoder-only model for inference, of any supported family.
+pub struct Decoder {
+    pub(crate) arch: Arch,
+    pub(crate) embed: Tensor,
+    pub(crate) blocks: Vec<Block>,
+    pub(crate) norm: Norm,
+    pub(crate) lm_head: Tensor,
+    /// RoPE tables over the rotary dims: (positions, rotary_dims / 2).
+    pub(crate) cos: Tensor,
+    pub(crate) sin: Tensor,
+    pub(crate) num_params: u64,
+}
+
+impl Decoder {
+    pub fn arch(&self) -> &Arch {
+        &self.arch
+    }
+
+    pub fn device(&self) -> &Device {
+        self.embed.device()
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.embed.dtype()
+    }
+
+    /// Parameters of the checkpoint (a tied head counted once).
+    pub fn num_params(&self) -> u64 {
+        self.num_params
+    }
+
+    /// Logits (batch, seq, vocab) in f32 for every position of `ids` (batch, seq).
+    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        let (h, _) = self.run(ids, None, false)?;
+        self.lm_head(&h)
+    }
+
+    /// Final hidden states (batch, t, hidden) of `ids` placed after the cached prefix (positions
+    /// `cache.len ..`), and the cache extended by them. Every query attends to the whole prefix and
+    /// causally to the new tokens; right padding in `ids` is harmless to the real positions.
+    pub fn forward_hidden_cached(
+        &self,
+        ids: &Tensor,
+        cache: Option<&KvCache>,
+    ) -> Result<(Tensor, KvCache)> {
+        let (h, c) = self.run(ids, cache, true)?;
+        Ok((h, c.expect("kept")))
+    }
+
+    /// Final hidden states of `ids` after the cached prefix, without keeping the extended cache:
+    /// each layer's concatenated keys and values are freed after the layer, so scoring many
+    /// continuations of a long context holds one layer's copy at a time, not the whole model's.
+    /// The values are those of [`Decoder::forward_hidden_cached`].
+    pub fn hidden_after(&self, ids: &Tensor, cache: &KvCache) -> Result<Tensor> {
+        Ok(self.run(ids, Some(cache), false)?.0)
+    }
+
+    /// Logits from final hidden states of any shape (..., hidden), in f32 (the product runs in the
+    /// model's dtype; scores and log-softmax are taken from f32 values).
+    pub fn lm_head(&self, h: &Tensor) -> Result<Tensor> {
+        let d = h.dim(D::Minus1)?;
+        let mut shape = h.dims().to_vec();
+        let n = h.elem_count() / d;
+        let logits = rows_matmul_t(&h.reshape((n, d))?, &self.lm_head)?;
+        *shape.last_mut().expect("non-empty shape") = self.arch.vocab_size;
+        Ok(logits.to_dtype(DType::F32)?.reshape(shape)?)
+    }
+
+    /// RoPE on the leading `rotary_dims` of each head of x (batch, heads, t, head_dim).
+    fn rope(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+        let (hd, rot) = (self.arch.head_dim, self.arch.rotary_dims);
+        if rot == hd {
+            return Ok(candle_nn::rotary_emb::rope(x, cos, sin)?);
+        }
+        let r = candle_nn::rotary_emb::rope(&x.narrow(3, 0, rot)?.contiguous()?, cos, sin)?;
+        Ok(Tensor::cat(&[&r, &x.narrow(3, rot, hd - rot)?], 3)?.contiguous()?)
+    }
+
+    /// q (batch, heads, t, hd), k and v (batch, kv_heads, t, hd) of one block, before RoPE.
+    fn project(&self, blk: &Block, h: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        let a = &self.arch;
+        let (b, t, _) = h.dims3()?;
+        let (nh, nkv, hd) = (a.num_attention_heads, a.num_key_value_heads, a.head_dim);
+        let heads = |x: Tensor, n: usize| -> Result<Tensor> {
+            Ok(x.reshape((b, t, n, hd))?.transpose(1, 2)?.contiguous()?)
+        };
+        match &blk.qkv {
+            Qkv::Separate { q, k, v } => {
+                let (mut q, mut k, mut v) = (q.forward(h)?, k.forward(h)?, v.forward(h)?);
+                if let Some(c) = a.clip_qkv {
+                    q = q.clamp(-c, c)?;
+                    k = k.clamp(-c, c)?;
+                    v = v.clamp(-c, c)?;
+                }
+                if let (Some(qn), Some(kn)) = (&blk.q_norm, &blk.k_norm) {
+                    q = qn.forward(&q)?;
+                    k = kn.forward(&k)?;
+                }
+                Ok((heads(q, nh)?, heads(k, nkv)?, heads(v, nkv)?))
+            }
+            Qkv::Fused(w) => {
+                let y = w.forward(h)?.reshape((b, t, nh, 3 * hd))?;
+                let part = |i: usize| -> Result<Tensor> {
+                    Ok(y.narrow(3, i * hd, hd)?.transpose(1, 2)?.contiguous()?)
+                };
+                Ok((part(0)?, part(1)?, part(2)?))
+            }
+        }
+    }
+
+    fn run(
+        &self,
+        ids: &Tensor,
+        cache: Option<&KvCache>,
+        keep: bool,
+    ) -> Result<(Tensor, Option<KvCache>)> {
+        let (b, t) = ids.dims2()?;
+        let past = cache.map_or(0, |c| c.len);
+        let a = &self.arch;
+        if past + t > a.max_position_embeddings {
+            return Err(ModelError::InvalidConfig {
+                field: "max_position_embeddings".into(),
+                reason: format!(
+                    "{} positions exceed {}",
+                    past + t,
+                    a.max_position_embeddings
+                ),
+            });
+        }
+        let (nh, nkv, hd) = (a.num_attention_heads, a.num_key_value_heads, a.head_dim);
+        let mut x =
+            self.embed
+                .index_select(&ids.flatten_all()?, 0)?
+                .reshape((b, t, a.hidden_size))?;
+        let cos = self.cos.narrow(0, past, t)?;
+        let sin = self.sin.narrow(0, past, t)?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let mut new_layers = Vec::with_capacity(self.blocks.len());
+        for (li, blk) in self.blocks.iter().enumerate() {
+            let h = match a.block {
+                BlockKind::PostSublayerNorm => x.clone(),
+                _ => blk.attn_norm.forward(&x)?,
+            };
+            let (q, k, v) = self.project(blk, &h)?;
+            let q = self.rope(&q, &cos, &sin)?;
+            let k = self.rope(&k, &cos, &sin)?;
+            let (k, v) = match cache {
+                Some(c) => {
+                    let (pk, pv) = &c.layers[li];
+                    // Contiguous as cuBLAS needs (a broadcast prefix from `expand` makes
+                    // `cat` return a strided tensor); the values are the same either way.
+                    (
+                        Tensor::cat(&[pk, &k], 2)?.contiguous()?,
+                        Tensor::cat(&[pv, &v], 2)?.contiguous()?,
+                    )
+                }
+                None => (k, v),
+            };
+            if keep {
+                new_layers.push((k.clone(), v.clone()));
+            }
+            let k = repeat_kv(k, nh / nkv)?;
+            let v = repeat_kv(v, nh / nkv)?;
+            let out = attend(&q, &k, &v, scale)?
+                .transpose(1, 2)?
+                .reshape((b, t, nh * hd))?;
+            let attn = blk.o.forward(&out)?;
+            x = match a.block {
+                BlockKind::PreNorm => {
+                    let x = (x + attn)?;
+                    let m = blk.mlp.forward(&blk.mlp_norm.forward(&x)?)?;
+                    (x + m)?
+                }
+                BlockKind::Parallel => {
+                    let m = blk.mlp.forward(&blk.mlp_norm.forward(&x)?)?;
+                    ((m + attn)? + x)?
+                }
+                BlockKind::PostSublayerNorm => {
+                    let x = (x + blk.attn_norm.forward(&attn)?)?;
+                    let m = blk.mlp.forward(&x)?;
+                    (&x + blk.mlp_norm.forward(&m)?)?
+                }
+            };
+        }
+        let h = self.norm.forward(&x)?;
+        Ok((
+            h,
+            keep.then_some(KvCache {
+                layers: new_layers,
+                len: past + t,
+            }),
+        ))
+    }
+}

@@ -1,0 +1,311 @@
+//! The HF tensor names of each family, and building a [`Decoder`] from a checkpoint directory.
+//!
+//! Only the tensors the architecture uses are read from the safetensors files. Buffers older
+//! transformers saved beside the weights (GPT-NeoX's causal-mask `attention.bias` and
+//! `attention.masked_bias`, `rotary_emb.inv_freq`) are skipped; any other tensor the config does
+//! not account for is an error, since it means the config and the weights disagree (a tied config
+//! may still carry a copy of the head, which transformers ignores too).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::decoder::{Block, Decoder, Linear, Mlp, Norm, Qkv};
+use crate::error::{ModelError, Result};
+use crate::family::{Activation, Arch, Family, NormKind};
+use crate::llama::rope_tables;
+use crate::names;
+
+/// Whether `name` is a non-parameter buffer some transformers versions saved with the weights.
+pub fn is_saved_buffer(name: &str) -> bool {
+    name.ends_with(".rotary_emb.inv_freq")
+        || name.ends_with(".attention.bias")
+        || name.ends_with(".attention.masked_bias")
+}
+
+/// Every tensor `arch` reads, with its shape, in a fixed order.
+pub fn tensor_shapes(arch: &Arch) -> Vec<(String, Vec<usize>)> {
+    let d = arch.hidden_size;
+    let f = arch.intermediate_size;
+    let q = arch.num_attention_heads * arch.head_dim;
+    let kv = arch.num_key_value_heads * arch.head_dim;
+    let v = arch.vocab_size;
+    let mut out: Vec<(String, Vec<usize>)> = Vec::new();
+    let mut push = |name: String, shape: Vec<usize>| out.push((name, shape));
+    match arch.family {
+        Family::GptNeox => {
+            push("gpt_neox.embed_in.weight".into(), vec![v, d]);
+            for i in 0..arch.num_hidden_layers {
+                let n = |s: &str| format!("gpt_neox.layers.{i}.{s}");
+                for norm in ["input_layernorm", "post_attention_layernorm"] {
+                    push(n(&format!("{norm}.weight")), vec![d]);
+                    push(n(&format!("{norm}.bias")), vec![d]);
+                }
+                push(n("attention.query_key_value.weight"), vec![3 * d, d]);
+                if arch.biases {
+                    push(n("attention.query_key_value.bias"), vec![3 * d]);
+                }
+                push(n("attention.dense.weight"), vec![d, d]);
+                if arch.biases {
+                    push(n("attention.dense.bias"), vec![d]);
+                }
+                push(n("mlp.dense_h_to_4h.weight"), vec![f, d]);
+                push(n("mlp.dense_h_to_4h.bias"), vec![f]);
+                push(n("mlp.dense_4h_to_h.weight"), vec![d, f]);
+                push(n("mlp.dense_4h_to_h.bias"), vec![d]);
+            }
+            push("gpt_neox.final_layer_norm.weight".into(), vec![d]);
+            push("gpt_neox.final_layer_norm.bias".into(), vec![d]);
+            if !arch.tie_word_embeddings {
+                push("embed_out.weight".into(), vec![v, d]);
+            }
+        }
+        Family::Llama | Family::Olmo | Family::Olmo2 => {
+            push(names::EMBED.into(), vec![v, d]);
+            for i in 0..arch.num_hidden_layers {
+                let n = |s: &str| names::layer(i, s);
+                if arch.family == Family::Llama {
+                    push(n("input_layernorm.weight"), vec![d]);
+                }
+                push(n("self_attn.q_proj.weight"), vec![q, d]);
+                push(n("self_attn.k_proj.weight"), vec![kv, d]);
+                push(n("self_attn.v_proj.weight"), vec![kv, d]);
+                push(n("self_attn.o_proj.weight"), vec![d, q]);
+                if arch.family == Family::Olmo2 {
+                    push(n("self_attn.q_norm.weight"), vec![q]);
+                    push(n("self_attn.k_norm.weight"), vec![kv]);
+                    push(n("post_feedforward_layernorm.weight"), vec![d]);
+                }
+                if arch.family != Family::Olmo {
+                    push(n("post_attention_layernorm.weight"), vec![d]);
+                }
+                push(n("mlp.gate_proj.weight"), vec![f, d]);
+                push(n("mlp.up_proj.weight"), vec![f, d]);
+                push(n("mlp.down_proj.weight"), vec![d, f]);
+            }
+            if arch.family != Family::Olmo {
+                push(names::FINAL_NORM.into(), vec![d]);
+            }
+            if !arch.tie_word_embeddings {
+                push(names::LM_HEAD.into(), vec![v, d]);
+            }
+        }
+    }
+    out
+}
+
+/// The head a tied checkpoint may still store (ignored, as transformers does).
+fn tied_head_name(family: Family) -> &'static str {
+    match family {
+        Family::GptNeox => "embed_out.weight",
+        _ => names::LM_HEAD,
+    }
+}
+
+impl Decoder {
+    /// Builds the decoder from tensors named as in HF checkpoints (exactly those of
+    /// [`tensor_shapes`]); `dir` names the checkpoint in errors.
+    pub fn from_tensors(
+        arch: &Arch,
+        mut map: BTreeMap<String, Tensor>,
+        dir: &Path,
+    ) -> Result<Self> {
+        arch.validate()?;
+        let shapes: BTreeMap<String, Vec<usize>> = tensor_shapes(arch).into_iter().collect();
+        let num_params = map
+            .iter()
+            .filter(|(k, _)| shapes.contains_key(*k))
+            .map(|(_, t)| t.elem_count() as u64)
+            .sum();
+        let mut get = |name: &str| -> Result<Tensor> {
+            let t = map.remove(name).ok_or_else(|| ModelError::MissingTensor {
+                path: dir.to_path_buf(),
+                name: name.to_string(),
+            })?;
+            let shape = &shapes[name];
+            if t.dims() != shape.as_slice() {
+                return Err(ModelError::TensorShape {
+                    path: dir.to_path_buf(),
+                    name: name.to_string(),
+                    expected: shape.clone(),
+                    actual: t.dims().to_vec(),
+                });
+            }
+            Ok(t)
+        };
+        let embed_name = match arch.family {
+            Family::GptNeox => "gpt_neox.embed_in.weight",
+            _ => names::EMBED,
+        };
+        let embed = get(embed_name)?;
+        let (dtype, dev) = (embed.dtype(), embed.device().clone());
+        let d = arch.hidden_size;
+        let norm = |get: &mut dyn FnMut(&str) -> Result<Tensor>, prefix: &str| -> Result<Norm> {
+            let (w, b) = match arch.norm {
+                NormKind::Rms => (Some(get(&format!("{prefix}.weight"))?), None),
+                NormKind::LayerNorm => (
+                    Some(get(&format!("{prefix}.weight"))?),
+                    Some(get(&format!("{prefix}.bias"))?),
+                ),
+                NormKind::LayerNormNoParams => (None, None),
+            };
+            Norm::new(arch.norm, w, b, arch.norm_eps, d, dtype, &dev)
+        };
+        let mut blocks = Vec::with_capacity(arch.num_hidden_layers);
+        for i in 0..arch.num_hidden_layers {
+            let block = match arch.family {
+                Family::GptNeox => {
+                    let n = |s: &str| format!("gpt_neox.layers.{i}.{s}");
+                    let lin = |get: &mut dyn FnMut(&str) -> Result<Tensor>,
+                               s: &str,
+                               bias: bool|
+                     -> Result<Linear> {
+                        Ok(Linear {
+                            w: get(&n(&format!("{s}.weight")))?,
+                            b: if bias {
+                                Some(get(&n(&format!("{s}.bias")))?)
+                            } else {
+                                None
+                            },
+                        })
+                    };
+                    Block {
+                        attn_norm: norm(&mut get, &n("input_layernorm"))?,
+                        mlp_norm: norm(&mut get, &n("post_attention_layernorm"))?,
+                        qkv: Qkv::Fused(lin(&mut get, "attention.query_key_value", arch.biases)?),
+                        q_norm: None,
+                        k_norm: None,
+                        o: lin(&mut get, "attention.dense", arch.biases)?,
+                        mlp: Mlp::Gelu {
+                            up: lin(&mut get, "mlp.dense_h_to_4h", true)?,
+                            down: lin(&mut get, "mlp.dense_4h_to_h", true)?,
+                            erf: arch.activation == Activation::GeluErf,
+                        },
+                    }
+                }
+                Family::Llama | Family::Olmo | Family::Olmo2 => {
+                    let n = |s: &str| names::layer(i, s);
+                    let lin =
+                        |get: &mut dyn FnMut(&str) -> Result<Tensor>, s: &str| -> Result<Linear> {
+                            Ok(Linear {
+                                w: get(&n(&format!("{s}.weight")))?,
+                                b: None,
+                            })
+                        };
+                    let olmo2 = arch.family == Family::Olmo2;
+                    let (attn_norm, mlp_norm) = if olmo2 {
+                        (
+                            norm(&mut get, &n("post_attention_layernorm"))?,
+                            norm(&mut get, &n("post_feedforward_layernorm"))?,
+                        )
+                    } else {
+                        (
+                            norm(&mut get, &n("input_layernorm"))?,
+                            norm(&mut get, &n("post_attention_layernorm"))?,
+                        )
+                    };
+                    let rms = |get: &mut dyn FnMut(&str) -> Result<Tensor>,
+                               s: &str|
+                     -> Result<Option<Norm>> {
+                        Ok(Some(Norm::Rms {
+                            w: get(&n(&format!("{s}.weight")))?,
+                            eps: arch.norm_eps,
+                        }))
+                    };
+                    Block {
+                        attn_norm,
+                        mlp_norm,
+                        qkv: Qkv::Separate {
+                            q: lin(&mut get, "self_attn.q_proj")?,
+                            k: lin(&mut get, "self_attn.k_proj")?,
+                            v: lin(&mut get, "self_attn.v_proj")?,
+                        },
+                        q_norm: if olmo2 {
+                            rms(&mut get, "self_attn.q_norm")?
+                        } else {
+                            None
+                        },
+                        k_norm: if olmo2 {
+                            rms(&mut get, "self_attn.k_norm")?
+                        } else {
+                            None
+                        },
+                        o: lin(&mut get, "self_attn.o_proj")?,
+                        mlp: Mlp::SwiGlu {
+                            gate: lin(&mut get, "mlp.gate_proj")?,
+                            up: lin(&mut get, "mlp.up_proj")?,
+                            down: lin(&mut get, "mlp.down_proj")?,
+                        },
+                    }
+                }
+            };
+            blocks.push(block);
+        }
+        let (final_norm, head) = match arch.family {
+            Family::GptNeox => ("gpt_neox.final_layer_norm", "embed_out.weight"),
+            _ => ("model.norm", names::LM_HEAD),
+        };
+        let norm = norm(&mut get, final_norm)?;
+        let lm_head = if arch.tie_word_embeddings {
+            embed.clone()
+        } else {
+            get(head)?
+        };
+        let (cos, sin) = rope_tables(
+            arch.rotary_dims,
+            arch.rope_theta,
+            arch.max_position_embeddings,
+            dtype,
+            &dev,
+        )?;
+        Ok(Decoder {
+            arch: arch.clone(),
+            embed,
+            blocks,
+            norm,
+            lm_head,
+            cos,
+            sin,
+            num_params,
+        })
+    }
+}
+
+/// Loads an HF model directory of any supported family (`config.json` + safetensors weights) for
+/// computation in `dtype` on `dev`.
+pub fn load_decoder(dir: &Path, dtype: DType, dev: &Device) -> Result<Decoder> {
+    let arch = Arch::from_hf_json(&dir.join("config.json"))?;
+    let wanted: BTreeMap<String, Vec<usize>> = tensor_shapes(&arch).into_iter().collect();
+    let tied_head = arch
+        .tie_word_embeddings
+        .then(|| tied_head_name(arch.family));
+    let mut unexpected: Vec<String> = Vec::new();
+    let tensors = crate::weights::load_tensors_where(dir, dtype, dev, &mut |name| {
+        if wanted.contains_key(name) {
+            return true;
+        }
+        if !is_saved_buffer(name) && Some(name) != tied_head {
+            unexpected.push(name.to_string());
+        }
+        false
+    })?;
+    if let Some(name) = unexpected.first() {
+        return Err(ModelError::Weights {
+            path: dir.to_path_buf(),
+            message: format!(
+                "tensor `{name}` (and {} more) is not part of the {} model its config.json \
+                 describes",
+                unexpected.len() - 1,
+                arch.family.model_type()
+            ),
+        });
+    }
+    Decoder::from_tensors(&arch, tensors, dir)
+}
+
+/// [`load_decoder`] onto `placement`'s device in the dtype it chooses for the checkpoint (by
+/// default its `torch_dtype`: a bf16 release runs in bf16).
+pub fn load_decoder_on(dir: &Path, placement: &crate::device::Placement) -> Result<Decoder> {
+    load_decoder(dir, placement.dtype_for(dir)?, &placement.device)
+}
