@@ -657,6 +657,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Model(ModelCommand::Info { model }) => {
             let path = PathBuf::from(&model);
             let cfg = if path.join("config.json").is_file() {
+                let arch = k2_model::Arch::from_hf_json(&path.join("config.json"))?;
+                if !arch.is_llama() {
+                    println!("{}", k2_model::decoder_weights::describe(&arch));
+                    return Ok(ExitCode::SUCCESS);
+                }
                 k2_model::LlamaConfig::from_hf_json(&path.join("config.json"))?
             } else {
                 k2_model::preset(&model)?

@@ -40,6 +40,8 @@ GROUPS = [
     ("limit200_boolq_obqa", 200, {"boolq": 0, "openbookqa": 0}),
     ("limit100_truthfulqa", 100, {"truthfulqa_mc1": 0, "truthfulqa_mc2": 0}),
     ("limit5_wikitext", 5, {"wikitext": 0}),
+    # The per-family check (issue 11): tiny GPT-NeoX / OLMo-2 models from tests/fixtures/families.
+    ("limit50_arc_lambada", 50, {"arc_easy": 0, "lambada_openai": 0}),
 ]
 METRICS = {
     "arc_easy": ["acc", "acc_norm"],
@@ -556,7 +558,13 @@ def main():
     ap.add_argument("--edge", action="store_true", help="with --skip-run: still run the edge probe")
     ap.add_argument("--groups", help="comma-separated subset of group names (" + ",".join(g[0] for g in GROUPS) + ")")
     ap.add_argument("--only", choices=["k2", "lm_eval"], help="run only one side")
+    ap.add_argument("--work", help="folder under work/ for this model's outputs (default: work/ itself)")
+    ap.add_argument("--no-probes", action="store_true", help="skip the BOS, mc2 and edge probes (stories260K-specific)")
     args = ap.parse_args()
+    if args.work:
+        global WORK
+        WORK = os.path.join(HERE, "work", args.work)
+        os.makedirs(WORK, exist_ok=True)
     if not args.skip_run:
         convert_all(args.data)
         if args.only != "lm_eval":
@@ -564,6 +572,8 @@ def main():
         if args.only != "k2":
             run_lm_eval(args)
     compare(args)
+    if args.no_probes:
+        return
     bos_probe(args)
     if not args.skip_run or args.edge:
         mc2_probe(args)

@@ -309,3 +309,65 @@ pub fn load_decoder(dir: &Path, dtype: DType, dev: &Device) -> Result<Decoder> {
 pub fn load_decoder_on(dir: &Path, placement: &crate::device::Placement) -> Result<Decoder> {
     load_decoder(dir, placement.dtype_for(dir)?, &placement.device)
 }
+
+/// Parameters of a checkpoint of `arch` (a tied head counted once).
+pub fn num_params(arch: &Arch) -> u64 {
+    tensor_shapes(arch)
+        .iter()
+        .map(|(_, s)| s.iter().product::<usize>() as u64)
+        .sum()
+}
+
+/// One paragraph describing `arch` for `k2 model info`.
+pub fn describe(arch: &Arch) -> String {
+    let norm = match arch.norm {
+        NormKind::Rms => "RMSNorm",
+        NormKind::LayerNorm => "LayerNorm with bias",
+        NormKind::LayerNormNoParams => "LayerNorm without parameters",
+    };
+    let block = match arch.block {
+        crate::family::BlockKind::PreNorm => "pre-norm blocks",
+        crate::family::BlockKind::Parallel => "parallel attention + MLP residual",
+        crate::family::BlockKind::PostSublayerNorm => "norm after each sub-layer",
+    };
+    let mlp = match arch.activation {
+        Activation::SwiGlu => "SwiGLU",
+        Activation::GeluErf => "GELU (erf)",
+        Activation::GeluTanh => "GELU (tanh)",
+    };
+    let mut extras = Vec::new();
+    if arch.biases {
+        extras.push("attention biases".to_string());
+    }
+    if let Some(c) = arch.clip_qkv {
+        extras.push(format!("clip_qkv {c}"));
+    }
+    if arch.qk_norm {
+        extras.push("QK-norm".to_string());
+    }
+    format!(
+        "model_type {}: {} layers, hidden {}, {} heads ({} KV heads) of {}, RoPE on {} dims \
+         (theta {}), {norm} (eps {}), {block}, {mlp} {}, vocab {}, context {}, {} head{}{}\n\
+         parameters: {}",
+        arch.family.model_type(),
+        arch.num_hidden_layers,
+        arch.hidden_size,
+        arch.num_attention_heads,
+        arch.num_key_value_heads,
+        arch.head_dim,
+        arch.rotary_dims,
+        arch.rope_theta,
+        arch.norm_eps,
+        arch.intermediate_size,
+        arch.vocab_size,
+        arch.max_position_embeddings,
+        if arch.tie_word_embeddings {
+            "tied"
+        } else {
+            "untied"
+        },
+        if extras.is_empty() { "" } else { ", " },
+        extras.join(", "),
+        num_params(arch)
+    )
+}

@@ -459,6 +459,27 @@ pub fn perturbed(st: &[u8], delta: u8) -> Vec<u8> {
     out
 }
 
+/// Safetensors bytes `st` with one more f32 scalar tensor `name` = `value`.
+pub fn with_tensor(st: &[u8], name: &str, value: f32) -> Vec<u8> {
+    let n = u64::from_le_bytes(st[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&st[8..8 + n]).unwrap();
+    let data = &st[8 + n..];
+    header.insert(
+        name.to_string(),
+        serde_json::json!({"dtype": "F32", "shape": [], "data_offsets": [data.len(), data.len() + 4]}),
+    );
+    let mut h = serde_json::to_vec(&header).unwrap();
+    while !h.len().is_multiple_of(8) {
+        h.push(b' ');
+    }
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend(h);
+    out.extend_from_slice(data);
+    out.extend(value.to_le_bytes());
+    out
+}
+
 fn commit_of(repo: &str, rev: &str, files: &BTreeMap<String, Arc<Vec<u8>>>) -> String {
     let mut h = Sha256::new();
     h.update(repo.as_bytes());
@@ -568,6 +589,69 @@ pub fn tiny_repos() -> BTreeMap<String, Repo> {
             .insert(rev.into(), revision(name, rev, neox.clone()));
     }
     repos.insert(name.to_string(), nr);
+
+    // Tiny transformers-made models of the other families (tests/fixtures/families) as Pythia and
+    // OLMo publish them: Pythia `stepN` branches (step2000's weights byte-identical to step1000's,
+    // step3000 holding only pytorch_model.bin with the masked_bias buffer old transformers saved),
+    // OLMo-1 `stepN-tokensTB` and OLMo-2 `stageK-stepN-tokensTB`.
+    let families = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/families");
+    let neox = read_dir_files(&families.join("pythia-parallel"));
+    let neox_st = neox["model.safetensors"].clone();
+    let neox_with = |weights: Vec<u8>| {
+        let mut f = neox.clone();
+        f.insert("model.safetensors".into(), Arc::new(weights));
+        f
+    };
+    let name = "k2-test/pythia-tiny";
+    let mut py = Repo::default();
+    py.branches.insert(
+        "step0".into(),
+        revision(name, "step0", neox_with(neox_st.to_vec())),
+    );
+    for rev in ["step1000", "step2000"] {
+        py.branches.insert(
+            rev.into(),
+            revision(name, rev, neox_with(perturbed(&neox_st, 1))),
+        );
+    }
+    let mut bin_only = neox.clone();
+    bin_only.remove("model.safetensors");
+    bin_only.insert(
+        "pytorch_model.bin".into(),
+        Arc::new(torch_bin_from_safetensors(&with_tensor(
+            &perturbed(&neox_st, 2),
+            "gpt_neox.layers.0.attention.masked_bias",
+            -1e9,
+        ))),
+    );
+    py.branches
+        .insert("step3000".into(), revision(name, "step3000", bin_only));
+    repos.insert(name.to_string(), py);
+    for (name, variant, revs) in [
+        (
+            "k2-test/olmo-tiny",
+            "olmo-tied",
+            ["step1000-tokens4B", "step2000-tokens8B"],
+        ),
+        (
+            "k2-test/olmo2-tiny",
+            "olmo2",
+            ["stage1-step1000-tokens5B", "stage1-step2000-tokens9B"],
+        ),
+    ] {
+        let files = read_dir_files(&families.join(variant));
+        let st = files["model.safetensors"].clone();
+        let mut r = Repo::default();
+        for (i, rev) in revs.iter().enumerate() {
+            let mut f = files.clone();
+            f.insert(
+                "model.safetensors".into(),
+                Arc::new(perturbed(&st, i as u8)),
+            );
+            r.branches.insert(rev.to_string(), revision(name, rev, f));
+        }
+        repos.insert(name.to_string(), r);
+    }
 
     for (name, revs) in [
         (
