@@ -145,6 +145,10 @@ k2 report --lm-eval-results ../shared/data/pythia_evals --name pythia --log-x"
         /// A directory tree of lm-evaluation-harness results JSON (v0.3 or v0.4 layout).
         #[arg(long)]
         lm_eval_results: Option<PathBuf>,
+        /// Published lm-eval results of the same models (e.g. ../shared/data/pythia_evals/pythia-v1),
+        /// drawn beside --lm-eval-results (k2's own) in the same figures and compared per checkpoint.
+        #[arg(long, requires = "lm_eval_results")]
+        published_results: Option<PathBuf>,
         #[arg(long, default_value = k2_pipeline::DEFAULT_REPORTS)]
         out: PathBuf,
         /// Report name (folder under --out). Default: the run's folder name, else `lm-eval`.
@@ -543,6 +547,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Report {
             run,
             lm_eval_results,
+            published_results,
             out,
             name,
             log_x,
@@ -560,6 +565,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let s = k2_analysis::render_report(&k2_analysis::ReportOptions {
                 run,
                 lm_eval_results,
+                published_results,
                 out,
                 name,
                 log_x,

@@ -102,6 +102,7 @@ fn main() {
     let opts = k2_analysis::ReportOptions {
         run: Some(run),
         lm_eval_results: None,
+        published_results: None,
         // K2_BENCH_OUT=<dir> keeps the rendered report for a look
         out: std::env::var_os("K2_BENCH_OUT")
             .map(Into::into)

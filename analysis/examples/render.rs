@@ -6,6 +6,7 @@ fn main() -> anyhow::Result<()> {
     let mut opts = k2_analysis::ReportOptions {
         run: None,
         lm_eval_results: None,
+        published_results: None,
         out: PathBuf::from(&args[0]),
         name: args[1].clone(),
         log_x: false,

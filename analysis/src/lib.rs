@@ -7,6 +7,7 @@ pub mod html;
 pub mod inputs;
 pub mod memorization;
 pub mod plots;
+pub mod published;
 pub mod reference;
 pub mod report;
 pub mod tables;

@@ -118,7 +118,14 @@ pub fn write_capability(fig: &CapabilityFigure, stem: &Path) -> Result<Vec<PathB
     let n = fig.panels.len().max(1);
     let cols = n.min(4);
     let rows = n.div_ceil(cols);
-    let legend_w = 210u32;
+    // Wide enough for the longest series name (about 8 px a character after the swatch).
+    let longest = fig
+        .series
+        .iter()
+        .map(|s| s.chars().count())
+        .max()
+        .unwrap_or(0);
+    let legend_w = 210u32.max(50 + 8 * longest as u32);
     let w = cols as u32 * 400 + legend_w;
     let h = 50 + rows as u32 * 300;
     Ok(png_and_svg!(stem, (w, h), |root| draw_capability(

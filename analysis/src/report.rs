@@ -23,6 +23,9 @@ pub struct ReportOptions {
     pub run: Option<PathBuf>,
     /// A directory tree of lm-evaluation-harness results JSON (v0.3 or v0.4 layout).
     pub lm_eval_results: Option<PathBuf>,
+    /// Published lm-eval results of the same models (e.g. `../shared/data/pythia_evals`), drawn
+    /// beside `lm_eval_results` (k2's own) and compared per checkpoint.
+    pub published_results: Option<PathBuf>,
     /// Reports directory; the report goes to `<out>/<name>/`.
     pub out: PathBuf,
     pub name: String,
@@ -54,8 +57,16 @@ pub fn load_inputs(opts: &ReportOptions) -> Result<Dataset> {
         data = read_k2_run(run, None)?;
     }
     if let Some(dir) = &opts.lm_eval_results {
-        let more = read_lm_eval_dir(dir)?;
-        data.points.extend(more.points);
+        let mut more = read_lm_eval_dir(dir)?.points;
+        if let Some(p) = &opts.published_results {
+            crate::published::pair_up(&mut more, read_lm_eval_dir(p)?.points, p)?;
+        }
+        data.points.extend(more);
+    } else if let Some(p) = &opts.published_results {
+        bail!(
+            "{}: published results are drawn beside k2's own: give those with --lm-eval-results",
+            p.display()
+        );
     }
     if opts.run.is_none() && opts.lm_eval_results.is_none() {
         bail!("nothing to report: give a k2 run directory and/or a directory of lm-eval results");
@@ -435,6 +446,27 @@ pub fn render_report(opts: &ReportOptions) -> Result<ReportSummary> {
         writeln!(md, "- Pythia tokens seen = step x 2,097,152 (1024 sequences x 2048 tokens per step). crows_pairs results are not shown.")?;
     }
     writeln!(md)?;
+    if let Some(p) = &opts.published_results {
+        writeln!(
+            md,
+            "## k2 beside the published results
+"
+        )?;
+        writeln!(
+            md,
+            "k2's results (series `<model> (k2)`, from `{}`) and the published ones for the same models and tasks (series `<model> (published)`, from `{}`) are lines of the same capability figures below. Headline metric per task, per checkpoint step on either side:\n",
+            opts.lm_eval_results.as_ref().map_or(String::new(), |d| d.display().to_string()),
+            p.display()
+        )?;
+        writeln!(md, "{}\n", crate::published::comparison_table(&data.points))?;
+        if data
+            .points
+            .iter()
+            .any(|p| p.series.contains("pythia") && p.series.ends_with("(published)"))
+        {
+            writeln!(md, "Pythia's published numbers come from an old lm-evaluation-harness (v0.3 output); its README warns they may not be reproducible with the current harness, whose semantics k2 follows.\n")?;
+        }
+    }
 
     if !data.checkpoints.is_empty() {
         writeln!(md, "## Checkpoints\n")?;

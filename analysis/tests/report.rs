@@ -33,6 +33,7 @@ fn run_opts(run: &Path, out: &Path) -> ReportOptions {
     ReportOptions {
         run: Some(run.to_path_buf()),
         lm_eval_results: None,
+        published_results: None,
         out: out.to_path_buf(),
         name: "r".into(),
         log_x: false,
@@ -131,6 +132,7 @@ fn k2_run_tables_equal_inputs_and_figures_are_written() {
     let s = render_report(&ReportOptions {
         run: Some(run.clone()),
         lm_eval_results: None,
+        published_results: None,
         out: out.clone(),
         name: "fake-report".into(),
         log_x: false,
@@ -198,6 +200,7 @@ fn real_pythia_files_parse_to_known_values() {
     let s = render_report(&ReportOptions {
         run: None,
         lm_eval_results: Some(tmp.path().join("evals")),
+        published_results: None,
         out: tmp.path().join("out"),
         name: "pythia".into(),
         log_x: true,
@@ -239,6 +242,7 @@ fn malformed_results_file_is_named_in_the_error() {
         render_report(&ReportOptions {
             run: Some(tmp.path().join("no-run")),
             lm_eval_results: None,
+            published_results: None,
             out: tmp.path().join("o"),
             name: "x".into(),
             log_x: false
@@ -290,6 +294,7 @@ fn lm_eval_v04_layout_without_k2_block() {
     let s = render_report(&ReportOptions {
         run: None,
         lm_eval_results: Some(tmp.path().to_path_buf()),
+        published_results: None,
         out: tmp.path().join("out"),
         name: "v04".into(),
         log_x: false,
@@ -528,6 +533,7 @@ fn spike_and_rollback_marked_from_hand_edited_manifest() {
     let opts = ReportOptions {
         run: Some(dir.path().to_path_buf()),
         lm_eval_results: None,
+        published_results: None,
         out: dir.path().join("out"),
         name: "r".into(),
         log_x: false,

@@ -4,15 +4,19 @@
 //! | [`Aggregation`] | value | stderr |
 //! |---|---|---|
 //! | `Mean` | mean of the values | `sample_stddev / sqrt(n)` with the (n − 1) denominator (`mean_stderr`) |
-//! | `Perplexity` | `exp(−mean(ll))` | `None` |
+//! | `Perplexity` | `exp(−mean(ll))` | lm-eval's bootstrap ([`bootstrap_stderr`], 100000 resamples) |
 //! | `WeightedPerplexity` | `exp(−Σll / Σweight)` | `None` |
 //! | `BitsPerByte` | `−Σll / Σbytes / ln 2` | `None` |
 //!
-//! **Stderrs that are `None`.** lm-eval estimates the stderr of `perplexity` with a bootstrap
-//! (100000 resamples drawn with `random.Random(i)` per 1000-draw chunk, `bootstrap_stderr`), and
-//! has no stderr at all for `weighted_perplexity` / `bits_per_byte` (`stderr_for_metric` returns
-//! `None` for them). We do not replicate the bootstrap: all three report `None`, which the results
-//! writer prints as `"N/A"`, the string lm-eval writes when it cannot compute a stderr. Like
+//! **The bootstrap.** lm-eval estimates the stderr of `perplexity` with a bootstrap: 100000
+//! resamples in chunks of 1000, chunk `i` drawn with `random.Random(i).choices(xs, k=len(xs))`,
+//! then the sample standard deviation of the resampled perplexities. [`bootstrap_stderr`] does the
+//! same draws with k2's port of CPython's Mersenne Twister ([`crate::pyrandom`]), so the stderr is
+//! lm-eval's own, not merely a similar estimate.
+//!
+//! **Stderrs that are `None`.** lm-eval has no stderr for `weighted_perplexity` / `bits_per_byte`
+//! (`stderr_for_metric` returns `None` for them): k2 reports `None`, which the results writer
+//! prints as `"N/A"`, the string lm-eval writes when it cannot compute a stderr. Like
 //! lm-eval (`evaluator`: stderr only when `len(items) > 1`), `Mean` also gives `None` for fewer
 //! than two documents.
 //!
@@ -51,6 +55,30 @@ pub fn perplexity(lls: &[f64]) -> f64 {
     (-mean(lls)).exp()
 }
 
+/// lm-eval's default `bootstrap_iters`.
+pub const BOOTSTRAP_ITERS: usize = 100_000;
+
+/// lm-eval's `bootstrap_stderr(f, xs, iters)`: `iters / 1000` chunks of 1000 resamples (fewer
+/// when `iters` < 1000), chunk `i` drawn by `random.Random(i).choices(xs, k=len(xs))`, i.e.
+/// `xs[floor(random() * n)]` per draw; the result is the sample standard deviation of the `f` of
+/// the resamples.
+pub fn bootstrap_stderr(xs: &[f64], f: impl Fn(&[f64]) -> f64, iters: usize) -> f64 {
+    let chunk = iters.min(1000);
+    let n = xs.len() as f64;
+    let mut out = Vec::with_capacity(iters);
+    let mut draw = vec![0.0; xs.len()];
+    for i in 0..iters.checked_div(chunk).unwrap_or(0) {
+        let mut rng = crate::pyrandom::PyRandom::new(i as i64);
+        for _ in 0..chunk {
+            for d in draw.iter_mut() {
+                *d = xs[(rng.random() * n).floor() as usize];
+            }
+            out.push(f(&draw));
+        }
+    }
+    sample_stddev(&out)
+}
+
 /// `weighted_mean` = Σa / Σb over (a, b) pairs.
 pub fn weighted_mean(pairs: &[(f64, f64)]) -> f64 {
     let a: f64 = pairs.iter().map(|p| p.0).sum();
@@ -81,7 +109,7 @@ pub fn aggregate(aggregation: Aggregation, values: &[MetricValue]) -> Aggregate 
         },
         Aggregation::Perplexity => Aggregate {
             value: perplexity(&xs),
-            stderr: None,
+            stderr: (xs.len() > 1).then(|| bootstrap_stderr(&xs, perplexity, BOOTSTRAP_ITERS)),
         },
         Aggregation::WeightedPerplexity => Aggregate {
             value: weighted_perplexity(&pairs),

@@ -38,14 +38,15 @@ fn mean_and_stderr() {
 }
 
 #[test]
-fn perplexity_is_exp_of_minus_mean_ll_without_stderr() {
+fn perplexity_is_exp_of_minus_mean_ll_with_the_bootstrap_stderr() {
     close(perplexity(&[-1.0, -2.0, -3.0]), 7.38905609893065);
     let a = aggregate(
         Aggregation::Perplexity,
         &vals(&[(-1.0, 1.0), (-2.0, 1.0), (-3.0, 1.0)]),
     );
     close(a.value, 7.38905609893065);
-    assert_eq!(a.stderr, None, "bootstrap stderr is not replicated");
+    // lm_eval 0.4.13: bootstrap_stderr(perplexity, [-1.0, -2.0, -3.0], 100000).
+    assert_eq!(a.stderr, Some(3.973436005477724));
 }
 
 #[test]
@@ -113,4 +114,16 @@ fn aggregate_docs_picks_values_by_metric_key() {
         &docs,
     );
     close(ppl.value, 2f64.exp());
+}
+
+/// lm-eval's bootstrap stderr of perplexity, drawn as lm-eval draws it. Reference values from
+/// lm_eval 0.4.13 on Python 3.11: `bootstrap_stderr(perplexity, xs, iters)` with
+/// `DISABLE_MULTIPROC=1` (the multiprocessing path draws the same chunks).
+#[test]
+fn perplexity_bootstrap_stderr_equals_lm_evals() {
+    let xs: Vec<f64> = (0..23).map(|i| -((i % 7) as f64) * 0.37 - 1.1).collect();
+    let full = k2_eval::metrics::bootstrap_stderr(&xs, k2_eval::metrics::perplexity, 100_000);
+    assert_eq!(full, 1.3524714127801545);
+    let short = k2_eval::metrics::bootstrap_stderr(&xs, k2_eval::metrics::perplexity, 500);
+    assert_eq!(short, 1.3934570550919823);
 }

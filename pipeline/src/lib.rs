@@ -131,6 +131,7 @@ pub fn quickstart(
     let r = k2_analysis::render_report(&k2_analysis::ReportOptions {
         run: Some(o.run.clone()),
         lm_eval_results: None,
+        published_results: None,
         out: o.reports.clone(),
         name: "default".into(),
         log_x: false,
