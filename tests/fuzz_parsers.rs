@@ -130,7 +130,55 @@ fn targets(run: &Path, work: &Path) -> Vec<Target> {
     })
     .to_string()
     .into_bytes();
+    // A family checkpoint's config and tokenizer config, fuzzed beside its real files so a parse
+    // that passes goes on to load the weights or the tokenizer.
+    let families = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/families");
+    let family_dir = |name: &str, variant: &str, skip: &str| {
+        let d = work.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        for e in std::fs::read_dir(families.join(variant)).unwrap() {
+            let e = e.unwrap();
+            if e.file_name() != skip {
+                std::fs::copy(e.path(), d.join(e.file_name())).unwrap();
+            }
+        }
+        d
+    };
+    let neox_cfg = family_dir("neox-config", "pythia-parallel", "config.json");
+    let olmo2_cfg = family_dir("olmo2-config", "olmo2", "config.json");
+    let neox_tok = family_dir("neox-tokcfg", "olmo-tied", "tokenizer_config.json");
+    let family_config = |p: &Path| {
+        if k2_model::Arch::from_hf_json(p).is_ok() {
+            let _ = k2_model::load_decoder(
+                p.parent().unwrap(),
+                candle_core::DType::F32,
+                &candle_core::Device::Cpu,
+            );
+        }
+    };
     vec![
+        Target {
+            name: "config.json (gpt_neox)",
+            seed: read(&families.join("pythia-parallel/config.json")),
+            file: neox_cfg.join("config.json"),
+            parse: Box::new(family_config),
+        },
+        Target {
+            name: "config.json (olmo2)",
+            seed: read(&families.join("olmo2/config.json")),
+            file: olmo2_cfg.join("config.json"),
+            parse: Box::new(family_config),
+        },
+        Target {
+            name: "tokenizer_config.json (GPTNeoXTokenizer)",
+            seed: read(&families.join("olmo-tied/tokenizer_config.json")),
+            file: neox_tok.join("tokenizer_config.json"),
+            parse: Box::new(|p| {
+                if let Ok(t) = k2_model::CheckpointTokenizer::load(p.parent().unwrap()) {
+                    let _ = t.encode("The cat sat.", true);
+                }
+            }),
+        },
         Target {
             name: "config TOML",
             seed: read(&run.join("config.toml")),

@@ -78,7 +78,8 @@ fn lambada_metrics() {
         .collect();
     let ppl = aggregate_docs(&specs[0], &docs);
     assert!((ppl.value - 2f64.exp()).abs() < 1e-12);
-    assert_eq!(ppl.stderr, None);
+    // lm_eval 0.4.13: bootstrap_stderr(perplexity, [-1.0, -3.0], 100000).
+    assert_eq!(ppl.stderr, Some(6.464890884236977));
     let acc = aggregate_docs(&specs[1], &docs);
     assert_eq!(acc.value, 0.5);
 }

@@ -522,6 +522,22 @@ impl Arch {
                 return bad(field, "must be at least 1".into());
             }
         }
+        // Bounds far above any released model, so that a corrupted config is an error rather
+        // than an allocation of the RoPE tables or the tensor list that exhausts memory.
+        for (field, v, max) in [
+            ("num_hidden_layers", self.num_hidden_layers, 1 << 12),
+            (
+                "max_position_embeddings",
+                self.max_position_embeddings,
+                1 << 24,
+            ),
+            ("hidden_size", self.hidden_size, 1 << 18),
+            ("vocab_size", self.vocab_size, 1 << 24),
+        ] {
+            if v > max {
+                return bad(field, format!("{v} is beyond what k2 supports ({max})"));
+            }
+        }
         if self.head_dim == 0 || !self.head_dim.is_multiple_of(2) {
             return bad(
                 "head_dim",
