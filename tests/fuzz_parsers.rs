@@ -156,7 +156,63 @@ fn targets(run: &Path, work: &Path) -> Vec<Target> {
             );
         }
     };
+    // The Hub's answers, served raw by a local server from the fuzzed file: a JSON listing (refs,
+    // then a revision's file list) after fixed headers, and a whole response head (status line and
+    // headers) for the HEAD request that resolves a file.
+    let listing_file = at("hub-listing", "listing.json");
+    let head_file = at("hub-head", "response-head.txt");
+    let listing_url = raw_server(listing_file.clone(), false);
+    let head_url = raw_server(head_file.clone(), true);
+    let hub_cache = work.join("hub-cache");
+    let client = move |url: &str| {
+        let mut c = k2_archive::hub::HubClient::new(
+            url,
+            None,
+            k2_archive::hub::cache::HubCache::new(hub_cache.clone()),
+        )
+        .unwrap();
+        c.retries = 0;
+        c.backoff = std::time::Duration::ZERO;
+        c
+    };
+    let listing_client = client.clone();
+    let listing_seed = serde_json::json!({
+        "branches": [{"name": "step1000", "ref": "refs/heads/step1000",
+                      "targetCommit": "0123456789abcdef0123456789abcdef01234567"}],
+        "tags": [], "converts": [],
+        "id": "org/m", "sha": "0123456789abcdef0123456789abcdef01234567",
+        "siblings": [{"rfilename": "model.safetensors", "size": 12,
+                      "blobId": "aa", "lfs": {"sha256": "ab".repeat(32), "size": 12}}]
+    })
+    .to_string()
+    .into_bytes();
+    let head_seed = format!(
+        "HTTP/1.1 302 Found\r\nLocation: /cdn/{}\r\nX-Repo-Commit: {}\r\n\
+         X-Linked-Etag: \"{}\"\r\nX-Linked-Size: 12\r\nETag: \"aa\"\r\nContent-Length: 0\r\n",
+        "ab".repeat(32),
+        "01".repeat(20),
+        "ab".repeat(32)
+    )
+    .into_bytes();
     vec![
+        Target {
+            name: "Hub JSON listings",
+            seed: listing_seed,
+            file: listing_file,
+            parse: Box::new(move |_| {
+                let c = listing_client(&listing_url);
+                let _ = c.refs("org/m");
+                let _ = c.revision_info("org/m", "step1000");
+            }),
+        },
+        Target {
+            name: "Hub HTTP headers",
+            seed: head_seed,
+            file: head_file,
+            parse: Box::new(move |_| {
+                let _ = client(&head_url).file_meta("org/m", "step1000", "model.safetensors");
+            }),
+        },
         Target {
             name: "config.json (gpt_neox)",
             seed: read(&families.join("pythia-parallel/config.json")),
@@ -270,6 +326,45 @@ fn targets(run: &Path, work: &Path) -> Vec<Target> {
             }),
         },
     ]
+}
+
+/// A local HTTP server that answers every request from `file` as it is at that moment: with
+/// `head`, the file is the response head (status line and headers) and the body is empty; else it
+/// is a JSON body after a fixed 200 head. Each connection is answered once and closed.
+fn raw_server(file: PathBuf, head: bool) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                if line == "\r\n" {
+                    break;
+                }
+                line.clear();
+            }
+            let bytes = std::fs::read(&file).unwrap_or_default();
+            let mut out = Vec::new();
+            if head {
+                out.extend_from_slice(&bytes);
+                out.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
+            } else {
+                out.extend_from_slice(
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        bytes.len()
+                    )
+                    .as_bytes(),
+                );
+                out.extend_from_slice(&bytes);
+            }
+            let _ = conn.write_all(&out);
+        }
+    });
+    url
 }
 
 /// A data root for `task` holding the first 42 lines (whole HellaSwag records of 6) of each of its line-oriented files (whole
@@ -411,4 +506,34 @@ fn parsers_of_outside_input_never_panic_on_mutated_files() {
         "panics: {failures:?}\n{}",
         report.join("\n")
     );
+}
+
+/// The crash the fuzzer found in `Hub HTTP headers`: ureq 2.12 panics reading a header line
+/// without a value (`X-Linked-Size` with no colon). k2 must answer with an error naming the URL.
+#[test]
+fn a_header_line_without_a_value_is_an_error_not_a_crash() {
+    let work = tempfile::tempdir().unwrap();
+    for head in [
+        "HTTP/1.1 200 OK\r\nX-Repo-Commit: 0123\r\nETag: \"aa\"\r\nX-Linked-Size",
+        "HTTP/1.1 302 Found\r\nLocation",
+        "HTTP/1.1 200 OK\r\nContent-Length",
+    ] {
+        let file = work.path().join("head.txt");
+        std::fs::write(&file, head).unwrap();
+        let url = raw_server(file, true);
+        let mut c = k2_archive::hub::HubClient::new(
+            &url,
+            None,
+            k2_archive::hub::cache::HubCache::new(work.path().join("cache")),
+        )
+        .unwrap();
+        c.retries = 0;
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            c.file_meta("org/m", "main", "model.safetensors")
+        }));
+        assert!(r.is_ok(), "{head:?}: k2 panicked");
+        if let Ok(Err(e)) = r {
+            assert!(e.to_string().contains(&url), "{head:?}: {e}");
+        }
+    }
 }

@@ -173,3 +173,71 @@ fn olmo_and_olmo2_suites_sweep_with_tokens_from_the_branch_names() {
         );
     }
 }
+
+/// `k2 model info` describes each family, with transformers' parameter count; a config of an
+/// architecture or option k2 does not run is refused by `k2 eval`, naming the field, before any
+/// weights are read.
+#[test]
+fn model_info_describes_families_and_unsupported_configs_are_refused_by_field() {
+    let families =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/families");
+    // Parameter counts as transformers' `sum(p.numel() for p in model.parameters())`.
+    for (variant, what, params) in [
+        ("pythia-parallel", "model_type gpt_neox", 50048),
+        ("olmo-tied", "clip_qkv 0.6", 45056),
+        ("olmo2", "QK-norm", 55552),
+    ] {
+        let out = ok(k2().args(["model", "info"]).arg(families.join(variant)));
+        assert!(out.contains(what), "{out}");
+        assert!(out.contains(&format!("parameters: {params}")), "{out}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(families.join("olmo2")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+    }
+    let cfg_path = dir.path().join("config.json");
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
+    for (key, value, expect) in [
+        (
+            "model_type",
+            serde_json::json!("mistral"),
+            "`mistral` is not supported",
+        ),
+        (
+            "rope_scaling",
+            serde_json::json!({"rope_type": "yarn", "factor": 4.0}),
+            "field `rope_scaling`",
+        ),
+        (
+            "attention_bias",
+            serde_json::json!(true),
+            "field `attention_bias`",
+        ),
+        (
+            "hidden_act",
+            serde_json::json!("gelu"),
+            "field `hidden_act`",
+        ),
+    ] {
+        let mut c = cfg.clone();
+        c[key] = value;
+        std::fs::write(&cfg_path, serde_json::to_vec(&c).unwrap()).unwrap();
+        // Exit 1: the checkpoint could not be evaluated (README's exit statuses).
+        let e = fails_with(
+            k2().args(["eval", "--model"])
+                .arg(dir.path())
+                .args(["--tasks", "arc_easy", "--limit", "2", "--quiet"])
+                .arg("--data")
+                .arg(shared())
+                .arg("--output")
+                .arg(dir.path().join("out")),
+            1,
+        );
+        assert!(
+            e.contains("config.json") && e.contains(expect),
+            "{key}: {e}"
+        );
+    }
+}
