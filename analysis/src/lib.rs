@@ -10,6 +10,7 @@ pub mod plots;
 pub mod published;
 pub mod reference;
 pub mod report;
+pub mod stats;
 pub mod tables;
 
 pub use report::{render_report, ReportOptions, ReportSummary};
