@@ -9,6 +9,35 @@ use k2_eval::memorization::Settings;
 
 #[derive(Subcommand)]
 pub enum AnalyzeCommand {
+    /// Per-item learning dynamics from the samples files of every checkpoint: correctness, age
+    /// of acquisition, forgetting events and class of each item; flips and their significance
+    /// between consecutive checkpoints; the emergence point of each task.
+    #[command(
+        after_help = "Examples:\n  k2 analyze items                                 # the default run\n  \
+k2 analyze items --run runs/mine --tasks k2_facts,k2_arithmetic\n  \
+k2 analyze items --results eval-results/amber --json\n\n\
+Correctness: the task's `acc` (else `exact_match`, else any 0/1 metric). Age of acquisition: the\n\
+first checkpoint from which the item stays correct. Forgetting event: correct, then wrong at the\n\
+next checkpoint. Classes: always known, learned (no forgetting event), unstable, forgotten (ends\n\
+wrong after one forgetting event), never learned. Changes: exact McNemar test and paired Wald\n\
+interval of the accuracy, paired bootstrap (1000 resamples, seed 1234) of the mean gold\n\
+log-likelihood. Emergence: the first checkpoint above chance by the one-sided exact binomial\n\
+test, Holm-corrected over checkpoints, that stays so. A run's lineage only (status ok)."
+    )]
+    Items {
+        /// A k2 run directory (default: the default run).
+        #[arg(long, conflicts_with = "results")]
+        run: Option<PathBuf>,
+        /// A results directory tree (`<checkpoint>/<task>.json` + `.samples.jsonl`).
+        #[arg(long)]
+        results: Option<PathBuf>,
+        /// Tasks to analyse (default: all with samples and a 0/1 metric).
+        #[arg(long, value_delimiter = ',')]
+        tasks: Vec<String>,
+        /// Print every item's trajectory as JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// Memorization per (checkpoint, chunk), like LLM360's Analysis360: for sampled training
     /// sequences of every chunk, greedy-continue the first --prompt-len tokens for
     /// --continuation-len tokens and compare with the true next tokens.
@@ -55,6 +84,31 @@ settings is skipped. `k2 report` draws them as a checkpoint x chunk heat map."
 
 pub fn run(cmd: AnalyzeCommand) -> Result<ExitCode> {
     match cmd {
+        AnalyzeCommand::Items {
+            run,
+            results,
+            tasks,
+            json,
+        } => {
+            let run = match (&run, &results) {
+                (None, None) => Some(PathBuf::from(k2_pipeline::DEFAULT_RUN)),
+                _ => run,
+            };
+            let data = k2_analysis::items::load(run.as_deref(), results.as_deref())?;
+            let items = k2_analysis::items::all_task_items(&data, &tasks)?;
+            if items.is_empty() {
+                anyhow::bail!(
+                    "no per-sample results to analyse in {} (evaluate with `k2 eval --all-checkpoints` first; tasks need a 0/1 metric)",
+                    run.as_deref().or(results.as_deref()).unwrap_or(Path::new(".")).display()
+                );
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&items)?);
+            } else {
+                print!("{}", k2_analysis::items_tables::items_text(&items));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         AnalyzeCommand::Memorization {
             run,
             samples,

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use compute_args::ComputeArgs;
 
 mod analyze_cmd;
+mod compare_cmd;
 mod compute_args;
 mod hub_cmd;
 mod progress;
@@ -172,9 +173,12 @@ k2 report --lm-eval-results ../shared/data/pythia_evals --name pythia --log-x"
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
-    /// Analyses of a run's checkpoints: memorization of training data per (checkpoint, chunk).
+    /// Analyses of a run's checkpoints: memorization, per-item dynamics, the prompt gallery.
     #[command(subcommand)]
     Analyze(analyze_cmd::AnalyzeCommand),
+    /// Checkpoint A against checkpoint B sample by sample: score differences with intervals and
+    /// p-values, and the items that flipped.
+    Compare(compare_cmd::CompareArgs),
     /// Released checkpoint suites on the Hugging Face Hub: list revisions, pull them into the HF cache.
     #[command(
         subcommand,
@@ -527,6 +531,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Hub(cmd) => hub_cmd::run(cmd),
         Command::Analyze(cmd) => analyze_cmd::run(cmd),
+        Command::Compare(args) => compare_cmd::run(args),
         Command::Quickstart { quiet, compute } => {
             let ok = k2_pipeline::quickstart(
                 &k2_pipeline::QuickstartOptions {

@@ -63,7 +63,10 @@ pub struct CheckpointRow {
 /// Everything a report is drawn from.
 #[derive(Debug, Clone, Default)]
 pub struct Dataset {
+    /// Values on the surviving lineage (every value of an lm-eval results tree).
     pub points: Vec<Point>,
+    /// Values of a k2 run's checkpoints off the lineage (status `spike` or `rolled_back`).
+    pub off_lineage: Vec<Point>,
     /// k2 run name, when a run was read.
     pub run_name: Option<String>,
     pub checkpoints: Vec<CheckpointRow>,
@@ -173,8 +176,16 @@ pub fn read_k2_run(run: &Path, series: Option<&str>) -> Result<Dataset> {
         }
     }
     let data_mix = read_data_mix(run)?;
+    // Spike checkpoints are evaluated too, but are off the surviving lineage the figures draw.
+    let (points, off_lineage): (Vec<Point>, Vec<Point>) = points.into_iter().partition(|p| {
+        checkpoints
+            .iter()
+            .find(|c| c.name == p.checkpoint)
+            .is_none_or(|c| c.status == "ok")
+    });
     Ok(Dataset {
         points,
+        off_lineage,
         run_name: Some(name),
         checkpoints,
         train,

@@ -1,15 +1,19 @@
 //! k2-analysis: reports from k2 runs and lm-evaluation-harness results — tables, figures and a
 //! model-card-like README. Entry point: [`render_report`].
 
+pub mod compare;
 pub mod datamix;
 pub mod heatmap;
 pub mod html;
 pub mod inputs;
+pub mod items;
+pub mod items_tables;
 pub mod memorization;
 pub mod plots;
 pub mod published;
 pub mod reference;
 pub mod report;
+pub mod samples;
 pub mod stats;
 pub mod tables;
 

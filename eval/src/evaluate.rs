@@ -21,6 +21,9 @@ pub struct SampleRecord {
     pub resps: Vec<Response>,
     pub prediction: String,
     pub target: String,
+    /// The gold request of a multiple-choice document (see [`crate::task::DocResult::gold`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gold: Option<usize>,
     pub metrics: std::collections::BTreeMap<String, f64>,
 }
 
@@ -120,6 +123,7 @@ pub fn run_task(
             resps,
             prediction: res.prediction.clone(),
             target: res.target.clone(),
+            gold: res.gold,
             metrics: res
                 .metrics
                 .iter()

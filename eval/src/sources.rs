@@ -42,10 +42,19 @@ fn supported_family(config: &Path) -> std::result::Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// The checkpoints of a k2 run that `k2 eval` evaluates: the lineage (`ok`) and the spike
+/// checkpoints kept beside it (K2 released its spike checkpoints too; `k2 compare` reads them).
+pub fn run_statuses() -> Vec<k2_archive::CheckpointStatus> {
+    vec![
+        k2_archive::CheckpointStatus::Ok,
+        k2_archive::CheckpointStatus::Spike,
+    ]
+}
+
 /// Opens the source `arg` names; Hub downloads report to `progress`.
 pub fn choose(arg: &SourceArg, output: &Path, progress: Option<ProgressFn>) -> Result<Chosen> {
     let run = |dir: &Path| Chosen {
-        source: Box::new(RunSource::new(dir)),
+        source: Box::new(RunSource::with_statuses(dir, run_statuses())),
         layout: ResultsLayout::PerCheckpoint(dir.join("eval")),
         run: Some(dir.to_path_buf()),
     };

@@ -34,6 +34,9 @@ pub struct DocResult {
     /// Human-readable prediction and target for the samples file.
     pub prediction: String,
     pub target: String,
+    /// Index of the gold request of a multiple-choice document (the one whose log-likelihood
+    /// is the right answer's); `None` for other output types.
+    pub gold: Option<usize>,
 }
 
 /// A metric a task reports.

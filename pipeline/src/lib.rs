@@ -103,7 +103,7 @@ pub fn quickstart(
     );
     let b = bar("requests");
     let evaluated = k2_eval::sweep::sweep(
-        &mut k2_archive::RunSource::new(&o.run),
+        &mut k2_archive::RunSource::with_statuses(&o.run, k2_eval::sources::run_statuses()),
         &job,
         &Default::default(),
         &b,

@@ -155,6 +155,7 @@ impl Task for ProbeTask {
         let mut r = DocResult {
             prediction: p.choices[argmax(&lls)].clone(),
             target: p.choices[p.gold].clone(),
+            gold: Some(p.gold),
             ..Default::default()
         };
         r.metrics.insert("acc,none".into(), v(acc));

@@ -217,6 +217,7 @@ impl Task for TruthfulQa {
                 let pred = crate::fewshot::argmax_first(&lls);
                 r.prediction = d.choices.get(pred).cloned().unwrap_or_default();
                 r.target = d.choices[0].clone();
+                r.gold = Some(0);
                 r
             }
         }

@@ -145,6 +145,7 @@ impl Task for Winogrande {
         );
         r.prediction = d.contexts.get(pred).cloned().unwrap_or_default();
         r.target = d.contexts[d.gold].clone();
+        r.gold = Some(d.gold);
         r
     }
     fn metrics(&self) -> Vec<MetricSpec> {
