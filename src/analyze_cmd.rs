@@ -38,6 +38,34 @@ test, Holm-corrected over checkpoints, that stays so. A run's lineage only (stat
         #[arg(long)]
         json: bool,
     },
+    /// The prompt gallery: every `ok` and `spike` checkpoint of a run continues fixed prompts
+    /// greedily; prints each prompt's continuations down the checkpoints.
+    #[command(
+        after_help = "Examples:\n  k2 analyze gallery                               # the default run, built-in prompts\n  \
+k2 analyze gallery --run runs/mine --prompts prompts.toml\n\n\
+A prompts file holds one [[prompt]] table per prompt:\n  \
+[[prompt]]\n  id = \"story\"                 # letters, digits, _ or -; unique\n  \
+text = \"Once upon a time\"\n  max_tokens = 48              # 1..=1024 (default 48)\n  \
+stop = [\"\\n\\n\"]                # optional stop strings (cut off)\n\n\
+Greedy (argmax) with the KV cache; stops at a stop string, EOS or max_tokens. Results:\n\
+<run>/gallery/<checkpoint>/k2_gallery.json and .samples.jsonl, written atomically; a checkpoint\n\
+already done with the same weights and prompts is skipped. `k2 report` shows the gallery."
+    )]
+    Gallery {
+        /// The run directory.
+        #[arg(long, default_value = k2_pipeline::DEFAULT_RUN)]
+        run: PathBuf,
+        /// A prompts file (TOML; default: the built-in prompts for the default corpus).
+        #[arg(long)]
+        prompts: Option<PathBuf>,
+        #[arg(long, default_value_t = k2_pipeline::THREADS)]
+        threads: usize,
+        #[command(flatten)]
+        compute: crate::compute_args::ComputeArgs,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Memorization per (checkpoint, chunk), like LLM360's Analysis360: for sampled training
     /// sequences of every chunk, greedy-continue the first --prompt-len tokens for
     /// --continuation-len tokens and compare with the true next tokens.
@@ -109,6 +137,16 @@ pub fn run(cmd: AnalyzeCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        AnalyzeCommand::Gallery {
+            run,
+            prompts,
+            threads,
+            compute,
+            quiet,
+        } => {
+            k2_trainer::set_threads(threads);
+            gallery(&run, prompts.as_deref(), &compute.placement()?, quiet)
+        }
         AnalyzeCommand::Memorization {
             run,
             samples,
@@ -145,4 +183,32 @@ pub fn memorization(
     bar.finish_and_clear();
     print!("{}", m.text);
     Ok(crate::report_failures(&m.report.failed()))
+}
+
+/// Generates the gallery at every checkpoint of `run` that lacks it and prints it.
+pub fn gallery(
+    run: &Path,
+    prompts: Option<&Path>,
+    placement: &k2_model::Placement,
+    quiet: bool,
+) -> Result<ExitCode> {
+    use k2_eval::tasks::gallery::{read_prompts, GalleryTask};
+    let task = match prompts {
+        Some(p) => GalleryTask::new(read_prompts(p)?),
+        None => GalleryTask::builtin(),
+    };
+    let start = std::time::Instant::now();
+    let bar = crate::progress::bar("generations", quiet);
+    let report = k2_eval::gallery_job::generate_gallery(run, task, placement, &bar)?;
+    bar.finish_and_clear();
+    if let Some(g) = k2_analysis::gallery::load_gallery(run)? {
+        print!("{}", k2_analysis::gallery::gallery_text(&g));
+    }
+    println!(
+        "{} in {:.1}s; results in {}",
+        report.summary_line("generated"),
+        start.elapsed().as_secs_f64(),
+        k2_eval::gallery_job::gallery_dir(run).display()
+    );
+    Ok(crate::report_failures(&report.failed()))
 }

@@ -21,7 +21,7 @@ mod verify_cmd;
     about = "Train LLaMA-style models with full-state checkpoints, K2's data order and an archive you can verify",
     long_about = "k2 reproduces LLM360 K2's open training workflow on candle: a trainer that writes a full-state \
 HF-format checkpoint per data chunk, a manifest with sha256 of every file, and tools to inspect the data order.\n\n\
-Quickstart (built-in default, ~4 minutes on 2 cores, no network):\n  k2 quickstart            # = k2 train; k2 eval; k2 analyze memorization; k2 report\n  k2 ckpt verify",
+Quickstart (built-in default, under 10 minutes on 2 cores, no network):\n  k2 quickstart            # = k2 train; k2 eval; k2 analyze memorization, items, gallery; k2 report\n  k2 ckpt verify",
     arg_required_else_help = true
 )]
 struct Cli {

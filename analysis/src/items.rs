@@ -385,7 +385,22 @@ pub fn series_checkpoints(data: &Dataset) -> BTreeMap<(String, String), Vec<Chec
 /// 0/1 metric; `tasks` filters by task name (empty: all).
 pub fn all_task_items(data: &Dataset, tasks: &[String]) -> Result<Vec<TaskItems>> {
     let mut out = Vec::new();
-    for ((series, task), ckpts) in series_checkpoints(data) {
+    let found = series_checkpoints(data);
+    for t in tasks {
+        if !found.keys().any(|(_, task)| task == t) {
+            let mut known: Vec<&str> = found.keys().map(|(_, task)| task.as_str()).collect();
+            known.dedup();
+            bail!(
+                "--tasks: no per-sample results of task `{t}` (tasks with samples files: {})",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            );
+        }
+    }
+    for ((series, task), ckpts) in found {
         if !tasks.is_empty() && !tasks.contains(&task) {
             continue;
         }

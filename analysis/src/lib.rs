@@ -3,10 +3,13 @@
 
 pub mod compare;
 pub mod datamix;
+pub mod gallery;
 pub mod heatmap;
 pub mod html;
 pub mod inputs;
 pub mod items;
+pub mod items_plots;
+pub mod items_section;
 pub mod items_tables;
 pub mod memorization;
 pub mod plots;

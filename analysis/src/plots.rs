@@ -72,6 +72,7 @@ pub(crate) const PALETTE: [RGBColor; 10] = [
 ];
 const GRID: RGBColor = RGBColor(225, 225, 225);
 const CHANCE: RGBColor = RGBColor(90, 90, 90);
+const EMERGES: RGBColor = RGBColor(44, 160, 44);
 
 /// One line of a panel: `(x, y, stderr)` points in x order; x is tokens (or step).
 #[derive(Debug, Clone)]
@@ -87,6 +88,8 @@ pub struct Panel {
     pub metric: String,
     pub chance: Option<f64>,
     pub lines: Vec<Line>,
+    /// Where the task emerges (x in the points' unit): accuracy above chance from there on.
+    pub emergence: Option<f64>,
 }
 
 /// A capability-over-time figure: one panel per task, one line per series.
@@ -292,6 +295,20 @@ fn draw_capability<DB: DrawingBackend>(
                 )))
                 .map_err(de)?;
         }
+        if let Some(ex) = panel.emergence.and_then(|x| xval(fig, x)) {
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(ex, y0), (ex, y1)],
+                    EMERGES.stroke_width(2),
+                )))
+                .map_err(de)?;
+            let style = TextStyle::from((FAMILY, 12).into_font())
+                .color(&EMERGES)
+                .pos(Pos::new(HPos::Left, VPos::Bottom));
+            chart
+                .draw_series(std::iter::once(Text::new(" emerges", (ex, y0), style)))
+                .map_err(de)?;
+        }
         if let Some(ch) = panel.chance {
             chart
                 .draw_series(DashedLineSeries::new(
@@ -420,6 +437,16 @@ fn draw_capability<DB: DrawingBackend>(
         legend.draw(&text("stage boundary", y)).map_err(de)?;
         y += 22;
     }
+    if fig.panels.iter().any(|p| p.emergence.is_some()) {
+        legend
+            .draw(&PathElement::new(
+                vec![(26, y - 8), (26, y + 8)],
+                EMERGES.stroke_width(2),
+            ))
+            .map_err(de)?;
+        legend.draw(&text("emerges (Holm)", y)).map_err(de)?;
+        y += 22;
+    }
     if any_chance {
         legend
             .draw(&PathElement::new(
@@ -546,6 +573,23 @@ fn draw_training<DB: DrawingBackend>(
             .collect()
     };
     let div_loss = diverged_series(&|r| Some(r.loss));
+    // The loss axis is clipped to the lineage's range when a rolled-back attempt peaks far above
+    // it (a spike of 16 nats would flatten the curve); the peak is written at the top instead.
+    let lineage_max = loss.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let peak = div_loss
+        .iter()
+        .flatten()
+        .copied()
+        .fold(None, |best: Option<(f64, f64)>, (x, y)| match best {
+            Some((_, b)) if b >= y => best,
+            _ => Some((x, y)),
+        });
+    let loss_clip = match peak {
+        Some((at, p)) if lineage_max.is_finite() && p > lineage_max * 1.25 => {
+            Some((lineage_max, at, p))
+        }
+        _ => None,
+    };
     let div_gn = diverged_series(&|r| r.grad_norm);
 
     type Series<'a> = Vec<(&'a str, Vec<(f64, f64)>, RGBColor, u32)>;
@@ -619,6 +663,11 @@ fn draw_training<DB: DrawingBackend>(
         if !y0.is_finite() {
             (y0, y1) = (0.0, 1.0);
         }
+        let is_loss = ydesc.starts_with("loss");
+        let clip = loss_clip.filter(|_| is_loss);
+        if let Some((cap, _, _)) = clip {
+            y1 = cap;
+        }
         let pad = ((y1 - y0) * 0.06).max(1e-12);
         let (y0, y1) = (
             (y0 - pad).min(if ydesc == "learning rate" {
@@ -675,7 +724,22 @@ fn draw_training<DB: DrawingBackend>(
                 )))
                 .map_err(de)?;
         }
-        let is_loss = ydesc.starts_with("loss");
+        if let Some((_, at, p)) = clip {
+            let right = at > s0 + (s1 - s0) * 0.6;
+            let style = TextStyle::from((FAMILY, 13).into_font())
+                .color(&SPIKE)
+                .pos(Pos::new(
+                    if right { HPos::Right } else { HPos::Left },
+                    VPos::Top,
+                ));
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    format!(" ↑ axis clipped: the rolled-back attempt peaks at {p:.1} nats (step {at:.0}) "),
+                    (at, y1),
+                    style,
+                )))
+                .map_err(de)?;
+        }
         for (k, ev) in events.iter().enumerate() {
             let x = ev.step as f64;
             let (c, label) = if ev.status == "spike" {
@@ -718,6 +782,8 @@ fn draw_training<DB: DrawingBackend>(
         let multi = series.len() > 1;
         let mut labelled = std::collections::HashSet::new();
         for (label, pts, c, width) in series {
+            // Clipped values are drawn at the top of the axis.
+            let pts: Vec<(f64, f64)> = pts.into_iter().map(|(x, y)| (x, y.min(y1))).collect();
             let s = chart
                 .draw_series(LineSeries::new(pts, c.stroke_width(width)))
                 .map_err(de)?;

@@ -359,6 +359,7 @@ fn capability_figure(
                 metric: metric_desc,
                 chance: default_chance(t).filter(|_| metric.starts_with("acc")),
                 lines,
+                emergence: None,
             })
         })
         .collect();
@@ -381,6 +382,14 @@ pub fn render_report(opts: &ReportOptions) -> Result<ReportSummary> {
     let series = data.series();
     let tasks = data.tasks();
     let mut figures = Vec::new();
+    // Per-item dynamics of the run (its samples files), shown and marked on the figures.
+    let items: Vec<crate::items::TaskItems> = match &data.run_name {
+        Some(name) if opts.run.is_some() => crate::items::all_task_items(&data, &[])?
+            .into_iter()
+            .filter(|t| &t.series == name)
+            .collect(),
+        _ => Vec::new(),
+    };
     let mut md = String::new();
 
     writeln!(md, "# {}\n", opts.name)?;
@@ -586,6 +595,20 @@ pub fn render_report(opts: &ReportOptions) -> Result<ReportSummary> {
         let stem_name = format!("capability_{shots}shot");
         let title = format!("{}: capability over training ({shots}-shot)", opts.name);
         let mut fig = capability_figure(pts, &s_series, &s_tasks, title, opts.log_x);
+        // The run's emergence points (per-item analysis, accuracy vs chance).
+        for panel in &mut fig.panels {
+            panel.emergence = items
+                .iter()
+                .find(|t| t.task == panel.task && *shots == 0)
+                .and_then(|t| t.emergence_checkpoint())
+                .map(|c| {
+                    if fig.x_name.starts_with("tokens") {
+                        c.tokens.unwrap_or(0) as f64
+                    } else {
+                        c.step as f64
+                    }
+                });
+        }
         // k2 runs: mark where each new stage starts
         if fig.x_name.starts_with("tokens") {
             for w in data.checkpoints.windows(2) {
@@ -605,6 +628,9 @@ pub fn render_report(opts: &ReportOptions) -> Result<ReportSummary> {
         let mut note = String::from("One panel per task, one line per model; shaded: ± 1 stderr; dashed grey: chance level (where known).");
         if !fig.markers.is_empty() {
             note.push_str(" Dotted vertical: stage boundary.");
+        }
+        if fig.panels.iter().any(|p| p.emergence.is_some()) {
+            note.push_str(" Green vertical: the task emerges (per-item section: `acc` above chance from there on, exact binomial test, Holm-corrected).");
         }
         if opts.log_x && pts.iter().any(|p| p.tokens == Some(0) || p.step == 0) {
             note.push_str(" Step 0 (no tokens seen) cannot be placed on the log axis and is only in the tables.");
@@ -662,6 +688,18 @@ pub fn render_report(opts: &ReportOptions) -> Result<ReportSummary> {
             } else {
                 writeln!(md, "{t}\n")?;
             }
+        }
+    }
+    if let Some((text, figs)) = crate::items_section::items_section(&items, &fig_dir, &opts.name)? {
+        md.push_str(&text);
+        figures.extend(figs);
+    }
+    if let Some(run) = &opts.run {
+        if let Some(text) = crate::items_section::spike_comparisons(run, &data, &dir)? {
+            md.push_str(&text);
+        }
+        if let Some(g) = crate::gallery::load_gallery(run)? {
+            md.push_str(&crate::gallery::gallery_section(&g));
         }
     }
     writeln!(md, "## Final checkpoint vs reference models\n")?;

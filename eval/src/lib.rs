@@ -10,6 +10,7 @@ pub mod engine;
 pub mod error;
 pub mod evaluate;
 pub mod fewshot;
+pub mod gallery_job;
 pub mod greedy;
 pub mod memorization;
 pub mod memorization_job;

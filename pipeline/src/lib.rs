@@ -60,7 +60,7 @@ pub fn quickstart(
     let resume = k2_archive::RunLayout::new(&o.run).manifest_path().exists();
     writeln!(
         out,
-        "[1/4] training {} ({})",
+        "[1/6] training {} ({})",
         o.run.display(),
         if resume { "resuming" } else { "new run" }
     )?;
@@ -84,7 +84,7 @@ pub fn quickstart(
 
     writeln!(
         out,
-        "[2/4] evaluating every checkpoint on the built-in probes"
+        "[2/6] evaluating every checkpoint on the built-in probes"
     )?;
     let specs = k2_eval::registry::specs(
         &["default".to_string()],
@@ -114,7 +114,7 @@ pub fn quickstart(
 
     writeln!(
         out,
-        "[3/4] memorization of the training data per checkpoint and chunk"
+        "[3/6] memorization of the training data per checkpoint and chunk"
     )?;
     let b = bar("sequences");
     let measured = k2_eval::memorization_job::measure_run(
@@ -127,7 +127,27 @@ pub fn quickstart(
     b.finish_and_clear();
     write!(out, "{}", measured.text)?;
 
-    writeln!(out, "[4/4] rendering the report")?;
+    writeln!(
+        out,
+        "[4/6] per-item dynamics: ages of acquisition, forgetting, emergence"
+    )?;
+    let data = k2_analysis::items::load(Some(&o.run), None)?;
+    let items = k2_analysis::items::all_task_items(&data, &[])?;
+    write!(out, "{}", k2_analysis::items_tables::summary_table(&items))?;
+    writeln!(out)?;
+
+    writeln!(out, "[5/6] prompt gallery at every checkpoint")?;
+    let b = bar("generations");
+    let generated = k2_eval::gallery_job::generate_gallery(
+        &o.run,
+        k2_eval::tasks::gallery::GalleryTask::builtin(),
+        &placement,
+        &b,
+    )?;
+    b.finish_and_clear();
+    writeln!(out, "      {}", generated.summary_line("generated"))?;
+
+    writeln!(out, "[6/6] rendering the report")?;
     let r = k2_analysis::render_report(&k2_analysis::ReportOptions {
         run: Some(o.run.clone()),
         lm_eval_results: None,
@@ -141,6 +161,7 @@ pub fn quickstart(
         .failed()
         .into_iter()
         .chain(measured.report.failed())
+        .chain(generated.failed())
         .collect();
     for (name, why) in &failed {
         eprintln!("error: {name}: {why}");

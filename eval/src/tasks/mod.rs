@@ -2,6 +2,7 @@
 
 pub mod arc;
 pub mod boolq;
+pub mod gallery;
 pub mod gsm8k;
 pub mod hellaswag;
 pub mod lambada;
