@@ -25,6 +25,12 @@ pub const EVAL_BATCH_SIZE: usize = 8;
 pub const PROBE_DOCS: usize = 200;
 /// Sequences decoded together by `k2 analyze memorization`.
 pub const MEMORIZATION_BATCH_SIZE: usize = 64;
+/// Batch sizes of `k2 quickstart`, for the 1.1M-parameter default model: larger batches amortize
+/// the per-step overhead of its small products (measured on a 2-core AMD EPYC: memorization 79.5 s
+/// -> 63.7 s, evaluation 47.8 s -> 38.7 s, identical metrics). The commands keep the defaults
+/// above, which suit 7B-65B models.
+pub const QUICKSTART_EVAL_BATCH_SIZE: usize = 32;
+pub const QUICKSTART_MEMORIZATION_BATCH_SIZE: usize = 512;
 /// CPU threads of the commands that compute.
 pub const THREADS: usize = 2;
 
@@ -98,7 +104,7 @@ pub fn quickstart(
         k2_eval::benchmark_job::ResultsLayout::PerCheckpoint(
             k2_archive::RunLayout::new(&o.run).eval_dir(),
         ),
-        EVAL_BATCH_SIZE,
+        QUICKSTART_EVAL_BATCH_SIZE,
         placement.clone(),
     );
     let b = bar("requests");
@@ -120,7 +126,7 @@ pub fn quickstart(
     let measured = k2_eval::memorization_job::measure_run(
         &o.run,
         &k2_eval::memorization::Settings::default(),
-        MEMORIZATION_BATCH_SIZE,
+        QUICKSTART_MEMORIZATION_BATCH_SIZE,
         &placement,
         &b,
     )?;
