@@ -383,11 +383,17 @@ pub fn render_report(opts: &ReportOptions) -> Result<ReportSummary> {
     let tasks = data.tasks();
     let mut figures = Vec::new();
     // Per-item dynamics of the run (its samples files), shown and marked on the figures.
+    // Samples files that cannot be read (another tool's, an older format) leave the per-item
+    // sections out, saying why; the rest of the report does not need them.
+    let mut skipped: Vec<String> = Vec::new();
     let items: Vec<crate::items::TaskItems> = match &data.run_name {
-        Some(name) if opts.run.is_some() => crate::items::all_task_items(&data, &[])?
-            .into_iter()
-            .filter(|t| &t.series == name)
-            .collect(),
+        Some(name) if opts.run.is_some() => match crate::items::all_task_items(&data, &[]) {
+            Ok(all) => all.into_iter().filter(|t| &t.series == name).collect(),
+            Err(e) => {
+                skipped.push(format!("per-item dynamics: {e:#}"));
+                Vec::new()
+            }
+        },
         _ => Vec::new(),
     };
     let mut md = String::new();
@@ -695,12 +701,26 @@ pub fn render_report(opts: &ReportOptions) -> Result<ReportSummary> {
         figures.extend(figs);
     }
     if let Some(run) = &opts.run {
-        if let Some(text) = crate::items_section::spike_comparisons(run, &data, &dir)? {
-            md.push_str(&text);
+        if skipped.is_empty() {
+            match crate::items_section::spike_comparisons(run, &data, &dir) {
+                Ok(Some(text)) => md.push_str(&text),
+                Ok(None) => {}
+                Err(e) => skipped.push(format!("spike comparisons: {e:#}")),
+            }
         }
-        if let Some(g) = crate::gallery::load_gallery(run)? {
-            md.push_str(&crate::gallery::gallery_section(&g));
+        match crate::gallery::load_gallery(run) {
+            Ok(Some(g)) => md.push_str(&crate::gallery::gallery_section(&g)),
+            Ok(None) => {}
+            Err(e) => skipped.push(format!("prompt gallery: {e:#}")),
         }
+    }
+    for why in &skipped {
+        eprintln!("warning: report section left out: {why}");
+        writeln!(
+            md,
+            "_Left out, its files could not be read: {}._\n",
+            why.replace('_', "\\_")
+        )?;
     }
     writeln!(md, "## Final checkpoint vs reference models\n")?;
     writeln!(
