@@ -67,14 +67,7 @@ fn draw<DB: DrawingBackend>(
     chunks: &[ChunkRow],
     title: &str,
 ) -> Result<()> {
-    root.fill(&WHITE).map_err(de)?;
-    let (top, body) = root.split_vertically(50);
-    top.draw(&Text::new(
-        title.to_string(),
-        (16, 14),
-        (FAMILY, 22).into_font(),
-    ))
-    .map_err(de)?;
+    let body = crate::plots::titled(root, title, 22)?;
     let (plots, legend) = body.split_horizontally(body.dim_in_pixel().0 - 170);
     let srcs = sources(chunks);
     let cum = cumulative(chunks, &srcs);

@@ -10,7 +10,8 @@ use k2_archive::{CheckpointStatus, Manifest, RunLayout};
 
 use crate::samples::read_samples;
 
-/// The gallery's task name (its files' stem).
+/// The gallery's task name (its files' stem); the same as `k2_eval::tasks::gallery::GALLERY_TASK`,
+/// which this crate does not depend on.
 pub const GALLERY_TASK: &str = "k2_gallery";
 
 /// One prompt of the gallery.

@@ -15,7 +15,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::items::TaskItems;
-use crate::plots::{de, ensure_font, png_and_svg, FAMILY, PALETTE};
+use crate::plots::{de, ensure_font, png_and_svg, titled, FAMILY, PALETTE};
 
 const RIGHT: RGBColor = RGBColor(31, 80, 150);
 const WRONG: RGBColor = RGBColor(236, 236, 236);
@@ -57,14 +57,7 @@ fn draw_raster<DB: DrawingBackend>(
     ts: &[TaskItems],
     title: &str,
 ) -> Result<()> {
-    root.fill(&WHITE).map_err(de)?;
-    let (top, body) = root.split_vertically(50);
-    top.draw(&Text::new(
-        title.to_string(),
-        (16, 14),
-        (FAMILY, 20).into_font().color(&BLACK),
-    ))
-    .map_err(de)?;
+    let body = titled(root, title, 20)?;
     let bottom_h = body.dim_in_pixel().1 - 30;
     let (grid, legend) = body.split_vertically(bottom_h);
     let (r, c) = panels(ts.len());
@@ -227,14 +220,7 @@ fn draw_smooth<DB: DrawingBackend>(
     ts: &[TaskItems],
     title: &str,
 ) -> Result<()> {
-    root.fill(&WHITE).map_err(de)?;
-    let (top, body) = root.split_vertically(50);
-    top.draw(&Text::new(
-        title.to_string(),
-        (16, 14),
-        (FAMILY, 20).into_font().color(&BLACK),
-    ))
-    .map_err(de)?;
+    let body = titled(root, title, 20)?;
     let h = body.dim_in_pixel().1;
     let (grid, legend) = body.split_vertically(h - 36);
     let (r, c) = panels(ts.len());

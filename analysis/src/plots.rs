@@ -17,6 +17,24 @@ static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 /// The font family every figure names (the bundled DejaVu Sans is registered under it).
 pub(crate) const FAMILY: &str = "sans-serif";
 
+/// Fills `root` white, writes `title` (DejaVu Sans, `size` px) in a 50-pixel band at the top,
+/// and returns the area below it: the frame every k2 figure starts from.
+pub(crate) fn titled<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    size: u32,
+) -> Result<DrawingArea<DB, Shift>> {
+    root.fill(&WHITE).map_err(de)?;
+    let (top, body) = root.split_vertically(50);
+    top.draw(&Text::new(
+        title.to_string(),
+        (16, 14),
+        (FAMILY, size).into_font().color(&BLACK),
+    ))
+    .map_err(de)?;
+    Ok(body)
+}
+
 pub(crate) fn ensure_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -149,15 +167,8 @@ fn draw_capability<DB: DrawingBackend>(
     fig: &CapabilityFigure,
     legend_w: u32,
 ) -> Result<()> {
-    root.fill(&WHITE).map_err(de)?;
     let (w, _h) = root.dim_in_pixel();
-    let (top, body) = root.split_vertically(50);
-    top.draw(&Text::new(
-        fig.title.clone(),
-        (16, 14),
-        (FAMILY, 22).into_font().color(&BLACK),
-    ))
-    .map_err(de)?;
+    let body = titled(root, &fig.title, 22)?;
     let (grid, legend) = body.split_horizontally(w - legend_w);
     let n = fig.panels.len().max(1);
     let cols = n.min(4);
@@ -521,14 +532,7 @@ fn draw_training<DB: DrawingBackend>(
     events: &[TrainEvent],
     title: &str,
 ) -> Result<()> {
-    root.fill(&WHITE).map_err(de)?;
-    let (top, body) = root.split_vertically(50);
-    top.draw(&Text::new(
-        title.to_string(),
-        (16, 14),
-        (FAMILY, 22).into_font(),
-    ))
-    .map_err(de)?;
+    let body = titled(root, title, 22)?;
     let areas = body.split_evenly((3, 1));
     let steps: Vec<f64> = rows.iter().map(|r| r.step as f64).collect();
     let (s0, s1) = (
