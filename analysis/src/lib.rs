@@ -1,6 +1,7 @@
 //! k2-analysis: reports from k2 runs and lm-evaluation-harness results — tables, figures and a
 //! model-card-like README. Entry point: [`render_report`].
 
+pub mod acquisition;
 pub mod compare;
 pub mod datamix;
 pub mod gallery;

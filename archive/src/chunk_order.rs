@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ArchiveError;
+use crate::injection_record::InjectionRecord;
 use crate::toml_io::{load_toml, parse_toml, save_toml_atomic, semantic_error};
 
 /// The only chunk-order format this crate reads and writes.
@@ -19,6 +20,9 @@ pub struct ChunkOrder {
     pub order: Vec<u32>,
     #[serde(default)]
     pub deferrals: Vec<Deferral>,
+    /// Knowledge injections and the chunks that carry them (absent when there are none).
+    #[serde(default, rename = "injection", skip_serializing_if = "Vec::is_empty")]
+    pub injections: Vec<InjectionRecord>,
 }
 
 /// A chunk moved from `from_position` to `to_position` (the end of the order, or of its stage)
@@ -90,6 +94,7 @@ impl ChunkOrder {
             format: CHUNK_ORDER_FORMAT,
             order: (0..n).collect(),
             deferrals: Vec::new(),
+            injections: Vec::new(),
         }
     }
 
@@ -99,6 +104,7 @@ impl ChunkOrder {
             format: CHUNK_ORDER_FORMAT,
             order,
             deferrals: Vec::new(),
+            injections: Vec::new(),
         };
         c.validate()?;
         Ok(c)
@@ -111,7 +117,23 @@ impl ChunkOrder {
                 message: format!("unsupported format {}", self.format),
             });
         }
-        check_permutation(&self.order).map_err(|message| ArchiveError::ChunkOrder { message })
+        check_permutation(&self.order).map_err(|message| ArchiveError::ChunkOrder { message })?;
+        self.check_injections()
+            .map_err(|message| ArchiveError::ChunkOrder { message })
+    }
+
+    fn check_injections(&self) -> Result<(), String> {
+        for (i, inj) in self.injections.iter().enumerate() {
+            if inj.chunk as usize >= self.order.len() {
+                return Err(format!(
+                    "injection[{i}] `{}`: chunk {} is not a chunk id (the order has {})",
+                    inj.name,
+                    inj.chunk,
+                    self.order.len()
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Reads and validates `path` (errors name the file, line, column and field).
@@ -132,6 +154,8 @@ impl ChunkOrder {
         }
         check_permutation(&c.order)
             .map_err(|m| semantic_error(path, &text, Some(spans.order.span()), "order", m))?;
+        c.check_injections()
+            .map_err(|m| semantic_error(path, &text, None, "injection", m))?;
         Ok(c)
     }
 

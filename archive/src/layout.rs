@@ -54,6 +54,16 @@ impl RunLayout {
         self.root.join("memorization")
     }
 
+    /// `root/acquisition`: knowledge-injection probe scores per checkpoint and dense steps.
+    pub fn acquisition_dir(&self) -> PathBuf {
+        self.root.join("acquisition")
+    }
+
+    /// `root/acquisition/dense.jsonl`: probe scores after single training steps.
+    pub fn dense_probes_path(&self) -> PathBuf {
+        self.acquisition_dir().join("dense.jsonl")
+    }
+
     /// `root/tokenizer.json`.
     pub fn tokenizer_path(&self) -> PathBuf {
         self.root.join("tokenizer.json")

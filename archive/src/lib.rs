@@ -6,6 +6,7 @@
 //! (`source`) and the claim files its workers share (`claim`). See `DESIGN.md`, "The archive
 //! contract".
 
+pub mod acquisition_file;
 pub mod atomic;
 pub mod chunk_order;
 pub mod claim;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod events;
 pub mod hash;
 pub mod hub;
+pub mod injection_record;
 pub mod layout;
 pub mod manifest;
 pub mod memorization_file;
@@ -25,6 +27,9 @@ pub mod sweep_summary;
 mod toml_io;
 pub mod verify;
 
+pub use acquisition_file::{
+    read_acquisition_file, read_dense, AcquisitionFile, DenseLine, ProbeScore, ACQUISITION_FORMAT,
+};
 pub use atomic::{
     append_line_durable, commit_dir_atomic, is_tmp_name, remove_stale_tmp, remove_stale_tmp_of,
     tmp_dir_for, tmp_file_for, truncate_jsonl_after, write_file_atomic,
@@ -32,10 +37,13 @@ pub use atomic::{
 pub use chunk_order::{ChunkOrder, Deferral, CHUNK_ORDER_FORMAT};
 pub use error::{ArchiveError, Location};
 pub use events::{SpikeEvent, SpikeKind};
+pub use injection_record::{InjectedSteps, InjectionRecord};
 pub use hash::{hash_tree, sha256_bytes, sha256_file};
 pub use layout::{ckpt_name, parse_ckpt_name, spike_ckpt_name, RunLayout};
 pub use manifest::{CheckpointEntry, CheckpointStatus, Manifest, MANIFEST_FORMAT};
-pub use run_data::{chunk_file, chunk_jsonl, read_chunk, read_index, ChunkInfo, DataIndex, Sample};
+pub use run_data::{
+    chunk_file, chunk_jsonl, read_chunk, read_index, ChunkInfo, DataIndex, Sample, Spliced,
+};
 pub use source::{
     CheckpointSource, DirSource, HubSource, Materialised, ModelSource, RunSource, SourceCheckpoint,
     SourceError,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ArchiveError;
 use crate::events::SpikeEvent;
+use crate::injection_record::InjectedSteps;
 use crate::toml_io::{load_toml, parse_toml, save_toml_atomic, semantic_error};
 
 /// The only manifest format this crate reads and writes.
@@ -43,6 +44,9 @@ pub struct CheckpointEntry {
     pub note: Option<String>,
     /// Path relative to the checkpoint dir (`/` separators) -> sha256 (lowercase hex).
     pub files: BTreeMap<String, String>,
+    /// Knowledge injections trained since the previous checkpoint, with their steps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub injected: Vec<InjectedSteps>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

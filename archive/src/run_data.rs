@@ -18,6 +18,20 @@ pub struct Sample {
     pub source: String,
     pub doc: u64,
     pub offset: u32,
+    /// For an injected sample (`source` = `inject:<name>`, `doc` = fact, `offset` = repetition):
+    /// the sample it replaced, whose tokens fill the rest of the sequence after the fact's text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spliced: Option<Spliced>,
+}
+
+/// The tail of an injected sample: tokens `0..` of the replaced sample (`source`, `doc`,
+/// `offset`) from sequence position `at` on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spliced {
+    pub source: String,
+    pub doc: u64,
+    pub offset: u32,
+    pub at: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -56,6 +56,7 @@ fn permutation_validation() {
         format: 1,
         order: vec![1, 1],
         deferrals: vec![],
+        injections: vec![],
     };
     assert!(bad
         .save_atomic(&p)

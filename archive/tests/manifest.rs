@@ -19,6 +19,7 @@ fn entry(name: &str, step: u64, status: CheckpointStatus) -> CheckpointEntry {
         status,
         wall_time_s: 12.5,
         note: None,
+        injected: Vec::new(),
         files,
     }
 }

@@ -21,6 +21,7 @@ fn make_ckpt(run: &Path, index: u32) -> CheckpointEntry {
         status: CheckpointStatus::Ok,
         wall_time_s: 1.0,
         note: None,
+        injected: Vec::new(),
         files: hash_tree(&dir).unwrap(),
     }
 }

@@ -169,7 +169,7 @@ fn syllable(rng: &mut SplitMix64, with_coda: bool) -> String {
     s
 }
 
-fn fresh_name(
+pub(crate) fn fresh_name(
     rng: &mut SplitMix64,
     used: &mut HashSet<String>,
     syl_lo: u64,

@@ -65,6 +65,7 @@
 pub mod arith;
 pub mod factbase;
 pub mod grammar;
+pub mod injection;
 pub mod probes;
 pub mod rng;
 pub mod sources;

@@ -13,6 +13,7 @@ pub mod fewshot;
 pub mod gallery_job;
 pub mod greedy;
 pub mod memorization;
+pub mod acquisition_job;
 pub mod memorization_job;
 pub mod memorization_summary;
 pub mod metrics;

@@ -334,6 +334,7 @@ mod tests {
             status,
             wall_time_s: 0.0,
             note: None,
+            injected: Vec::new(),
             files: BTreeMap::new(),
         }
     }

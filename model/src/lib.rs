@@ -14,6 +14,7 @@ pub mod llama;
 pub mod names;
 pub mod presets;
 pub mod score;
+pub mod span;
 pub mod streaming_writer;
 pub mod tokenizer;
 pub mod weights;

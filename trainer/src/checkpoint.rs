@@ -90,6 +90,7 @@ pub fn write_checkpoint(
         wall_time_s: 0.0,
         note: None,
         files,
+        injected: Vec::new(),
     })
 }
 

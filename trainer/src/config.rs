@@ -8,6 +8,7 @@ use k2_model::{dtype_name, preset, DTypeSpec, LlamaConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{io_err, Result, TrainError};
+use crate::injection::InjectFacts;
 use crate::spike::{InjectSpike, SpikeSection};
 
 /// The built-in default run: small enough for a few minutes on 2 CPU cores, shaped like K2's recipe.
@@ -35,6 +36,13 @@ pub struct TrainConfig {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub inject_spikes: Vec<InjectSpike>,
+    /// Fictional facts injected into the training stream (none by default).
+    #[serde(
+        default,
+        rename = "inject_facts",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub inject_facts: Vec<InjectFacts>,
     /// Training stages in order (K2: stage 1 at 2K context, stage 2 long-context, math/code-heavy).
     #[serde(rename = "stage")]
     pub stages: Vec<StageSection>,
@@ -409,6 +417,15 @@ impl TrainConfig {
                 ));
             }
         }
+        for (i, inj) in self.inject_facts.iter().enumerate() {
+            inj.validate(
+                i,
+                self.total_chunks(),
+                self.train.global_batch,
+                self.train.steps_per_checkpoint,
+            )?;
+        }
+        crate::injection::check_disjoint(&self.inject_facts)?;
         Ok(())
     }
 }

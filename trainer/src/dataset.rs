@@ -53,10 +53,15 @@ pub fn build_chunks(cfg: &TrainConfig, tokenizer: &Tokenizer) -> Result<Vec<Vec<
         let first = cfg.first_chunk(si);
         for (t, samples) in per_chunk.into_iter().enumerate() {
             let id = first + t as u32;
-            all.push(shuffled_chunk(
-                samples,
-                cfg.data.shuffle_seed_base + id as u64,
-            ));
+            let mut samples = shuffled_chunk(samples, cfg.data.shuffle_seed_base + id as u64);
+            crate::injection::apply(
+                &cfg.inject_facts,
+                id,
+                &mut samples,
+                cfg.train.global_batch,
+                tokenizer,
+            )?;
+            all.push(samples);
         }
     }
     Ok(all)

@@ -12,6 +12,7 @@ pub mod dataset;
 pub mod error;
 pub mod failpoint;
 pub mod init;
+pub mod injection;
 pub mod lock;
 pub mod loss;
 pub mod metrics;

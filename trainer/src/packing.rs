@@ -42,6 +42,7 @@ pub fn pack_source(
             source: source.name().to_string(),
             doc,
             offset,
+            spliced: None,
         });
     }
     Ok(out)

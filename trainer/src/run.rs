@@ -128,6 +128,13 @@ pub fn train(opts: &TrainOptions) -> Result<RunSummary> {
     );
     bar.set_position(session.state.step);
 
+    let dense = crate::injection::DenseProbes::new(&cfg.inject_facts, &session.tokenizer_json)?;
+    let dense_path = layout.dense_probes_path();
+    if dense.is_some() {
+        std::fs::create_dir_all(layout.acquisition_dir())
+            .map_err(crate::error::io_err(layout.acquisition_dir()))?;
+    }
+    let spc = cfg.train.steps_per_checkpoint;
     let base_wall = resume_entry.as_ref().map_or(0.0, |e| e.wall_time_s);
     let mut written = Vec::new();
     let mut rollbacks = Vec::new();
@@ -157,6 +164,14 @@ pub fn train(opts: &TrainOptions) -> Result<RunSummary> {
                 }
                 resolved.push(ev.clone());
             }
+            if let Some(d) = &dense {
+                if let Some(line) = d.score(&order, spc, r.metrics.step, attempt, r.model)? {
+                    k2_archive::append_line_durable(
+                        &dense_path,
+                        &serde_json::to_string(&line).expect("scores serialise"),
+                    )?;
+                }
+            }
             final_loss = Some(r.metrics.loss);
             steps_done += 1;
             bar.set_position(r.metrics.step);
@@ -177,6 +192,11 @@ pub fn train(opts: &TrainOptions) -> Result<RunSummary> {
                     write_checkpoint(&layout, &name, data, vec![chunk], CheckpointStatus::Ok)
                 })?;
                 entry.wall_time_s = wall;
+                entry.injected = crate::injection::steps_in_interval(
+                    &cfg.inject_facts,
+                    chunk,
+                    entry.step - cfg.train.steps_per_checkpoint,
+                );
                 manifest.push(entry)?;
                 manifest.spikes.extend(resolved);
                 manifest.save_atomic(&layout.manifest_path())?;

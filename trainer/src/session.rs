@@ -37,6 +37,8 @@ pub struct StepReport<'a> {
     pub metrics: &'a StepMetrics,
     /// A spike resolved at this step (benign, or malignant under the `log` policy).
     pub resolved: Option<&'a SpikeEvent>,
+    /// The model after the step (over the f32 master weights), for probes scored during training.
+    pub model: &'a Llama,
 }
 
 pub struct Session {
@@ -296,16 +298,19 @@ impl Session {
                     on_step(StepReport {
                         metrics: &m,
                         resolved: None,
+                        model: &self.model,
                     })?;
                     return Ok(IntervalEnd::Malignant(ev));
                 }
                 Verdict::Resolved(ev) => on_step(StepReport {
                     metrics: &m,
                     resolved: Some(&ev),
+                    model: &self.model,
                 })?,
                 _ => on_step(StepReport {
                     metrics: &m,
                     resolved: None,
+                    model: &self.model,
                 })?,
             }
         }

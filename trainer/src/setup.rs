@@ -50,7 +50,21 @@ pub fn create_run(cfg: &TrainConfig, out: &Path, force: bool) -> Result<(RunLayo
     k2_archive::write_file_atomic(&layout.tokenizer_path(), to_json(&tokenizer)?.as_bytes())?;
     let chunks = build_chunks(cfg, &tokenizer)?;
     write_chunks(cfg, &chunks, &layout.data_dir())?;
-    ChunkOrder::identity(cfg.total_chunks()).save_atomic(&layout.chunk_order_path())?;
+    let mut order = ChunkOrder::identity(cfg.total_chunks());
+    order.injections = cfg
+        .inject_facts
+        .iter()
+        .map(|i| k2_archive::InjectionRecord {
+            name: i.name.clone(),
+            chunk: i.chunk,
+            mode: i.mode.name().to_string(),
+            facts: i.facts,
+            k: i.k,
+            offset: i.offset,
+            seed: i.seed,
+        })
+        .collect();
+    order.save_atomic(&layout.chunk_order_path())?;
     Manifest::new(cfg.name.clone(), cfg.hash()).save_atomic(&layout.manifest_path())?;
     Ok((layout, tokenizer))
 }
