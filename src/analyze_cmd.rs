@@ -66,6 +66,38 @@ already done with the same weights and prompts is skipped. `k2 report` shows the
         #[arg(long)]
         quiet: bool,
     },
+    /// Knowledge acquisition and forgetting of the run's injected facts (`[[inject_facts]]`):
+    /// every probe's target-span log-probability at every `ok` and `spike` checkpoint, merged
+    /// with the dense per-step scores the trainer wrote; effectivity, retainability and the
+    /// power-law decay per injection and probe kind.
+    #[command(
+        after_help = "Examples:\n  k2 train --config configs/acquisition.toml --out runs/acquisition\n  \
+k2 analyze acquisition --run runs/acquisition\n  \
+k2 analyze acquisition --run runs/acquisition --json > acquisition.json\n\n\
+Probes (Chang et al. 2024): memorization (the injected wording), semantic (a held-out\n\
+paraphrase), composition (the capital of the fact's country, asked through the invented person).\n\
+Dense steps: set `dense_steps = N` in an [[inject_facts]] table and the trainer scores the probes\n\
+after each of the N steps from the injection on (<run>/acquisition/dense.jsonl). Effectivity: the\n\
+mean gain from the last measurement before the first repetition to the maximum within 10 steps of\n\
+the last one (else the first measurement after it). Retainability R(t): the share of that gain\n\
+left t steps later. Results: <run>/acquisition/<checkpoint>.json, written atomically and skipped\n\
+when done with the same weights and probes; `k2 report` draws them."
+    )]
+    Acquisition {
+        /// The run directory.
+        #[arg(long, default_value = k2_pipeline::DEFAULT_RUN)]
+        run: PathBuf,
+        /// Print the trajectories and metrics as JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = k2_pipeline::THREADS)]
+        threads: usize,
+        #[command(flatten)]
+        compute: crate::compute_args::ComputeArgs,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Memorization per (checkpoint, chunk), like LLM360's Analysis360: for sampled training
     /// sequences of every chunk, greedy-continue the first --prompt-len tokens for
     /// --continuation-len tokens and compare with the true next tokens.
@@ -147,6 +179,16 @@ pub fn run(cmd: AnalyzeCommand) -> Result<ExitCode> {
             k2_trainer::set_threads(threads);
             gallery(&run, prompts.as_deref(), &compute.placement()?, quiet)
         }
+        AnalyzeCommand::Acquisition {
+            run,
+            json,
+            threads,
+            compute,
+            quiet,
+        } => {
+            k2_trainer::set_threads(threads);
+            acquisition(&run, json, &compute.placement()?, quiet)
+        }
         AnalyzeCommand::Memorization {
             run,
             samples,
@@ -210,5 +252,33 @@ pub fn gallery(
         start.elapsed().as_secs_f64(),
         k2_eval::gallery_job::gallery_dir(run).display()
     );
+    Ok(crate::report_failures(&report.failed()))
+}
+
+/// Scores the probes at every checkpoint of `run` that lacks them and prints the metrics.
+pub fn acquisition(
+    run: &Path,
+    json: bool,
+    placement: &k2_model::Placement,
+    quiet: bool,
+) -> Result<ExitCode> {
+    let start = std::time::Instant::now();
+    let bar = crate::progress::bar("probes", quiet);
+    let (_, report) = k2_eval::acquisition_job::measure_run(run, placement, &bar)?;
+    bar.finish_and_clear();
+    let Some(r) = k2_analysis::acquisition_tables::load_run(run)? else {
+        anyhow::bail!("{}: nothing measured", run.display());
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        print!("{}", k2_analysis::acquisition_tables::acquisition_text(&r));
+        println!(
+            "{} in {:.1}s; results in {}",
+            report.summary_line("measured"),
+            start.elapsed().as_secs_f64(),
+            k2_archive::RunLayout::new(run).acquisition_dir().display()
+        );
+    }
     Ok(crate::report_failures(&report.failed()))
 }

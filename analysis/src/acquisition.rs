@@ -34,12 +34,50 @@ pub struct Trajectory {
     pub per_fact: Vec<Vec<f64>>,
     /// Whether the step was a dense (single-step) measurement.
     pub dense: Vec<bool>,
+    /// Per step, the mean over the injection's control facts (never injected), where measured.
+    pub control: Vec<Option<f64>>,
 }
 
 impl Trajectory {
     pub fn mean(&self, i: usize) -> f64 {
         let v = &self.per_fact[i];
         v.iter().sum::<f64>() / v.len().max(1) as f64
+    }
+
+    /// Whether every step has its control mean: then the metrics are net of it.
+    pub fn has_control(&self) -> bool {
+        !self.control.is_empty() && self.control.iter().all(Option::is_some)
+    }
+
+    /// The series the metrics are computed on: the mean, less the control mean when every step
+    /// has one.
+    pub fn signal(&self, i: usize) -> f64 {
+        let c = if self.has_control() {
+            self.control[i].unwrap_or(0.0)
+        } else {
+            0.0
+        };
+        self.mean(i) - c
+    }
+
+    /// The index of the last measurement before the first repetition.
+    pub fn before_index(&self) -> Option<usize> {
+        (0..self.steps.len()).rev().find(|&i| self.steps[i] < self.first_step)
+    }
+
+    /// At step index `i`, each fact's gain since index `b`, less the control mean's (when every
+    /// step has one).
+    pub fn fact_gains(&self, i: usize, b: usize) -> Vec<f64> {
+        let c = if self.has_control() {
+            self.control[i].unwrap_or(0.0) - self.control[b].unwrap_or(0.0)
+        } else {
+            0.0
+        };
+        self.per_fact[i]
+            .iter()
+            .zip(&self.per_fact[b])
+            .map(|(x, y)| x - y - c)
+            .collect()
     }
 
     pub fn sd(&self, i: usize) -> f64 {
@@ -68,7 +106,13 @@ pub struct Acquisition {
     pub injection: String,
     pub mode: String,
     pub kind: String,
-    /// The step measured just before the first repetition, and the mean there.
+    /// Whether the values below are net of the control set (the mean less the control mean).
+    pub net_of_control: bool,
+    /// The raw gain of the mean (not net of the control) and the control's own change over the
+    /// same steps.
+    pub raw_effectivity: f64,
+    pub control_change: Option<f64>,
+    /// The step measured just before the first repetition, and the signal there.
     pub before_step: u64,
     pub before: f64,
     /// The local acquisition maximum's step and mean.
@@ -122,22 +166,21 @@ pub fn power_law_fit(points: &[(u64, f64)]) -> Option<PowerFit> {
 /// the first repetition or after the last one.
 pub fn acquisition(t: &Trajectory, lam_window: u64) -> Option<Acquisition> {
     let n = t.steps.len();
-    let bi = (0..n).rev().find(|&i| t.steps[i] < t.first_step)?;
+    let bi = t.before_index()?;
     let after: Vec<usize> = (0..n).filter(|&i| t.steps[i] >= t.last_step).collect();
     let first_after = *after.first()?;
     let li = after
         .iter()
         .copied()
         .filter(|&i| t.steps[i] <= t.last_step + lam_window)
-        .max_by(|&a, &b| t.mean(a).total_cmp(&t.mean(b)).then(b.cmp(&a)))
+        .max_by(|&a, &b| t.signal(a).total_cmp(&t.signal(b)).then(b.cmp(&a)))
         .unwrap_or(first_after);
-    let (before, lam) = (t.mean(bi), t.mean(li));
+    let (before, lam) = (t.signal(bi), t.signal(li));
     let effectivity = lam - before;
-    let gains: Vec<f64> = t.per_fact[li]
-        .iter()
-        .zip(&t.per_fact[bi])
-        .map(|(a, b)| a - b)
-        .collect();
+    let control_change = t
+        .has_control()
+        .then(|| t.control[li].unwrap_or(0.0) - t.control[bi].unwrap_or(0.0));
+    let gains = t.fact_gains(li, bi);
     let gm = gains.iter().sum::<f64>() / gains.len().max(1) as f64;
     let effectivity_sd = if gains.len() > 1 {
         (gains.iter().map(|g| (g - gm).powi(2)).sum::<f64>() / (gains.len() - 1) as f64).sqrt()
@@ -146,7 +189,7 @@ pub fn acquisition(t: &Trajectory, lam_window: u64) -> Option<Acquisition> {
     };
     let retainability: Vec<(u64, f64)> = if effectivity > 0.0 {
         (li + 1..n)
-            .map(|i| (t.steps[i] - t.steps[li], (t.mean(i) - before) / effectivity))
+            .map(|i| (t.steps[i] - t.steps[li], (t.signal(i) - before) / effectivity))
             .collect()
     } else {
         Vec::new()
@@ -155,6 +198,9 @@ pub fn acquisition(t: &Trajectory, lam_window: u64) -> Option<Acquisition> {
         injection: t.injection.clone(),
         mode: t.mode.clone(),
         kind: t.kind.clone(),
+        net_of_control: t.has_control(),
+        raw_effectivity: t.mean(li) - t.mean(bi),
+        control_change,
         before_step: t.steps[bi],
         before,
         lam_step: t.steps[li],
@@ -175,12 +221,12 @@ pub fn trajectories(
     files: &[AcquisitionFile],
     dense: &[DenseLine],
 ) -> Vec<Trajectory> {
-    // (injection, kind) -> step -> (fact -> logprob, dense)
+    // (injection, kind, control) -> step -> (fact -> logprob, dense)
     type Points = BTreeMap<u64, (BTreeMap<usize, f64>, bool)>;
-    let mut by: BTreeMap<(String, String), Points> = BTreeMap::new();
+    let mut by: BTreeMap<(String, String, bool), Points> = BTreeMap::new();
     let mut add = |s: &ProbeScore, step: u64, is_dense: bool| {
         let e = by
-            .entry((s.injection.clone(), s.kind.clone()))
+            .entry((s.injection.clone(), s.kind.clone(), s.control))
             .or_default()
             .entry(step)
             .or_insert_with(|| (BTreeMap::new(), is_dense));
@@ -211,9 +257,11 @@ pub fn trajectories(
             .find(|s| s.name == inj.name);
         let Some(steps) = steps else { continue };
         for kind in k2_corpus::injection::ProbeKind::ALL {
-            let Some(points) = by.get(&(inj.name.clone(), kind.name().to_string())) else {
+            let key = |control| (inj.name.clone(), kind.name().to_string(), control);
+            let Some(points) = by.get(&key(false)) else {
                 continue;
             };
+            let controls = by.get(&key(true));
             let points: Vec<_> = points
                 .iter()
                 .filter(|(_, (facts, _))| facts.len() == inj.facts)
@@ -230,6 +278,14 @@ pub fn trajectories(
                     .map(|p| p.1 .0.values().copied().collect())
                     .collect(),
                 dense: points.iter().map(|p| p.1 .1).collect(),
+                control: points
+                    .iter()
+                    .map(|p| {
+                        let c = controls?.get(p.0)?;
+                        (c.0.len() == inj.facts)
+                            .then(|| c.0.values().sum::<f64>() / inj.facts as f64)
+                    })
+                    .collect(),
             });
         }
     }
@@ -259,6 +315,7 @@ mod tests {
             first_step: 101,
             last_step: 110,
             dense: vec![true; steps.len()],
+            control: Vec::new(),
             per_fact: vals.iter().map(|&v| vec![v - 0.5, v + 0.5]).collect(),
             steps,
         }
@@ -294,6 +351,7 @@ mod tests {
             steps: vec![80, 120, 160],
             per_fact: vec![vec![-10.0], vec![-8.0], vec![-9.0]],
             dense: vec![false; 3],
+            control: Vec::new(),
             ..synthetic()
         };
         let a = acquisition(&t, LAM_WINDOW).unwrap();
@@ -303,11 +361,30 @@ mod tests {
     }
 
     #[test]
+    fn a_control_drift_is_subtracted() {
+        // The injected facts rise by 3, the control by 1 over the same steps: net gain 2; later
+        // the injected stay while the control rises by another 1: net retainability 0.5.
+        let t = Trajectory {
+            steps: vec![80, 120, 160],
+            per_fact: vec![vec![-10.0, -12.0], vec![-7.0, -9.0], vec![-7.0, -9.0]],
+            dense: vec![false; 3],
+            control: vec![Some(-10.0), Some(-9.0), Some(-8.0)],
+            ..synthetic()
+        };
+        let a = acquisition(&t, LAM_WINDOW).unwrap();
+        assert!(a.net_of_control);
+        assert_eq!((a.raw_effectivity, a.control_change), (3.0, Some(1.0)));
+        assert_eq!((a.effectivity, a.effectivity_sd), (2.0, 0.0));
+        assert_eq!(a.retainability, vec![(40, 0.5)]);
+    }
+
+    #[test]
     fn no_gain_means_no_retainability() {
         let t = Trajectory {
             steps: vec![80, 120, 160],
             per_fact: vec![vec![-8.0], vec![-9.0], vec![-9.5]],
             dense: vec![false; 3],
+            control: Vec::new(),
             ..synthetic()
         };
         let a = acquisition(&t, LAM_WINDOW).unwrap();

@@ -2,6 +2,9 @@
 //! model-card-like README. Entry point: [`render_report`].
 
 pub mod acquisition;
+pub mod acquisition_plots;
+pub mod acquisition_section;
+pub mod acquisition_tables;
 pub mod compare;
 pub mod datamix;
 pub mod gallery;

@@ -580,6 +580,12 @@ pub fn render_report(opts: &ReportOptions) -> Result<ReportSummary> {
             md.push_str(&text);
             figures.extend(figs);
         }
+        if let Some((text, figs)) =
+            crate::acquisition_section::acquisition_section(run, &fig_dir, series)?
+        {
+            md.push_str(&text);
+            figures.extend(figs);
+        }
     }
 
     // one section per few-shot setting

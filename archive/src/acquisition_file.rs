@@ -21,6 +21,9 @@ pub struct ProbeScore {
     /// `memorization`, `semantic` or `composition`.
     pub kind: String,
     pub fact: usize,
+    /// A fact of the injection's control set (never injected).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub control: bool,
     /// Sum of the target span's token log-probabilities (nats).
     pub logprob: f64,
 }

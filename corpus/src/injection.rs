@@ -123,6 +123,16 @@ fn split(kind: ProbeKind, template: &str, person: &str, value: &str) -> SpanProb
     }
 }
 
+/// The control set of the injection with `seed`: `n` facts drawn like its own (other people,
+/// other countries) that are never injected. Their probes measure how much a probe's
+/// log-probability moves without the fact (the model learning the template and the countries),
+/// which the analysis subtracts.
+pub fn control_facts(seed: u64, n: usize) -> Vec<FictionalFact> {
+    fictional_facts(seed ^ CONTROL_SALT, n)
+}
+
+const CONTROL_SALT: u64 = 0x636f_6e74_726f_6c00; // "control"
+
 /// `n` fictional facts from `seed`: distinct invented people (three syllables, never a fact-base
 /// name or story character), each born in a fact-base country.
 pub fn fictional_facts(seed: u64, n: usize) -> Vec<FictionalFact> {
@@ -164,6 +174,8 @@ mod tests {
         let names: HashSet<_> = a.iter().map(|f| f.person.clone()).collect();
         assert_eq!(names.len(), 20);
         assert_ne!(a, fictional_facts(8, 20));
+        let c = control_facts(7, 20);
+        assert!(c.iter().all(|f| !names.contains(&f.person)));
     }
 
     #[test]

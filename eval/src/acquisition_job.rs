@@ -11,7 +11,7 @@ use k2_archive::{
     AcquisitionFile, CheckpointStatus, ChunkOrder, InjectionRecord, Manifest, ProbeScore,
     RunLayout, SourceCheckpoint, ACQUISITION_FORMAT,
 };
-use k2_corpus::injection::fictional_facts;
+use k2_corpus::injection::{control_facts, fictional_facts};
 use k2_model::span::{span_logprobs, span_sequence, SpanSequence};
 
 use crate::error::{EvalError, Result};
@@ -38,17 +38,24 @@ fn build_probes(run: &Path, injections: &[InjectionRecord]) -> Result<Vec<Probe>
     let tok = k2_model::load_tokenizer(&RunLayout::new(run).tokenizer_path())?;
     let mut out = Vec::new();
     for inj in injections {
-        for fact in fictional_facts(inj.seed, inj.facts) {
-            for p in fact.probes() {
-                out.push(Probe {
-                    score: ProbeScore {
-                        injection: inj.name.clone(),
-                        kind: p.kind.name().to_string(),
-                        fact: fact.id,
-                        logprob: 0.0,
-                    },
-                    seq: span_sequence(&tok, &p.context, &p.target)?,
-                });
+        let sets = [
+            (false, fictional_facts(inj.seed, inj.facts)),
+            (true, control_facts(inj.seed, inj.facts)),
+        ];
+        for (control, facts) in sets {
+            for fact in facts {
+                for p in fact.probes() {
+                    out.push(Probe {
+                        score: ProbeScore {
+                            injection: inj.name.clone(),
+                            kind: p.kind.name().to_string(),
+                            fact: fact.id,
+                            control,
+                            logprob: 0.0,
+                        },
+                        seq: span_sequence(&tok, &p.context, &p.target)?,
+                    });
+                }
             }
         }
     }
@@ -73,7 +80,7 @@ impl AcquisitionJob {
         let tok_sha = k2_archive::sha256_file(&layout.tokenizer_path())?;
         let probes_sha = k2_archive::sha256_bytes(
             format!(
-                "{}\n{tok_sha}",
+                "{}\ncontrol 1\n{tok_sha}",
                 serde_json::to_string(&order.injections.iter().map(|i| (&i.name, i.seed, i.facts)).collect::<Vec<_>>())?
             )
             .as_bytes(),
@@ -196,16 +203,16 @@ impl Job for AcquisitionJob {
 }
 
 /// Measures every `ok` and `spike` checkpoint of `run` not yet measured; returns the job (for
-/// its files and injections) and the sweep's summary line.
+/// its files and injections) and the sweep's report.
 pub fn measure_run(
     run: &Path,
     placement: &k2_model::Placement,
     bar: &ProgressBar,
-) -> Result<(AcquisitionJob, String)> {
+) -> Result<(AcquisitionJob, crate::sweep::SweepReport)> {
     let job = AcquisitionJob::new(run, placement.clone())?;
     let mut source = k2_archive::RunSource::with_statuses(run, AcquisitionJob::statuses());
     let report = crate::sweep::sweep(&mut source, &job, &Default::default(), bar, &mut |l| {
         bar.suspend(|| eprintln!("{l}"))
     })?;
-    Ok((job, report.summary_line("measured")))
+    Ok((job, report))
 }

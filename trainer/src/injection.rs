@@ -262,18 +262,26 @@ impl DenseProbes {
         let mut out = Vec::new();
         for inj in dense {
             let mut probes = Vec::new();
-            for fact in inj.fictional_facts() {
-                for p in fact.probes() {
-                    let seq = k2_model::span::span_sequence(&tokenizer, &p.context, &p.target)?;
-                    probes.push((
-                        k2_archive::ProbeScore {
-                            injection: inj.name.clone(),
-                            kind: p.kind.name().to_string(),
-                            fact: fact.id,
-                            logprob: 0.0,
-                        },
-                        seq,
-                    ));
+            let sets = [
+                (false, inj.fictional_facts()),
+                (true, k2_corpus::injection::control_facts(inj.seed, inj.facts)),
+            ];
+            for (control, facts) in sets {
+                for fact in facts {
+                    for p in fact.probes() {
+                        let seq =
+                            k2_model::span::span_sequence(&tokenizer, &p.context, &p.target)?;
+                        probes.push((
+                            k2_archive::ProbeScore {
+                                injection: inj.name.clone(),
+                                kind: p.kind.name().to_string(),
+                                fact: fact.id,
+                                control,
+                                logprob: 0.0,
+                            },
+                            seq,
+                        ));
+                    }
                 }
             }
             out.push((inj.clone(), probes));
