@@ -586,7 +586,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Data(DataCommand::Batch { run, step, json }) => {
-            let (loc, samples) = k2_trainer::batch_of_step(&run, step)?;
+            let (loc, samples) = k2_trainer::decoded_batch_of_step(&run, step)?;
             if json {
                 for s in &samples {
                     println!("{}", serde_json::to_string(s)?);
@@ -601,19 +601,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     loc.first_sample + loc.samples
                 );
                 println!(
-                    "{:>4}  {:<12} {:>12} {:>8}  first tokens",
-                    "#", "source", "document", "offset"
+                    "{:>4}  {:<18} {:>12} {:>8}  {:<40}  text",
+                    "#", "source", "document", "offset", "first tokens"
                 );
-                for (i, s) in samples.iter().enumerate() {
+                for (i, d) in samples.iter().enumerate() {
+                    let s = &d.sample;
                     let head: Vec<String> =
                         s.token_ids.iter().take(8).map(|t| t.to_string()).collect();
+                    let text: String = d.text.escape_debug().take(100).collect();
                     println!(
-                        "{:>4}  {:<12} {:>12} {:>8}  {} ...",
+                        "{:>4}  {:<18} {:>12} {:>8}  {:<40}  {}...",
                         i,
                         s.source,
                         s.doc,
                         s.offset,
-                        head.join(" ")
+                        head.join(" ") + " ...",
+                        text
                     );
                 }
             }

@@ -175,7 +175,12 @@ impl Job for AcquisitionJob {
             })?;
         let model = k2_model::load_decoder_on(&ckpt.dir, &self.placement)?;
         let seqs: Vec<SpanSequence> = self.probes.iter().map(|p| p.seq.clone()).collect();
-        let lp = span_logprobs(&|ids| model.forward(ids), &seqs, model.device())?;
+        let lp = span_logprobs(
+            &|ids| model.forward(ids),
+            &seqs,
+            model.arch().max_position_embeddings,
+            model.device(),
+        )?;
         bar.inc(self.probes.len() as u64);
         let file = AcquisitionFile {
             format: ACQUISITION_FORMAT,

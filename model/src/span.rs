@@ -44,12 +44,32 @@ pub fn span_sequence(tokenizer: &Tokenizer, context: &str, target: &str) -> Resu
 
 /// The span log-probability of every sequence. `logits` maps (batch, seq) u32 ids to
 /// (batch, seq, vocab) logits; sequences of equal length go through it together, in input order,
-/// so the grouping (and every score) is a function of the inputs alone.
+/// so the grouping (and every score) is a function of the inputs alone. A sequence longer than
+/// `max_len` (the model's context) keeps its last `max_len` tokens, losing context on the left as
+/// lm-eval's truncation does; a target that does not fit is an error.
 pub fn span_logprobs(
     logits: &dyn Fn(&Tensor) -> Result<Tensor>,
     seqs: &[SpanSequence],
+    max_len: usize,
     dev: &Device,
 ) -> Result<Vec<f64>> {
+    if let Some(s) = seqs.iter().find(|s| s.n_target >= max_len) {
+        return Err(ModelError::InvalidConfig {
+            field: "max_position_embeddings".into(),
+            reason: format!(
+                "a probe's target of {} tokens does not fit the {max_len}-token context",
+                s.n_target
+            ),
+        });
+    }
+    let seqs: Vec<SpanSequence> = seqs
+        .iter()
+        .map(|s| SpanSequence {
+            ids: s.ids[s.ids.len().saturating_sub(max_len)..].to_vec(),
+            n_target: s.n_target,
+        })
+        .collect();
+    let seqs = &seqs[..];
     let mut out = vec![0.0; seqs.len()];
     let mut lengths: Vec<usize> = seqs.iter().map(|s| s.ids.len()).collect();
     lengths.sort_unstable();

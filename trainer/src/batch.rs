@@ -73,3 +73,31 @@ pub fn batch_of_step(run_dir: &Path, step: u64) -> Result<(BatchLocation, Vec<Sa
         .to_vec();
     Ok((loc, batch))
 }
+
+/// A sample of a batch with its tokens decoded by the run's tokenizer.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DecodedSample {
+    #[serde(flatten)]
+    pub sample: Sample,
+    pub text: String,
+}
+
+/// The samples of training step `step` with their decoded text.
+pub fn decoded_batch_of_step(
+    run_dir: &Path,
+    step: u64,
+) -> Result<(BatchLocation, Vec<DecodedSample>)> {
+    let (loc, samples) = batch_of_step(run_dir, step)?;
+    let path = RunLayout::new(run_dir).tokenizer_path();
+    let tok = k2_model::load_tokenizer(&path)?;
+    let out = samples
+        .into_iter()
+        .map(|s| {
+            let text = tok
+                .decode(&s.token_ids, false)
+                .map_err(|e| TrainError::Tokenizer(format!("{}: {e}", path.display())))?;
+            Ok(DecodedSample { sample: s, text })
+        })
+        .collect::<Result<_>>()?;
+    Ok((loc, out))
+}

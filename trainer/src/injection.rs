@@ -328,6 +328,7 @@ impl DenseProbes {
             let lp = k2_model::span::span_logprobs(
                 &|ids| model.forward(ids, k2_model::Mode::Infer),
                 &seqs,
+                model.config().max_position_embeddings,
                 model.device(),
             )?;
             scores.extend(probes.iter().zip(lp).map(|((p, _), logprob)| {

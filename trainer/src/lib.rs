@@ -29,7 +29,7 @@ pub mod state;
 pub mod threads;
 pub mod tokenizer_train;
 
-pub use batch::{batch_of_step, BatchLocation};
+pub use batch::{batch_of_step, decoded_batch_of_step, BatchLocation, DecodedSample};
 pub use config::{run_config, with_dtype};
 pub use config::{TrainConfig, DEFAULT_CONFIG};
 pub use error::{Result, TrainError};
