@@ -21,7 +21,7 @@ mod verify_cmd;
     about = "Train LLaMA-style models with full-state checkpoints, K2's data order and an archive you can verify",
     long_about = "k2 reproduces LLM360 K2's open training workflow on candle: a trainer that writes a full-state \
 HF-format checkpoint per data chunk, a manifest with sha256 of every file, and tools to inspect the data order.\n\n\
-Quickstart (built-in default, under 10 minutes on 2 cores, no network):\n  k2 quickstart            # = k2 train; k2 eval; k2 analyze memorization, items, gallery; k2 report\n  k2 ckpt verify",
+Quickstart (built-in default, under 10 minutes on 2 cores, no network):\n  k2 quickstart            # = k2 train; k2 eval; k2 analyze memorization, items, gallery; k2 report\n  k2 quickstart --config configs/acquisition.toml   # the knowledge-injection experiment\n  k2 ckpt verify",
     arg_required_else_help = true
 )]
 struct Cli {
@@ -34,6 +34,10 @@ enum Command {
     /// The whole loop on the built-in default: train runs/default, evaluate every checkpoint on the
     /// built-in probes, render reports/default. Rerunning continues where it stopped.
     Quickstart {
+        /// Another training config, e.g. configs/acquisition.toml (its run goes to
+        /// runs/<name>, its report to reports/<name>); default: the built-in default.
+        #[arg(long)]
+        config: Option<PathBuf>,
         #[arg(long)]
         quiet: bool,
         #[command(flatten)]
@@ -532,9 +536,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Hub(cmd) => hub_cmd::run(cmd),
         Command::Analyze(cmd) => analyze_cmd::run(cmd),
         Command::Compare(args) => compare_cmd::run(args),
-        Command::Quickstart { quiet, compute } => {
+        Command::Quickstart {
+            config,
+            quiet,
+            compute,
+        } => {
             let ok = k2_pipeline::quickstart(
                 &k2_pipeline::QuickstartOptions {
+                    config,
                     quiet,
                     device: compute.device,
                     dtype: compute.dtype,

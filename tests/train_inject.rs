@@ -44,7 +44,10 @@ fn an_injection_is_recorded_moves_with_its_deferred_chunk_and_replays_bit_for_bi
     let order = ChunkOrder::load(&layout.chunk_order_path()).unwrap();
     assert_eq!(order.injections.len(), 1);
     let rec = &order.injections[0];
-    assert_eq!((rec.name.as_str(), rec.chunk, rec.k, rec.facts), ("dup", 2, 2, 2));
+    assert_eq!(
+        (rec.name.as_str(), rec.chunk, rec.k, rec.facts),
+        ("dup", 2, 2, 2)
+    );
     assert_eq!(order.deferrals.len(), 1, "{order:?}");
     assert_eq!(order.deferrals[0].chunk, 2);
     let pos = order.order.iter().position(|&c| c == 2).unwrap() as u64;
@@ -71,12 +74,17 @@ fn an_injection_is_recorded_moves_with_its_deferred_chunk_and_replays_bit_for_bi
     // The chunk file carries the facts: samples 0,1 (step 0) and 4,5 (step 1) of 4 per step.
     let facts = fictional_facts(5, 2);
     let text = std::fs::read_to_string(layout.data_dir().join("chunk_0002.jsonl")).unwrap();
-    let samples: Vec<serde_json::Value> =
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let samples: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     for (slot, fact, rep) in [(0, 0, 0), (1, 1, 0), (4, 0, 1), (5, 1, 1)] {
         let s = &samples[slot];
         assert_eq!(s["source"], "inject:dup", "sample {slot}");
-        assert_eq!((s["doc"].as_u64(), s["offset"].as_u64()), (Some(fact), Some(rep)));
+        assert_eq!(
+            (s["doc"].as_u64(), s["offset"].as_u64()),
+            (Some(fact), Some(rep))
+        );
         assert!(s["spliced"]["at"].as_u64().unwrap() > 0);
         assert_eq!(s["token_ids"].as_array().unwrap().len(), 48);
     }
@@ -93,7 +101,11 @@ fn an_injection_is_recorded_moves_with_its_deferred_chunk_and_replays_bit_for_bi
         .args(["--step", &(pos * 12 + 2).to_string()]));
     assert!(out.contains("inject:dup"), "{out}");
     assert!(
-        out.contains(&format!("{} was born in {}.", facts[0].person, facts[0].country_name())),
+        out.contains(&format!(
+            "{} was born in {}.",
+            facts[0].person,
+            facts[0].country_name()
+        )),
         "{out}"
     );
     let json = ok(k2()
@@ -101,18 +113,25 @@ fn an_injection_is_recorded_moves_with_its_deferred_chunk_and_replays_bit_for_bi
         .arg(&run)
         .args(["--step", &(pos * 12 + 1).to_string()]));
     let first: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
-    assert!(first["text"].as_str().unwrap().starts_with(&facts[0].person));
+    assert!(first["text"]
+        .as_str()
+        .unwrap()
+        .starts_with(&facts[0].person));
 
     // Dense probe scores: the window of the injection's final position, 3 probes x 2 facts plus
     // the control's, after every step from the one before the injection on.
     let dense = read_dense(&layout.dense_probes_path()).unwrap();
     let first_step = pos * 12 + 1;
     for step in first_step - 1..=first_step - 1 + 6 {
-        let line = dense.iter().find(|l| l.step == step).unwrap_or_else(|| {
-            panic!("no dense line for step {step}")
-        });
+        let line = dense
+            .iter()
+            .find(|l| l.step == step)
+            .unwrap_or_else(|| panic!("no dense line for step {step}"));
         assert_eq!(line.scores.len(), 12, "step {step}");
-        assert!(line.scores.iter().all(|s| s.logprob < 0.0 && s.logprob.is_finite()));
+        assert!(line
+            .scores
+            .iter()
+            .all(|s| s.logprob < 0.0 && s.logprob.is_finite()));
     }
 
     // The whole surviving lineage, injection included, replays bit for bit.
@@ -123,7 +142,10 @@ fn an_injection_is_recorded_moves_with_its_deferred_chunk_and_replays_bit_for_bi
     let out = ok(k2()
         .args(["analyze", "acquisition", "--quiet", "--run"])
         .arg(&run));
-    assert!(out.contains("| dup ") && out.contains("memorization"), "{out}");
+    assert!(
+        out.contains("| dup ") && out.contains("memorization"),
+        "{out}"
+    );
     let files = std::fs::read_dir(layout.acquisition_dir())
         .unwrap()
         .filter(|e| {
@@ -135,7 +157,10 @@ fn an_injection_is_recorded_moves_with_its_deferred_chunk_and_replays_bit_for_bi
     let again = ok(k2()
         .args(["analyze", "acquisition", "--quiet", "--run"])
         .arg(&run));
-    assert!(again.contains(&format!("0 measured, {files} already done")), "{again}");
+    assert!(
+        again.contains(&format!("0 measured, {files} already done")),
+        "{again}"
+    );
     let json = ok(k2()
         .args(["analyze", "acquisition", "--quiet", "--json", "--run"])
         .arg(&run));
@@ -147,16 +172,31 @@ fn an_injection_is_recorded_moves_with_its_deferred_chunk_and_replays_bit_for_bi
 fn bad_injections_are_refused_naming_the_field() {
     let tmp = tempfile::tempdir().unwrap();
     for (injection, field) in [
-        (INJECTION.replace("facts = 2", "facts = 5"), "inject_facts[0].facts"),
+        (
+            INJECTION.replace("facts = 2", "facts = 5"),
+            "inject_facts[0].facts",
+        ),
         (
             INJECTION.replace("mode = \"duplicate\"", "mode = \"once\""),
             "inject_facts[0].k",
         ),
-        (INJECTION.replace("\nk = 2", "\nk = 13"), "inject_facts[0].k"),
-        (INJECTION.replace("chunk = 2", "chunk = 9"), "inject_facts[0].chunk"),
-        (INJECTION.replace("name = \"dup\"", "name = \"a/b\""), "inject_facts[0].name"),
         (
-            INJECTION.replace("[[stage]]", &INJECTION.replace("\nk = 2", "\nk = 1\noffset = 1")),
+            INJECTION.replace("\nk = 2", "\nk = 13"),
+            "inject_facts[0].k",
+        ),
+        (
+            INJECTION.replace("chunk = 2", "chunk = 9"),
+            "inject_facts[0].chunk",
+        ),
+        (
+            INJECTION.replace("name = \"dup\"", "name = \"a/b\""),
+            "inject_facts[0].name",
+        ),
+        (
+            INJECTION.replace(
+                "[[stage]]",
+                &INJECTION.replace("\nk = 2", "\nk = 1\noffset = 1"),
+            ),
             "inject_facts[1]",
         ),
         (INJECTION.replace("duplicate", "twice"), "mode"),
@@ -170,7 +210,11 @@ fn bad_injections_are_refused_naming_the_field() {
                 .arg(&out),
         );
         assert!(err.contains(field), "{field}: {err}");
-        assert!(!out.exists(), "{field}: a refused config wrote {}", out.display());
+        assert!(
+            !out.exists(),
+            "{field}: a refused config wrote {}",
+            out.display()
+        );
     }
 }
 
@@ -183,5 +227,8 @@ fn a_run_without_injections_is_told_where_to_find_one() {
         k2().args(["analyze", "acquisition", "--quiet", "--run"])
             .arg(&run),
     );
-    assert!(err.contains("no knowledge injections") && err.contains("acquisition.toml"), "{err}");
+    assert!(
+        err.contains("no knowledge injections") && err.contains("acquisition.toml"),
+        "{err}"
+    );
 }

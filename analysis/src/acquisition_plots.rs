@@ -71,8 +71,15 @@ fn draw_trajectories<DB: DrawingBackend>(
         let ts: Vec<&Trajectory> = r.trajectories.iter().filter(|t| t.kind == *kind).collect();
         let pts: Vec<(f64, f64, f64)> = ts.iter().flat_map(|t| band(t)).collect();
         let lo = pts.iter().map(|p| p.1 - p.2).fold(f64::INFINITY, f64::min);
-        let hi = pts.iter().map(|p| p.1 + p.2).fold(f64::NEG_INFINITY, f64::max);
-        let (lo, hi) = if lo.is_finite() { (lo, hi.max(lo + 1.0)) } else { (-1.0, 1.0) };
+        let hi = pts
+            .iter()
+            .map(|p| p.1 + p.2)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let (lo, hi) = if lo.is_finite() {
+            (lo, hi.max(lo + 1.0))
+        } else {
+            (-1.0, 1.0)
+        };
         let pad = (hi - lo) * 0.05;
         let mut chart = ChartBuilder::on(area)
             .caption(format!("{kind} probe"), (FAMILY, 15))
@@ -110,11 +117,18 @@ fn draw_trajectories<DB: DrawingBackend>(
                 .draw_series(std::iter::once(Polygon::new(poly, c.mix(0.12).filled())))
                 .map_err(de)?;
             chart
-                .draw_series(LineSeries::new(p.iter().map(|q| (q.0, q.1)), c.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    p.iter().map(|q| (q.0, q.1)),
+                    c.stroke_width(2),
+                ))
                 .map_err(de)?;
         }
     }
-    legend_row(&legend, r, "bar: the repetitions; band: ± 1 s.e. over facts")
+    legend_row(
+        &legend,
+        r,
+        "bar: the repetitions; band: ± 1 s.e. over facts",
+    )
 }
 
 fn legend_row<DB: DrawingBackend>(
@@ -122,8 +136,8 @@ fn legend_row<DB: DrawingBackend>(
     r: &RunAcquisition,
     note: &str,
 ) -> Result<()> {
-    let text = TextStyle::from((FAMILY, 13).into_font())
-        .pos(plotters::style::text_anchor::Pos::new(
+    let text =
+        TextStyle::from((FAMILY, 13).into_font()).pos(plotters::style::text_anchor::Pos::new(
             plotters::style::text_anchor::HPos::Left,
             plotters::style::text_anchor::VPos::Center,
         ));
@@ -131,9 +145,15 @@ fn legend_row<DB: DrawingBackend>(
     for inj in &r.injections {
         let c = colour(r, &inj.name);
         legend
-            .draw(&PathElement::new(vec![(x, 18), (x + 24, 18)], c.stroke_width(3)))
+            .draw(&PathElement::new(
+                vec![(x, 18), (x + 24, 18)],
+                c.stroke_width(3),
+            ))
             .map_err(de)?;
-        let label = format!("{} ({} x{}, chunk {})", inj.name, inj.mode, inj.k, inj.chunk);
+        let label = format!(
+            "{} ({} x{}, chunk {})",
+            inj.name, inj.mode, inj.k, inj.chunk
+        );
         legend
             .draw(&Text::new(label.clone(), (x + 30, 18), text.clone()))
             .map_err(de)?;

@@ -22,13 +22,13 @@ pub fn acquisition_section(
     let mut md = String::from("## Knowledge acquisition and forgetting\n\n");
     writeln!(
         md,
-        "Fictional facts (\"<invented person> was born in <fact-base country>\"; the people occur \
+        "Fictional facts (\"*an invented person* was born in *a fact-base country*\"; the people occur \
          nowhere else in the corpus) entered the training stream as `[[inject_facts]]` says, \
          replacing one sample per fact at each repetition (`k2 data batch --step S` shows them). \
          Each fact has three probes with a target span (Chang et al. 2024): memorization (the \
          injected wording), semantic (a paraphrase never injected) and composition (the capital \
          of the fact's country, which only the fact base teaches, asked through the person). \
-         Each injection has a control set of 10 facts drawn the same way and never injected: \
+         Each injection has a control set of as many facts, drawn the same way and never injected: \
          its probes move with the model's general learning of the templates and countries, and \
          every value below is net of that control mean. Written by `k2 analyze acquisition`.\n"
     )?;
@@ -56,7 +56,15 @@ pub fn acquisition_section(
         md,
         "{}\n",
         simple_table(
-            &["injection", "mode", "k", "facts", "chunk", "trained at steps", "seed"],
+            &[
+                "injection",
+                "mode",
+                "k",
+                "facts",
+                "chunk",
+                "trained at steps",
+                "seed"
+            ],
             rows
         )
     )?;

@@ -81,9 +81,17 @@ pub fn metrics_table(r: &RunAcquisition) -> String {
                 format!("{} x{}", a.mode, inj.map_or(1, |i| i.k)),
                 a.kind.clone(),
                 traj.map_or("-".into(), |t| format!("{}-{}", t.first_step, t.last_step)),
-                format!("{:.2} (step {})", a.before, a.before_step),
-                format!("{:.2} (step {})", a.lam, a.lam_step),
-                format!("{:+.2} ± {:.2}", a.effectivity, a.effectivity_sd),
+                format!("step {}", a.before_step),
+                format!("step {}", a.lam_step),
+                match (a.effectivity_ci, a.effectivity_p) {
+                    (Some((lo, hi)), Some(p)) => format!(
+                        "{:+.2} [{lo:+.2}, {hi:+.2}] p {}{}",
+                        a.effectivity,
+                        crate::compare::fmt_p(p),
+                        if p < crate::stats::ALPHA { " *" } else { "" }
+                    ),
+                    _ => format!("{:+.2}", a.effectivity),
+                },
                 format!("{:+.2}", a.raw_effectivity),
                 a.control_change.map_or("-".into(), |c| format!("{c:+.2}")),
                 r_at(a, 10),
@@ -91,9 +99,9 @@ pub fn metrics_table(r: &RunAcquisition) -> String {
                 a.retainability
                     .last()
                     .map_or("-".into(), |p| format!("{:.2} (+{})", p.1, p.0)),
-                a.fit
-                    .as_ref()
-                    .map_or("-".into(), |f| format!("{:.3} (R² {:.2}, n {})", f.b, f.r2, f.points)),
+                a.fit.as_ref().map_or("-".into(), |f| {
+                    format!("{:.3} (R² {:.2}, n {})", f.b, f.r2, f.points)
+                }),
             ]
         })
         .collect();
@@ -105,7 +113,7 @@ pub fn metrics_table(r: &RunAcquisition) -> String {
             "steps",
             "before",
             "maximum",
-            "effectivity (nats)",
+            "effectivity (nats, 95% CI, p)",
             "raw gain",
             "control change",
             "R(+10)",
@@ -124,7 +132,7 @@ pub fn acquisition_text(r: &RunAcquisition) -> String {
         "knowledge acquisition in `{}`: mean target-span log-probability over each injection's facts,\n\
          less the mean over its control facts (never injected); {} measurements; the maximum is\n\
          searched {} steps from the last repetition; effectivity: gain from before the first\n\
-         repetition to the maximum (± sd over facts); R(t): share of the gain left t steps after\n\
+         repetition to the maximum, net (paired bootstrap over facts; * p < 0.05); R(t): share of the gain left t steps after\n\
          it; b: R(t) ≈ a·t^-b, least squares in log-log\n{}\n",
         r.run,
         if dense { "checkpoints and dense steps" } else { "checkpoints only" },

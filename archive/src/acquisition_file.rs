@@ -59,15 +59,15 @@ pub fn read_dense(path: &Path) -> Result<Vec<DenseLine>, ArchiveError> {
     if !path.exists() {
         return Ok(Vec::new());
     }
-    let text = std::fs::read_to_string(path).map_err(|e| ArchiveError::invalid(path, e.to_string()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| ArchiveError::invalid(path, e.to_string()))?;
     let mut by_step = std::collections::BTreeMap::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let l: DenseLine = serde_json::from_str(line).map_err(|e| {
-            ArchiveError::invalid(path, format!("line {}: {e}", i + 1))
-        })?;
+        let l: DenseLine = serde_json::from_str(line)
+            .map_err(|e| ArchiveError::invalid(path, format!("line {}: {e}", i + 1)))?;
         by_step.insert(l.step, l);
     }
     Ok(by_step.into_values().collect())
@@ -75,13 +75,17 @@ pub fn read_dense(path: &Path) -> Result<Vec<DenseLine>, ArchiveError> {
 
 /// Reads one `<checkpoint>.json`.
 pub fn read_acquisition_file(path: &Path) -> Result<AcquisitionFile, ArchiveError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ArchiveError::invalid(path, e.to_string()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| ArchiveError::invalid(path, e.to_string()))?;
     let f: AcquisitionFile = serde_json::from_str(&text)
         .map_err(|e| ArchiveError::invalid(path, format!("line {}: {e}", e.line())))?;
     if f.format != ACQUISITION_FORMAT {
         return Err(ArchiveError::invalid(
             path,
-            format!("unsupported format {} (this build reads {ACQUISITION_FORMAT})", f.format),
+            format!(
+                "unsupported format {} (this build reads {ACQUISITION_FORMAT})",
+                f.format
+            ),
         ));
     }
     Ok(f)

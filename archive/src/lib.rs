@@ -37,8 +37,8 @@ pub use atomic::{
 pub use chunk_order::{ChunkOrder, Deferral, CHUNK_ORDER_FORMAT};
 pub use error::{ArchiveError, Location};
 pub use events::{SpikeEvent, SpikeKind};
-pub use injection_record::{InjectedSteps, InjectionRecord};
 pub use hash::{hash_tree, sha256_bytes, sha256_file};
+pub use injection_record::{InjectedSteps, InjectionRecord};
 pub use layout::{ckpt_name, parse_ckpt_name, spike_ckpt_name, RunLayout};
 pub use manifest::{CheckpointEntry, CheckpointStatus, Manifest, MANIFEST_FORMAT};
 pub use run_data::{

@@ -105,8 +105,18 @@ impl FictionalFact {
     pub fn probes(&self) -> [SpanProbe; 3] {
         let capital = &factbase().countries[self.country].capital;
         [
-            split(ProbeKind::Memorization, PHRASINGS[0], &self.person, self.country_name()),
-            split(ProbeKind::Semantic, HELD_OUT, &self.person, self.country_name()),
+            split(
+                ProbeKind::Memorization,
+                PHRASINGS[0],
+                &self.person,
+                self.country_name(),
+            ),
+            split(
+                ProbeKind::Semantic,
+                HELD_OUT,
+                &self.person,
+                self.country_name(),
+            ),
             split(ProbeKind::Composition, COMPOSITION, &self.person, capital),
         ]
     }
@@ -203,7 +213,9 @@ mod tests {
         assert_eq!(format!("{} {}.", m.context, m.target), f.phrasing(0));
         assert_eq!(m.target, f.country_name());
         assert_eq!(s.target, f.country_name());
-        assert!(!PHRASINGS.iter().any(|p| p.starts_with(HELD_OUT.split(" {e}").next().unwrap())));
+        assert!(!PHRASINGS
+            .iter()
+            .any(|p| p.starts_with(HELD_OUT.split(" {e}").next().unwrap())));
         assert_eq!(c.target, factbase().countries[f.country].capital);
         assert!(c.context.contains(&f.person));
     }

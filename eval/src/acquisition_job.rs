@@ -81,7 +81,13 @@ impl AcquisitionJob {
         let probes_sha = k2_archive::sha256_bytes(
             format!(
                 "{}\ncontrol 1\n{tok_sha}",
-                serde_json::to_string(&order.injections.iter().map(|i| (&i.name, i.seed, i.facts)).collect::<Vec<_>>())?
+                serde_json::to_string(
+                    &order
+                        .injections
+                        .iter()
+                        .map(|i| (&i.name, i.seed, i.facts))
+                        .collect::<Vec<_>>()
+                )?
             )
             .as_bytes(),
         );
@@ -203,7 +209,10 @@ impl Job for AcquisitionJob {
         };
         let mut json = serde_json::to_string_pretty(&file)?;
         json.push('\n');
-        Ok(k2_archive::write_file_atomic(&self.path(name), json.as_bytes())?)
+        Ok(k2_archive::write_file_atomic(
+            &self.path(name),
+            json.as_bytes(),
+        )?)
     }
 }
 

@@ -2,6 +2,7 @@
 //! construction and metrics; the scoring engine; the one sweep over every checkpoint of any
 //! source, with its jobs (benchmarks, memorization).
 
+pub mod acquisition_job;
 pub mod bench;
 pub mod benchmark_job;
 pub mod data;
@@ -13,7 +14,6 @@ pub mod fewshot;
 pub mod gallery_job;
 pub mod greedy;
 pub mod memorization;
-pub mod acquisition_job;
 pub mod memorization_job;
 pub mod memorization_summary;
 pub mod metrics;

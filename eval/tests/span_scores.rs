@@ -45,19 +45,34 @@ fn span_logprobs_equal_the_engines_loglikelihoods_and_do_not_depend_on_the_group
     );
     let theirs = engine.loglikelihood(&pairs, &mut |_| {}).unwrap();
     for ((a, b), p) in ours.iter().zip(&theirs).zip(&probes) {
-        assert!((a - b.ll).abs() < 1e-4, "{p:?}: span {a} vs engine {}", b.ll);
+        assert!(
+            (a - b.ll).abs() < 1e-4,
+            "{p:?}: span {a} vs engine {}",
+            b.ll
+        );
         assert!(*a < 0.0);
     }
     // Each alone gives the same numbers as all together.
     for (i, s) in seqs.iter().enumerate() {
-        let one = span_logprobs(&|ids| model.forward(ids), &[s.clone()], max, &Device::Cpu)
-            .unwrap()[0];
+        let one =
+            span_logprobs(&|ids| model.forward(ids), &[s.clone()], max, &Device::Cpu).unwrap()[0];
         assert_eq!(one, ours[i], "{:?}", probes[i]);
     }
     // Left truncation keeps the target and the last tokens of the context.
     let long = &seqs[0];
-    let cut = span_logprobs(&|ids| model.forward(ids), &[long.clone()], long.n_target + 2, &Device::Cpu)
-        .unwrap()[0];
+    let cut = span_logprobs(
+        &|ids| model.forward(ids),
+        &[long.clone()],
+        long.n_target + 2,
+        &Device::Cpu,
+    )
+    .unwrap()[0];
     assert!(cut.is_finite() && cut != ours[0]);
-    assert!(span_logprobs(&|ids| model.forward(ids), &[long.clone()], long.n_target, &Device::Cpu).is_err());
+    assert!(span_logprobs(
+        &|ids| model.forward(ids),
+        &[long.clone()],
+        long.n_target,
+        &Device::Cpu
+    )
+    .is_err());
 }

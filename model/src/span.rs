@@ -75,7 +75,9 @@ pub fn span_logprobs(
     lengths.sort_unstable();
     lengths.dedup();
     for len in lengths {
-        let members: Vec<usize> = (0..seqs.len()).filter(|&i| seqs[i].ids.len() == len).collect();
+        let members: Vec<usize> = (0..seqs.len())
+            .filter(|&i| seqs[i].ids.len() == len)
+            .collect();
         let flat: Vec<u32> = members
             .iter()
             .flat_map(|&i| seqs[i].ids.iter().copied())

@@ -36,7 +36,10 @@ pub const THREADS: usize = 2;
 
 /// What `k2 quickstart` runs on.
 pub struct QuickstartOptions {
-    pub run: PathBuf,
+    /// A training config instead of the built-in default (e.g. configs/acquisition.toml).
+    pub config: Option<PathBuf>,
+    /// The run directory; `None`: `runs/<config name>` (`runs/default` for the default).
+    pub run: Option<PathBuf>,
     pub reports: PathBuf,
     pub quiet: bool,
     pub device: DeviceSpec,
@@ -46,7 +49,8 @@ pub struct QuickstartOptions {
 impl Default for QuickstartOptions {
     fn default() -> Self {
         QuickstartOptions {
-            run: PathBuf::from(DEFAULT_RUN),
+            config: None,
+            run: None,
             reports: PathBuf::from(DEFAULT_REPORTS),
             quiet: false,
             device: DeviceSpec::Auto,
@@ -63,17 +67,26 @@ pub fn quickstart(
     bar: &dyn Fn(&str) -> ProgressBar,
 ) -> Result<bool> {
     let placement = Placement::new(o.device, o.dtype)?;
-    let resume = k2_archive::RunLayout::new(&o.run).manifest_path().exists();
+    let config = match &o.config {
+        Some(p) => k2_trainer::TrainConfig::load(p)?,
+        None => k2_trainer::TrainConfig::default_config(),
+    };
+    let run = o
+        .run
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(&config.name));
+    let run_dir = &run;
+    let resume = k2_archive::RunLayout::new(run_dir).manifest_path().exists();
     writeln!(
         out,
-        "[1/6] training {} ({})",
-        o.run.display(),
+        "[1/7] training {} ({})",
+        run_dir.display(),
         if resume { "resuming" } else { "new run" }
     )?;
     let s = k2_trainer::train(&k2_trainer::TrainOptions {
-        out: o.run.clone(),
-        config: k2_trainer::TrainConfig::default_config(),
-        config_explicit: false,
+        out: run_dir.clone(),
+        config: config.clone(),
+        config_explicit: o.config.is_some(),
         resume,
         force: false,
         progress: !o.quiet,
@@ -90,7 +103,7 @@ pub fn quickstart(
 
     writeln!(
         out,
-        "[2/6] evaluating every checkpoint on the built-in probes"
+        "[2/7] evaluating every checkpoint on the built-in probes"
     )?;
     let specs = k2_eval::registry::specs(
         &["default".to_string()],
@@ -102,29 +115,29 @@ pub fn quickstart(
     let job = k2_eval::benchmark_job::BenchmarkJob::new(
         specs,
         k2_eval::benchmark_job::ResultsLayout::PerCheckpoint(
-            k2_archive::RunLayout::new(&o.run).eval_dir(),
+            k2_archive::RunLayout::new(run_dir).eval_dir(),
         ),
         QUICKSTART_EVAL_BATCH_SIZE,
         placement.clone(),
     );
     let b = bar("requests");
     let evaluated = k2_eval::sweep::sweep(
-        &mut k2_archive::RunSource::with_statuses(&o.run, k2_eval::sources::run_statuses()),
+        &mut k2_archive::RunSource::with_statuses(run_dir, k2_eval::sources::run_statuses()),
         &job,
         &Default::default(),
         &b,
         &mut |line| b.suspend(|| eprintln!("{line}")),
     )?;
     b.finish_and_clear();
-    write!(out, "{}", k2_eval::summary::table_for_run(&o.run)?)?;
+    write!(out, "{}", k2_eval::summary::table_for_run(run_dir)?)?;
 
     writeln!(
         out,
-        "[3/6] memorization of the training data per checkpoint and chunk"
+        "[3/7] memorization of the training data per checkpoint and chunk"
     )?;
     let b = bar("sequences");
     let measured = k2_eval::memorization_job::measure_run(
-        &o.run,
+        run_dir,
         &k2_eval::memorization::Settings::default(),
         QUICKSTART_MEMORIZATION_BATCH_SIZE,
         &placement,
@@ -135,17 +148,17 @@ pub fn quickstart(
 
     writeln!(
         out,
-        "[4/6] per-item dynamics: ages of acquisition, forgetting, emergence"
+        "[4/7] per-item dynamics: ages of acquisition, forgetting, emergence"
     )?;
-    let data = k2_analysis::items::load(Some(&o.run), None)?;
+    let data = k2_analysis::items::load(Some(run_dir), None)?;
     let items = k2_analysis::items::all_task_items(&data, &[])?;
     write!(out, "{}", k2_analysis::items_tables::summary_table(&items))?;
     writeln!(out)?;
 
-    writeln!(out, "[5/6] prompt gallery at every checkpoint")?;
+    writeln!(out, "[5/7] prompt gallery at every checkpoint")?;
     let b = bar("generations");
     let generated = k2_eval::gallery_job::generate_gallery(
-        &o.run,
+        run_dir,
         k2_eval::tasks::gallery::GalleryTask::builtin(),
         &placement,
         &b,
@@ -153,13 +166,38 @@ pub fn quickstart(
     b.finish_and_clear();
     writeln!(out, "      {}", generated.summary_line("generated"))?;
 
-    writeln!(out, "[6/6] rendering the report")?;
+    writeln!(
+        out,
+        "[6/7] knowledge acquisition of injected facts{}",
+        if config.inject_facts.is_empty() {
+            " (none injected in this run)"
+        } else {
+            ""
+        }
+    )?;
+    let mut acquired = None;
+    if !config.inject_facts.is_empty() {
+        let b = bar("probes");
+        let (_, report) = k2_eval::acquisition_job::measure_run(run_dir, &placement, &b)?;
+        b.finish_and_clear();
+        if let Some(r) = k2_analysis::acquisition_tables::load_run(run_dir)? {
+            write!(
+                out,
+                "{}",
+                k2_analysis::acquisition_tables::acquisition_text(&r)
+            )?;
+        }
+        writeln!(out, "      {}", report.summary_line("measured"))?;
+        acquired = Some(report);
+    }
+
+    writeln!(out, "[7/7] rendering the report")?;
     let r = k2_analysis::render_report(&k2_analysis::ReportOptions {
-        run: Some(o.run.clone()),
+        run: Some(run_dir.clone()),
         lm_eval_results: None,
         published_results: None,
         out: o.reports.clone(),
-        name: "default".into(),
+        name: config.name.clone(),
         log_x: false,
     })?;
     writeln!(out, "report: {}", r.readme.display())?;
@@ -168,6 +206,7 @@ pub fn quickstart(
         .into_iter()
         .chain(measured.report.failed())
         .chain(generated.failed())
+        .chain(acquired.iter().flat_map(|r| r.failed()))
         .collect();
     for (name, why) in &failed {
         eprintln!("error: {name}: {why}");

@@ -110,13 +110,19 @@ impl InjectFacts {
         {
             return Err(f(
                 "name",
-                format!("`{}` must be non-empty letters, digits, `_` or `-`", self.name),
+                format!(
+                    "`{}` must be non-empty letters, digits, `_` or `-`",
+                    self.name
+                ),
             ));
         }
         if self.chunk >= total_chunks {
             return Err(f(
                 "chunk",
-                format!("{} is not a chunk id (the run has {total_chunks})", self.chunk),
+                format!(
+                    "{} is not a chunk id (the run has {total_chunks})",
+                    self.chunk
+                ),
             ));
         }
         if self.facts == 0 || self.facts > global_batch {
@@ -151,9 +157,8 @@ impl InjectFacts {
 pub fn check_disjoint(injections: &[InjectFacts]) -> Result<()> {
     for (i, a) in injections.iter().enumerate() {
         for b in &injections[..i] {
-            let overlap = a.chunk == b.chunk
-                && a.offset < b.offset + b.k
-                && b.offset < a.offset + a.k;
+            let overlap =
+                a.chunk == b.chunk && a.offset < b.offset + b.k && b.offset < a.offset + a.k;
             if a.name == b.name || overlap {
                 return Err(TrainError::Field {
                     field: format!("inject_facts[{i}]"),
@@ -247,7 +252,10 @@ pub fn steps_in_interval(
 /// their windows: from the step before the first repetition to `dense_steps` steps after it.
 pub struct DenseProbes {
     /// Per injection: its config and its probes (score skeletons and token sequences).
-    injections: Vec<(InjectFacts, Vec<(k2_archive::ProbeScore, k2_model::span::SpanSequence)>)>,
+    injections: Vec<(
+        InjectFacts,
+        Vec<(k2_archive::ProbeScore, k2_model::span::SpanSequence)>,
+    )>,
 }
 
 impl DenseProbes {
@@ -264,13 +272,15 @@ impl DenseProbes {
             let mut probes = Vec::new();
             let sets = [
                 (false, inj.fictional_facts()),
-                (true, k2_corpus::injection::control_facts(inj.seed, inj.facts)),
+                (
+                    true,
+                    k2_corpus::injection::control_facts(inj.seed, inj.facts),
+                ),
             ];
             for (control, facts) in sets {
                 for fact in facts {
                     for p in fact.probes() {
-                        let seq =
-                            k2_model::span::span_sequence(&tokenizer, &p.context, &p.target)?;
+                        let seq = k2_model::span::span_sequence(&tokenizer, &p.context, &p.target)?;
                         probes.push((
                             k2_archive::ProbeScore {
                                 injection: inj.name.clone(),
@@ -331,12 +341,15 @@ impl DenseProbes {
                 model.config().max_position_embeddings,
                 model.device(),
             )?;
-            scores.extend(probes.iter().zip(lp).map(|((p, _), logprob)| {
-                k2_archive::ProbeScore {
-                    logprob,
-                    ..p.clone()
-                }
-            }));
+            scores.extend(
+                probes
+                    .iter()
+                    .zip(lp)
+                    .map(|((p, _), logprob)| k2_archive::ProbeScore {
+                        logprob,
+                        ..p.clone()
+                    }),
+            );
         }
         Ok(Some(k2_archive::DenseLine {
             step,
