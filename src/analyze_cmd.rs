@@ -98,6 +98,33 @@ when done with the same weights and probes; `k2 report` draws them."
         #[arg(long)]
         quiet: bool,
     },
+    /// Token learning curves (Chang & Bergen 2024): the surprisal of every token of a fixed
+    /// held-out text at every `ok` checkpoint; per token its age of acquisition, final
+    /// surprisal, variability and forgetting events; by frequency in the run's training data.
+    #[command(
+        after_help = "Examples:\n  k2 analyze tokens                               # the default run\n  \
+k2 analyze tokens --run runs/acquisition --json > tokens.json\n\n\
+Held-out text: documents 900000000..900000003 of every source in the run's data index (never in\n\
+its chunks), each scored behind an EOS as training packs documents. Age of acquisition: the first\n\
+checkpoint from which the surprisal stays below the midpoint of ln V and the token's lowest\n\
+surprisal. Results: <run>/token_curves/<checkpoint>.json, written atomically and skipped when\n\
+done with the same weights and text; `k2 report` draws them."
+    )]
+    Tokens {
+        /// The run directory.
+        #[arg(long, default_value = k2_pipeline::DEFAULT_RUN)]
+        run: PathBuf,
+        /// Print every token's curve and the buckets as JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = k2_pipeline::THREADS)]
+        threads: usize,
+        #[command(flatten)]
+        compute: crate::compute_args::ComputeArgs,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Memorization per (checkpoint, chunk), like LLM360's Analysis360: for sampled training
     /// sequences of every chunk, greedy-continue the first --prompt-len tokens for
     /// --continuation-len tokens and compare with the true next tokens.
@@ -189,6 +216,16 @@ pub fn run(cmd: AnalyzeCommand) -> Result<ExitCode> {
             k2_trainer::set_threads(threads);
             acquisition(&run, json, &compute.placement()?, quiet)
         }
+        AnalyzeCommand::Tokens {
+            run,
+            json,
+            threads,
+            compute,
+            quiet,
+        } => {
+            k2_trainer::set_threads(threads);
+            tokens(&run, json, &compute.placement()?, quiet)
+        }
         AnalyzeCommand::Memorization {
             run,
             samples,
@@ -278,6 +315,29 @@ pub fn acquisition(
             report.summary_line("measured"),
             start.elapsed().as_secs_f64(),
             k2_archive::RunLayout::new(run).acquisition_dir().display()
+        );
+    }
+    Ok(crate::report_failures(&report.failed()))
+}
+
+/// Scores the held-out text at every checkpoint of `run` that lacks it and prints the buckets.
+pub fn tokens(run: &Path, json: bool, placement: &k2_model::Placement, quiet: bool) -> Result<ExitCode> {
+    let start = std::time::Instant::now();
+    let bar = crate::progress::bar("documents", quiet);
+    let report = k2_eval::token_curves_job::measure_run(run, placement, &bar)?;
+    bar.finish_and_clear();
+    let Some(t) = k2_analysis::token_curves::load(run)? else {
+        anyhow::bail!("{}: no ok checkpoint to measure", run.display());
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&t)?);
+    } else {
+        print!("{}", k2_analysis::token_curves::tokens_text(&t));
+        println!(
+            "{} in {:.1}s; results in {}",
+            report.summary_line("measured"),
+            start.elapsed().as_secs_f64(),
+            k2_archive::RunLayout::new(run).token_curves_dir().display()
         );
     }
     Ok(crate::report_failures(&report.failed()))

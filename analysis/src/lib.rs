@@ -23,5 +23,7 @@ pub mod report;
 pub mod samples;
 pub mod stats;
 pub mod tables;
+pub mod token_curves;
+pub mod token_curves_report;
 
 pub use report::{render_report, ReportOptions, ReportSummary};

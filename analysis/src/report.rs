@@ -586,6 +586,12 @@ pub fn render_report(opts: &ReportOptions) -> Result<ReportSummary> {
             md.push_str(&text);
             figures.extend(figs);
         }
+        if let Some((text, figs)) =
+            crate::token_curves_report::token_curves_section(run, &fig_dir, series)?
+        {
+            md.push_str(&text);
+            figures.extend(figs);
+        }
     }
 
     // one section per few-shot setting

@@ -64,6 +64,11 @@ impl RunLayout {
         self.acquisition_dir().join("dense.jsonl")
     }
 
+    /// `root/token_curves`: held-out token surprisals per checkpoint.
+    pub fn token_curves_dir(&self) -> PathBuf {
+        self.root.join("token_curves")
+    }
+
     /// `root/tokenizer.json`.
     pub fn tokenizer_path(&self) -> PathBuf {
         self.root.join("tokenizer.json")

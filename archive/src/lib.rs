@@ -23,6 +23,7 @@ pub mod results_file;
 pub mod run_data;
 pub mod source;
 pub mod suites;
+pub mod token_curves_file;
 pub mod sweep_summary;
 mod toml_io;
 pub mod verify;
@@ -49,5 +50,8 @@ pub use source::{
     SourceError,
 };
 pub use suites::{Suite, SuiteFile, SuiteKind, SUITES_FORMAT};
+pub use token_curves_file::{
+    read_token_curves_file, HeldOutDoc, TokenCurvesFile, TOKEN_CURVES_FORMAT,
+};
 pub use toml_io::parse_toml;
 pub use verify::{verify_checkpoint, verify_run, Problem};

@@ -29,6 +29,7 @@ pub mod suites;
 pub mod summary;
 pub mod sweep;
 pub mod task;
+pub mod token_curves_job;
 pub mod tasks;
 
 pub use error::{EvalError, Result};

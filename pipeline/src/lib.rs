@@ -79,7 +79,7 @@ pub fn quickstart(
     let resume = k2_archive::RunLayout::new(run_dir).manifest_path().exists();
     writeln!(
         out,
-        "[1/7] training {} ({})",
+        "[1/8] training {} ({})",
         run_dir.display(),
         if resume { "resuming" } else { "new run" }
     )?;
@@ -103,7 +103,7 @@ pub fn quickstart(
 
     writeln!(
         out,
-        "[2/7] evaluating every checkpoint on the built-in probes"
+        "[2/8] evaluating every checkpoint on the built-in probes"
     )?;
     let specs = k2_eval::registry::specs(
         &["default".to_string()],
@@ -133,7 +133,7 @@ pub fn quickstart(
 
     writeln!(
         out,
-        "[3/7] memorization of the training data per checkpoint and chunk"
+        "[3/8] memorization of the training data per checkpoint and chunk"
     )?;
     let b = bar("sequences");
     let measured = k2_eval::memorization_job::measure_run(
@@ -148,14 +148,14 @@ pub fn quickstart(
 
     writeln!(
         out,
-        "[4/7] per-item dynamics: ages of acquisition, forgetting, emergence"
+        "[4/8] per-item dynamics: ages of acquisition, forgetting, emergence"
     )?;
     let data = k2_analysis::items::load(Some(run_dir), None)?;
     let items = k2_analysis::items::all_task_items(&data, &[])?;
     write!(out, "{}", k2_analysis::items_tables::summary_table(&items))?;
     writeln!(out)?;
 
-    writeln!(out, "[5/7] prompt gallery at every checkpoint")?;
+    writeln!(out, "[5/8] prompt gallery at every checkpoint")?;
     let b = bar("generations");
     let generated = k2_eval::gallery_job::generate_gallery(
         run_dir,
@@ -168,7 +168,7 @@ pub fn quickstart(
 
     writeln!(
         out,
-        "[6/7] knowledge acquisition of injected facts{}",
+        "[6/8] knowledge acquisition of injected facts{}",
         if config.inject_facts.is_empty() {
             " (none injected in this run)"
         } else {
@@ -191,7 +191,16 @@ pub fn quickstart(
         acquired = Some(report);
     }
 
-    writeln!(out, "[7/7] rendering the report")?;
+    writeln!(out, "[7/8] token learning curves on held-out text")?;
+    let b = bar("documents");
+    let tokens = k2_eval::token_curves_job::measure_run(run_dir, &placement, &b)?;
+    b.finish_and_clear();
+    if let Some(t) = k2_analysis::token_curves::load(run_dir)? {
+        write!(out, "{}", k2_analysis::token_curves::tokens_text(&t))?;
+    }
+    writeln!(out, "      {}", tokens.summary_line("measured"))?;
+
+    writeln!(out, "[8/8] rendering the report")?;
     let r = k2_analysis::render_report(&k2_analysis::ReportOptions {
         run: Some(run_dir.clone()),
         lm_eval_results: None,
@@ -207,6 +216,7 @@ pub fn quickstart(
         .chain(measured.report.failed())
         .chain(generated.failed())
         .chain(acquired.iter().flat_map(|r| r.failed()))
+        .chain(tokens.failed())
         .collect();
     for (name, why) in &failed {
         eprintln!("error: {name}: {why}");
