@@ -321,7 +321,12 @@ pub fn acquisition(
 }
 
 /// Scores the held-out text at every checkpoint of `run` that lacks it and prints the buckets.
-pub fn tokens(run: &Path, json: bool, placement: &k2_model::Placement, quiet: bool) -> Result<ExitCode> {
+pub fn tokens(
+    run: &Path,
+    json: bool,
+    placement: &k2_model::Placement,
+    quiet: bool,
+) -> Result<ExitCode> {
     let start = std::time::Instant::now();
     let bar = crate::progress::bar("documents", quiet);
     let report = k2_eval::token_curves_job::measure_run(run, placement, &bar)?;

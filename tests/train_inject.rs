@@ -2,8 +2,8 @@
 //! fictional facts into the chunk files with provenance, `chunk_order.toml` and the manifest
 //! record them, a spike rollback that defers the chunk moves the injection along, `k2 data batch`
 //! shows the decoded facts, `k2 verify` replays across the injection bit for bit, the trainer's
-//! dense probe scores cover the injection's window, and `k2 analyze acquisition` measures every
-//! checkpoint once (a rerun finds them done).
+//! dense probe scores cover the injection's window, and `k2 analyze acquisition` (and `k2 analyze
+//! tokens`) measure every checkpoint once (a rerun finds them done).
 
 mod common;
 
@@ -231,4 +231,44 @@ fn a_run_without_injections_is_told_where_to_find_one() {
         err.contains("no knowledge injections") && err.contains("acquisition.toml"),
         "{err}"
     );
+
+    // Token learning curves work on any run: every ok checkpoint once, then found done.
+    let out = ok(k2()
+        .args(["analyze", "tokens", "--quiet", "--run"])
+        .arg(&run));
+    assert!(
+        out.contains("held-out tokens") && out.contains("training frequency"),
+        "{out}"
+    );
+    let n = Manifest::load(&RunLayout::new(&run).manifest_path())
+        .unwrap()
+        .checkpoints
+        .len();
+    assert!(
+        out.contains(&format!("{n} measured, 0 already done")),
+        "{out}"
+    );
+    let again = ok(k2()
+        .args(["analyze", "tokens", "--quiet", "--run"])
+        .arg(&run));
+    assert!(
+        again.contains(&format!("0 measured, {n} already done")),
+        "{again}"
+    );
+    let json = ok(k2()
+        .args(["analyze", "tokens", "--quiet", "--json", "--run"])
+        .arg(&run));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let curves = v["curves"].as_array().unwrap();
+    assert!(curves.len() > 100);
+    assert!(curves
+        .iter()
+        .all(|c| c["surprisal"].as_array().unwrap().len() == n));
+    let buckets: u64 = v["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["tokens"].as_u64().unwrap())
+        .sum();
+    assert_eq!(buckets as usize, curves.len());
 }

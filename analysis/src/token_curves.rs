@@ -122,7 +122,11 @@ pub fn load(run: &Path) -> Result<Option<TokenCurves>> {
     };
     let freq = training_frequencies(run)?;
     let init = (first.vocab_size as f64).ln();
-    let ids: Vec<u32> = first.docs.iter().flat_map(|d| d.ids.iter().copied()).collect();
+    let ids: Vec<u32> = first
+        .docs
+        .iter()
+        .flat_map(|d| d.ids.iter().copied())
+        .collect();
     let mut curves: Vec<TokenCurve> = ids
         .iter()
         .map(|&id| TokenCurve {
@@ -136,7 +140,11 @@ pub fn load(run: &Path) -> Result<Option<TokenCurves>> {
         })
         .collect();
     for f in &files {
-        let s: Vec<f32> = f.docs.iter().flat_map(|d| d.surprisal.iter().copied()).collect();
+        let s: Vec<f32> = f
+            .docs
+            .iter()
+            .flat_map(|d| d.surprisal.iter().copied())
+            .collect();
         if s.len() != curves.len() || f.text_sha256 != first.text_sha256 {
             anyhow::bail!(
                 "{}: token_curves/{}.json scored another held-out text; rerun `k2 analyze tokens`",
@@ -209,7 +217,11 @@ pub fn buckets_table(t: &TokenCurves) -> String {
             vec![
                 format!("{}-{}", b.lo, b.hi - 1),
                 b.tokens.to_string(),
-                format!("{} ({:.0}%)", b.acquired, 100.0 * b.acquired as f64 / b.tokens as f64),
+                format!(
+                    "{} ({:.0}%)",
+                    b.acquired,
+                    100.0 * b.acquired as f64 / b.tokens as f64
+                ),
                 match (b.mean_aoa_tokens, b.aoa_stderr) {
                     (Some(m), Some(se)) => format!(
                         "{} ± {}",
@@ -266,7 +278,10 @@ mod tests {
         // Never below the midpoint to stay.
         let (aoa, var, fe) = curve_stats(&[6.0, 3.0, 6.5], 7.0);
         assert_eq!((aoa, var, fe), (None, None, 1));
-        assert_eq!((bucket_of(0), bucket_of(9), bucket_of(10), bucket_of(12345)), (0, 0, 1, 4));
+        assert_eq!(
+            (bucket_of(0), bucket_of(9), bucket_of(10), bucket_of(12345)),
+            (0, 0, 1, 4)
+        );
     }
 
     #[test]
@@ -282,8 +297,14 @@ mod tests {
         };
         let b = buckets(&[c(5, Some(0)), c(7, Some(1)), c(50, None)], &[100, 300]);
         assert_eq!(b.len(), 2);
-        assert_eq!((b[0].tokens, b[0].acquired, b[0].mean_aoa_tokens), (2, 2, Some(200.0)));
+        assert_eq!(
+            (b[0].tokens, b[0].acquired, b[0].mean_aoa_tokens),
+            (2, 2, Some(200.0))
+        );
         assert!((b[0].aoa_stderr.unwrap() - 100.0).abs() < 1e-9);
-        assert_eq!((b[1].lo, b[1].hi, b[1].acquired, b[1].mean_aoa_tokens), (10, 100, 0, None));
+        assert_eq!(
+            (b[1].lo, b[1].hi, b[1].acquired, b[1].mean_aoa_tokens),
+            (10, 100, 0, None)
+        );
     }
 }

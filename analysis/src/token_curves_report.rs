@@ -14,14 +14,24 @@ use crate::token_curves::{bucket_of, buckets_table, load, TokenCurves};
 /// `<stem>.png/.svg`.
 pub fn write_token_curves(t: &TokenCurves, title: &str, stem: &Path) -> Result<Vec<PathBuf>> {
     ensure_font();
-    Ok(png_and_svg!(stem, (1100, 440), |root| draw(&root, t, title)))
+    Ok(png_and_svg!(stem, (1100, 440), |root| draw(
+        &root, t, title
+    )))
 }
 
 fn label(lo: u64, hi: u64) -> String {
-    format!("freq {}-{}", crate::tables::human(lo as f64), crate::tables::human((hi - 1) as f64))
+    format!(
+        "freq {}-{}",
+        crate::tables::human(lo as f64),
+        crate::tables::human((hi - 1) as f64)
+    )
 }
 
-fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, t: &TokenCurves, title: &str) -> Result<()> {
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    t: &TokenCurves,
+    title: &str,
+) -> Result<()> {
     let body = titled(root, title, 20)?;
     let panels = body.split_evenly((1, 2));
     let xs: Vec<f64> = t.tokens_seen.iter().map(|&x| x as f64).collect();
@@ -35,13 +45,21 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, t: &TokenCurves, titl
             .filter(|c| bucket_of(c.frequency) == bucket_of(b.lo))
             .collect();
         let ys: Vec<f64> = (0..xs.len())
-            .map(|i| members.iter().map(|c| c.surprisal[i]).sum::<f64>() / members.len().max(1) as f64)
+            .map(|i| {
+                members.iter().map(|c| c.surprisal[i]).sum::<f64>() / members.len().max(1) as f64
+            })
             .collect();
         series.push((label(b.lo, b.hi), ys));
     }
-    let hi = series.iter().flat_map(|s| s.1.iter().copied()).fold(0.0f64, f64::max);
+    let hi = series
+        .iter()
+        .flat_map(|s| s.1.iter().copied())
+        .fold(0.0f64, f64::max);
     let mut chart = ChartBuilder::on(&panels[0])
-        .caption("mean surprisal of held-out tokens, by training frequency", (FAMILY, 15))
+        .caption(
+            "mean surprisal of held-out tokens, by training frequency",
+            (FAMILY, 15),
+        )
         .margin(10)
         .x_label_area_size(34)
         .y_label_area_size(44)
@@ -62,7 +80,10 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, t: &TokenCurves, titl
     for (i, (name, ys)) in series.iter().enumerate() {
         let c = PALETTE[i % PALETTE.len()];
         chart
-            .draw_series(LineSeries::new(xs.iter().copied().zip(ys.iter().copied()), c.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                xs.iter().copied().zip(ys.iter().copied()),
+                c.stroke_width(2),
+            ))
             .map_err(de)?
             .label(name.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
@@ -114,11 +135,17 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, t: &TokenCurves, titl
         let x = i as f64;
         let c = PALETTE[i % PALETTE.len()];
         chart
-            .draw_series(std::iter::once(Rectangle::new([(x - 0.3, 0.0), (x + 0.3, m)], c.mix(0.6).filled())))
+            .draw_series(std::iter::once(Rectangle::new(
+                [(x - 0.3, 0.0), (x + 0.3, m)],
+                c.mix(0.6).filled(),
+            )))
             .map_err(de)?;
         if let Some(se) = b.aoa_stderr {
             chart
-                .draw_series(std::iter::once(PathElement::new(vec![(x, m - se), (x, m + se)], BLACK.stroke_width(1))))
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(x, m - se), (x, m + se)],
+                    BLACK.stroke_width(1),
+                )))
                 .map_err(de)?;
         }
         chart
@@ -133,7 +160,11 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, t: &TokenCurves, titl
 }
 
 /// `None` when the run has no token curves (`k2 analyze tokens`).
-pub fn token_curves_section(run: &Path, fig_dir: &Path, name: &str) -> Result<Option<(String, Vec<PathBuf>)>> {
+pub fn token_curves_section(
+    run: &Path,
+    fig_dir: &Path,
+    name: &str,
+) -> Result<Option<(String, Vec<PathBuf>)>> {
     let Some(t) = load(run)? else {
         return Ok(None);
     };
@@ -151,8 +182,15 @@ pub fn token_curves_section(run: &Path, fig_dir: &Path, name: &str) -> Result<Op
         t.first_doc,
         (t.vocab_size as f64).ln()
     )?;
-    let figures = write_token_curves(&t, &format!("{name}: token learning curves"), &fig_dir.join("token_curves"))?;
-    writeln!(md, "![token learning curves](figures/token_curves.png)\n\n[SVG](figures/token_curves.svg)\n")?;
+    let figures = write_token_curves(
+        &t,
+        &format!("{name}: token learning curves"),
+        &fig_dir.join("token_curves"),
+    )?;
+    writeln!(
+        md,
+        "![token learning curves](figures/token_curves.png)\n\n[SVG](figures/token_curves.svg)\n"
+    )?;
     writeln!(md, "{}\n", buckets_table(&t))?;
     Ok(Some((md, figures)))
 }

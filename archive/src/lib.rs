@@ -23,8 +23,8 @@ pub mod results_file;
 pub mod run_data;
 pub mod source;
 pub mod suites;
-pub mod token_curves_file;
 pub mod sweep_summary;
+pub mod token_curves_file;
 mod toml_io;
 pub mod verify;
 

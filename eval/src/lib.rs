@@ -29,8 +29,8 @@ pub mod suites;
 pub mod summary;
 pub mod sweep;
 pub mod task;
-pub mod token_curves_job;
 pub mod tasks;
+pub mod token_curves_job;
 
 pub use error::{EvalError, Result};
 pub use request::{Request, Response};

@@ -4,7 +4,8 @@
 //!
 //! The held-out text: documents [`HELDOUT_FIRST_DOC`].. of every source the run trained on, far
 //! past the documents any chunk holds (training takes them from the start of each stage's range),
-//! each tokenized with the run's tokenizer and scored behind an EOS, as training packs documents.
+//! each tokenized with the run's tokenizer, cut to the run's shortest training sequence and scored
+//! behind an EOS, as training packs documents.
 
 use std::path::{Path, PathBuf};
 
@@ -44,6 +45,9 @@ pub fn held_out(run: &Path) -> Result<Vec<HeldOut>> {
         .collect();
     sources.sort();
     sources.dedup();
+    // Every checkpoint scores the same tokens: documents are cut to the shortest context the run
+    // trains at (its first stage's sequence length).
+    let context = index.chunks.iter().map(|c| c.seq_len).min().unwrap_or(0);
     let path = layout.tokenizer_path();
     let tok = k2_model::load_tokenizer(&path)?;
     let eos = tok.token_to_id("</s>").ok_or_else(|| EvalError::Invalid {
@@ -62,6 +66,7 @@ pub fn held_out(run: &Path) -> Result<Vec<HeldOut>> {
                 })?;
             let mut ids = vec![eos];
             ids.extend_from_slice(enc.get_ids());
+            ids.truncate(context);
             out.push(HeldOut {
                 source: s.clone(),
                 doc,
@@ -161,7 +166,10 @@ impl Job for TokenCurvesJob {
             let ids = &d.ids[..d.ids.len().min(max)];
             let t = Tensor::from_vec(ids.to_vec(), (1, ids.len()), model.device())?;
             let lp = k2_model::next_token_logprobs(&model.forward(&t)?, &t)?;
-            let lp: Vec<f32> = lp.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1()?;
+            let lp: Vec<f32> = lp
+                .to_dtype(candle_core::DType::F32)?
+                .flatten_all()?
+                .to_vec1()?;
             docs.push(HeldOutDoc {
                 source: d.source.clone(),
                 doc: d.doc,
@@ -183,7 +191,10 @@ impl Job for TokenCurvesJob {
             docs,
         };
         let json = serde_json::to_string(&file)? + "\n";
-        Ok(k2_archive::write_file_atomic(&self.path(name), json.as_bytes())?)
+        Ok(k2_archive::write_file_atomic(
+            &self.path(name),
+            json.as_bytes(),
+        )?)
     }
 }
 
@@ -194,8 +205,7 @@ pub fn measure_run(
     bar: &ProgressBar,
 ) -> Result<crate::sweep::SweepReport> {
     let job = TokenCurvesJob::new(run, placement.clone())?;
-    let mut source =
-        k2_archive::RunSource::with_statuses(run, vec![CheckpointStatus::Ok]);
+    let mut source = k2_archive::RunSource::with_statuses(run, vec![CheckpointStatus::Ok]);
     crate::sweep::sweep(&mut source, &job, &Default::default(), bar, &mut |l| {
         bar.suspend(|| eprintln!("{l}"))
     })
