@@ -23,6 +23,9 @@ pub struct RunAcquisition {
 /// The measurements of `run`; `None` when it has no injections or nothing was measured yet.
 pub fn load_run(run: &Path) -> Result<Option<RunAcquisition>> {
     let layout = RunLayout::new(run);
+    if !layout.chunk_order_path().exists() {
+        return Ok(None);
+    }
     let manifest = Manifest::load(&layout.manifest_path())?;
     let order = ChunkOrder::load(&layout.chunk_order_path())?;
     if order.injections.is_empty() {

@@ -580,17 +580,21 @@ pub fn render_report(opts: &ReportOptions) -> Result<ReportSummary> {
             md.push_str(&text);
             figures.extend(figs);
         }
-        if let Some((text, figs)) =
-            crate::acquisition_section::acquisition_section(run, &fig_dir, series)?
-        {
-            md.push_str(&text);
-            figures.extend(figs);
+        match crate::acquisition_section::acquisition_section(run, &fig_dir, series) {
+            Ok(Some((text, figs))) => {
+                md.push_str(&text);
+                figures.extend(figs);
+            }
+            Ok(None) => {}
+            Err(e) => skipped.push(format!("knowledge acquisition: {e:#}")),
         }
-        if let Some((text, figs)) =
-            crate::token_curves_report::token_curves_section(run, &fig_dir, series)?
-        {
-            md.push_str(&text);
-            figures.extend(figs);
+        match crate::token_curves_report::token_curves_section(run, &fig_dir, series) {
+            Ok(Some((text, figs))) => {
+                md.push_str(&text);
+                figures.extend(figs);
+            }
+            Ok(None) => {}
+            Err(e) => skipped.push(format!("token learning curves: {e:#}")),
         }
     }
 

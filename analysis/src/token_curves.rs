@@ -101,6 +101,9 @@ pub fn training_frequencies(run: &Path) -> Result<BTreeMap<u32, u64>> {
 /// when there are none.
 pub fn load(run: &Path) -> Result<Option<TokenCurves>> {
     let layout = RunLayout::new(run);
+    if !layout.token_curves_dir().is_dir() {
+        return Ok(None);
+    }
     let manifest = Manifest::load(&layout.manifest_path())?;
     let mut files: Vec<TokenCurvesFile> = Vec::new();
     for c in manifest
