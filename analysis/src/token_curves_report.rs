@@ -189,7 +189,11 @@ pub fn token_curves_section(
     )?;
     writeln!(
         md,
-        "![token learning curves](figures/token_curves.png)\n\n[SVG](figures/token_curves.svg)\n"
+        "![token learning curves](figures/token_curves.png)\n\nLeft: the mean surprisal of the \
+         held-out tokens of each training-frequency bucket at every `ok` checkpoint; right: their \
+         mean age of acquisition (tokens seen, ± 1 standard error) and how many were acquired. \
+         Ages are resolved only to the checkpoint interval: a token acquired before the first \
+         checkpoint gets its age. [SVG](figures/token_curves.svg)\n"
     )?;
     writeln!(md, "{}\n", buckets_table(&t))?;
     Ok(Some((md, figures)))
