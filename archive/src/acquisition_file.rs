@@ -75,18 +75,5 @@ pub fn read_dense(path: &Path) -> Result<Vec<DenseLine>, ArchiveError> {
 
 /// Reads one `<checkpoint>.json`.
 pub fn read_acquisition_file(path: &Path) -> Result<AcquisitionFile, ArchiveError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| ArchiveError::invalid(path, e.to_string()))?;
-    let f: AcquisitionFile = serde_json::from_str(&text)
-        .map_err(|e| ArchiveError::invalid(path, format!("line {}: {e}", e.line())))?;
-    if f.format != ACQUISITION_FORMAT {
-        return Err(ArchiveError::invalid(
-            path,
-            format!(
-                "unsupported format {} (this build reads {ACQUISITION_FORMAT})",
-                f.format
-            ),
-        ));
-    }
-    Ok(f)
+    crate::json_file::read_versioned_json(path, ACQUISITION_FORMAT, |f: &AcquisitionFile| f.format)
 }

@@ -15,6 +15,7 @@ pub mod events;
 pub mod hash;
 pub mod hub;
 pub mod injection_record;
+pub mod json_file;
 pub mod layout;
 pub mod manifest;
 pub mod memorization_file;
@@ -40,6 +41,7 @@ pub use error::{ArchiveError, Location};
 pub use events::{SpikeEvent, SpikeKind};
 pub use hash::{hash_tree, sha256_bytes, sha256_file};
 pub use injection_record::{InjectedSteps, InjectionRecord};
+pub use json_file::{read_versioned_json, write_json_atomic};
 pub use layout::{ckpt_name, parse_ckpt_name, spike_ckpt_name, RunLayout};
 pub use manifest::{CheckpointEntry, CheckpointStatus, Manifest, MANIFEST_FORMAT};
 pub use run_data::{

@@ -38,18 +38,5 @@ pub struct TokenCurvesFile {
 }
 
 pub fn read_token_curves_file(path: &Path) -> Result<TokenCurvesFile, ArchiveError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| ArchiveError::invalid(path, e.to_string()))?;
-    let f: TokenCurvesFile = serde_json::from_str(&text)
-        .map_err(|e| ArchiveError::invalid(path, format!("line {}: {e}", e.line())))?;
-    if f.format != TOKEN_CURVES_FORMAT {
-        return Err(ArchiveError::invalid(
-            path,
-            format!(
-                "unsupported format {} (this build reads {TOKEN_CURVES_FORMAT})",
-                f.format
-            ),
-        ));
-    }
-    Ok(f)
+    crate::json_file::read_versioned_json(path, TOKEN_CURVES_FORMAT, |f: &TokenCurvesFile| f.format)
 }

@@ -164,21 +164,9 @@ impl Job for AcquisitionJob {
 
     fn run(&self, ckpt: &Loaded, _units: &[usize], bar: &ProgressBar) -> Result<()> {
         let name = &ckpt.checkpoint.name;
-        std::fs::create_dir_all(self.root()).map_err(|e| EvalError::Invalid {
-            path: self.root(),
-            message: e.to_string(),
-        })?;
-        k2_archive::remove_stale_tmp_of(&self.root(), &[format!("{name}.json")])?;
+        crate::checkpoint_file::prepare(&self.root(), name)?;
         bar.set_message(name.clone());
-        let entry = self
-            .manifest
-            .checkpoints
-            .iter()
-            .find(|c| &c.name == name)
-            .ok_or_else(|| EvalError::Invalid {
-                path: RunLayout::new(&self.run_dir).manifest_path(),
-                message: format!("no checkpoint `{name}`"),
-            })?;
+        let entry = crate::checkpoint_file::manifest_entry(&self.manifest, &self.run_dir, name)?;
         let model = k2_model::load_decoder_on(&ckpt.dir, &self.placement)?;
         let seqs: Vec<SpanSequence> = self.probes.iter().map(|p| p.seq.clone()).collect();
         let lp = span_logprobs(
@@ -207,12 +195,7 @@ impl Job for AcquisitionJob {
                 })
                 .collect(),
         };
-        let mut json = serde_json::to_string_pretty(&file)?;
-        json.push('\n');
-        Ok(k2_archive::write_file_atomic(
-            &self.path(name),
-            json.as_bytes(),
-        )?)
+        Ok(k2_archive::write_json_atomic(&self.path(name), &file)?)
     }
 }
 

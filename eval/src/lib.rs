@@ -5,6 +5,7 @@
 pub mod acquisition_job;
 pub mod bench;
 pub mod benchmark_job;
+pub mod checkpoint_file;
 pub mod data;
 pub mod encode;
 pub mod engine;

@@ -251,10 +251,12 @@ pub fn steps_in_interval(
 /// The probes of the injections with `dense_steps`, scored by the trainer after the steps of
 /// their windows: from the step before the first repetition to `dense_steps` steps after it.
 pub struct DenseProbes {
-    /// Per injection: its config and its probes (score skeletons and token sequences).
+    /// Per injection: its config, its probes' score skeletons and their token sequences (same
+    /// order), tokenized once for the whole run.
     injections: Vec<(
         InjectFacts,
-        Vec<(k2_archive::ProbeScore, k2_model::span::SpanSequence)>,
+        Vec<k2_archive::ProbeScore>,
+        Vec<k2_model::span::SpanSequence>,
     )>,
 }
 
@@ -294,7 +296,8 @@ impl DenseProbes {
                     }
                 }
             }
-            out.push((inj.clone(), probes));
+            let (skeletons, seqs) = probes.into_iter().unzip();
+            out.push((inj.clone(), skeletons, seqs));
         }
         Ok(Some(DenseProbes { injections: out }))
     }
@@ -305,7 +308,7 @@ impl DenseProbes {
         self.injections
             .iter()
             .enumerate()
-            .filter_map(|(i, (inj, _))| {
+            .filter_map(|(i, (inj, _, _))| {
                 let pos = order.order.iter().position(|&c| c == inj.chunk)? as u64;
                 let first = pos * spc + inj.offset + 1;
                 Some((i, first - 1, first - 1 + inj.dense_steps))
@@ -333,19 +336,18 @@ impl DenseProbes {
         }
         let mut scores = Vec::new();
         for i in active {
-            let probes = &self.injections[i].1;
-            let seqs: Vec<_> = probes.iter().map(|(_, s)| s.clone()).collect();
+            let (_, skeletons, seqs) = &self.injections[i];
             let lp = k2_model::span::span_logprobs(
                 &|ids| model.forward(ids, k2_model::Mode::Infer),
-                &seqs,
+                seqs,
                 model.config().max_position_embeddings,
                 model.device(),
             )?;
             scores.extend(
-                probes
+                skeletons
                     .iter()
                     .zip(lp)
-                    .map(|((p, _), logprob)| k2_archive::ProbeScore {
+                    .map(|(p, logprob)| k2_archive::ProbeScore {
                         logprob,
                         ..p.clone()
                     }),
