@@ -9,6 +9,7 @@ pub mod device;
 pub mod error;
 pub mod family;
 pub mod fused;
+pub mod gemm;
 pub mod kv_cache;
 pub mod llama;
 pub mod names;

@@ -157,7 +157,7 @@ impl Llama {
     pub fn forward(&self, ids: &Tensor, mode: Mode) -> Result<Tensor> {
         let h = self.hidden(ids, mode)?;
         let (b, t, d) = h.dims3()?;
-        let logits = h.reshape((b * t, d))?.matmul(&self.lm_head.t()?)?;
+        let logits = rows_matmul_t(&h.reshape((b * t, d))?, &self.lm_head)?;
         Ok(logits.reshape((b, t, self.cfg.vocab_size))?)
     }
 
@@ -211,18 +211,21 @@ impl Llama {
         let hd = self.cfg.head_dim();
         let nh = self.cfg.num_attention_heads;
         let nkv = self.cfg.num_kv_heads();
-        let q = linear(x, &l.q)?
-            .reshape((b, t, nh, hd))?
-            .transpose(1, 2)?
-            .contiguous()?;
-        let k = linear(x, &l.k)?
-            .reshape((b, t, nkv, hd))?
-            .transpose(1, 2)?
-            .contiguous()?;
-        let v = linear(x, &l.v)?
-            .reshape((b, t, nkv, hd))?
-            .transpose(1, 2)?
-            .contiguous()?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let q = linear(x, &l.q)?.reshape((b, t, nh, hd))?;
+        let k = linear(x, &l.k)?.reshape((b, t, nkv, hd))?;
+        let v = linear(x, &l.v)?.reshape((b, t, nkv, hd))?;
+        if fused_attention(&q) {
+            // One op on the projections' own layout: no head transposes, no t×t tensors.
+            let q = fused::rope_bthd(&q, cos, sin)?;
+            let k = fused::rope_bthd(&k, cos, sin)?;
+            if let Some(out) = fused::causal_attention(&q, &k, &v, scale)? {
+                return linear(&out.reshape((b, t, nh * hd))?, &l.o);
+            }
+        }
+        let q = q.transpose(1, 2)?.contiguous()?;
+        let k = k.transpose(1, 2)?.contiguous()?;
+        let v = v.transpose(1, 2)?.contiguous()?;
         let (q, k) = match mode {
             Mode::Train => (fused::rope(&q, cos, sin)?, fused::rope(&k, cos, sin)?),
             Mode::Infer => (
@@ -232,7 +235,6 @@ impl Llama {
         };
         let k = repeat_kv(k, nh / nkv)?;
         let v = repeat_kv(v, nh / nkv)?;
-        let scale = 1.0 / (hd as f64).sqrt();
         let scores = q.matmul(&k.t()?)?;
         let probs = match mode {
             Mode::Train => fused::causal_softmax_f32acc(&scores, scale)?,
@@ -250,6 +252,14 @@ impl Llama {
     }
 }
 
+/// Whether the fused CPU attention ([`fused::causal_attention`]) takes this model's activations:
+/// f32 on the CPU with k2's matrix product. `K2_FUSED_ATTENTION=0` turns it off.
+fn fused_attention(q: &Tensor) -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let on = *ON.get_or_init(|| std::env::var("K2_FUSED_ATTENTION").as_deref() != Ok("0"));
+    on && q.device().is_cpu() && q.dtype() == DType::F32 && crate::gemm::isa().is_some()
+}
+
 /// x @ wᵀ for x of shape (batch, seq, in) and w of shape (out, in).
 pub(crate) fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     let (b, t, d) = x.dims3()?;
@@ -257,15 +267,10 @@ pub(crate) fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     Ok(y.reshape((b, t, w.dim(0)?))?)
 }
 
-/// x @ wᵀ for x of shape (rows, in). A single row is computed as two identical rows: candle takes
-/// a matrix-vector path for one row whose float summation order differs from the matrix path, and
-/// a score must not depend on how many rows were computed with it (the eval batch size).
+/// x @ wᵀ for x of shape (rows, in): [`fused::linear`] (k2's product on CPU f32, else candle's
+/// matmul with a single row computed as two, so a score does not depend on the eval batch size).
 pub(crate) fn rows_matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    if x.dim(0)? == 1 {
-        let two = Tensor::cat(&[x, x], 0)?;
-        return Ok(two.matmul(&w.t()?)?.narrow(0, 0, 1)?);
-    }
-    Ok(x.matmul(&w.t()?)?)
+    Ok(fused::linear(x, w)?)
 }
 
 pub(crate) fn mlp(l: &Layer, x: &Tensor) -> Result<Tensor> {

@@ -301,3 +301,100 @@ fn fused_f32_training_gradients_match_composite_f64() {
         );
     }
 }
+
+#[test]
+fn rope_on_the_projection_layout_matches_composite() {
+    for (k, shape) in [vec![2, 5, 3, 8], vec![1, 1, 1, 2], vec![2, 9, 4, 32]]
+        .into_iter()
+        .enumerate()
+    {
+        let x = rand(&shape, k, 2.0);
+        let (cos, sin) =
+            rope_tables(shape[3], 10_000.0, shape[1] + 4, DType::F32, &Device::Cpu).unwrap();
+        let t = shape[1];
+        compare(
+            &format!("rope_bthd {shape:?}"),
+            &[x, cos, sin],
+            1,
+            &|a| fused::rope_bthd(&a[0], &a[1], &a[2]).unwrap(),
+            &|a| {
+                let (c, s) = (a[1].narrow(0, 0, t).unwrap(), a[2].narrow(0, 0, t).unwrap());
+                let x = a[0].transpose(1, 2).unwrap().contiguous().unwrap();
+                let y = fused::rope_composite(&x, &c, &s).unwrap();
+                y.transpose(1, 2).unwrap()
+            },
+        );
+    }
+}
+
+#[test]
+fn linear_matches_candle_matmul() {
+    for (k, (m, n, d)) in [(1, 5, 3), (7, 33, 129), (64, 40, 17)]
+        .into_iter()
+        .enumerate()
+    {
+        let x = rand(&[m, d], k, 2.0);
+        let w = rand(&[n, d], k + 20, 0.5);
+        compare(
+            &format!("linear {m}x{d} · ({n}x{d})ᵀ"),
+            &[x, w],
+            2,
+            &|a| fused::linear(&a[0], &a[1]).unwrap(),
+            &|a| a[0].matmul(&a[1].t().unwrap()).unwrap(),
+        );
+    }
+}
+
+/// Attention from composite ops on (b, t, heads, d) inputs, GQA by repeating kv heads.
+fn attention_composite(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Tensor {
+    let (b, t, h, d) = q.dims4().unwrap();
+    let kv = k.dim(2).unwrap();
+    let rep = |x: &Tensor| {
+        x.transpose(1, 2)
+            .unwrap()
+            .unsqueeze(2)
+            .unwrap()
+            .expand((b, kv, h / kv, t, d))
+            .unwrap()
+            .reshape((b, h, t, d))
+            .unwrap()
+    };
+    let q = q.transpose(1, 2).unwrap().contiguous().unwrap();
+    let (k, v) = (rep(k).contiguous().unwrap(), rep(v).contiguous().unwrap());
+    let s = q.matmul(&k.t().unwrap()).unwrap();
+    let p = fused::causal_softmax_composite(&s, scale).unwrap();
+    p.matmul(&v).unwrap().transpose(1, 2).unwrap()
+}
+
+#[test]
+fn fused_attention_matches_composite_with_and_without_gqa() {
+    for (i, (b, t, h, kv, d)) in [
+        (2, 7, 4, 2, 8),
+        (1, 1, 2, 2, 4),
+        (2, 33, 6, 3, 16),
+        (1, 40, 3, 1, 32),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let q = rand(&[b, t, h, d], i, 1.5);
+        let k = rand(&[b, t, kv, d], i + 10, 1.5);
+        let v = rand(&[b, t, kv, d], i + 20, 1.0);
+        let scale = 1.0 / (d as f64).sqrt();
+        let Some(_) = fused::causal_attention(&q, &k, &v, scale).unwrap() else {
+            eprintln!("skipped: no k2 matrix-product kernel on this CPU (composite attention)");
+            return;
+        };
+        compare(
+            &format!("attention b{b} t{t} h{h} kv{kv} d{d}"),
+            &[q, k, v],
+            3,
+            &|a| {
+                fused::causal_attention(&a[0], &a[1], &a[2], scale)
+                    .unwrap()
+                    .unwrap()
+            },
+            &|a| attention_composite(&a[0], &a[1], &a[2], scale),
+        );
+    }
+}

@@ -9,17 +9,21 @@
 //! and otherwise falls back to the equivalent composite (differentiable) candle ops, so f64 and
 //! other devices keep working unchanged.
 
+mod attention;
 mod cross_entropy;
 #[cfg(feature = "cuda")]
 pub mod cuda;
+mod linear;
 mod rms_norm;
 mod rope;
 mod softmax;
 mod swiglu;
 
+pub use attention::causal_attention;
 pub use cross_entropy::{cross_entropy, cross_entropy_composite};
+pub use linear::{linear, linear_candle};
 pub use rms_norm::{rms_norm, rms_norm_composite};
-pub use rope::{rope, rope_composite};
+pub use rope::{rope, rope_bthd, rope_composite};
 pub use softmax::{
     causal_softmax, causal_softmax_composite, causal_softmax_f32acc, softmax_composite,
     softmax_last_dim,

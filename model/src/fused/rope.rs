@@ -23,8 +23,40 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     let t = x.dim(2)?;
     let cos = cos.narrow(0, 0, t)?.contiguous()?;
     let sin = sin.narrow(0, 0, t)?.contiguous()?;
-    x.contiguous()?
-        .apply_op3(&cos, &sin, Rope { inverse: false })
+    x.contiguous()?.apply_op3(
+        &cos,
+        &sin,
+        Rope {
+            inverse: false,
+            bthd: false,
+        },
+    )
+}
+
+/// RoPE on `x` of shape (batch, t, heads, head_dim), the layout of a q/k projection before any
+/// transpose. Fused on CPU f32; otherwise transposed to [`rope_composite`] and back.
+pub fn rope_bthd(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let ok = cpu_f32(&[x, cos, sin])
+        && x.rank() == 4
+        && cos.rank() == 2
+        && cos.dims() == sin.dims()
+        && x.dim(3)? % 2 == 0
+        && cos.dim(1)? * 2 == x.dim(3)?
+        && cos.dim(0)? >= x.dim(1)?;
+    if !ok {
+        return rope_composite(&x.transpose(1, 2)?.contiguous()?, cos, sin)?.transpose(1, 2);
+    }
+    let t = x.dim(1)?;
+    let cos = cos.narrow(0, 0, t)?.contiguous()?;
+    let sin = sin.narrow(0, 0, t)?.contiguous()?;
+    x.contiguous()?.apply_op3(
+        &cos,
+        &sin,
+        Rope {
+            inverse: false,
+            bthd: true,
+        },
+    )
 }
 
 /// The same function from differentiable candle ops.
@@ -35,6 +67,8 @@ pub fn rope_composite(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> 
 /// Rotates each (i, i + d/2) pair by +θ (or by −θ when `inverse`).
 struct Rope {
     inverse: bool,
+    /// (batch, t, heads, d) instead of (batch, heads, t, d).
+    bthd: bool,
 }
 
 impl CustomOp3 for Rope {
@@ -55,7 +89,12 @@ impl CustomOp3 for Rope {
         let cos = f32_slice(s2, l2, self.name())?;
         let sin = f32_slice(s3, l3, self.name())?;
         let dims = l1.shape().dims();
-        let (t, d) = (dims[2], dims[3]);
+        // Rows per position and positions per sequence.
+        let (per, t, d) = if self.bthd {
+            (dims[2], dims[1], dims[3])
+        } else {
+            (1, dims[2], dims[3])
+        };
         let h = d / 2;
         let mut y = vec![0f32; x.len()];
         if d == 0 || t == 0 {
@@ -68,7 +107,7 @@ impl CustomOp3 for Rope {
             .enumerate()
             .for_each(|(c, (yc, xc))| {
                 for (r, (yr, xr)) in yc.chunks_exact_mut(d).zip(xc.chunks_exact(d)).enumerate() {
-                    let p = (c * rpt + r) % t;
+                    let p = ((c * rpt + r) / per.max(1)) % t;
                     let (cr, sr) = (&cos[p * h..(p + 1) * h], &sin[p * h..(p + 1) * h]);
                     let (x1, x2) = xr.split_at(h);
                     let (y1, y2) = yr.split_at_mut(h);
@@ -92,6 +131,7 @@ impl CustomOp3 for Rope {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let inv = Rope {
             inverse: !self.inverse,
+            bthd: self.bthd,
         };
         let dx = grad.contiguous()?.apply_op3_no_bwd(cos, sin, &inv)?;
         Ok((Some(dx), None, None))

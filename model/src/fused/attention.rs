@@ -1,0 +1,245 @@
+//! Causal self-attention `softmax(q·kᵀ·scale + mask)·v` as one op, forward and backward, on the
+//! `(batch, t, heads, head_dim)` layout the q/k/v projections produce, so no head transposes or
+//! copies are made. Grouped-query attention: query head `h` reads key/value head
+//! `h / (heads / kv_heads)`.
+//!
+//! The probabilities are not kept for the backward: it recomputes them from q and k, one head at a
+//! time (a t×t buffer per task instead of batch·heads·t² floats kept through the step), then
+//! `dv = pᵀ·do`, `dp = do·vᵀ`, `ds = scale · p · (dp − Σ dp·p)`, `dq = ds·k`, `dk = dsᵀ·q`.
+//!
+//! Work is divided by (sequence, key/value head), and the query heads of a group add into their
+//! shared dk/dv in a fixed order, so the bits do not depend on the thread count.
+
+use candle_core::{bail, CpuStorage, CustomOp3, Device, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::linear::with_f32;
+use super::{cpu_f32, f32_slice};
+use crate::gemm::{self, MatRef};
+
+/// Causal attention for q (b, t, h, d) and k, v (b, t, kv, d), returning (b, t, h, d). The fused
+/// op on CPU f32 where k2's matrix product runs; `None` otherwise (the caller uses its composite).
+pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Option<Tensor>> {
+    if gemm::isa().is_none() || !cpu_f32(&[q, k, v]) || q.rank() != 4 {
+        return Ok(None);
+    }
+    let (b, t, h, d) = q.dims4()?;
+    let (b2, t2, kv, d2) = k.dims4()?;
+    if (b2, t2, d2) != (b, t, d) || v.dims() != k.dims() || kv == 0 || h % kv != 0 {
+        return Ok(None);
+    }
+    let op = Attention {
+        scale: scale as f32,
+    };
+    Ok(Some(q.contiguous()?.apply_op3(
+        &k.contiguous()?,
+        &v.contiguous()?,
+        op,
+    )?))
+}
+
+struct Attention {
+    scale: f32,
+}
+
+/// Shapes of one call: batch, positions, query heads, kv heads, head dim.
+#[derive(Clone, Copy)]
+struct Geom {
+    b: usize,
+    t: usize,
+    h: usize,
+    kv: usize,
+    d: usize,
+}
+
+impl Geom {
+    fn of(q: &Layout, k: &Layout) -> Result<Self> {
+        let (b, t, h, d) = q.shape().dims4()?;
+        let (_, _, kv, _) = k.shape().dims4()?;
+        Ok(Self { b, t, h, kv, d })
+    }
+
+    /// Offset of (sequence, position 0, head) in a (b, t, heads, d) buffer.
+    fn at(&self, bi: usize, heads: usize, head: usize) -> usize {
+        bi * self.t * heads * self.d + head * self.d
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+impl Out {
+    /// The pointer `n` elements in (a method, so closures capture the `Sync` wrapper).
+    fn add(&self, n: usize) -> *mut f32 {
+        self.0.wrapping_add(n)
+    }
+}
+
+impl Attention {
+    /// p (t×t, row-major) = causal softmax of q_h·k_gᵀ·scale; entries above the diagonal are 0.
+    fn probs(&self, g: &Geom, q: &[f32], k: &[f32], bi: usize, hq: usize, p: &mut [f32]) {
+        let (t, d) = (g.t, g.d);
+        let hk = hq / (g.h / g.kv);
+        let qv = MatRef::rows(&q[g.at(bi, g.h, hq)..], g.h * d);
+        let kt = MatRef::cols(&k[g.at(bi, g.kv, hk)..], g.kv * d);
+        gemm::sgemm(t, t, d, qv, kt, p, t, false, false);
+        let scale = self.scale;
+        for (i, row) in p.chunks_exact_mut(t).enumerate() {
+            let (live, masked) = row.split_at_mut(i + 1);
+            let m = live
+                .iter()
+                .fold(f32::NEG_INFINITY, |m, &v| m.max(v * scale));
+            let mut sum = 0f32;
+            for v in live.iter_mut() {
+                let e = (*v * scale - m).exp();
+                *v = e;
+                sum += e;
+            }
+            let inv = 1.0 / sum;
+            live.iter_mut().for_each(|v| *v *= inv);
+            masked.fill(0.0);
+        }
+    }
+}
+
+impl CustomOp3 for Attention {
+    fn name(&self) -> &'static str {
+        "k2-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let q = f32_slice(s1, l1, self.name())?;
+        let k = f32_slice(s2, l2, self.name())?;
+        let v = f32_slice(s3, l3, self.name())?;
+        let g = Geom::of(l1, l2)?;
+        let mut out = vec![0f32; q.len()];
+        if g.t == 0 || g.d == 0 {
+            return Ok((CpuStorage::F32(out), l1.shape().clone()));
+        }
+        let o = Out(out.as_mut_ptr());
+        let per = g.h / g.kv;
+        (0..g.b * g.kv).into_par_iter().for_each(|task| {
+            let (bi, hk) = (task / g.kv, task % g.kv);
+            let mut p = vec![0f32; g.t * g.t];
+            let vv = MatRef::rows(&v[g.at(bi, g.kv, hk)..], g.kv * g.d);
+            for hq in hk * per..(hk + 1) * per {
+                self.probs(&g, q, k, bi, hq, &mut p);
+                // SAFETY: this task alone writes the rows of head hq of sequence bi.
+                unsafe {
+                    let dst = o.add(g.at(bi, g.h, hq));
+                    let pm = MatRef::rows(&p, g.t);
+                    gemm::sgemm_ptr(g.t, g.d, g.t, pm, vv, dst, g.h * g.d, false, false);
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (b, t, h, d) = q.dims4()?;
+        let kv = k.dim(2)?;
+        let g = Geom { b, t, h, kv, d };
+        if h % kv != 0 {
+            bail!("k2-attention: {h} heads, {kv} kv heads")
+        }
+        let go = grad.contiguous()?;
+        let mut dq = vec![0f32; b * t * h * d];
+        let mut dk = vec![0f32; b * t * kv * d];
+        let mut dv = vec![0f32; b * t * kv * d];
+        with_f32(&go, |dout| {
+            with_f32(q, |qs| {
+                with_f32(k, |ks| {
+                    with_f32(v, |vs| {
+                        self.backward(&g, qs, ks, vs, dout, &mut dq, &mut dk, &mut dv);
+                        Ok(())
+                    })
+                })
+            })
+        })?;
+        let dev = Device::Cpu;
+        Ok((
+            Some(Tensor::from_vec(dq, q.shape(), &dev)?),
+            Some(Tensor::from_vec(dk, k.shape(), &dev)?),
+            Some(Tensor::from_vec(dv, v.shape(), &dev)?),
+        ))
+    }
+}
+
+impl Attention {
+    #[allow(clippy::too_many_arguments)]
+    fn backward(
+        &self,
+        g: &Geom,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        dout: &[f32],
+        dq: &mut [f32],
+        dk: &mut [f32],
+        dv: &mut [f32],
+    ) {
+        if g.t == 0 || g.d == 0 {
+            return;
+        }
+        let (pq, pk, pv) = (
+            Out(dq.as_mut_ptr()),
+            Out(dk.as_mut_ptr()),
+            Out(dv.as_mut_ptr()),
+        );
+        let per = g.h / g.kv;
+        let (t, d) = (g.t, g.d);
+        let scale = self.scale;
+        (0..g.b * g.kv).into_par_iter().for_each(|task| {
+            let (bi, hk) = (task / g.kv, task % g.kv);
+            let mut p = vec![0f32; t * t];
+            let mut dp = vec![0f32; t * t];
+            let kofs = g.at(bi, g.kv, hk);
+            let kk = MatRef::rows(&k[kofs..], g.kv * d);
+            let vt = MatRef::cols(&v[kofs..], g.kv * d);
+            for (n, hq) in (hk * per..(hk + 1) * per).enumerate() {
+                let qofs = g.at(bi, g.h, hq);
+                let qq = MatRef::rows(&q[qofs..], g.h * d);
+                let doh = MatRef::rows(&dout[qofs..], g.h * d);
+                self.probs(g, q, k, bi, hq, &mut p);
+                // SAFETY: this task alone writes head hq of dq and kv head hk of dk, dv for
+                // sequence bi; every pointer stays inside its (b, t, heads, d) buffer.
+                unsafe {
+                    let pt = MatRef::cols(&p, t);
+                    gemm::sgemm_ptr(t, d, t, pt, doh, pv.add(kofs), g.kv * d, n > 0, false);
+                }
+                gemm::sgemm(t, t, d, doh, vt, &mut dp, t, false, false);
+                for i in 0..t {
+                    let (pr, dr) = (&p[i * t..i * t + i + 1], &mut dp[i * t..(i + 1) * t]);
+                    let dot: f32 = pr.iter().zip(dr.iter()).map(|(a, b)| a * b).sum();
+                    for (dv, &pv) in dr[..=i].iter_mut().zip(pr) {
+                        *dv = scale * pv * (*dv - dot);
+                    }
+                    dr[i + 1..].fill(0.0);
+                }
+                let ds = MatRef::rows(&dp, t);
+                let dst = MatRef::cols(&dp, t);
+                unsafe {
+                    gemm::sgemm_ptr(t, d, t, ds, kk, pq.add(qofs), g.h * d, false, false);
+                    gemm::sgemm_ptr(t, d, t, dst, qq, pk.add(kofs), g.kv * d, n > 0, false);
+                }
+            }
+        });
+    }
+}

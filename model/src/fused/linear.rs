@@ -1,0 +1,123 @@
+//! `y = x·wᵀ` (a bias-free linear layer) through k2's own matrix product ([`crate::gemm`]), with
+//! its backward `dx = dy·w`, `dw = dyᵀ·x`, and no transposed copies: the product reads `wᵀ` and
+//! `dyᵀ` through strides.
+//!
+//! Every row of `y` gets the same bits whatever the number of rows computed with it, so an eval
+//! score does not depend on the batch it was scored in.
+
+use candle_core::{bail, CpuStorage, CustomOp2, Device, Layout, Result, Shape, Storage, Tensor};
+
+use super::{cpu_f32, f32_slice};
+use crate::gemm::{self, MatRef};
+
+/// `x·wᵀ` for x (rows, in) and w (out, in): k2's product for f32 on a CPU it has a kernel for,
+/// else candle's matmul (a single row computed as two identical rows, since candle's
+/// matrix-vector path sums in another order than its matrix path).
+pub fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    if gemm::isa().is_some() && cpu_f32(&[x, w]) && x.rank() == 2 && w.rank() == 2 {
+        return x.contiguous()?.apply_op2(&w.contiguous()?, Linear);
+    }
+    linear_candle(x, w)
+}
+
+/// The same product through candle's matmul.
+pub fn linear_candle(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    if x.dim(0)? == 1 {
+        let two = Tensor::cat(&[x, x], 0)?;
+        return two.matmul(&w.t()?)?.narrow(0, 0, 1);
+    }
+    x.matmul(&w.t()?)
+}
+
+struct Linear;
+
+impl CustomOp2 for Linear {
+    fn name(&self) -> &'static str {
+        "k2-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s1, l1, self.name())?;
+        let w = f32_slice(s2, l2, self.name())?;
+        let (m, k) = l1.shape().dims2()?;
+        let (n, k2) = l2.shape().dims2()?;
+        if k != k2 {
+            bail!("k2-linear: x has {k} columns, w has {k2}")
+        }
+        let mut y = vec![0f32; m * n];
+        gemm::sgemm(
+            m,
+            n,
+            k,
+            MatRef::rows(x, k),
+            MatRef::cols(w, k),
+            &mut y,
+            n,
+            false,
+            true,
+        );
+        Ok((CpuStorage::F32(y), Shape::from((m, n))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (m, k) = x.dims2()?;
+        let n = w.dim(0)?;
+        let g = grad.contiguous()?;
+        let (dx, dw) = with_f32(&g, |dy| {
+            with_f32(x, |xv| {
+                with_f32(w, |wv| {
+                    let mut dx = vec![0f32; m * k];
+                    gemm::sgemm(
+                        m,
+                        k,
+                        n,
+                        MatRef::rows(dy, n),
+                        MatRef::rows(wv, k),
+                        &mut dx,
+                        k,
+                        false,
+                        true,
+                    );
+                    let mut dw = vec![0f32; n * k];
+                    gemm::sgemm(
+                        n,
+                        k,
+                        m,
+                        MatRef::cols(dy, n),
+                        MatRef::rows(xv, k),
+                        &mut dw,
+                        k,
+                        false,
+                        true,
+                    );
+                    Ok((dx, dw))
+                })
+            })
+        })?;
+        Ok((
+            Some(Tensor::from_vec(dx, (m, k), &Device::Cpu)?),
+            Some(Tensor::from_vec(dw, (n, k), &Device::Cpu)?),
+        ))
+    }
+}
+
+/// `f` on the contiguous f32 values of a CPU tensor.
+pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+    let (s, l) = t.storage_and_layout();
+    let Storage::Cpu(cpu) = &*s else {
+        bail!("k2 fused kernel: expected a CPU tensor")
+    };
+    f(f32_slice(cpu, l, "k2 fused kernel")?)
+}

@@ -1,0 +1,592 @@
+//! k2's f32 matrix product on the CPU: `C = A·B` or `C += A·B`, row-major `C`, `A` and `B` of any
+//! strides (so transposes cost nothing), packed into cache-sized panels and computed by an
+//! AVX-512 (12×32) or AVX2+FMA (6×16) register-tiled micro-kernel.
+//!
+//! **Bits.** Every element of `C` is one sequential chain of fused multiply-adds over `k` in
+//! increasing order, starting from 0 (or from `C` when accumulating): `c = fma(a[i,p], b[p,j], c)`
+//! for p = 0, 1, … . That is exactly [`reference`]. So the result does not depend on the SIMD
+//! width (AVX-512 and AVX2 give the same bits), the tile sizes, the number of rows or columns
+//! computed together (an eval batch), the position of the element in its tile, or the thread
+//! count: work is divided by output tiles only, never along `k`.
+//!
+//! candle's own CPU matmul (the `gemm` crate) uses AVX2 on stable Rust, splits `k` differently by
+//! shape, and ran these shapes on one thread (see `bench/README.md`).
+
+use std::cell::RefCell;
+use std::sync::OnceLock;
+
+use rayon::prelude::*;
+
+/// A read-only matrix view: element (i, j) is `data[i * rs + j * cs]`.
+#[derive(Clone, Copy)]
+pub struct MatRef<'a> {
+    pub data: &'a [f32],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a> MatRef<'a> {
+    /// Row-major with row stride `ld`.
+    pub fn rows(data: &'a [f32], ld: usize) -> Self {
+        Self {
+            data,
+            rs: ld,
+            cs: 1,
+        }
+    }
+
+    /// The transpose of a row-major matrix with row stride `ld`.
+    pub fn cols(data: &'a [f32], ld: usize) -> Self {
+        Self {
+            data,
+            rs: 1,
+            cs: ld,
+        }
+    }
+
+    #[inline(always)]
+    fn at(&self, i: usize, j: usize) -> f32 {
+        self.data[i * self.rs + j * self.cs]
+    }
+}
+
+/// Which micro-kernel this CPU runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    Avx512,
+    Avx2,
+}
+
+/// The micro-kernel for this CPU, or `None` when it has neither AVX-512F nor AVX2+FMA (callers
+/// then use candle's matmul). `K2_GEMM=candle` turns k2's product off (for before/after
+/// measurements); `K2_GEMM=avx2` forces the AVX2 kernel on an AVX-512 machine.
+pub fn isa() -> Option<Isa> {
+    static ISA: OnceLock<Option<Isa>> = OnceLock::new();
+    *ISA.get_or_init(|| {
+        let want = std::env::var("K2_GEMM").unwrap_or_default();
+        if want == "candle" {
+            return None;
+        }
+        detect(want == "avx2")
+    })
+}
+
+#[cfg(target_arch = "x86_64")]
+fn detect(force_avx2: bool) -> Option<Isa> {
+    let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+    if !force_avx2 && is_x86_feature_detected!("avx512f") {
+        Some(Isa::Avx512)
+    } else if avx2 {
+        Some(Isa::Avx2)
+    } else {
+        None
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn detect(_force_avx2: bool) -> Option<Isa> {
+    None
+}
+
+/// Depth of one packed panel.
+const KC: usize = 256;
+/// Rows of `A` per task (a multiple of both kernels' MR).
+const MC: usize = 96;
+/// Columns of `B` per task (a multiple of both kernels' NR).
+const NC: usize = 512;
+
+/// A pointer to `C` shared by tasks that write disjoint tiles.
+#[derive(Clone, Copy)]
+struct CPtr(*mut f32);
+unsafe impl Send for CPtr {}
+unsafe impl Sync for CPtr {}
+
+thread_local! {
+    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// `C (m×n, row stride ldc) = A (m×k)·B (k×n)`, or `C += A·B` when `accumulate`. Tasks run on
+/// rayon's pool when `parallel`; results are identical either way.
+///
+/// # Panics
+/// If the views or `c` are too short for the shapes (a caller bug, not user input), or when this
+/// CPU has no kernel ([`isa`] is `None`).
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef,
+    b: MatRef,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+    parallel: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(
+        ldc >= n && c.len() >= (m - 1) * ldc + n,
+        "sgemm: C too short"
+    );
+    // SAFETY: `c` covers every element written, checked above.
+    unsafe { sgemm_ptr(m, n, k, a, b, c.as_mut_ptr(), ldc, accumulate, parallel) }
+}
+
+/// [`sgemm`] into a raw `C`, for callers whose tasks write interleaved, disjoint parts of one
+/// buffer (attention heads).
+///
+/// # Safety
+/// `c` must be valid for writes of every element (i, j < m, n) at `c + i * ldc + j`, and no
+/// other thread may access those elements during the call.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn sgemm_ptr(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef,
+    b: MatRef,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+    parallel: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k > 0 {
+        assert!(
+            a.data.len() > (m - 1) * a.rs + (k - 1) * a.cs,
+            "sgemm: A too short"
+        );
+        assert!(
+            b.data.len() > (k - 1) * b.rs + (n - 1) * b.cs,
+            "sgemm: B too short"
+        );
+    }
+    let isa = isa().expect("sgemm: no AVX-512F or AVX2+FMA on this CPU");
+    let threads = if parallel {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    let (rows, tm, tn) = split(m, n, threads);
+    let cp = CPtr(c);
+    let task = move |t: usize| {
+        let (ti, tj) = (t / tn, t % tn);
+        let (i0, j0) = (ti * rows, tj * NC);
+        let (mc, nc) = (rows.min(m - i0), NC.min(n - j0));
+        // SAFETY: tasks write disjoint (i0..i0+mc, j0..j0+nc) blocks of C, inside its bounds.
+        unsafe { block(isa, i0, j0, mc, nc, k, a, b, cp, ldc, accumulate) };
+    };
+    let tasks = tm * tn;
+    if tasks > 1 {
+        (0..tasks).into_par_iter().for_each(task);
+    } else {
+        task(0);
+    }
+}
+
+/// Rows per task and the task grid (row blocks, column blocks): about four tasks per thread,
+/// row blocks a multiple of MC. Only which thread computes a tile depends on this, not its bits.
+fn split(m: usize, n: usize, threads: usize) -> (usize, usize, usize) {
+    let tn = n.div_ceil(NC);
+    let per_col = (4 * threads).div_ceil(tn).max(1);
+    let rows = if threads <= 1 {
+        m
+    } else {
+        m.div_ceil(per_col).div_ceil(MC).max(1) * MC
+    };
+    (rows, m.div_ceil(rows), tn)
+}
+
+/// One (mc×nc) block of C over all of k, panel by panel.
+#[allow(clippy::too_many_arguments)]
+unsafe fn block(
+    isa: Isa,
+    i0: usize,
+    j0: usize,
+    mc: usize,
+    nc: usize,
+    k: usize,
+    a: MatRef,
+    b: MatRef,
+    c: CPtr,
+    ldc: usize,
+    accumulate: bool,
+) {
+    let (mr, nr) = match isa {
+        Isa::Avx512 => (12, 32),
+        Isa::Avx2 => (6, 16),
+    };
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        let (ap, bp) = &mut *s;
+        let mcp = MC.min(mc).div_ceil(mr) * mr;
+        let ncp = nc.div_ceil(nr) * nr;
+        ap.resize(mcp * KC, 0.0);
+        bp.resize(ncp * KC, 0.0);
+        let mut tile = [0f32; 12 * 32];
+        if k == 0 && !accumulate {
+            for i in 0..mc {
+                let row = c.0.add((i0 + i) * ldc + j0);
+                std::ptr::write_bytes(row, 0, nc);
+            }
+            return;
+        }
+        let mut p0 = 0;
+        while p0 < k {
+            let kc = KC.min(k - p0);
+            pack_b(b, p0, kc, j0, nc, nr, bp);
+            let load = accumulate || p0 > 0;
+            for ic in (0..mc).step_by(MC) {
+                let mcb = MC.min(mc - ic);
+                pack_a(a, i0 + ic, mcb, p0, kc, mr, ap);
+                for jr in (0..nc).step_by(nr) {
+                    let nn = nr.min(nc - jr);
+                    let bpanel = bp.as_ptr().add(jr * kc);
+                    for ir in (0..mcb).step_by(mr) {
+                        let mm = mr.min(mcb - ir);
+                        let apanel = ap.as_ptr().add(ir * kc);
+                        let cdst = c.0.add((i0 + ic + ir) * ldc + j0 + jr);
+                        if mm == mr && nn == nr {
+                            kernel(isa, kc, apanel, bpanel, cdst, ldc, load);
+                        } else {
+                            // Edge tile: the same kernel on a full tile buffer, same arithmetic.
+                            for i in 0..mm {
+                                for j in 0..nn {
+                                    tile[i * nr + j] =
+                                        if load { *cdst.add(i * ldc + j) } else { 0.0 };
+                                }
+                            }
+                            kernel(isa, kc, apanel, bpanel, tile.as_mut_ptr(), nr, load);
+                            for i in 0..mm {
+                                for j in 0..nn {
+                                    *cdst.add(i * ldc + j) = tile[i * nr + j];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            p0 += kc;
+        }
+    });
+}
+
+/// Packs B[p0..p0+kc, j0..j0+nc] as nr-wide column panels, each kc rows of nr (zero padded).
+fn pack_b(b: MatRef, p0: usize, kc: usize, j0: usize, nc: usize, nr: usize, out: &mut [f32]) {
+    for jr in (0..nc).step_by(nr) {
+        let nn = nr.min(nc - jr);
+        let panel = &mut out[jr * kc..(jr + nr) * kc];
+        if b.cs == 1 && nn == nr {
+            for p in 0..kc {
+                let src = (p0 + p) * b.rs + j0 + jr;
+                panel[p * nr..(p + 1) * nr].copy_from_slice(&b.data[src..src + nr]);
+            }
+        } else if b.rs == 1 {
+            // A transposed row-major matrix (a weight used as wᵀ): read each column contiguously.
+            for j in 0..nr {
+                if j < nn {
+                    let col = &b.data[(j0 + jr + j) * b.cs + p0..][..kc];
+                    for (p, &v) in col.iter().enumerate() {
+                        panel[p * nr + j] = v;
+                    }
+                } else {
+                    for p in 0..kc {
+                        panel[p * nr + j] = 0.0;
+                    }
+                }
+            }
+        } else {
+            for p in 0..kc {
+                let dst = &mut panel[p * nr..(p + 1) * nr];
+                for (j, d) in dst.iter_mut().enumerate() {
+                    *d = if j < nn {
+                        b.at(p0 + p, j0 + jr + j)
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// Packs A[i0..i0+mc, p0..p0+kc] as mr-tall row panels, each kc columns of mr (zero padded).
+fn pack_a(a: MatRef, i0: usize, mc: usize, p0: usize, kc: usize, mr: usize, out: &mut [f32]) {
+    for ir in (0..mc).step_by(mr) {
+        let mm = mr.min(mc - ir);
+        let panel = &mut out[ir * kc..(ir + mr) * kc];
+        if a.rs == 1 && mm == mr {
+            for p in 0..kc {
+                let src = (p0 + p) * a.cs + i0 + ir;
+                panel[p * mr..(p + 1) * mr].copy_from_slice(&a.data[src..src + mr]);
+            }
+        } else {
+            for i in 0..mr {
+                if i < mm {
+                    let row = (i0 + ir + i) * a.rs;
+                    for p in 0..kc {
+                        panel[p * mr + i] = a.data[row + (p0 + p) * a.cs];
+                    }
+                } else {
+                    for p in 0..kc {
+                        panel[p * mr + i] = 0.0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn kernel(
+    isa: Isa,
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    load: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    match isa {
+        Isa::Avx512 => x86::kernel_12x32(kc, a, b, c, ldc, load),
+        Isa::Avx2 => x86::kernel_6x16(kc, a, b, c, ldc, load),
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (isa, kc, a, b, c, ldc, load);
+        unreachable!("no k2 gemm kernel off x86_64")
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// C[12×32] (+)= Apanel[kc×12]ᵀ · Bpanel[kc×32], one FMA chain per element over p.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn kernel_12x32(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        load: bool,
+    ) {
+        let mut acc = [_mm512_setzero_ps(); 24];
+        if load {
+            for i in 0..12 {
+                acc[2 * i] = _mm512_loadu_ps(c.add(i * ldc));
+                acc[2 * i + 1] = _mm512_loadu_ps(c.add(i * ldc + 16));
+            }
+        }
+        for p in 0..kc {
+            let b0 = _mm512_loadu_ps(b.add(p * 32));
+            let b1 = _mm512_loadu_ps(b.add(p * 32 + 16));
+            let ap = a.add(p * 12);
+            for i in 0..12 {
+                let ai = _mm512_set1_ps(*ap.add(i));
+                acc[2 * i] = _mm512_fmadd_ps(ai, b0, acc[2 * i]);
+                acc[2 * i + 1] = _mm512_fmadd_ps(ai, b1, acc[2 * i + 1]);
+            }
+        }
+        for i in 0..12 {
+            _mm512_storeu_ps(c.add(i * ldc), acc[2 * i]);
+            _mm512_storeu_ps(c.add(i * ldc + 16), acc[2 * i + 1]);
+        }
+    }
+
+    /// C[6×16] (+)= Apanel[kc×6]ᵀ · Bpanel[kc×16], one FMA chain per element over p.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn kernel_6x16(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        load: bool,
+    ) {
+        let mut acc = [_mm256_setzero_ps(); 12];
+        if load {
+            for i in 0..6 {
+                acc[2 * i] = _mm256_loadu_ps(c.add(i * ldc));
+                acc[2 * i + 1] = _mm256_loadu_ps(c.add(i * ldc + 8));
+            }
+        }
+        for p in 0..kc {
+            let b0 = _mm256_loadu_ps(b.add(p * 16));
+            let b1 = _mm256_loadu_ps(b.add(p * 16 + 8));
+            let ap = a.add(p * 6);
+            for i in 0..6 {
+                let ai = _mm256_broadcast_ss(&*ap.add(i));
+                acc[2 * i] = _mm256_fmadd_ps(ai, b0, acc[2 * i]);
+                acc[2 * i + 1] = _mm256_fmadd_ps(ai, b1, acc[2 * i + 1]);
+            }
+        }
+        for i in 0..6 {
+            _mm256_storeu_ps(c.add(i * ldc), acc[2 * i]);
+            _mm256_storeu_ps(c.add(i * ldc + 8), acc[2 * i + 1]);
+        }
+    }
+}
+
+/// The definition the kernels implement, element by element: the FMA chain over k.
+#[allow(clippy::too_many_arguments)]
+pub fn reference(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef,
+    b: MatRef,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
+    for i in 0..m {
+        for j in 0..n {
+            let mut acc = if accumulate { c[i * ldc + j] } else { 0.0 };
+            for p in 0..k {
+                acc = a.at(i, p).mul_add(b.at(p, j), acc);
+            }
+            c[i * ldc + j] = acc;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(len: usize, seed: u32) -> Vec<f32> {
+        let mut x = seed.wrapping_mul(2654435761).wrapping_add(1);
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                (x as f32 / u32::MAX as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_kernel_gives_the_reference_bits_for_every_layout_and_shape() {
+        let Some(found) = isa() else {
+            eprintln!("skipped: this CPU has no AVX-512F or AVX2+FMA; k2 uses candle's matmul");
+            return;
+        };
+        let mut isas = vec![Isa::Avx2];
+        if found == Isa::Avx512 {
+            isas.push(Isa::Avx512);
+        }
+        for &(m, n, k) in &[
+            (1, 1, 1),
+            (13, 33, 7),
+            (97, 513, 300),
+            (12, 32, 256),
+            (5, 70, 0),
+        ] {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let av = data(m * k.max(1), 1);
+                let bv = data(k.max(1) * n, 2);
+                let a = if ta {
+                    MatRef::cols(&av, m)
+                } else {
+                    MatRef::rows(&av, k)
+                };
+                let b = if tb {
+                    MatRef::cols(&bv, k)
+                } else {
+                    MatRef::rows(&bv, n)
+                };
+                for acc in [false, true] {
+                    let init = data(m * (n + 3), 3);
+                    let mut want = init.clone();
+                    reference(m, n, k, a, b, &mut want, n + 3, acc);
+                    for &which in &isas {
+                        for par in [false, true] {
+                            let mut got = init.clone();
+                            run_with(which, m, n, k, a, b, &mut got, n + 3, acc, par);
+                            assert_eq!(
+                                got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                                want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                                "{which:?} m{m} n{n} k{k} ta{ta} tb{tb} acc{acc} par{par}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_row_gets_the_same_bits_alone_or_in_a_batch() {
+        if isa().is_none() {
+            eprintln!("skipped: this CPU has no AVX-512F or AVX2+FMA");
+            return;
+        }
+        let (m, n, k) = (40, 77, 129);
+        let av = data(m * k, 4);
+        let bv = data(n * k, 5);
+        let mut all = vec![0f32; m * n];
+        sgemm(
+            m,
+            n,
+            k,
+            MatRef::rows(&av, k),
+            MatRef::cols(&bv, k),
+            &mut all,
+            n,
+            false,
+            true,
+        );
+        for i in [0, 17, 39] {
+            let mut one = vec![0f32; n];
+            let row = MatRef::rows(&av[i * k..], k);
+            sgemm(
+                1,
+                n,
+                k,
+                row,
+                MatRef::cols(&bv, k),
+                &mut one,
+                n,
+                false,
+                false,
+            );
+            assert_eq!(one, all[i * n..(i + 1) * n]);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_with(
+        which: Isa,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: MatRef,
+        b: MatRef,
+        c: &mut [f32],
+        ldc: usize,
+        acc: bool,
+        par: bool,
+    ) {
+        let (rows, tm, tn) = split(m, n, if par { 3 } else { 1 });
+        let cp = CPtr(c.as_mut_ptr());
+        let task = |t: usize| {
+            let (ti, tj) = (t / tn, t % tn);
+            let (i0, j0) = (ti * rows, tj * NC);
+            let (mc, nc) = (rows.min(m - i0), NC.min(n - j0));
+            unsafe { block(which, i0, j0, mc, nc, k, a, b, cp, ldc, acc) };
+        };
+        if par {
+            (0..tm * tn).into_par_iter().for_each(task);
+        } else {
+            (0..tm * tn).for_each(task);
+        }
+    }
+}
