@@ -15,8 +15,6 @@
 use std::cell::RefCell;
 use std::sync::OnceLock;
 
-use rayon::prelude::*;
-
 /// A read-only matrix view: element (i, j) is `data[i * rs + j * cs]`.
 #[derive(Clone, Copy)]
 pub struct MatRef<'a> {
@@ -106,7 +104,7 @@ thread_local! {
 }
 
 /// `C (m×n, row stride ldc) = A (m×k)·B (k×n)`, or `C += A·B` when `accumulate`. Tasks run on
-/// rayon's pool when `parallel`; results are identical either way.
+/// [`crate::parallel`]'s pool when `parallel`; results are identical either way.
 ///
 /// # Panics
 /// If the views or `c` are too short for the shapes (a caller bug, not user input), or when this
@@ -167,7 +165,7 @@ pub unsafe fn sgemm_ptr(
     }
     let isa = isa().expect("sgemm: no AVX-512F or AVX2+FMA on this CPU");
     let threads = if parallel {
-        rayon::current_num_threads()
+        crate::parallel::threads()
     } else {
         1
     };
@@ -182,7 +180,7 @@ pub unsafe fn sgemm_ptr(
     };
     let tasks = tm * tn;
     if tasks > 1 {
-        (0..tasks).into_par_iter().for_each(task);
+        crate::parallel::par_for(tasks, task);
     } else {
         task(0);
     }
@@ -201,7 +199,9 @@ fn split(m: usize, n: usize, threads: usize) -> (usize, usize, usize) {
     (rows, m.div_ceil(rows), tn)
 }
 
-/// One (mc×nc) block of C over all of k, panel by panel.
+/// One (mc×nc) block of C over all of k, `KC` deep at a time. The kernels read A where it lies
+/// (row- or column-major) and B where its rows are contiguous; only a transposed B and the edge
+/// tiles are packed.
 #[allow(clippy::too_many_arguments)]
 unsafe fn block(
     isa: Isa,
@@ -220,38 +220,82 @@ unsafe fn block(
         Isa::Avx512 => (12, 32),
         Isa::Avx2 => (6, 16),
     };
+    if k == 0 {
+        if !accumulate {
+            for i in 0..mc {
+                std::ptr::write_bytes(c.0.add((i0 + i) * ldc + j0), 0, nc);
+            }
+        }
+        return;
+    }
     SCRATCH.with(|s| {
         let mut s = s.borrow_mut();
         let (ap, bp) = &mut *s;
-        let mcp = MC.min(mc).div_ceil(mr) * mr;
+        // Rows of B are read in place when contiguous; otherwise all of this block's panels
+        // are packed, nr columns by KC rows each.
+        let b_direct = b.cs == 1;
         let ncp = nc.div_ceil(nr) * nr;
-        ap.resize(mcp * KC, 0.0);
-        bp.resize(ncp * KC, 0.0);
-        let mut tile = [0f32; 12 * 32];
-        if k == 0 && !accumulate {
-            for i in 0..mc {
-                let row = c.0.add((i0 + i) * ldc + j0);
-                std::ptr::write_bytes(row, 0, nc);
-            }
-            return;
+        bp.resize(if b_direct { nr * KC } else { ncp * KC }, 0.0);
+        ap.resize(mr * KC, 0.0);
+        let a_layout = if a.cs == 1 {
+            Some(ALayout::Rows(a.rs))
+        } else if a.rs == 1 {
+            Some(ALayout::Cols(a.cs))
+        } else {
+            None
+        };
+        // A is read in place when its tiles are small and their rows do not alias in the L1
+        // cache; otherwise packed once per MC rows and reused across the block's columns.
+        let a_direct = match a_layout {
+            Some(ALayout::Rows(lda)) => k <= 2 * KC / 3 && lda % 256 != 0,
+            Some(ALayout::Cols(lda)) => k <= KC && lda % 256 != 0,
+            None => false,
+        };
+        if !a_direct {
+            ap.resize(MC.div_ceil(mr) * mr * KC, 0.0);
         }
+        let mut tile = [0f32; 12 * 32];
         let mut p0 = 0;
         while p0 < k {
             let kc = KC.min(k - p0);
-            pack_b(b, p0, kc, j0, nc, nr, bp);
+            if !b_direct {
+                pack_b(b, p0, kc, j0, nc, nr, bp);
+            }
             let load = accumulate || p0 > 0;
             for ic in (0..mc).step_by(MC) {
                 let mcb = MC.min(mc - ic);
-                pack_a(a, i0 + ic, mcb, p0, kc, mr, ap);
+                if !a_direct {
+                    for ir in (0..mcb).step_by(mr) {
+                        let panel = &mut ap[ir * kc..(ir + mr) * kc];
+                        pack_a(a, i0 + ic + ir, mr.min(mcb - ir), p0, kc, mr, panel);
+                    }
+                }
                 for jr in (0..nc).step_by(nr) {
                     let nn = nr.min(nc - jr);
-                    let bpanel = bp.as_ptr().add(jr * kc);
+                    let (bptr, ldb) = if !b_direct {
+                        (bp.as_ptr().add(jr * kc), nr)
+                    } else if nn == nr {
+                        (b.data.as_ptr().add(p0 * b.rs + j0 + jr), b.rs)
+                    } else {
+                        pack_b(b, p0, kc, j0 + jr, nn, nr, bp);
+                        (bp.as_ptr(), nr)
+                    };
                     for ir in (0..mcb).step_by(mr) {
                         let mm = mr.min(mcb - ir);
-                        let apanel = ap.as_ptr().add(ir * kc);
-                        let cdst = c.0.add((i0 + ic + ir) * ldc + j0 + jr);
+                        let row = i0 + ic + ir;
+                        let (aptr, al) = match a_layout {
+                            Some(al) if a_direct && mm == mr => {
+                                (a.data.as_ptr().add(row * a.rs + p0 * a.cs), al)
+                            }
+                            _ if a_direct => {
+                                pack_a(a, row, mm, p0, kc, mr, ap);
+                                (ap.as_ptr(), ALayout::Cols(mr))
+                            }
+                            _ => (ap.as_ptr().add(ir * kc), ALayout::Cols(mr)),
+                        };
+                        let cdst = c.0.add(row * ldc + j0 + jr);
                         if mm == mr && nn == nr {
-                            kernel(isa, kc, apanel, bpanel, cdst, ldc, load);
+                            kernel(isa, kc, aptr, al, bptr, ldb, cdst, ldc, load);
                         } else {
                             // Edge tile: the same kernel on a full tile buffer, same arithmetic.
                             for i in 0..mm {
@@ -260,7 +304,7 @@ unsafe fn block(
                                         if load { *cdst.add(i * ldc + j) } else { 0.0 };
                                 }
                             }
-                            kernel(isa, kc, apanel, bpanel, tile.as_mut_ptr(), nr, load);
+                            kernel(isa, kc, aptr, al, bptr, ldb, tile.as_mut_ptr(), nr, load);
                             for i in 0..mm {
                                 for j in 0..nn {
                                     *cdst.add(i * ldc + j) = tile[i * nr + j];
@@ -275,17 +319,19 @@ unsafe fn block(
     });
 }
 
+/// How a kernel reads its mr rows of A: element (i, p) at `i * ld + p` or at `p * ld + i`.
+#[derive(Clone, Copy)]
+enum ALayout {
+    Rows(usize),
+    Cols(usize),
+}
+
 /// Packs B[p0..p0+kc, j0..j0+nc] as nr-wide column panels, each kc rows of nr (zero padded).
 fn pack_b(b: MatRef, p0: usize, kc: usize, j0: usize, nc: usize, nr: usize, out: &mut [f32]) {
     for jr in (0..nc).step_by(nr) {
         let nn = nr.min(nc - jr);
         let panel = &mut out[jr * kc..(jr + nr) * kc];
-        if b.cs == 1 && nn == nr {
-            for p in 0..kc {
-                let src = (p0 + p) * b.rs + j0 + jr;
-                panel[p * nr..(p + 1) * nr].copy_from_slice(&b.data[src..src + nr]);
-            }
-        } else if b.rs == 1 {
+        if b.rs == 1 {
             // A transposed row-major matrix (a weight used as wᵀ): read each column contiguously.
             for j in 0..nr {
                 if j < nn {
@@ -314,51 +360,38 @@ fn pack_b(b: MatRef, p0: usize, kc: usize, j0: usize, nc: usize, nr: usize, out:
     }
 }
 
-/// Packs A[i0..i0+mc, p0..p0+kc] as mr-tall row panels, each kc columns of mr (zero padded).
-fn pack_a(a: MatRef, i0: usize, mc: usize, p0: usize, kc: usize, mr: usize, out: &mut [f32]) {
-    for ir in (0..mc).step_by(mr) {
-        let mm = mr.min(mc - ir);
-        let panel = &mut out[ir * kc..(ir + mr) * kc];
-        if a.rs == 1 && mm == mr {
-            for p in 0..kc {
-                let src = (p0 + p) * a.cs + i0 + ir;
-                panel[p * mr..(p + 1) * mr].copy_from_slice(&a.data[src..src + mr]);
-            }
-        } else {
-            for i in 0..mr {
-                if i < mm {
-                    let row = (i0 + ir + i) * a.rs;
-                    for p in 0..kc {
-                        panel[p * mr + i] = a.data[row + (p0 + p) * a.cs];
-                    }
-                } else {
-                    for p in 0..kc {
-                        panel[p * mr + i] = 0.0;
-                    }
-                }
-            }
+/// Packs the mm (≤ mr) rows A[i0.., p0..p0+kc] as kc columns of mr (zero padded).
+fn pack_a(a: MatRef, i0: usize, mm: usize, p0: usize, kc: usize, mr: usize, out: &mut [f32]) {
+    for p in 0..kc {
+        for i in 0..mr {
+            out[p * mr + i] = if i < mm { a.at(i0 + i, p0 + p) } else { 0.0 };
         }
     }
 }
 
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn kernel(
     isa: Isa,
     kc: usize,
     a: *const f32,
+    al: ALayout,
     b: *const f32,
+    ldb: usize,
     c: *mut f32,
     ldc: usize,
     load: bool,
 ) {
     #[cfg(target_arch = "x86_64")]
-    match isa {
-        Isa::Avx512 => x86::kernel_12x32(kc, a, b, c, ldc, load),
-        Isa::Avx2 => x86::kernel_6x16(kc, a, b, c, ldc, load),
+    match (isa, al) {
+        (Isa::Avx512, ALayout::Rows(lda)) => x86::k12x32::<true>(kc, a, lda, b, ldb, c, ldc, load),
+        (Isa::Avx512, ALayout::Cols(lda)) => x86::k12x32::<false>(kc, a, lda, b, ldb, c, ldc, load),
+        (Isa::Avx2, ALayout::Rows(lda)) => x86::k6x16::<true>(kc, a, lda, b, ldb, c, ldc, load),
+        (Isa::Avx2, ALayout::Cols(lda)) => x86::k6x16::<false>(kc, a, lda, b, ldb, c, ldc, load),
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (isa, kc, a, b, c, ldc, load);
+        let _ = (isa, kc, a, al, b, ldb, c, ldc, load);
         unreachable!("no k2 gemm kernel off x86_64")
     }
 }
@@ -367,12 +400,16 @@ unsafe fn kernel(
 mod x86 {
     use std::arch::x86_64::*;
 
-    /// C[12×32] (+)= Apanel[kc×12]ᵀ · Bpanel[kc×32], one FMA chain per element over p.
+    /// C[12×32] (+)= A[12×kc]·B[kc×32], one FMA chain per element over p. A(i, p) is
+    /// `a[i*lda + p]` when `ROWS`, else `a[p*lda + i]`; B(p, j) is `b[p*ldb + j]`.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn kernel_12x32(
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn k12x32<const ROWS: bool>(
         kc: usize,
         a: *const f32,
+        lda: usize,
         b: *const f32,
+        ldb: usize,
         c: *mut f32,
         ldc: usize,
         load: bool,
@@ -385,11 +422,14 @@ mod x86 {
             }
         }
         for p in 0..kc {
-            let b0 = _mm512_loadu_ps(b.add(p * 32));
-            let b1 = _mm512_loadu_ps(b.add(p * 32 + 16));
-            let ap = a.add(p * 12);
+            let b0 = _mm512_loadu_ps(b.add(p * ldb));
+            let b1 = _mm512_loadu_ps(b.add(p * ldb + 16));
             for i in 0..12 {
-                let ai = _mm512_set1_ps(*ap.add(i));
+                let ai = _mm512_set1_ps(if ROWS {
+                    *a.add(i * lda + p)
+                } else {
+                    *a.add(p * lda + i)
+                });
                 acc[2 * i] = _mm512_fmadd_ps(ai, b0, acc[2 * i]);
                 acc[2 * i + 1] = _mm512_fmadd_ps(ai, b1, acc[2 * i + 1]);
             }
@@ -400,12 +440,15 @@ mod x86 {
         }
     }
 
-    /// C[6×16] (+)= Apanel[kc×6]ᵀ · Bpanel[kc×16], one FMA chain per element over p.
+    /// C[6×16] (+)= A[6×kc]·B[kc×16], as [`k12x32`] with 8-wide vectors.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn kernel_6x16(
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn k6x16<const ROWS: bool>(
         kc: usize,
         a: *const f32,
+        lda: usize,
         b: *const f32,
+        ldb: usize,
         c: *mut f32,
         ldc: usize,
         load: bool,
@@ -418,11 +461,14 @@ mod x86 {
             }
         }
         for p in 0..kc {
-            let b0 = _mm256_loadu_ps(b.add(p * 16));
-            let b1 = _mm256_loadu_ps(b.add(p * 16 + 8));
-            let ap = a.add(p * 6);
+            let b0 = _mm256_loadu_ps(b.add(p * ldb));
+            let b1 = _mm256_loadu_ps(b.add(p * ldb + 8));
             for i in 0..6 {
-                let ai = _mm256_broadcast_ss(&*ap.add(i));
+                let ai = _mm256_set1_ps(if ROWS {
+                    *a.add(i * lda + p)
+                } else {
+                    *a.add(p * lda + i)
+                });
                 acc[2 * i] = _mm256_fmadd_ps(ai, b0, acc[2 * i]);
                 acc[2 * i + 1] = _mm256_fmadd_ps(ai, b1, acc[2 * i + 1]);
             }
@@ -460,6 +506,7 @@ pub fn reference(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rayon::prelude::*;
 
     fn data(len: usize, seed: u32) -> Vec<f32> {
         let mut x = seed.wrapping_mul(2654435761).wrapping_add(1);

@@ -13,6 +13,7 @@ pub mod gemm;
 pub mod kv_cache;
 pub mod llama;
 pub mod names;
+pub mod parallel;
 pub mod presets;
 pub mod score;
 pub mod span;

@@ -11,7 +11,6 @@
 //! shared dk/dv in a fixed order, so the bits do not depend on the thread count.
 
 use candle_core::{bail, CpuStorage, CustomOp3, Device, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
 use super::linear::with_f32;
 use super::{cpu_f32, f32_slice};
@@ -128,7 +127,7 @@ impl CustomOp3 for Attention {
         }
         let o = Out(out.as_mut_ptr());
         let per = g.h / g.kv;
-        (0..g.b * g.kv).into_par_iter().for_each(|task| {
+        crate::parallel::par_for(g.b * g.kv, |task| {
             let (bi, hk) = (task / g.kv, task % g.kv);
             let mut p = vec![0f32; g.t * g.t];
             let vv = MatRef::rows(&v[g.at(bi, g.kv, hk)..], g.kv * g.d);
@@ -206,7 +205,7 @@ impl Attention {
         let per = g.h / g.kv;
         let (t, d) = (g.t, g.d);
         let scale = self.scale;
-        (0..g.b * g.kv).into_par_iter().for_each(|task| {
+        crate::parallel::par_for(g.b * g.kv, |task| {
             let (bi, hk) = (task / g.kv, task % g.kv);
             let mut p = vec![0f32; t * t];
             let mut dp = vec![0f32; t * t];

@@ -3,9 +3,9 @@
 
 use std::sync::Mutex;
 
+use crate::parallel::{par_chunks_mut, par_map};
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
 use super::{cpu_f32, f32_slice, rows_per_task};
 
@@ -77,9 +77,12 @@ impl CustomOp2 for CrossEntropy {
         let lse: Vec<f32> = if v == 0 {
             vec![f32::NEG_INFINITY; n]
         } else {
-            x.par_chunks(rpt * v)
-                .flat_map_iter(|c| c.chunks_exact(v).map(log_sum_exp).collect::<Vec<_>>())
-                .collect()
+            let size = rpt * v;
+            par_map(x.len().div_ceil(size), |c| {
+                let xc = &x[c * size..((c + 1) * size).min(x.len())];
+                xc.chunks_exact(v).map(log_sum_exp).collect::<Vec<_>>()
+            })
+            .concat()
         };
         // Summed in row order in f64: deterministic and accurate.
         let total: f64 = lse
@@ -144,19 +147,17 @@ impl CustomOp2 for CrossEntropyBwd<'_> {
         }
         let rpt = rows_per_task(t.len(), v, 16384);
         let scale = self.scale;
-        d.par_chunks_mut(rpt * v)
-            .zip(x.par_chunks(rpt * v))
-            .enumerate()
-            .for_each(|(c, (dc, xc))| {
-                for (r, (dr, xr)) in dc.chunks_exact_mut(v).zip(xc.chunks_exact(v)).enumerate() {
-                    let i = c * rpt + r;
-                    let l = self.lse[i];
-                    for (dv, &xv) in dr.iter_mut().zip(xr) {
-                        *dv = (xv - l).exp() * scale;
-                    }
-                    dr[t[i] as usize] -= scale;
+        par_chunks_mut(&mut d, rpt * v, |c, dc| {
+            let xc = &x[c * rpt * v..];
+            for (r, (dr, xr)) in dc.chunks_exact_mut(v).zip(xc.chunks_exact(v)).enumerate() {
+                let i = c * rpt + r;
+                let l = self.lse[i];
+                for (dv, &xv) in dr.iter_mut().zip(xr) {
+                    *dv = (xv - l).exp() * scale;
                 }
-            });
+                dr[t[i] as usize] -= scale;
+            }
+        });
         Ok((CpuStorage::F32(d), l1.shape().clone()))
     }
 }

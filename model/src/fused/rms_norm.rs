@@ -1,7 +1,7 @@
 //! RMSNorm `y = x / sqrt(mean(x²) + eps) * w` over the last dim, with gradients for x and w.
 
+use crate::parallel::{par_chunks_mut, par_chunks_mut_map};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, D};
-use rayon::prelude::*;
 
 use super::{cpu_f32, f32_slice, rows_per_task};
 
@@ -48,16 +48,15 @@ impl CustomOp2 for RmsNorm {
         let d = w.len();
         let mut y = vec![0f32; x.len()];
         let rpt = rows_per_task(x.len() / d.max(1), d, 8192);
-        y.par_chunks_mut(rpt * d)
-            .zip(x.par_chunks(rpt * d))
-            .for_each(|(yc, xc)| {
-                for (yr, xr) in yc.chunks_exact_mut(d).zip(xc.chunks_exact(d)) {
-                    let r = inv_rms(xr, self.eps);
-                    for ((yv, xv), wv) in yr.iter_mut().zip(xr).zip(w) {
-                        *yv = xv * r * wv;
-                    }
+        par_chunks_mut(&mut y, rpt * d, |c, yc| {
+            let xc = &x[c * rpt * d..];
+            for (yr, xr) in yc.chunks_exact_mut(d).zip(xc.chunks_exact(d)) {
+                let r = inv_rms(xr, self.eps);
+                for ((yv, xv), wv) in yr.iter_mut().zip(xr).zip(w) {
+                    *yv = xv * r * wv;
                 }
-            });
+            }
+        });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -104,32 +103,29 @@ impl CustomOp3 for RmsNormBwd {
         let mut out = vec![0f32; n + d];
         let (dx, dw) = out.split_at_mut(n);
         let rpt = rows_per_task(n / d.max(1), d, 8192);
-        let partials: Vec<Vec<f32>> = dx
-            .par_chunks_mut(rpt * d)
-            .zip(x.par_chunks(rpt * d).zip(g.par_chunks(rpt * d)))
-            .map(|(dxc, (xc, gc))| {
-                let mut dwp = vec![0f32; d];
-                for ((dxr, xr), gr) in dxc
-                    .chunks_exact_mut(d)
-                    .zip(xc.chunks_exact(d))
-                    .zip(gc.chunks_exact(d))
-                {
-                    let r = inv_rms(xr, self.eps);
-                    // dxh = g * w; dx = r * (dxh - xh * mean(dxh * xh)), xh = x * r.
-                    let mut dot = 0f32;
-                    for (((xv, gv), wv), dwv) in xr.iter().zip(gr).zip(w).zip(dwp.iter_mut()) {
-                        let xh = xv * r;
-                        *dwv += gv * xh;
-                        dot += gv * wv * xh;
-                    }
-                    let c = dot / d as f32;
-                    for (((dv, xv), gv), wv) in dxr.iter_mut().zip(xr).zip(gr).zip(w) {
-                        *dv = r * (gv * wv - xv * r * c);
-                    }
+        let partials: Vec<Vec<f32>> = par_chunks_mut_map(dx, rpt * d, |c, dxc| {
+            let (xc, gc) = (&x[c * rpt * d..], &g[c * rpt * d..]);
+            let mut dwp = vec![0f32; d];
+            for ((dxr, xr), gr) in dxc
+                .chunks_exact_mut(d)
+                .zip(xc.chunks_exact(d))
+                .zip(gc.chunks_exact(d))
+            {
+                let r = inv_rms(xr, self.eps);
+                // dxh = g * w; dx = r * (dxh - xh * mean(dxh * xh)), xh = x * r.
+                let mut dot = 0f32;
+                for (((xv, gv), wv), dwv) in xr.iter().zip(gr).zip(w).zip(dwp.iter_mut()) {
+                    let xh = xv * r;
+                    *dwv += gv * xh;
+                    dot += gv * wv * xh;
                 }
-                dwp
-            })
-            .collect();
+                let c = dot / d as f32;
+                for (((dv, xv), gv), wv) in dxr.iter_mut().zip(xr).zip(gr).zip(w) {
+                    *dv = r * (gv * wv - xv * r * c);
+                }
+            }
+            dwp
+        });
         // Summed in task order: deterministic whatever the scheduling.
         for p in &partials {
             dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);

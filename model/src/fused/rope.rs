@@ -2,8 +2,8 @@
 //! (positions ≥ t, head_dim/2). The backward is the inverse rotation; the tables are constants
 //! and receive no gradient.
 
+use crate::parallel::par_chunks_mut;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
 use super::{cpu_f32, f32_slice, rows_per_task};
 
@@ -102,22 +102,20 @@ impl CustomOp3 for Rope {
         }
         let sign = if self.inverse { -1f32 } else { 1f32 };
         let rpt = rows_per_task(x.len() / d, d, 8192);
-        y.par_chunks_mut(rpt * d)
-            .zip(x.par_chunks(rpt * d))
-            .enumerate()
-            .for_each(|(c, (yc, xc))| {
-                for (r, (yr, xr)) in yc.chunks_exact_mut(d).zip(xc.chunks_exact(d)).enumerate() {
-                    let p = ((c * rpt + r) / per.max(1)) % t;
-                    let (cr, sr) = (&cos[p * h..(p + 1) * h], &sin[p * h..(p + 1) * h]);
-                    let (x1, x2) = xr.split_at(h);
-                    let (y1, y2) = yr.split_at_mut(h);
-                    for i in 0..h {
-                        let (a, b, cv, sv) = (x1[i], x2[i], cr[i], sign * sr[i]);
-                        y1[i] = a * cv - b * sv;
-                        y2[i] = b * cv + a * sv;
-                    }
+        par_chunks_mut(&mut y, rpt * d, |c, yc| {
+            let xc = &x[c * rpt * d..];
+            for (r, (yr, xr)) in yc.chunks_exact_mut(d).zip(xc.chunks_exact(d)).enumerate() {
+                let p = ((c * rpt + r) / per.max(1)) % t;
+                let (cr, sr) = (&cos[p * h..(p + 1) * h], &sin[p * h..(p + 1) * h]);
+                let (x1, x2) = xr.split_at(h);
+                let (y1, y2) = yr.split_at_mut(h);
+                for i in 0..h {
+                    let (a, b, cv, sv) = (x1[i], x2[i], cr[i], sign * sr[i]);
+                    y1[i] = a * cv - b * sv;
+                    y2[i] = b * cv + a * sv;
                 }
-            });
+            }
+        });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 

@@ -1,8 +1,8 @@
 //! Softmax over the last dim, optionally scaled and causally masked in the same pass, with its
 //! backward `ds = scale · y · (g − Σ g·y)`.
 
+use crate::parallel::par_chunks_mut;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
-use rayon::prelude::*;
 
 use super::{cpu_f32, f32_slice, rows_per_task};
 
@@ -104,30 +104,28 @@ impl CustomOp1 for Softmax {
         }
         let rpt = rows_per_task(x.len() / tk, tk, 8192);
         let scale = self.scale;
-        y.par_chunks_mut(rpt * tk)
-            .zip(x.par_chunks(rpt * tk))
-            .enumerate()
-            .for_each(|(c, (yc, xc))| {
-                for (r, (yr, xr)) in yc.chunks_exact_mut(tk).zip(xc.chunks_exact(tk)).enumerate() {
-                    let n = self.allowed(c * rpt + r, tk, tq);
-                    if n == 0 {
-                        // Every key masked: the composite's softmax of all −∞ is NaN.
-                        yr.fill(f32::NAN);
-                        continue;
-                    }
-                    let (ya, _) = yr.split_at_mut(n);
-                    let xa = &xr[..n];
-                    let m = xa.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v * scale));
-                    let mut sum = 0f32;
-                    for (yv, &xv) in ya.iter_mut().zip(xa) {
-                        let e = (xv * scale - m).exp();
-                        *yv = e;
-                        sum += e;
-                    }
-                    let inv = 1.0 / sum;
-                    ya.iter_mut().for_each(|v| *v *= inv);
+        par_chunks_mut(&mut y, rpt * tk, |c, yc| {
+            let xc = &x[c * rpt * tk..];
+            for (r, (yr, xr)) in yc.chunks_exact_mut(tk).zip(xc.chunks_exact(tk)).enumerate() {
+                let n = self.allowed(c * rpt + r, tk, tq);
+                if n == 0 {
+                    // Every key masked: the composite's softmax of all −∞ is NaN.
+                    yr.fill(f32::NAN);
+                    continue;
                 }
-            });
+                let (ya, _) = yr.split_at_mut(n);
+                let xa = &xr[..n];
+                let m = xa.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v * scale));
+                let mut sum = 0f32;
+                for (yv, &xv) in ya.iter_mut().zip(xa) {
+                    let e = (xv * scale - m).exp();
+                    *yv = e;
+                    sum += e;
+                }
+                let inv = 1.0 / sum;
+                ya.iter_mut().for_each(|v| *v *= inv);
+            }
+        });
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
@@ -198,24 +196,22 @@ impl CustomOp2 for SoftmaxBwd {
         }
         let rpt = rows_per_task(y.len() / tk, tk, 8192);
         let scale = self.scale;
-        dx.par_chunks_mut(rpt * tk)
-            .zip(y.par_chunks(rpt * tk).zip(g.par_chunks(rpt * tk)))
-            .enumerate()
-            .for_each(|(c, (dc, (yc, gc)))| {
-                for (r, ((dr, yr), gr)) in dc
-                    .chunks_exact_mut(tk)
-                    .zip(yc.chunks_exact(tk))
-                    .zip(gc.chunks_exact(tk))
-                    .enumerate()
-                {
-                    let n = fwd.allowed(c * rpt + r, tk, tq);
-                    let (ya, ga) = (&yr[..n], &gr[..n]);
-                    let dot: f32 = ya.iter().zip(ga).map(|(a, b)| a * b).sum();
-                    for ((dv, &yv), &gv) in dr[..n].iter_mut().zip(ya).zip(ga) {
-                        *dv = scale * yv * (gv - dot);
-                    }
+        par_chunks_mut(&mut dx, rpt * tk, |c, dc| {
+            let (yc, gc) = (&y[c * rpt * tk..], &g[c * rpt * tk..]);
+            for (r, ((dr, yr), gr)) in dc
+                .chunks_exact_mut(tk)
+                .zip(yc.chunks_exact(tk))
+                .zip(gc.chunks_exact(tk))
+                .enumerate()
+            {
+                let n = fwd.allowed(c * rpt + r, tk, tq);
+                let (ya, ga) = (&yr[..n], &gr[..n]);
+                let dot: f32 = ya.iter().zip(ga).map(|(a, b)| a * b).sum();
+                for ((dv, &yv), &gv) in dr[..n].iter_mut().zip(ya).zip(ga) {
+                    *dv = scale * yv * (gv - dot);
                 }
-            });
+            }
+        });
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
 }

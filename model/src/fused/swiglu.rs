@@ -1,7 +1,7 @@
 //! SwiGLU `silu(g) · u` (the LLaMA MLP's gate), with gradients for both inputs from one pass.
 
+use crate::parallel::{par_chunks2_mut, par_chunks_mut};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
 use super::{cpu_f32, f32_slice};
 
@@ -38,13 +38,12 @@ impl CustomOp2 for SwiGlu {
         let g = f32_slice(s1, l1, self.name())?;
         let u = f32_slice(s2, l2, self.name())?;
         let mut y = vec![0f32; g.len()];
-        y.par_chunks_mut(TASK)
-            .zip(g.par_chunks(TASK).zip(u.par_chunks(TASK)))
-            .for_each(|(yc, (gc, uc))| {
-                for ((yv, &gv), &uv) in yc.iter_mut().zip(gc).zip(uc) {
-                    *yv = gv / (1.0 + (-gv).exp()) * uv;
-                }
-            });
+        par_chunks_mut(&mut y, TASK, |c, yc| {
+            let (gc, uc) = (&g[c * TASK..], &u[c * TASK..]);
+            for ((yv, &gv), &uv) in yc.iter_mut().zip(gc).zip(uc) {
+                *yv = gv / (1.0 + (-gv).exp()) * uv;
+            }
+        });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -86,21 +85,16 @@ impl CustomOp3 for SwiGluBwd {
         let n = g.len();
         let mut out = vec![0f32; 2 * n];
         let (dg, du) = out.split_at_mut(n);
-        dg.par_chunks_mut(TASK)
-            .zip(du.par_chunks_mut(TASK))
-            .zip(
-                g.par_chunks(TASK)
-                    .zip(u.par_chunks(TASK).zip(dy.par_chunks(TASK))),
-            )
-            .for_each(|((dgc, duc), (gc, (uc, dyc)))| {
-                for i in 0..gc.len() {
-                    let (gv, uv, d) = (gc[i], uc[i], dyc[i]);
-                    let s = 1.0 / (1.0 + (-gv).exp());
-                    let silu = gv * s;
-                    duc[i] = d * silu;
-                    dgc[i] = d * uv * (s + silu * (1.0 - s));
-                }
-            });
+        par_chunks2_mut(dg, du, TASK, |c, dgc, duc| {
+            let (gc, uc, dyc) = (&g[c * TASK..], &u[c * TASK..], &dy[c * TASK..]);
+            for i in 0..dgc.len() {
+                let (gv, uv, d) = (gc[i], uc[i], dyc[i]);
+                let s = 1.0 / (1.0 + (-gv).exp());
+                let silu = gv * s;
+                duc[i] = d * silu;
+                dgc[i] = d * uv * (s + silu * (1.0 - s));
+            }
+        });
         Ok((CpuStorage::F32(out), Shape::from(2 * n)))
     }
 }

@@ -1,0 +1,113 @@
+//! Parallel loops for k2's CPU kernels on candle's own worker pool, so that k2's kernels and
+//! candle's ops share one set of threads: with two pools on a 2-core machine, the idle one spins
+//! on a core the busy one needs.
+//!
+//! A loop started from inside another runs inline (candle's pool is not re-entrant), and how the
+//! indices are divided among threads never changes what an index computes.
+
+use std::cell::Cell;
+
+thread_local! {
+    static INSIDE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f(i)` for every `i < n`, spread over candle's pool.
+pub fn par_for(n: usize, f: impl Fn(usize) + Sync) {
+    let pool = candle_core::utils::barrier_pool();
+    if n <= 1 || pool.n_workers() == 0 || INSIDE.with(|c| c.get()) {
+        (0..n).for_each(f);
+        return;
+    }
+    pool.execute_chunked(n, |range| {
+        let was = INSIDE.with(|c| c.replace(true));
+        range.for_each(&f);
+        INSIDE.with(|c| c.set(was));
+    });
+}
+
+/// The number of threads [`par_for`] spreads over.
+pub fn threads() -> usize {
+    candle_core::utils::barrier_pool().n_workers() + 1
+}
+
+/// A pointer to a buffer whose disjoint chunks tasks write.
+#[derive(Clone, Copy)]
+struct Shared(*mut f32, usize);
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    /// Chunk `c` of `size` elements (the last one shorter).
+    ///
+    /// # Safety
+    /// No two live chunks may overlap: each `c` is handed to one task only.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn chunk(&self, c: usize, size: usize) -> &mut [f32] {
+        let start = c * size;
+        std::slice::from_raw_parts_mut(self.0.add(start), size.min(self.1 - start))
+    }
+}
+
+/// `f(c, chunk)` for every `size`-element chunk of `out`, in parallel.
+pub fn par_chunks_mut(out: &mut [f32], size: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    let size = size.max(1);
+    let s = Shared(out.as_mut_ptr(), out.len());
+    // SAFETY: chunk c goes to exactly one call.
+    par_for(out.len().div_ceil(size), |c| {
+        f(c, unsafe { s.chunk(c, size) })
+    });
+}
+
+/// `f(c, chunk of a, chunk of b)` for the `size`-element chunks of two equally long buffers.
+pub fn par_chunks2_mut(
+    a: &mut [f32],
+    b: &mut [f32],
+    size: usize,
+    f: impl Fn(usize, &mut [f32], &mut [f32]) + Sync,
+) {
+    assert_eq!(a.len(), b.len(), "par_chunks2_mut: lengths differ");
+    let size = size.max(1);
+    let (sa, sb) = (
+        Shared(a.as_mut_ptr(), a.len()),
+        Shared(b.as_mut_ptr(), b.len()),
+    );
+    // SAFETY: chunk c of each buffer goes to exactly one call.
+    par_for(a.len().div_ceil(size), |c| unsafe {
+        f(c, sa.chunk(c, size), sb.chunk(c, size))
+    });
+}
+
+/// `[f(0), f(1), …, f(n-1)]`, computed in parallel, in index order.
+pub fn par_map<R: Send>(n: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
+    let mut out: Vec<Option<R>> = (0..n).map(|_| None).collect();
+    let slots = SharedSlots(out.as_mut_ptr());
+    // SAFETY: slot i is written by call i only, and `out` outlives the loop.
+    par_for(n, |i| unsafe { *slots.at(i) = Some(f(i)) });
+    out.into_iter()
+        .map(|r| r.expect("par_map: every slot is filled"))
+        .collect()
+}
+
+struct SharedSlots<R>(*mut Option<R>);
+unsafe impl<R: Send> Send for SharedSlots<R> {}
+unsafe impl<R: Send> Sync for SharedSlots<R> {}
+
+impl<R> SharedSlots<R> {
+    fn at(&self, i: usize) -> *mut Option<R> {
+        self.0.wrapping_add(i)
+    }
+}
+
+/// [`par_chunks_mut`] whose calls return values, collected in chunk order.
+pub fn par_chunks_mut_map<R: Send>(
+    out: &mut [f32],
+    size: usize,
+    f: impl Fn(usize, &mut [f32]) -> R + Sync,
+) -> Vec<R> {
+    let size = size.max(1);
+    let s = Shared(out.as_mut_ptr(), out.len());
+    // SAFETY: chunk c goes to exactly one call.
+    par_map(out.len().div_ceil(size), |c| {
+        f(c, unsafe { s.chunk(c, size) })
+    })
+}
