@@ -362,9 +362,26 @@ fn pack_b(b: MatRef, p0: usize, kc: usize, j0: usize, nc: usize, nr: usize, out:
 
 /// Packs the mm (≤ mr) rows A[i0.., p0..p0+kc] as kc columns of mr (zero padded).
 fn pack_a(a: MatRef, i0: usize, mm: usize, p0: usize, kc: usize, mr: usize, out: &mut [f32]) {
-    for p in 0..kc {
-        for i in 0..mr {
-            out[p * mr + i] = if i < mm { a.at(i0 + i, p0 + p) } else { 0.0 };
+    let out = &mut out[..kc * mr];
+    if mm < mr {
+        out.fill(0.0);
+    }
+    if a.cs == 1 {
+        for i in 0..mm {
+            let row = &a.data[(i0 + i) * a.rs + p0..][..kc];
+            for (d, &v) in out[i..].iter_mut().step_by(mr).zip(row) {
+                *d = v;
+            }
+        }
+    } else if a.rs == 1 {
+        for (p, d) in out.chunks_exact_mut(mr).enumerate() {
+            d[..mm].copy_from_slice(&a.data[(p0 + p) * a.cs + i0..][..mm]);
+        }
+    } else {
+        for (p, d) in out.chunks_exact_mut(mr).enumerate() {
+            for (i, v) in d[..mm].iter_mut().enumerate() {
+                *v = a.at(i0 + i, p0 + p);
+            }
         }
     }
 }

@@ -111,3 +111,28 @@ pub fn par_chunks_mut_map<R: Send>(
         f(c, unsafe { s.chunk(c, size) })
     })
 }
+
+/// `f(c, chunk of a, of b, of c)` for the `size`-element chunks of three equally long buffers,
+/// the results in chunk order.
+pub fn par_chunks3_mut_map<R: Send>(
+    a: &mut [f32],
+    b: &mut [f32],
+    c: &mut [f32],
+    size: usize,
+    f: impl Fn(usize, &mut [f32], &mut [f32], &mut [f32]) -> R + Sync,
+) -> Vec<R> {
+    assert!(
+        a.len() == b.len() && b.len() == c.len(),
+        "par_chunks3_mut_map: lengths differ"
+    );
+    let size = size.max(1);
+    let (sa, sb, sc) = (
+        Shared(a.as_mut_ptr(), a.len()),
+        Shared(b.as_mut_ptr(), b.len()),
+        Shared(c.as_mut_ptr(), c.len()),
+    );
+    // SAFETY: chunk i of each buffer goes to exactly one call.
+    par_map(a.len().div_ceil(size), |i| unsafe {
+        f(i, sa.chunk(i, size), sb.chunk(i, size), sc.chunk(i, size))
+    })
+}

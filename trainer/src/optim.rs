@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 
 use candle_core::{DType, Device, Tensor, Var};
+use k2_model::parallel::{par_chunks3_mut_map, par_map};
 
 use crate::error::{Result, TrainError};
 
@@ -65,6 +66,10 @@ pub enum Grads {
 fn on_host(var: &Var) -> bool {
     matches!(var.device(), Device::Cpu)
 }
+
+/// Elements per parallel task of the host update: fixed, so the norms do not depend on the
+/// thread count.
+const CHUNK: usize = 65536;
 
 impl AdamW {
     /// Parameters in name order; matrices (rank >= 2) get weight decay, vectors do not. The
@@ -179,10 +184,16 @@ impl AdamW {
     }
 
     fn step_host(&mut self, grads: &[Vec<f32>], lr: f64, max_norm: f64) -> Result<StepStats> {
+        // Sums of squares per CHUNK elements in parallel, added in a fixed order: the same bits
+        // on any thread count.
         let grad_norm = grads
             .iter()
-            .flat_map(|g| g.iter())
-            .map(|&x| (x as f64) * (x as f64))
+            .flat_map(|g| {
+                par_map(g.len().div_ceil(CHUNK), |c| {
+                    let part = &g[c * CHUNK..((c + 1) * CHUNK).min(g.len())];
+                    part.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>()
+                })
+            })
             .sum::<f64>()
             .sqrt();
         let coef = (max_norm / (grad_norm + 1e-6)).min(1.0) as f32;
@@ -209,18 +220,27 @@ impl AdamW {
             } else {
                 1.0
             };
-            for i in 0..w.len() {
-                let gi = g[i] * coef;
-                let old = w[i];
-                let mut x = old * decay;
-                m[i] = b1 * m[i] + (1.0 - b1) * gi;
-                v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
-                let denom = v[i].sqrt() / bc2_sqrt + eps;
-                x -= step_size * m[i] / denom;
-                w[i] = x;
-                let d = (x - old) as f64;
-                un += d * d;
-                pn += (x as f64) * (x as f64);
+            let norms = par_chunks3_mut_map(&mut w, m, v, CHUNK, |ci, wc, mc, vc| {
+                let gc = &g[ci * CHUNK..];
+                let (mut un, mut pn) = (0f64, 0f64);
+                for i in 0..wc.len() {
+                    let gi = gc[i] * coef;
+                    let old = wc[i];
+                    let mut x = old * decay;
+                    mc[i] = b1 * mc[i] + (1.0 - b1) * gi;
+                    vc[i] = b2 * vc[i] + (1.0 - b2) * gi * gi;
+                    let denom = vc[i].sqrt() / bc2_sqrt + eps;
+                    x -= step_size * mc[i] / denom;
+                    wc[i] = x;
+                    let d = (x - old) as f64;
+                    un += d * d;
+                    pn += (x as f64) * (x as f64);
+                }
+                (un, pn)
+            });
+            for (u, q) in norms {
+                un += u;
+                pn += q;
             }
             p.var
                 .set(&Tensor::from_vec(w, p.var.shape(), &Device::Cpu)?)?;
