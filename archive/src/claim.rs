@@ -88,18 +88,36 @@ pub fn read_claim(path: &Path, ttl_s: u64) -> ClaimState {
     }
 }
 
+/// Creates the claim file with its content in one step: the claim is written to a name only this
+/// process uses and then hard-linked into place, which fails if the claim exists. (Creating the
+/// file first and writing it after left a moment in which another worker read an empty claim,
+/// took it for a corrupt, stale one and claimed the unit too.)
 fn create(path: &Path) -> Result<bool, ArchiveError> {
-    let mut f = match OpenOptions::new().write(true).create_new(true).open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
-        Err(e) => return Err(ArchiveError::io(path, "create claim", e)),
-    };
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(
+        ".{name}.new-{}-{}",
+        host_name(),
+        std::process::id()
+    ));
     let mut text = serde_json::to_string(&Claim::mine()).expect("a claim serialises");
     text.push('\n');
-    f.write_all(text.as_bytes())
-        .and_then(|_| f.sync_all())
-        .map_err(|e| ArchiveError::io(path, "write claim", e))?;
-    Ok(true)
+    let written = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|_| f.sync_all()));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(ArchiveError::io(&tmp, "write claim", e));
+    }
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(ArchiveError::io(path, "create claim", e)),
+    }
 }
 
 /// Claims the unit whose claim file is `path`: true when this process now holds it. A stale

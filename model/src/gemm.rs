@@ -186,6 +186,18 @@ pub unsafe fn sgemm_ptr(
     }
 }
 
+/// A vector of `len` floats that `fill` writes, every one of them, through the pointer it gets:
+/// an output buffer without the cost of zeroing it first.
+///
+/// # Safety
+/// `fill` must write all `len` elements (for [`sgemm_ptr`]: `accumulate` false, ldc = n).
+pub unsafe fn written(len: usize, fill: impl FnOnce(*mut f32)) -> Vec<f32> {
+    let mut v: Vec<f32> = Vec::with_capacity(len);
+    fill(v.as_mut_ptr());
+    v.set_len(len);
+    v
+}
+
 /// Rows per task and the task grid (row blocks, column blocks): about four tasks per thread,
 /// row blocks a multiple of MC. Only which thread computes a tile depends on this, not its bits.
 fn split(m: usize, n: usize, threads: usize) -> (usize, usize, usize) {

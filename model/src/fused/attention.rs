@@ -121,26 +121,28 @@ impl CustomOp3 for Attention {
         let k = f32_slice(s2, l2, self.name())?;
         let v = f32_slice(s3, l3, self.name())?;
         let g = Geom::of(l1, l2)?;
-        let mut out = vec![0f32; q.len()];
         if g.t == 0 || g.d == 0 {
-            return Ok((CpuStorage::F32(out), l1.shape().clone()));
+            return Ok((CpuStorage::F32(vec![0f32; q.len()]), l1.shape().clone()));
         }
-        let o = Out(out.as_mut_ptr());
         let per = g.h / g.kv;
-        crate::parallel::par_for(g.b * g.kv, |task| {
-            let (bi, hk) = (task / g.kv, task % g.kv);
-            let mut p = vec![0f32; g.t * g.t];
-            let vv = MatRef::rows(&v[g.at(bi, g.kv, hk)..], g.kv * g.d);
-            for hq in hk * per..(hk + 1) * per {
-                self.probs(&g, q, k, bi, hq, &mut p);
-                // SAFETY: this task alone writes the rows of head hq of sequence bi.
-                unsafe {
-                    let dst = o.add(g.at(bi, g.h, hq));
-                    let pm = MatRef::rows(&p, g.t);
-                    gemm::sgemm_ptr(g.t, g.d, g.t, pm, vv, dst, g.h * g.d, false, false);
-                }
-            }
-        });
+        // SAFETY: every (sequence, head) block of rows is written by one task below, and those
+        // blocks tile the whole (b, t, h, d) output.
+        let out = unsafe {
+            gemm::written(q.len(), |ptr| {
+                let o = Out(ptr);
+                crate::parallel::par_for(g.b * g.kv, |task| {
+                    let (bi, hk) = (task / g.kv, task % g.kv);
+                    let mut p = vec![0f32; g.t * g.t];
+                    let vv = MatRef::rows(&v[g.at(bi, g.kv, hk)..], g.kv * g.d);
+                    for hq in hk * per..(hk + 1) * per {
+                        self.probs(&g, q, k, bi, hq, &mut p);
+                        let dst = o.add(g.at(bi, g.h, hq));
+                        let pm = MatRef::rows(&p, g.t);
+                        gemm::sgemm_ptr(g.t, g.d, g.t, pm, vv, dst, g.h * g.d, false, false);
+                    }
+                })
+            })
+        };
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 

@@ -50,18 +50,22 @@ impl CustomOp2 for Linear {
         if k != k2 {
             bail!("k2-linear: x has {k} columns, w has {k2}")
         }
-        let mut y = vec![0f32; m * n];
-        gemm::sgemm(
-            m,
-            n,
-            k,
-            MatRef::rows(x, k),
-            MatRef::cols(w, k),
-            &mut y,
-            n,
-            false,
-            true,
-        );
+        // SAFETY: a non-accumulating product writes all of its m×n output.
+        let y = unsafe {
+            gemm::written(m * n, |c| {
+                gemm::sgemm_ptr(
+                    m,
+                    n,
+                    k,
+                    MatRef::rows(x, k),
+                    MatRef::cols(w, k),
+                    c,
+                    n,
+                    false,
+                    true,
+                )
+            })
+        };
         Ok((CpuStorage::F32(y), Shape::from((m, n))))
     }
 
@@ -78,30 +82,19 @@ impl CustomOp2 for Linear {
         let (dx, dw) = with_f32(&g, |dy| {
             with_f32(x, |xv| {
                 with_f32(w, |wv| {
-                    let mut dx = vec![0f32; m * k];
-                    gemm::sgemm(
-                        m,
-                        k,
-                        n,
-                        MatRef::rows(dy, n),
-                        MatRef::rows(wv, k),
-                        &mut dx,
-                        k,
-                        false,
-                        true,
-                    );
-                    let mut dw = vec![0f32; n * k];
-                    gemm::sgemm(
-                        n,
-                        k,
-                        m,
-                        MatRef::cols(dy, n),
-                        MatRef::rows(xv, k),
-                        &mut dw,
-                        k,
-                        false,
-                        true,
-                    );
+                    let (dyr, dyt) = (MatRef::rows(dy, n), MatRef::cols(dy, n));
+                    let (wr, xr) = (MatRef::rows(wv, k), MatRef::rows(xv, k));
+                    // SAFETY: non-accumulating products write all of their outputs.
+                    let dx = unsafe {
+                        gemm::written(m * k, |c| {
+                            gemm::sgemm_ptr(m, k, n, dyr, wr, c, k, false, true)
+                        })
+                    };
+                    let dw = unsafe {
+                        gemm::written(n * k, |c| {
+                            gemm::sgemm_ptr(n, k, m, dyt, xr, c, k, false, true)
+                        })
+                    };
                     Ok((dx, dw))
                 })
             })
