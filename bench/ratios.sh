@@ -57,8 +57,14 @@ if [[ ",$ROWS," == *",train,"* ]]; then
 fi
 
 if [[ ",$ROWS," == *",eval,"* ]]; then
-  [ -d "$M17" ] || "$K2" model init bench-17m --out "$M17" \
-    --tokenizer "$DATA/models/stories260K-hf/tokenizer.json" > /dev/null
+  if [ ! -d "$M17" ]; then
+    "$K2" model init bench-17m --out "$M17" \
+      --tokenizer "$DATA/models/stories260K-hf/tokenizer.json" > /dev/null
+  fi
+  # lm-eval's HF tokenizer also needs the tokenizer's config (BOS id) beside tokenizer.json.
+  for f in tokenizer_config.json special_tokens_map.json tokenizer.model; do
+    cp "$DATA/models/stories260K-hf/$f" "$M17/"
+  done
   "$PY" bench/lm_eval_parity/speed.py --models "$DATA/models/stories260K-hf" "$M17" \
     --reps "$REPS" --threads "$THREADS" --no-single --no-e2e --data "$DATA" \
     --json "$OUT/speed.json" > "$OUT/speed.txt"
