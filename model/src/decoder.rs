@@ -19,7 +19,7 @@ use crate::error::{ModelError, Result};
 use crate::family::{Arch, BlockKind, NormKind};
 use crate::fused;
 use crate::kv_cache::{attend, KvCache};
-use crate::llama::{repeat_kv, rows_matmul_t};
+use crate::llama::repeat_kv;
 
 /// A projection `x @ wᵀ (+ b)`.
 pub(crate) struct Linear {
@@ -31,7 +31,7 @@ impl Linear {
     /// For x of shape (batch, seq, in).
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
-        let y = rows_matmul_t(&x.reshape((b * t, d))?, &self.w)?;
+        let y = fused::linear(&x.reshape((b * t, d))?, &self.w)?;
         let y = match &self.b {
             Some(bias) => y.broadcast_add(bias)?,
             None => y,
@@ -193,7 +193,7 @@ impl Decoder {
         let d = h.dim(D::Minus1)?;
         let mut shape = h.dims().to_vec();
         let n = h.elem_count() / d;
-        let logits = rows_matmul_t(&h.reshape((n, d))?, &self.lm_head)?;
+        let logits = fused::linear(&h.reshape((n, d))?, &self.lm_head)?;
         *shape.last_mut().expect("non-empty shape") = self.arch.vocab_size;
         Ok(logits.to_dtype(DType::F32)?.reshape(shape)?)
     }

@@ -15,6 +15,8 @@
 use std::cell::RefCell;
 use std::sync::OnceLock;
 
+use crate::parallel::SyncPtr;
+
 /// A read-only matrix view: element (i, j) is `data[i * rs + j * cs]`.
 #[derive(Clone, Copy)]
 pub struct MatRef<'a> {
@@ -88,16 +90,10 @@ fn detect(_force_avx2: bool) -> Option<Isa> {
 
 /// Depth of one packed panel.
 const KC: usize = 256;
-/// Rows of `A` per task (a multiple of both kernels' MR).
+/// Rows of `A` packed together (a multiple of both kernels' MR); a task's rows are a multiple.
 const MC: usize = 96;
 /// Columns of `B` per task (a multiple of both kernels' NR).
 const NC: usize = 512;
-
-/// A pointer to `C` shared by tasks that write disjoint tiles.
-#[derive(Clone, Copy)]
-struct CPtr(*mut f32);
-unsafe impl Send for CPtr {}
-unsafe impl Sync for CPtr {}
 
 thread_local! {
     static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
@@ -169,14 +165,34 @@ pub unsafe fn sgemm_ptr(
     } else {
         1
     };
+    run(isa, threads, m, n, k, a, b, SyncPtr(c), ldc, accumulate);
+}
+
+/// The product on `isa`'s kernel, its output tiles split into tasks for `threads` threads (one
+/// task when 1) and run on [`crate::parallel`]'s pool.
+///
+/// # Safety
+/// As [`sgemm_ptr`]; the views are long enough for the shapes.
+#[allow(clippy::too_many_arguments)]
+unsafe fn run(
+    isa: Isa,
+    threads: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef,
+    b: MatRef,
+    c: SyncPtr,
+    ldc: usize,
+    accumulate: bool,
+) {
     let (rows, tm, tn) = split(m, n, threads);
-    let cp = CPtr(c);
     let task = move |t: usize| {
         let (ti, tj) = (t / tn, t % tn);
         let (i0, j0) = (ti * rows, tj * NC);
         let (mc, nc) = (rows.min(m - i0), NC.min(n - j0));
         // SAFETY: tasks write disjoint (i0..i0+mc, j0..j0+nc) blocks of C, inside its bounds.
-        unsafe { block(isa, i0, j0, mc, nc, k, a, b, cp, ldc, accumulate) };
+        unsafe { block(isa, i0, j0, mc, nc, k, a, b, c, ldc, accumulate) };
     };
     let tasks = tm * tn;
     if tasks > 1 {
@@ -224,7 +240,7 @@ unsafe fn block(
     k: usize,
     a: MatRef,
     b: MatRef,
-    c: CPtr,
+    c: SyncPtr,
     ldc: usize,
     accumulate: bool,
 ) {
@@ -235,7 +251,7 @@ unsafe fn block(
     if k == 0 {
         if !accumulate {
             for i in 0..mc {
-                std::ptr::write_bytes(c.0.add((i0 + i) * ldc + j0), 0, nc);
+                std::ptr::write_bytes(c.add((i0 + i) * ldc + j0), 0, nc);
             }
         }
         return;
@@ -305,7 +321,7 @@ unsafe fn block(
                             }
                             _ => (ap.as_ptr().add(ir * kc), ALayout::Cols(mr)),
                         };
-                        let cdst = c.0.add(row * ldc + j0 + jr);
+                        let cdst = c.add(row * ldc + j0 + jr);
                         if mm == mr && nn == nr {
                             kernel(isa, kc, aptr, al, bptr, ldb, cdst, ldc, load);
                         } else {
@@ -429,84 +445,74 @@ unsafe fn kernel(
 mod x86 {
     use std::arch::x86_64::*;
 
-    /// C[12×32] (+)= A[12×kc]·B[kc×32], one FMA chain per element over p. A(i, p) is
-    /// `a[i*lda + p]` when `ROWS`, else `a[p*lda + i]`; B(p, j) is `b[p*ldb + j]`.
-    #[target_feature(enable = "avx512f")]
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn k12x32<const ROWS: bool>(
-        kc: usize,
-        a: *const f32,
-        lda: usize,
-        b: *const f32,
-        ldb: usize,
-        c: *mut f32,
-        ldc: usize,
-        load: bool,
-    ) {
-        let mut acc = [_mm512_setzero_ps(); 24];
-        if load {
-            for i in 0..12 {
-                acc[2 * i] = _mm512_loadu_ps(c.add(i * ldc));
-                acc[2 * i + 1] = _mm512_loadu_ps(c.add(i * ldc + 16));
+    /// A register-tiled kernel `C[MR×2W] (+)= A[MR×kc]·B[kc×2W]` for vectors of W floats, one FMA
+    /// chain per element over p. A(i, p) is `a[i*lda + p]` when `ROWS`, else `a[p*lda + i]`;
+    /// B(p, j) is `b[p*ldb + j]`; the accumulators (2·MR vectors) live in registers.
+    macro_rules! kernel {
+        ($name:ident, $feature:literal, $mr:literal, $w:literal,
+         $zero:ident, $loadu:ident, $storeu:ident, $set1:ident, $fmadd:ident) => {
+            #[target_feature(enable = $feature)]
+            #[allow(clippy::too_many_arguments)]
+            pub(super) unsafe fn $name<const ROWS: bool>(
+                kc: usize,
+                a: *const f32,
+                lda: usize,
+                b: *const f32,
+                ldb: usize,
+                c: *mut f32,
+                ldc: usize,
+                load: bool,
+            ) {
+                let mut acc = [$zero(); 2 * $mr];
+                if load {
+                    for i in 0..$mr {
+                        acc[2 * i] = $loadu(c.add(i * ldc));
+                        acc[2 * i + 1] = $loadu(c.add(i * ldc + $w));
+                    }
+                }
+                for p in 0..kc {
+                    let b0 = $loadu(b.add(p * ldb));
+                    let b1 = $loadu(b.add(p * ldb + $w));
+                    for i in 0..$mr {
+                        let ai = $set1(if ROWS {
+                            *a.add(i * lda + p)
+                        } else {
+                            *a.add(p * lda + i)
+                        });
+                        acc[2 * i] = $fmadd(ai, b0, acc[2 * i]);
+                        acc[2 * i + 1] = $fmadd(ai, b1, acc[2 * i + 1]);
+                    }
+                }
+                for i in 0..$mr {
+                    $storeu(c.add(i * ldc), acc[2 * i]);
+                    $storeu(c.add(i * ldc + $w), acc[2 * i + 1]);
+                }
             }
-        }
-        for p in 0..kc {
-            let b0 = _mm512_loadu_ps(b.add(p * ldb));
-            let b1 = _mm512_loadu_ps(b.add(p * ldb + 16));
-            for i in 0..12 {
-                let ai = _mm512_set1_ps(if ROWS {
-                    *a.add(i * lda + p)
-                } else {
-                    *a.add(p * lda + i)
-                });
-                acc[2 * i] = _mm512_fmadd_ps(ai, b0, acc[2 * i]);
-                acc[2 * i + 1] = _mm512_fmadd_ps(ai, b1, acc[2 * i + 1]);
-            }
-        }
-        for i in 0..12 {
-            _mm512_storeu_ps(c.add(i * ldc), acc[2 * i]);
-            _mm512_storeu_ps(c.add(i * ldc + 16), acc[2 * i + 1]);
-        }
+        };
     }
 
-    /// C[6×16] (+)= A[6×kc]·B[kc×16], as [`k12x32`] with 8-wide vectors.
-    #[target_feature(enable = "avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn k6x16<const ROWS: bool>(
-        kc: usize,
-        a: *const f32,
-        lda: usize,
-        b: *const f32,
-        ldb: usize,
-        c: *mut f32,
-        ldc: usize,
-        load: bool,
-    ) {
-        let mut acc = [_mm256_setzero_ps(); 12];
-        if load {
-            for i in 0..6 {
-                acc[2 * i] = _mm256_loadu_ps(c.add(i * ldc));
-                acc[2 * i + 1] = _mm256_loadu_ps(c.add(i * ldc + 8));
-            }
-        }
-        for p in 0..kc {
-            let b0 = _mm256_loadu_ps(b.add(p * ldb));
-            let b1 = _mm256_loadu_ps(b.add(p * ldb + 8));
-            for i in 0..6 {
-                let ai = _mm256_set1_ps(if ROWS {
-                    *a.add(i * lda + p)
-                } else {
-                    *a.add(p * lda + i)
-                });
-                acc[2 * i] = _mm256_fmadd_ps(ai, b0, acc[2 * i]);
-                acc[2 * i + 1] = _mm256_fmadd_ps(ai, b1, acc[2 * i + 1]);
-            }
-        }
-        for i in 0..6 {
-            _mm256_storeu_ps(c.add(i * ldc), acc[2 * i]);
-            _mm256_storeu_ps(c.add(i * ldc + 8), acc[2 * i + 1]);
-        }
-    }
+    kernel!(
+        k12x32,
+        "avx512f",
+        12,
+        16,
+        _mm512_setzero_ps,
+        _mm512_loadu_ps,
+        _mm512_storeu_ps,
+        _mm512_set1_ps,
+        _mm512_fmadd_ps
+    );
+    kernel!(
+        k6x16,
+        "avx2,fma",
+        6,
+        8,
+        _mm256_setzero_ps,
+        _mm256_loadu_ps,
+        _mm256_storeu_ps,
+        _mm256_set1_ps,
+        _mm256_fmadd_ps
+    );
 }
 
 /// The definition the kernels implement, element by element: the FMA chain over k.
@@ -535,7 +541,6 @@ pub fn reference(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rayon::prelude::*;
 
     fn data(len: usize, seed: u32) -> Vec<f32> {
         let mut x = seed.wrapping_mul(2654435761).wrapping_add(1);
@@ -651,18 +656,20 @@ mod tests {
         acc: bool,
         par: bool,
     ) {
-        let (rows, tm, tn) = split(m, n, if par { 3 } else { 1 });
-        let cp = CPtr(c.as_mut_ptr());
-        let task = |t: usize| {
-            let (ti, tj) = (t / tn, t % tn);
-            let (i0, j0) = (ti * rows, tj * NC);
-            let (mc, nc) = (rows.min(m - i0), NC.min(n - j0));
-            unsafe { block(which, i0, j0, mc, nc, k, a, b, cp, ldc, acc) };
+        // SAFETY: `c` holds m rows of ldc ≥ n; the views hold their shapes.
+        unsafe {
+            run(
+                which,
+                if par { 3 } else { 1 },
+                m,
+                n,
+                k,
+                a,
+                b,
+                SyncPtr(c.as_mut_ptr()),
+                ldc,
+                acc,
+            )
         };
-        if par {
-            (0..tm * tn).into_par_iter().for_each(task);
-        } else {
-            (0..tm * tn).for_each(task);
-        }
     }
 }

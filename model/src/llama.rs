@@ -157,7 +157,7 @@ impl Llama {
     pub fn forward(&self, ids: &Tensor, mode: Mode) -> Result<Tensor> {
         let h = self.hidden(ids, mode)?;
         let (b, t, d) = h.dims3()?;
-        let logits = rows_matmul_t(&h.reshape((b * t, d))?, &self.lm_head)?;
+        let logits = fused::linear(&h.reshape((b * t, d))?, &self.lm_head)?;
         Ok(logits.reshape((b, t, self.cfg.vocab_size))?)
     }
 
@@ -215,7 +215,7 @@ impl Llama {
         let q = linear(x, &l.q)?.reshape((b, t, nh, hd))?;
         let k = linear(x, &l.k)?.reshape((b, t, nkv, hd))?;
         let v = linear(x, &l.v)?.reshape((b, t, nkv, hd))?;
-        if fused_attention(&q) {
+        if fused::fused_attention_applies(&q) {
             // One op on the projections' own layout: no head transposes, no t×t tensors.
             let q = fused::rope_bthd(&q, cos, sin)?;
             let k = fused::rope_bthd(&k, cos, sin)?;
@@ -252,25 +252,11 @@ impl Llama {
     }
 }
 
-/// Whether the fused CPU attention ([`fused::causal_attention`]) takes this model's activations:
-/// f32 on the CPU with k2's matrix product. `K2_FUSED_ATTENTION=0` turns it off.
-fn fused_attention(q: &Tensor) -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let on = *ON.get_or_init(|| std::env::var("K2_FUSED_ATTENTION").as_deref() != Ok("0"));
-    on && q.device().is_cpu() && q.dtype() == DType::F32 && crate::gemm::isa().is_some()
-}
-
 /// x @ wᵀ for x of shape (batch, seq, in) and w of shape (out, in).
 pub(crate) fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     let (b, t, d) = x.dims3()?;
-    let y = rows_matmul_t(&x.reshape((b * t, d))?, w)?;
+    let y = fused::linear(&x.reshape((b * t, d))?, w)?;
     Ok(y.reshape((b, t, w.dim(0)?))?)
-}
-
-/// x @ wᵀ for x of shape (rows, in): [`fused::linear`] (k2's product on CPU f32, else candle's
-/// matmul with a single row computed as two, so a score does not depend on the eval batch size).
-pub(crate) fn rows_matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    Ok(fused::linear(x, w)?)
 }
 
 pub(crate) fn mlp(l: &Layer, x: &Tensor) -> Result<Tensor> {

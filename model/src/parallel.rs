@@ -30,13 +30,30 @@ pub fn threads() -> usize {
     candle_core::utils::barrier_pool().n_workers() + 1
 }
 
-/// A pointer to a buffer whose disjoint chunks tasks write.
+/// A raw pointer into one buffer that parallel tasks share, each writing its own disjoint
+/// elements (output tiles of a product, the rows of an attention head).
 #[derive(Clone, Copy)]
-struct Shared(*mut f32, usize);
-unsafe impl Send for Shared {}
-unsafe impl Sync for Shared {}
+pub struct SyncPtr(pub *mut f32);
+unsafe impl Send for SyncPtr {}
+unsafe impl Sync for SyncPtr {}
+
+impl SyncPtr {
+    /// The pointer `n` elements in (a method, so that closures capture the `Sync` wrapper and
+    /// not its raw field).
+    pub fn add(&self, n: usize) -> *mut f32 {
+        self.0.wrapping_add(n)
+    }
+}
+
+/// A buffer of `len` floats whose `size`-element chunks tasks write.
+#[derive(Clone, Copy)]
+struct Shared(SyncPtr, usize);
 
 impl Shared {
+    fn of(buf: &mut [f32]) -> Self {
+        Self(SyncPtr(buf.as_mut_ptr()), buf.len())
+    }
+
     /// Chunk `c` of `size` elements (the last one shorter).
     ///
     /// # Safety
@@ -51,7 +68,7 @@ impl Shared {
 /// `f(c, chunk)` for every `size`-element chunk of `out`, in parallel.
 pub fn par_chunks_mut(out: &mut [f32], size: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
     let size = size.max(1);
-    let s = Shared(out.as_mut_ptr(), out.len());
+    let s = Shared::of(out);
     // SAFETY: chunk c goes to exactly one call.
     par_for(out.len().div_ceil(size), |c| {
         f(c, unsafe { s.chunk(c, size) })
@@ -67,10 +84,7 @@ pub fn par_chunks2_mut(
 ) {
     assert_eq!(a.len(), b.len(), "par_chunks2_mut: lengths differ");
     let size = size.max(1);
-    let (sa, sb) = (
-        Shared(a.as_mut_ptr(), a.len()),
-        Shared(b.as_mut_ptr(), b.len()),
-    );
+    let (sa, sb) = (Shared::of(a), Shared::of(b));
     // SAFETY: chunk c of each buffer goes to exactly one call.
     par_for(a.len().div_ceil(size), |c| unsafe {
         f(c, sa.chunk(c, size), sb.chunk(c, size))
@@ -105,7 +119,7 @@ pub fn par_chunks_mut_map<R: Send>(
     f: impl Fn(usize, &mut [f32]) -> R + Sync,
 ) -> Vec<R> {
     let size = size.max(1);
-    let s = Shared(out.as_mut_ptr(), out.len());
+    let s = Shared::of(out);
     // SAFETY: chunk c goes to exactly one call.
     par_map(out.len().div_ceil(size), |c| {
         f(c, unsafe { s.chunk(c, size) })
@@ -126,11 +140,7 @@ pub fn par_chunks3_mut_map<R: Send>(
         "par_chunks3_mut_map: lengths differ"
     );
     let size = size.max(1);
-    let (sa, sb, sc) = (
-        Shared(a.as_mut_ptr(), a.len()),
-        Shared(b.as_mut_ptr(), b.len()),
-        Shared(c.as_mut_ptr(), c.len()),
-    );
+    let (sa, sb, sc) = (Shared::of(a), Shared::of(b), Shared::of(c));
     // SAFETY: chunk i of each buffer goes to exactly one call.
     par_map(a.len().div_ceil(size), |i| unsafe {
         f(i, sa.chunk(i, size), sb.chunk(i, size), sc.chunk(i, size))

@@ -12,14 +12,23 @@
 
 use candle_core::{bail, CpuStorage, CustomOp3, Device, Layout, Result, Shape, Tensor};
 
-use super::linear::with_f32;
-use super::{cpu_f32, f32_slice};
+use super::softmax::{softmax_grad_in_place, softmax_in_place};
+use super::{cpu_f32, f32_slice, with_f32};
 use crate::gemm::{self, MatRef};
+use crate::parallel::{par_for, SyncPtr};
+
+/// Whether the fused attention takes activations like `x`: f32 on a CPU where k2's matrix
+/// product runs, unless `K2_FUSED_ATTENTION=0` turns it off.
+pub fn fused_attention_applies(x: &Tensor) -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let on = *ON.get_or_init(|| std::env::var("K2_FUSED_ATTENTION").as_deref() != Ok("0"));
+    on && gemm::isa().is_some() && cpu_f32(&[x])
+}
 
 /// Causal attention for q (b, t, h, d) and k, v (b, t, kv, d), returning (b, t, h, d). The fused
-/// op on CPU f32 where k2's matrix product runs; `None` otherwise (the caller uses its composite).
+/// op where [`fused_attention_applies`]; `None` otherwise (the caller uses its composite).
 pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Option<Tensor>> {
-    if gemm::isa().is_none() || !cpu_f32(&[q, k, v]) || q.rank() != 4 {
+    if !fused_attention_applies(q) || !cpu_f32(&[k, v]) || q.rank() != 4 {
         return Ok(None);
     }
     let (b, t, h, d) = q.dims4()?;
@@ -64,18 +73,6 @@ impl Geom {
     }
 }
 
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
-
-impl Out {
-    /// The pointer `n` elements in (a method, so closures capture the `Sync` wrapper).
-    fn add(&self, n: usize) -> *mut f32 {
-        self.0.wrapping_add(n)
-    }
-}
-
 impl Attention {
     /// p (t×t, row-major) = causal softmax of q_h·k_gᵀ·scale; entries above the diagonal are 0.
     fn probs(&self, g: &Geom, q: &[f32], k: &[f32], bi: usize, hq: usize, p: &mut [f32]) {
@@ -87,17 +84,7 @@ impl Attention {
         let scale = self.scale;
         for (i, row) in p.chunks_exact_mut(t).enumerate() {
             let (live, masked) = row.split_at_mut(i + 1);
-            let m = live
-                .iter()
-                .fold(f32::NEG_INFINITY, |m, &v| m.max(v * scale));
-            let mut sum = 0f32;
-            for v in live.iter_mut() {
-                let e = (*v * scale - m).exp();
-                *v = e;
-                sum += e;
-            }
-            let inv = 1.0 / sum;
-            live.iter_mut().for_each(|v| *v *= inv);
+            softmax_in_place(live, scale);
             masked.fill(0.0);
         }
     }
@@ -129,8 +116,8 @@ impl CustomOp3 for Attention {
         // blocks tile the whole (b, t, h, d) output.
         let out = unsafe {
             gemm::written(q.len(), |ptr| {
-                let o = Out(ptr);
-                crate::parallel::par_for(g.b * g.kv, |task| {
+                let o = SyncPtr(ptr);
+                par_for(g.b * g.kv, |task| {
                     let (bi, hk) = (task / g.kv, task % g.kv);
                     let mut p = vec![0f32; g.t * g.t];
                     let vv = MatRef::rows(&v[g.at(bi, g.kv, hk)..], g.kv * g.d);
@@ -200,14 +187,14 @@ impl Attention {
             return;
         }
         let (pq, pk, pv) = (
-            Out(dq.as_mut_ptr()),
-            Out(dk.as_mut_ptr()),
-            Out(dv.as_mut_ptr()),
+            SyncPtr(dq.as_mut_ptr()),
+            SyncPtr(dk.as_mut_ptr()),
+            SyncPtr(dv.as_mut_ptr()),
         );
         let per = g.h / g.kv;
         let (t, d) = (g.t, g.d);
         let scale = self.scale;
-        crate::parallel::par_for(g.b * g.kv, |task| {
+        par_for(g.b * g.kv, |task| {
             let (bi, hk) = (task / g.kv, task % g.kv);
             let mut p = vec![0f32; t * t];
             let mut dp = vec![0f32; t * t];
@@ -228,10 +215,7 @@ impl Attention {
                 gemm::sgemm(t, t, d, doh, vt, &mut dp, t, false, false);
                 for i in 0..t {
                     let (pr, dr) = (&p[i * t..i * t + i + 1], &mut dp[i * t..(i + 1) * t]);
-                    let dot: f32 = pr.iter().zip(dr.iter()).map(|(a, b)| a * b).sum();
-                    for (dv, &pv) in dr[..=i].iter_mut().zip(pr) {
-                        *dv = scale * pv * (*dv - dot);
-                    }
+                    softmax_grad_in_place(pr, &mut dr[..=i], scale);
                     dr[i + 1..].fill(0.0);
                 }
                 let ds = MatRef::rows(&dp, t);

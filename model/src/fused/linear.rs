@@ -5,9 +5,9 @@
 //! Every row of `y` gets the same bits whatever the number of rows computed with it, so an eval
 //! score does not depend on the batch it was scored in.
 
-use candle_core::{bail, CpuStorage, CustomOp2, Device, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp2, Device, Layout, Result, Shape, Tensor};
 
-use super::{cpu_f32, f32_slice};
+use super::{cpu_f32, f32_slice, with_f32};
 use crate::gemm::{self, MatRef};
 
 /// `x·wᵀ` for x (rows, in) and w (out, in): k2's product for f32 on a CPU it has a kernel for,
@@ -104,13 +104,4 @@ impl CustomOp2 for Linear {
             Some(Tensor::from_vec(dw, (n, k), &Device::Cpu)?),
         ))
     }
-}
-
-/// `f` on the contiguous f32 values of a CPU tensor.
-pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
-    let (s, l) = t.storage_and_layout();
-    let Storage::Cpu(cpu) = &*s else {
-        bail!("k2 fused kernel: expected a CPU tensor")
-    };
-    f(f32_slice(cpu, l, "k2 fused kernel")?)
 }

@@ -19,7 +19,7 @@ mod rope;
 mod softmax;
 mod swiglu;
 
-pub use attention::causal_attention;
+pub use attention::{causal_attention, fused_attention_applies};
 pub use cross_entropy::{cross_entropy, cross_entropy_composite};
 pub use linear::{linear, linear_candle};
 pub use rms_norm::{rms_norm, rms_norm_composite};
@@ -61,6 +61,15 @@ fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
         Some((a, b)) => Ok(&v[a..b]),
         None => bail!("{op}: fused kernel expects a contiguous input"),
     }
+}
+
+/// `f` on the contiguous f32 values of a CPU tensor (a backward reading its saved inputs).
+fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+    let (s, l) = t.storage_and_layout();
+    let candle_core::Storage::Cpu(cpu) = &*s else {
+        bail!("k2 fused kernel: expected a CPU tensor")
+    };
+    f(f32_slice(cpu, l, "k2 fused kernel")?)
 }
 
 /// Rows per parallel task so that a task has about `min_elems` elements of work. It does not

@@ -10,43 +10,33 @@ use super::{cpu_f32, f32_slice, rows_per_task};
 /// RoPE on `x` of shape (batch, heads, t, head_dim). Fused on CPU f32, [`rope_composite`]
 /// (candle's differentiable `rope_slow`) otherwise.
 pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    let ok = cpu_f32(&[x, cos, sin])
-        && x.rank() == 4
-        && cos.rank() == 2
-        && cos.dims() == sin.dims()
-        && x.dim(3)? % 2 == 0
-        && cos.dim(1)? * 2 == x.dim(3)?
-        && cos.dim(0)? >= x.dim(2)?;
-    if !ok {
-        return rope_composite(x, cos, sin);
-    }
-    let t = x.dim(2)?;
-    let cos = cos.narrow(0, 0, t)?.contiguous()?;
-    let sin = sin.narrow(0, 0, t)?.contiguous()?;
-    x.contiguous()?.apply_op3(
-        &cos,
-        &sin,
-        Rope {
-            inverse: false,
-            bthd: false,
-        },
-    )
+    rope_at(x, cos, sin, false)
 }
 
 /// RoPE on `x` of shape (batch, t, heads, head_dim), the layout of a q/k projection before any
 /// transpose. Fused on CPU f32; otherwise transposed to [`rope_composite`] and back.
 pub fn rope_bthd(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    rope_at(x, cos, sin, true)
+}
+
+/// [`rope`] (positions on dim 2) or [`rope_bthd`] (positions on dim 1).
+fn rope_at(x: &Tensor, cos: &Tensor, sin: &Tensor, bthd: bool) -> Result<Tensor> {
+    let tdim = if bthd { 1 } else { 2 };
     let ok = cpu_f32(&[x, cos, sin])
         && x.rank() == 4
         && cos.rank() == 2
         && cos.dims() == sin.dims()
         && x.dim(3)? % 2 == 0
         && cos.dim(1)? * 2 == x.dim(3)?
-        && cos.dim(0)? >= x.dim(1)?;
+        && cos.dim(0)? >= x.dim(tdim)?;
     if !ok {
-        return rope_composite(&x.transpose(1, 2)?.contiguous()?, cos, sin)?.transpose(1, 2);
+        return if bthd {
+            rope_composite(&x.transpose(1, 2)?.contiguous()?, cos, sin)?.transpose(1, 2)
+        } else {
+            rope_composite(x, cos, sin)
+        };
     }
-    let t = x.dim(1)?;
+    let t = x.dim(tdim)?;
     let cos = cos.narrow(0, 0, t)?.contiguous()?;
     let sin = sin.narrow(0, 0, t)?.contiguous()?;
     x.contiguous()?.apply_op3(
@@ -54,7 +44,7 @@ pub fn rope_bthd(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
         &sin,
         Rope {
             inverse: false,
-            bthd: true,
+            bthd,
         },
     )
 }

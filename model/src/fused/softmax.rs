@@ -113,17 +113,8 @@ impl CustomOp1 for Softmax {
                     yr.fill(f32::NAN);
                     continue;
                 }
-                let (ya, _) = yr.split_at_mut(n);
-                let xa = &xr[..n];
-                let m = xa.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v * scale));
-                let mut sum = 0f32;
-                for (yv, &xv) in ya.iter_mut().zip(xa) {
-                    let e = (xv * scale - m).exp();
-                    *yv = e;
-                    sum += e;
-                }
-                let inv = 1.0 / sum;
-                ya.iter_mut().for_each(|v| *v *= inv);
+                yr[..n].copy_from_slice(&xr[..n]);
+                softmax_in_place(&mut yr[..n], scale);
             }
         });
         Ok((CpuStorage::F32(y), l.shape().clone()))
@@ -205,13 +196,33 @@ impl CustomOp2 for SoftmaxBwd {
                 .enumerate()
             {
                 let n = fwd.allowed(c * rpt + r, tk, tq);
-                let (ya, ga) = (&yr[..n], &gr[..n]);
-                let dot: f32 = ya.iter().zip(ga).map(|(a, b)| a * b).sum();
-                for ((dv, &yv), &gv) in dr[..n].iter_mut().zip(ya).zip(ga) {
-                    *dv = scale * yv * (gv - dot);
-                }
+                dr[..n].copy_from_slice(&gr[..n]);
+                softmax_grad_in_place(&yr[..n], &mut dr[..n], scale);
             }
         });
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
+/// `row ← softmax(row · scale)` (max-subtracted, summed in order): the arithmetic of every k2
+/// softmax on the CPU, here and in the fused attention.
+pub(super) fn softmax_in_place(row: &mut [f32], scale: f32) {
+    let m = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v * scale));
+    let mut sum = 0f32;
+    for v in row.iter_mut() {
+        let e = (*v * scale - m).exp();
+        *v = e;
+        sum += e;
+    }
+    let inv = 1.0 / sum;
+    row.iter_mut().for_each(|v| *v *= inv);
+}
+
+/// `g ← scale · y · (g − Σ g·y)`: the gradient of [`softmax_in_place`] with respect to its input,
+/// given its output `y` and the gradient `g` of that output.
+pub(super) fn softmax_grad_in_place(y: &[f32], g: &mut [f32], scale: f32) {
+    let dot: f32 = y.iter().zip(g.iter()).map(|(a, b)| a * b).sum();
+    for (gv, &yv) in g.iter_mut().zip(y) {
+        *gv = scale * yv * (*gv - dot);
     }
 }
