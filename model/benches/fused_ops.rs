@@ -72,8 +72,8 @@ fn main() {
         cfg.vocab_size,
     );
     println!(
-        "preset {name}, batch {b} x {t}, {} rayon threads",
-        rayon::current_num_threads()
+        "preset {name}, batch {b} x {t}, {} threads (k2's kernels on candle's pool)",
+        k2_model::parallel::threads()
     );
 
     let x = rand(&[b, t, d], 1, 2.0);
