@@ -36,7 +36,9 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else prin
 field() { "$PY" -c "import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])['$1'])"; }
 
 rows=()
-row() { rows+=("| $1 | $2 | $3 | $4 | **$(awk "BEGIN {printf \"%.2f\", $2/$3}")x** | $CPU | $CORES |"); }
+row() {
+  rows+=("| $1 | $(printf '%.1f' "$2") | $(printf '%.1f' "$3") | $4 | **$(awk "BEGIN {printf \"%.2f\", $2/$3}")x** | $CPU | $CORES |")
+}
 
 if [[ ",$ROWS," == *",train,"* ]]; then
   for spec in "default 16 128 20" "bench-17m 8 256 6"; do
