@@ -126,6 +126,7 @@ pub fn try_claim(path: &Path, ttl_s: u64) -> Result<bool, ArchiveError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| ArchiveError::io(dir, "create directory", e))?;
     }
+    remove_dead_scratch(path, ttl_s);
     if create(path)? {
         return Ok(true);
     }
@@ -148,6 +149,43 @@ pub fn try_claim(path: &Path, ttl_s: u64) -> Result<bool, ArchiveError> {
         _ => {
             let _ = std::fs::remove_file(&aside);
             create(path)
+        }
+    }
+}
+
+/// Removes the scratch files (`.<name>.new-…`, `.<name>.stale-…`) that a claimer of `path`
+/// killed between writing and removing them left behind: those of a process of this host that
+/// is gone, and any older than `ttl_s`. A live process's scratch file is never touched.
+fn remove_dead_scratch(path: &Path, ttl_s: u64) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let name = name.to_string_lossy();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let me = host_name();
+    for e in entries.flatten() {
+        let file = e.file_name();
+        let file = file.to_string_lossy();
+        let Some(owner) = [".new-", ".stale-"]
+            .iter()
+            .find_map(|kind| file.strip_prefix(&format!(".{name}{kind}")))
+        else {
+            continue;
+        };
+        let dead = owner
+            .rsplit_once('-')
+            .and_then(|(host, pid)| Some((host, pid.parse::<u32>().ok()?)))
+            .is_some_and(|(host, pid)| host == me && !pid_alive(pid));
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| SystemTime::now().duration_since(t).ok())
+            .is_some_and(|age| age.as_secs() > ttl_s);
+        if dead || old {
+            let _ = std::fs::remove_file(e.path());
         }
     }
 }
@@ -284,6 +322,23 @@ mod tests {
         assert!(matches!(read_claim(&p, 1000), ClaimState::Live(_)));
         assert!(!try_claim(&p, 1000).unwrap());
         assert!(try_claim(&p, 10).unwrap());
+        // Scratch files of a claimer killed mid-claim are removed; a live process's are kept.
+        let dir = p.parent().unwrap();
+        let dead_tmp = dir.join(format!(".task.claim.new-{}-{}", host_name(), u32::MAX - 1));
+        let dead_aside = dir.join(format!(
+            ".task.claim.stale-{}-{}",
+            host_name(),
+            u32::MAX - 1
+        ));
+        let parent = std::os::unix::process::parent_id();
+        let live_tmp = dir.join(format!(".task.claim.new-{}-{parent}", host_name()));
+        for f in [&dead_tmp, &dead_aside, &live_tmp] {
+            std::fs::write(f, "{").unwrap();
+        }
+        assert!(!try_claim(&p, 1000).unwrap());
+        assert!(!dead_tmp.exists() && !dead_aside.exists());
+        assert!(live_tmp.exists());
+        std::fs::remove_file(&live_tmp).unwrap();
         // A half-written claim is stale.
         std::fs::write(&p, "{\"host\":").unwrap();
         assert!(try_claim(&p, 1000).unwrap());
