@@ -156,6 +156,13 @@ impl Decoder {
         self.embed.dtype()
     }
 
+    /// Whether a forward after a cached prefix gives exactly the bits of the whole sequence run at
+    /// once (k2's fused attention: f32 on a CPU with k2's matrix product). Elsewhere the values
+    /// agree to rounding only, as the kernels' reduction order depends on the shapes.
+    pub fn prefix_reuse_is_exact(&self) -> bool {
+        fused::fused_attention_applies(&self.embed)
+    }
+
     /// Parameters of the checkpoint (a tied head counted once).
     pub fn num_params(&self) -> u64 {
         self.num_params
@@ -208,13 +215,25 @@ impl Decoder {
         Ok(Tensor::cat(&[&r, &x.narrow(3, rot, hd - rot)?], 3)?.contiguous()?)
     }
 
-    /// q (batch, heads, t, hd), k and v (batch, kv_heads, t, hd) of one block, before RoPE.
-    fn project(&self, blk: &Block, h: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+    /// RoPE on the leading `rotary_dims` of each head of x (batch, t, heads, head_dim).
+    fn rope_bthd(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+        let (hd, rot) = (self.arch.head_dim, self.arch.rotary_dims);
+        if rot == hd {
+            return Ok(fused::rope_bthd(x, cos, sin)?);
+        }
+        let r = fused::rope_bthd(&x.narrow(3, 0, rot)?.contiguous()?, cos, sin)?;
+        Ok(Tensor::cat(&[&r, &x.narrow(3, rot, hd - rot)?], 3)?.contiguous()?)
+    }
+
+    /// q (batch, heads, t, hd), k and v (batch, kv_heads, t, hd) of one block, before RoPE; with
+    /// `bthd`, in the projections' own layout (batch, t, heads, hd) instead.
+    fn project(&self, blk: &Block, h: &Tensor, bthd: bool) -> Result<(Tensor, Tensor, Tensor)> {
         let a = &self.arch;
         let (b, t, _) = h.dims3()?;
         let (nh, nkv, hd) = (a.num_attention_heads, a.num_key_value_heads, a.head_dim);
         let heads = |x: Tensor, n: usize| -> Result<Tensor> {
-            Ok(x.reshape((b, t, n, hd))?.transpose(1, 2)?.contiguous()?)
+            let x = x.reshape((b, t, n, hd))?;
+            Ok(if bthd { x } else { x.transpose(1, 2)? }.contiguous()?)
         };
         match &blk.qkv {
             Qkv::Separate { q, k, v } => {
@@ -233,7 +252,8 @@ impl Decoder {
             Qkv::Fused(w) => {
                 let y = w.forward(h)?.reshape((b, t, nh, 3 * hd))?;
                 let part = |i: usize| -> Result<Tensor> {
-                    Ok(y.narrow(3, i * hd, hd)?.transpose(1, 2)?.contiguous()?)
+                    let x = y.narrow(3, i * hd, hd)?;
+                    Ok(if bthd { x } else { x.transpose(1, 2)? }.contiguous()?)
                 };
                 Ok((part(0)?, part(1)?, part(2)?))
             }
@@ -267,23 +287,41 @@ impl Decoder {
         let cos = self.cos.narrow(0, past, t)?;
         let sin = self.sin.narrow(0, past, t)?;
         let scale = 1.0 / (hd as f64).sqrt();
+        // k2's fused attention (f32 on a CPU with k2's product) works on the (b, t, heads, hd)
+        // layout and keeps the cache so; its values do not depend on what was cached.
+        let bthd = fused::fused_attention_applies(&x);
+        let seq_dim = if bthd { 1 } else { 2 };
+        if let Some(c) = cache {
+            if c.seq_dim != seq_dim {
+                return Err(ModelError::InvalidConfig {
+                    field: "kv cache".into(),
+                    reason: "made by another attention kernel than this forward's".into(),
+                });
+            }
+        }
         let mut new_layers = Vec::with_capacity(self.blocks.len());
         for (li, blk) in self.blocks.iter().enumerate() {
             let h = match a.block {
                 BlockKind::PostSublayerNorm => x.clone(),
                 _ => blk.attn_norm.forward(&x)?,
             };
-            let (q, k, v) = self.project(blk, &h)?;
-            let q = self.rope(&q, &cos, &sin)?;
-            let k = self.rope(&k, &cos, &sin)?;
+            let (q, k, v) = self.project(blk, &h, bthd)?;
+            let (q, k) = if bthd {
+                (
+                    self.rope_bthd(&q, &cos, &sin)?,
+                    self.rope_bthd(&k, &cos, &sin)?,
+                )
+            } else {
+                (self.rope(&q, &cos, &sin)?, self.rope(&k, &cos, &sin)?)
+            };
             let (k, v) = match cache {
                 Some(c) => {
                     let (pk, pv) = &c.layers[li];
                     // Contiguous as cuBLAS needs (a broadcast prefix from `expand` makes
                     // `cat` return a strided tensor); the values are the same either way.
                     (
-                        Tensor::cat(&[pk, &k], 2)?.contiguous()?,
-                        Tensor::cat(&[pv, &v], 2)?.contiguous()?,
+                        Tensor::cat(&[pk, &k], seq_dim)?.contiguous()?,
+                        Tensor::cat(&[pv, &v], seq_dim)?.contiguous()?,
                     )
                 }
                 None => (k, v),
@@ -291,11 +329,26 @@ impl Decoder {
             if keep {
                 new_layers.push((k.clone(), v.clone()));
             }
-            let k = repeat_kv(k, nh / nkv)?;
-            let v = repeat_kv(v, nh / nkv)?;
-            let out = attend(&q, &k, &v, scale)?
-                .transpose(1, 2)?
-                .reshape((b, t, nh * hd))?;
+            let fused_out = if bthd {
+                fused::causal_attention(&q, &k, &v, scale)?
+            } else {
+                None
+            };
+            let out = match fused_out {
+                Some(o) => o.reshape((b, t, nh * hd))?,
+                None => {
+                    let (q, k, v) = if bthd {
+                        (q.transpose(1, 2)?, k.transpose(1, 2)?, v.transpose(1, 2)?)
+                    } else {
+                        (q, k, v)
+                    };
+                    let k = repeat_kv(k.contiguous()?, nh / nkv)?;
+                    let v = repeat_kv(v.contiguous()?, nh / nkv)?;
+                    attend(&q.contiguous()?, &k, &v, scale)?
+                        .transpose(1, 2)?
+                        .reshape((b, t, nh * hd))?
+                }
+            };
             let attn = blk.o.forward(&out)?;
             x = match a.block {
                 BlockKind::PreNorm => {
@@ -320,6 +373,7 @@ impl Decoder {
             keep.then_some(KvCache {
                 layers: new_layers,
                 len: past + t,
+                seq_dim,
             }),
         ))
     }

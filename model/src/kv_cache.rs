@@ -8,12 +8,15 @@ use candle_core::Tensor;
 
 use crate::error::Result;
 
-/// Keys and values of every layer for a batch of prefixes: each (batch, kv_heads, len, head_dim),
-/// after RoPE.
+/// Keys and values of every layer for a batch of prefixes, after RoPE: each (batch, kv_heads,
+/// len, head_dim), or (batch, len, kv_heads, head_dim) for k2's fused attention (`seq_dim` says
+/// which).
 #[derive(Clone)]
 pub struct KvCache {
     pub layers: Vec<(Tensor, Tensor)>,
     pub len: usize,
+    /// The dimension of the positions: 2, or 1 in the fused attention's layout.
+    pub seq_dim: usize,
 }
 
 impl KvCache {
@@ -24,12 +27,16 @@ impl KvCache {
             .iter()
             .map(|(k, v)| {
                 Ok((
-                    k.narrow(0, i, 1)?.narrow(2, 0, len)?,
-                    v.narrow(0, i, 1)?.narrow(2, 0, len)?,
+                    k.narrow(0, i, 1)?.narrow(self.seq_dim, 0, len)?,
+                    v.narrow(0, i, 1)?.narrow(self.seq_dim, 0, len)?,
                 ))
             })
             .collect::<Result<_>>()?;
-        Ok(KvCache { layers, len })
+        Ok(KvCache {
+            layers,
+            len,
+            seq_dim: self.seq_dim,
+        })
     }
 
     /// A batch-1 cache repeated `n` times along the batch, as broadcast views: nothing is copied
@@ -39,13 +46,14 @@ impl KvCache {
             .layers
             .iter()
             .map(|(k, v)| {
-                let (_, h, t, d) = k.dims4()?;
-                Ok((k.expand((n, h, t, d))?, v.expand((n, h, t, d))?))
+                let (_, a, t, d) = k.dims4()?;
+                Ok((k.expand((n, a, t, d))?, v.expand((n, a, t, d))?))
             })
             .collect::<Result<_>>()?;
         Ok(KvCache {
             layers,
             len: self.len,
+            seq_dim: self.seq_dim,
         })
     }
 }

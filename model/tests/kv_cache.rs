@@ -86,3 +86,77 @@ fn cached_prefix_then_continuation_equals_full_forward() {
         assert!(d < 1e-4, "pos {i}: {d}");
     }
 }
+
+/// Where the decoder promises it (f32 on a CPU with k2's product), a cached prefix changes no bit:
+/// a right-padded batch of prefixes, continuations from a row's cache, and token-by-token
+/// extension all give the logits of the whole sequence run alone, exactly. LLaMA with GQA, and
+/// GPT-NeoX (fused per-head q/k/v, partial RoPE, parallel residual).
+#[test]
+fn a_cached_prefix_changes_no_bit_where_the_decoder_says_so() {
+    let dev = Device::Cpu;
+    let dirs = [
+        common::shared_data().join("models/tiny-random-llama-gqa-sharded"),
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/families/pythia-parallel"),
+    ];
+    for dir in dirs {
+        let model = load_decoder(&dir, DType::F32, &dev).unwrap();
+        if !model.prefix_reuse_is_exact() {
+            println!("skipped: this CPU has no AVX2+FMA, so k2's fused attention does not run");
+            return;
+        }
+        let vocab = model.arch().vocab_size as u32;
+        let full: Vec<u32> = (0..29u32).map(|i| (i * 31 + 7) % vocab).collect();
+        let row = |ids: &[u32]| Tensor::new(ids, &dev).unwrap().unsqueeze(0).unwrap();
+        let host = |t: &Tensor| -> Vec<u32> {
+            t.flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+                .iter()
+                .map(|x| x.to_bits())
+                .collect()
+        };
+        let (h, _) = model.forward_hidden_cached(&row(&full), None).unwrap();
+        let whole = model.lm_head(&h).unwrap().get(0).unwrap();
+        let at = |a: usize, n: usize| host(&whole.narrow(0, a, n).unwrap());
+
+        for split in [1, 11, 28] {
+            // The prefix in a right-padded batch beside a longer row.
+            let other: Vec<u32> = (0..split as u32 + 5)
+                .map(|i| (i * 17 + 1) % vocab)
+                .collect();
+            let mut flat = full[..split].to_vec();
+            flat.extend(std::iter::repeat_n(0u32, other.len() - split));
+            flat.extend_from_slice(&other);
+            let batch = Tensor::from_vec(flat, (2, other.len()), &dev).unwrap();
+            let (h, cache) = model.forward_hidden_cached(&batch, None).unwrap();
+            let lp = model.lm_head(&h.get(0).unwrap()).unwrap();
+            assert_eq!(host(&lp.narrow(0, 0, split).unwrap()), at(0, split));
+            // The rest after the row's cache, three times in one batch.
+            let rest = full.len() - split;
+            let cached = cache.row(0, split).unwrap().expand(3).unwrap();
+            let cont = row(&full[split..]).repeat((3, 1)).unwrap();
+            let h2 = model.hidden_after(&cont, &cached).unwrap();
+            let logits = model.lm_head(&h2).unwrap();
+            for r in 0..3 {
+                assert_eq!(
+                    host(&logits.get(r).unwrap()),
+                    at(split, rest),
+                    "{dir:?}, split {split}, row {r}"
+                );
+            }
+        }
+        // One token at a time.
+        let (_, mut c) = model.forward_hidden_cached(&row(&full[..1]), None).unwrap();
+        for (i, &t) in full.iter().enumerate().skip(1) {
+            let (h, c2) = model.forward_hidden_cached(&row(&[t]), Some(&c)).unwrap();
+            c = c2;
+            assert_eq!(
+                host(&model.lm_head(&h).unwrap()),
+                at(i, 1),
+                "{dir:?}, pos {i}"
+            );
+        }
+    }
+}

@@ -9,6 +9,12 @@
 //!
 //! Work is divided by (sequence, key/value head), and the query heads of a group add into their
 //! shared dk/dv in a fixed order, so the bits do not depend on the thread count.
+//!
+//! For inference the keys and values may be longer than the queries: `tk − t` cached positions
+//! come first and query `i` sees keys `0 ..= tk − t + i`. Each probability row is a softmax over
+//! exactly the keys its query sees, and each output is one FMA chain over the keys in order (the
+//! masked ones add exact zeros), so a query gets the same bits whether its prefix was cached, the
+//! batch was right-padded, or the whole sequence ran at once.
 
 use candle_core::{bail, CpuStorage, CustomOp3, Device, Layout, Result, Shape, Tensor};
 
@@ -25,15 +31,17 @@ pub fn fused_attention_applies(x: &Tensor) -> bool {
     on && gemm::isa().is_some() && cpu_f32(&[x])
 }
 
-/// Causal attention for q (b, t, h, d) and k, v (b, t, kv, d), returning (b, t, h, d). The fused
-/// op where [`fused_attention_applies`]; `None` otherwise (the caller uses its composite).
+/// Causal attention for q (b, t, h, d) and k, v (b, tk, kv, d) with tk ≥ t (the first tk − t
+/// positions a cached prefix), returning (b, t, h, d). The fused op where
+/// [`fused_attention_applies`]; `None` otherwise (the caller uses its composite). Differentiable
+/// when tk = t.
 pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Option<Tensor>> {
     if !fused_attention_applies(q) || !cpu_f32(&[k, v]) || q.rank() != 4 {
         return Ok(None);
     }
     let (b, t, h, d) = q.dims4()?;
     let (b2, t2, kv, d2) = k.dims4()?;
-    if (b2, t2, d2) != (b, t, d) || v.dims() != k.dims() || kv == 0 || h % kv != 0 {
+    if (b2, d2) != (b, d) || t2 < t || v.dims() != k.dims() || kv == 0 || h % kv != 0 {
         return Ok(None);
     }
     let op = Attention {
@@ -50,11 +58,13 @@ struct Attention {
     scale: f32,
 }
 
-/// Shapes of one call: batch, positions, query heads, kv heads, head dim.
+/// Shapes of one call: batch, query positions, key positions (≥ t), query heads, kv heads, head
+/// dim.
 #[derive(Clone, Copy)]
 struct Geom {
     b: usize,
     t: usize,
+    tk: usize,
     h: usize,
     kv: usize,
     d: usize,
@@ -63,27 +73,34 @@ struct Geom {
 impl Geom {
     fn of(q: &Layout, k: &Layout) -> Result<Self> {
         let (b, t, h, d) = q.shape().dims4()?;
-        let (_, _, kv, _) = k.shape().dims4()?;
-        Ok(Self { b, t, h, kv, d })
+        let (_, tk, kv, _) = k.shape().dims4()?;
+        Ok(Self { b, t, tk, h, kv, d })
     }
 
-    /// Offset of (sequence, position 0, head) in a (b, t, heads, d) buffer.
-    fn at(&self, bi: usize, heads: usize, head: usize) -> usize {
-        bi * self.t * heads * self.d + head * self.d
+    /// Offset of (sequence, position 0, head) in the (b, t, h, d) query-side buffer.
+    fn at_q(&self, bi: usize, head: usize) -> usize {
+        bi * self.t * self.h * self.d + head * self.d
+    }
+
+    /// Offset of (sequence, position 0, kv head) in the (b, tk, kv, d) key/value buffer.
+    fn at_kv(&self, bi: usize, head: usize) -> usize {
+        bi * self.tk * self.kv * self.d + head * self.d
     }
 }
 
 impl Attention {
-    /// p (t×t, row-major) = causal softmax of q_h·k_gᵀ·scale; entries above the diagonal are 0.
+    /// p (t×tk, row-major) = causal softmax of q_h·k_gᵀ·scale; query i sees keys
+    /// 0 ..= tk − t + i, the other entries of its row are 0.
     fn probs(&self, g: &Geom, q: &[f32], k: &[f32], bi: usize, hq: usize, p: &mut [f32]) {
-        let (t, d) = (g.t, g.d);
+        let (t, tk, d) = (g.t, g.tk, g.d);
+        let past = tk - t;
         let hk = hq / (g.h / g.kv);
-        let qv = MatRef::rows(&q[g.at(bi, g.h, hq)..], g.h * d);
-        let kt = MatRef::cols(&k[g.at(bi, g.kv, hk)..], g.kv * d);
-        gemm::sgemm(t, t, d, qv, kt, p, t, false, false);
+        let qv = MatRef::rows(&q[g.at_q(bi, hq)..], g.h * d);
+        let kt = MatRef::cols(&k[g.at_kv(bi, hk)..], g.kv * d);
+        gemm::sgemm(t, tk, d, qv, kt, p, tk, false, false);
         let scale = self.scale;
-        for (i, row) in p.chunks_exact_mut(t).enumerate() {
-            let (live, masked) = row.split_at_mut(i + 1);
+        for (i, row) in p.chunks_exact_mut(tk).enumerate() {
+            let (live, masked) = row.split_at_mut(past + i + 1);
             softmax_in_place(live, scale);
             masked.fill(0.0);
         }
@@ -119,13 +136,13 @@ impl CustomOp3 for Attention {
                 let o = SyncPtr(ptr);
                 par_for(g.b * g.kv, |task| {
                     let (bi, hk) = (task / g.kv, task % g.kv);
-                    let mut p = vec![0f32; g.t * g.t];
-                    let vv = MatRef::rows(&v[g.at(bi, g.kv, hk)..], g.kv * g.d);
+                    let mut p = vec![0f32; g.t * g.tk];
+                    let vv = MatRef::rows(&v[g.at_kv(bi, hk)..], g.kv * g.d);
                     for hq in hk * per..(hk + 1) * per {
                         self.probs(&g, q, k, bi, hq, &mut p);
-                        let dst = o.add(g.at(bi, g.h, hq));
-                        let pm = MatRef::rows(&p, g.t);
-                        gemm::sgemm_ptr(g.t, g.d, g.t, pm, vv, dst, g.h * g.d, false, false);
+                        let dst = o.add(g.at_q(bi, hq));
+                        let pm = MatRef::rows(&p, g.tk);
+                        gemm::sgemm_ptr(g.t, g.d, g.tk, pm, vv, dst, g.h * g.d, false, false);
                     }
                 })
             })
@@ -142,10 +159,13 @@ impl CustomOp3 for Attention {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (b, t, h, d) = q.dims4()?;
-        let kv = k.dim(2)?;
-        let g = Geom { b, t, h, kv, d };
+        let (tk, kv) = (k.dim(1)?, k.dim(2)?);
+        let g = Geom { b, t, tk, h, kv, d };
         if h % kv != 0 {
             bail!("k2-attention: {h} heads, {kv} kv heads")
+        }
+        if tk != t {
+            bail!("k2-attention: no backward through a cached prefix ({tk} keys, {t} queries)")
         }
         let go = grad.contiguous()?;
         let mut dq = vec![0f32; b * t * h * d];
@@ -198,11 +218,11 @@ impl Attention {
             let (bi, hk) = (task / g.kv, task % g.kv);
             let mut p = vec![0f32; t * t];
             let mut dp = vec![0f32; t * t];
-            let kofs = g.at(bi, g.kv, hk);
+            let kofs = g.at_kv(bi, hk);
             let kk = MatRef::rows(&k[kofs..], g.kv * d);
             let vt = MatRef::cols(&v[kofs..], g.kv * d);
             for (n, hq) in (hk * per..(hk + 1) * per).enumerate() {
-                let qofs = g.at(bi, g.h, hq);
+                let qofs = g.at_q(bi, hq);
                 let qq = MatRef::rows(&q[qofs..], g.h * d);
                 let doh = MatRef::rows(&dout[qofs..], g.h * d);
                 self.probs(g, q, k, bi, hq, &mut p);
