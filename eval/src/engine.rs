@@ -10,6 +10,12 @@
 //!   query sees; one-row products avoid the matrix-vector path), so scores do not depend on the
 //!   batch size — unlike lm-eval on padded batches (#1645).
 //!
+//! * contexts that begin with the same long run of tokens (MMLU's description and five dev
+//!   examples per subject, TruthfulQA's fixed preamble) share it: the common prefix runs once and
+//!   each context runs only its own tokens after it, from the prefix's cached keys and values.
+//!   This is done only where the decoder gives a cached prefix exactly the bits of the whole
+//!   context ([`Decoder::prefix_reuse_is_exact`]), so no score changes by a bit.
+//!
 //! Truncation follows lm-eval: the model sees `(context + continuation)[-(max_len + 1):][:-1]`.
 
 use std::collections::HashMap;
@@ -19,12 +25,15 @@ use k2_model::{CheckpointTokenizer, Decoder, KvCache};
 
 use crate::encode::{encode, prefix_token, EncodedPair};
 use crate::error::{EvalError, Result};
+use crate::prefix_tree::PrefixNode;
 
 pub struct Engine {
     pub model: Decoder,
     pub tokenizer: CheckpointTokenizer,
     pub batch_size: usize,
     pub max_len: usize,
+    /// Share long common prefixes between contexts where that changes no bit (on by default).
+    pub prefix_cache: bool,
 }
 
 /// log p(`tok`) under the softmax of one row of logits (log-sum-exp accumulated in f64), and
@@ -116,6 +125,7 @@ impl Engine {
             tokenizer,
             batch_size: batch_size.max(1),
             max_len,
+            prefix_cache: true,
         }
     }
 
@@ -163,36 +173,89 @@ impl Engine {
             groups.entry(ctx).or_default().push((i, cont));
         }
         let mut groups: Vec<ContextGroup> = groups.into_iter().collect();
+        let mut done = 0;
+        if self.prefix_cache && self.model.prefix_reuse_is_exact() {
+            groups.sort_by(|a, b| a.0.cmp(&b.0));
+            let ctxs: Vec<&[u32]> = groups.iter().map(|g| g.0.as_slice()).collect();
+            let tree = crate::prefix_tree::build(&ctxs);
+            self.score_node(&tree, &groups, None, &mut out, &mut done, progress)?;
+        } else {
+            let all: Vec<&ContextGroup> = groups.iter().collect();
+            self.score_groups(all, None, &mut out, &mut done, progress)?;
+        }
+        Ok(out)
+    }
+
+    /// Scores the contexts of `node` (indices into `groups`): its prefix runs once, after the
+    /// parent's cached prefix, and every deeper node and every context of its own runs after it.
+    fn score_node(
+        &self,
+        node: &PrefixNode,
+        groups: &[ContextGroup],
+        parent: Option<&(KvCache, usize)>,
+        out: &mut [Scored],
+        done: &mut usize,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<()> {
+        let start = parent.map_or(0, |p| p.1);
+        let mine = if node.len > start {
+            let ids = &groups[node.first].0[start..node.len];
+            let ids = Tensor::new(ids, &self.dev())?.unsqueeze(0)?;
+            let past = parent.map(|p| &p.0);
+            Some((self.model.forward_hidden_cached(&ids, past)?.1, node.len))
+        } else {
+            None
+        };
+        let here = mine.as_ref().or(parent);
+        for child in &node.children {
+            self.score_node(child, groups, here, out, done, progress)?;
+        }
+        let alone = node.alone.iter().map(|&i| &groups[i]).collect();
+        self.score_groups(alone, here, out, done, progress)
+    }
+
+    /// Scores context groups that all begin with the cached `prefix` (if any): contexts in
+    /// batches, longest first, and each context's continuations from its cache.
+    fn score_groups(
+        &self,
+        mut groups: Vec<&ContextGroup>,
+        prefix: Option<&(KvCache, usize)>,
+        out: &mut [Scored],
+        done: &mut usize,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<()> {
         // Longest first (lm-eval's order), ties broken by tokens so the order is deterministic.
         groups.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
-        let mut done = 0;
         for batch in self.context_batches(&groups) {
             let ctxs: Vec<&Vec<u32>> = batch.iter().map(|g| &g.0).collect();
-            let (last_logprobs, caches) = self.run_contexts(&ctxs)?;
+            let (last_logprobs, caches) = self.run_contexts(&ctxs, prefix)?;
             for ((_, members), (lp0, cache)) in
                 batch.iter().zip(last_logprobs.into_iter().zip(caches))
             {
-                // All continuations of a context in one right-padded forward (in chunks of a fixed
-                // size): the padded shape depends on the request set, never on --batch-size, so
-                // scores stay identical at any batch size.
+                // All continuations of a context in one right-padded forward (in chunks of a
+                // fixed size): the padded shape depends on the request set, never on
+                // --batch-size, so scores stay identical at any batch size.
                 for sub in members.chunks(CONTINUATIONS_PER_FORWARD) {
                     let scores = self.score_continuations(&lp0, &cache, sub)?;
                     for ((i, _), s) in sub.iter().zip(scores) {
                         out[*i] = s;
                     }
-                    done += sub.len();
-                    progress(done);
+                    *done += sub.len();
+                    progress(*done);
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Consecutive context groups in batches of at most `batch_size` contexts whose KV cache
     /// (padded length x contexts) stays within [`CONTEXT_BATCH_CACHE_BYTES`]: long contexts of a
     /// large model run alone. Scores do not depend on the batching (rows are computed exactly as
     /// alone), only memory does.
-    fn context_batches<'g>(&self, groups: &'g [ContextGroup]) -> Vec<&'g [ContextGroup]> {
+    fn context_batches<'g, 'h>(
+        &self,
+        groups: &'h [&'g ContextGroup],
+    ) -> Vec<&'h [&'g ContextGroup]> {
         let c = self.model.arch();
         let per_token = (c.num_hidden_layers * 2 * c.num_key_value_heads * c.head_dim).max(1)
             * self.model.dtype().size_in_bytes();
@@ -209,21 +272,28 @@ impl Engine {
         out
     }
 
-    /// Runs contexts (right-padded batch); returns each context's next-token logits at its
-    /// last position and its KV cache cut to its own length.
-    fn run_contexts(&self, ctxs: &[&Vec<u32>]) -> Result<(Vec<Vec<f32>>, Vec<KvCache>)> {
-        let t = ctxs.iter().map(|c| c.len()).max().unwrap_or(1);
+    /// Runs contexts (right-padded batch), after the cached `prefix` of `n` tokens they all begin
+    /// with, if any; returns each context's next-token logits at its last position and its KV
+    /// cache cut to its own length.
+    fn run_contexts(
+        &self,
+        ctxs: &[&Vec<u32>],
+        prefix: Option<&(KvCache, usize)>,
+    ) -> Result<(Vec<Vec<f32>>, Vec<KvCache>)> {
+        let skip = prefix.map_or(0, |p| p.1);
+        let t = ctxs.iter().map(|c| c.len() - skip).max().unwrap_or(1);
         let mut ids = Vec::with_capacity(ctxs.len() * t);
         for c in ctxs {
-            ids.extend_from_slice(c);
-            ids.extend(std::iter::repeat_n(0u32, t - c.len()));
+            ids.extend_from_slice(&c[skip..]);
+            ids.extend(std::iter::repeat_n(0u32, t - (c.len() - skip)));
         }
         let ids = Tensor::from_vec(ids, (ctxs.len(), t), &self.dev())?;
-        let (hidden, cache) = self.model.forward_hidden_cached(&ids, None)?;
+        let past = prefix.map(|p| p.0.expand(ctxs.len())).transpose()?;
+        let (hidden, cache) = self.model.forward_hidden_cached(&ids, past.as_ref())?;
         let mut lps = Vec::with_capacity(ctxs.len());
         let mut caches = Vec::with_capacity(ctxs.len());
         for (i, c) in ctxs.iter().enumerate() {
-            let h = hidden.get(i)?.get(c.len() - 1)?.unsqueeze(0)?;
+            let h = hidden.get(i)?.get(c.len() - skip - 1)?.unsqueeze(0)?;
             let logits = self.model.lm_head(&h)?;
             lps.push(logits.squeeze(0)?.to_vec1::<f32>()?);
             caches.push(cache.row(i, c.len())?);
