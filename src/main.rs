@@ -252,7 +252,8 @@ k2 model score ../shared/data/models/stories260K-hf --file story.txt --dtype bf1
     /// Write an HF model directory of a preset shape with freshly initialised weights.
     #[command(
         after_help = "Example:\n  k2 model init bench-17m --out /tmp/m17 --tokenizer ../shared/data/models/stories260K-hf/tokenizer.json\n  \
-k2 model init amber-7b --out /tmp/amber7b --dtype bf16 --max-shard-size 5GB   # written tensor by tensor"
+k2 model init amber-7b --out /tmp/amber7b --dtype bf16 --max-shard-size 5GB   # written tensor by tensor\n  \
+k2 model init bench-17m --out /tmp/m17-4k --max-positions 4096   # a context that holds MMLU 5-shot prompts"
     )]
     Init {
         preset: String,
@@ -269,6 +270,10 @@ k2 model init amber-7b --out /tmp/amber7b --dtype bf16 --max-shard-size 5GB   # 
         /// Shard the weights at this size, e.g. 5GB (transformers' max_shard_size); default: one file.
         #[arg(long)]
         max_shard_size: Option<String>,
+        /// The context length (`max_position_embeddings`) instead of the preset's; no weight
+        /// depends on it (RoPE), so only the config changes.
+        #[arg(long)]
+        max_positions: Option<usize>,
     },
 }
 
@@ -722,8 +727,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             seed,
             dtype,
             max_shard_size,
+            max_positions,
         }) => {
-            let cfg = k2_model::preset(&preset)?;
+            let mut cfg = k2_model::preset(&preset)?;
+            if let Some(n) = max_positions {
+                anyhow::ensure!(n > 0, "--max-positions: must be at least 1");
+                cfg.max_position_embeddings = n;
+            }
             let storage = k2_trainer::init::InitStorage {
                 dtype: dtype
                     .as_deref()

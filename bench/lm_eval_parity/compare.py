@@ -31,7 +31,7 @@ REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 WORK = os.path.join(HERE, "work")
 DDIR = os.path.join(WORK, "data")
 
-MMLU_SUBJECTS = ["abstract_algebra", "anatomy", "high_school_geography"]
+MMLU_SUBJECTS = ["abstract_algebra", "anatomy", "astronomy", "college_biology", "high_school_geography"]
 # (output dir, limit, {task: shots}) — one lm_eval call and one k2 call per group, since both CLIs take one --limit.
 GROUPS = [
     ("limit200", 200, {"arc_easy": 0, "piqa": 0, "winogrande": 0, "lambada_openai": 0}),

@@ -5,7 +5,9 @@ Usage (from anywhere; paths default to this checkout):
     /work/pyref/bin/python bench/lm_eval_parity/speed.py                       # both models, 3 reps, + 1-thread + e2e
     /work/pyref/bin/python bench/lm_eval_parity/speed.py --models /tmp/m17 --reps 1 --no-single --no-e2e
 
-Work: hellaswag 0-shot, --limit 200 docs (800 loglikelihood requests), batch size 8.
+Work (--task): hellaswag 0-shot, --limit 200 docs (800 loglikelihood requests), batch size 8; or
+mmlu: 5-shot (first_n, as lm-eval's MMLU) on --subjects (default 5), --limit 20 docs each (400 requests),
+which needs a model whose context holds the 5-shot prompts (e.g. `k2 model init bench-17m --max-positions 4096`).
 
 * k2:      `k2 bench eval --model M --tasks hellaswag --shots hellaswag=0 --limit 200 --batch-size 8 --threads T
             --data D` prints one JSON line; `seconds` covers scoring only (tokenise + forward + ll), model load excluded.
@@ -48,12 +50,13 @@ def worker(args):
     if args.worker == "e2e":
         from lm_eval.evaluator import simple_evaluate
         t = time.perf_counter()
+        names = parity_tasks(args)
         r = simple_evaluate(model="hf", model_args=f"pretrained={args.model},dtype=float32",
-                            tasks=["parity_hellaswag"], limit=args.limit, batch_size=args.batch_size, device="cpu",
+                            tasks=names, limit=args.limit, batch_size=args.batch_size, device="cpu",
                             task_manager=TaskManager(include_path=TASKS), log_samples=False)
         out["e2e_seconds"] = time.perf_counter() - t
-        res = r["results"]["parity_hellaswag"]
-        out["metrics"] = {"acc": res["acc,none"], "acc_norm": res["acc_norm,none"]}
+        res = r["results"][names[0]]
+        out["metrics"] = {k.split(",")[0]: v for k, v in res.items() if k in ("acc,none", "acc_norm,none")}
         print("SPEED " + json.dumps(out), flush=True)
         return
 
@@ -62,31 +65,42 @@ def worker(args):
     out["load_seconds"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    task = get_task_dict(["parity_hellaswag"], TaskManager(include_path=TASKS))["parity_hellaswag"]
-    task.build_all_requests(limit=args.limit, rank=0, world_size=1)
-    reqs = [i for i in task.instances for _ in range(i.repeats)]
+    names = parity_tasks(args)
+    tasks = get_task_dict(names, TaskManager(include_path=TASKS))
+    reqs = []
+    for name in names:
+        tasks[name].build_all_requests(limit=args.limit, rank=0, world_size=1)
+        reqs += [(name, i) for i in tasks[name].instances for _ in range(i.repeats)]
     out["build_seconds"] = time.perf_counter() - t
     out["requests"] = len(reqs)
-    out["docs"] = len({i.doc_id for i in reqs})
+    out["docs"] = len({(n, i.doc_id) for n, i in reqs})
 
+    # One loglikelihood call over every task's requests (lm-eval sorts and batches them together).
     t = time.perf_counter()
-    resps = lm.loglikelihood(reqs, disable_tqdm=True)
+    resps = lm.loglikelihood([i for _, i in reqs], disable_tqdm=True)
     out["seconds"] = time.perf_counter() - t
     out["requests_per_s"] = len(reqs) / out["seconds"]
 
     # sanity: acc / acc_norm from the lls, as lm-eval's multiple_choice process_results does
     by_doc = {}
-    for inst, (ll, _) in zip(reqs, resps):
-        by_doc.setdefault(inst.doc_id, (inst.doc, {}))[1][inst.idx] = (ll, inst.arguments[1])
+    for (name, inst), (ll, _) in zip(reqs, resps):
+        by_doc.setdefault((name, inst.doc_id), (name, inst.doc, {}))[2][inst.idx] = ll
     acc = acc_norm = 0.0
-    for doc, d in by_doc.values():
-        lls = np.array([d[k][0] for k in sorted(d)])
-        lens = np.array([float(len(c)) for c in task.doc_to_choice(doc)])
-        gold = task.doc_to_target(doc)
+    for name, doc, d in by_doc.values():
+        lls = np.array([d[k] for k in sorted(d)])
+        lens = np.array([float(len(c)) for c in tasks[name].doc_to_choice(doc)])
+        gold = tasks[name].doc_to_target(doc)
         acc += float(np.argmax(lls) == gold)
         acc_norm += float(np.argmax(lls / lens) == gold)
     out["metrics"] = {"acc": acc / len(by_doc), "acc_norm": acc_norm / len(by_doc)}
     print("SPEED " + json.dumps(out), flush=True)
+
+
+def parity_tasks(args):
+    """lm-eval's task names for the work (bench/lm_eval_parity/tasks)."""
+    if args.task == "mmlu":
+        return [f"parity_mmlu_{s}" for s in args.subjects]
+    return ["parity_hellaswag"]
 
 
 # ---------------------------------------------------------------- orchestration
@@ -127,20 +141,34 @@ def run_json(cmd, env, prefix=None):
     lines = [l for l in p.stdout.splitlines() if l.strip()]
     if prefix:
         lines = [l[len(prefix):] for l in lines if l.startswith(prefix)]
-    o = json.loads(lines[-1])
+        o = json.loads(lines[-1])
+    else:
+        # `k2 bench eval` prints one line per task: the work is their sum.
+        parts = [json.loads(l) for l in lines if l.startswith("{")]
+        o = dict(parts[-1])
+        for key in ("seconds", "requests", "docs"):
+            o[key] = sum(x[key] for x in parts)
+        o["requests_per_s"] = o["requests"] / o["seconds"]
+        if len(parts) > 1:
+            o["metrics"] = {"acc": sum(dict(x["metrics"])["acc,none"] * x["docs"] for x in parts) / o["docs"]}
     o["process_wall_s"] = wall
     return o
 
 
 def k2_cmd(args, model, threads):
-    return [args.k2, "bench", "eval", "--model", model, "--tasks", "hellaswag", "--shots", "hellaswag=0",
+    if args.task == "mmlu":
+        tasks, shots = ",".join(f"mmlu_{s}" for s in args.subjects), "mmlu=5"
+    else:
+        tasks, shots = "hellaswag", "hellaswag=0"
+    return [args.k2, "bench", "eval", "--model", model, "--tasks", tasks, "--shots", shots,
             "--limit", str(args.limit), "--batch-size", str(args.batch_size), "--threads", str(threads),
             "--data", args.data]
 
 
 def lm_cmd(args, model, threads, mode="scoring"):
     return [sys.executable, os.path.abspath(__file__), "--worker", mode, "--model", model, "--threads", str(threads),
-            "--limit", str(args.limit), "--batch-size", str(args.batch_size)]
+            "--limit", str(args.limit), "--batch-size", str(args.batch_size), "--task", args.task,
+            "--subjects", *args.subjects]
 
 
 def env_for(threads):
@@ -172,7 +200,11 @@ def main():
     ap.add_argument("--data", default="/work/shared/data")
     ap.add_argument("--k2", default=os.path.join(REPO, "target/release/k2"))
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--limit", type=int, default=200)
+    ap.add_argument("--task", choices=["hellaswag", "mmlu"], default="hellaswag")
+    ap.add_argument("--subjects", nargs="+",
+                    default=["abstract_algebra", "anatomy", "astronomy", "college_biology", "high_school_geography"],
+                    help="MMLU subjects for --task mmlu (each needs tasks/parity_mmlu_<subject>.yaml)")
+    ap.add_argument("--limit", type=int, default=None, help="documents per task (default 200 hellaswag, 20 mmlu)")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--no-single", action="store_true", help="skip the 1-thread context runs")
@@ -183,15 +215,21 @@ def main():
     ap.add_argument("--worker", choices=["scoring", "e2e"], help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.limit is None:
+        args.limit = 20 if args.task == "mmlu" else 200
     if args.worker:
         os.chdir(REPO)  # the task yaml's data_files path is relative to the repo root
         return worker(args)
 
+    sys.path.insert(0, HERE)
+    import compare
+    compare.DDIR = os.path.dirname(HS_DATA)
     if not os.path.exists(HS_DATA):
-        sys.path.insert(0, HERE)
-        import compare
-        compare.DDIR = os.path.dirname(HS_DATA)
         compare.convert_hellaswag(args.data)
+    if args.task == "mmlu" and not all(
+            os.path.exists(os.path.join(compare.DDIR, f"mmlu/{s}_test.jsonl")) for s in args.subjects):
+        compare.MMLU_SUBJECTS = args.subjects
+        compare.convert_mmlu(args.data)
 
     up0 = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     print("before:", up0, f"(nproc {os.cpu_count()})", flush=True)

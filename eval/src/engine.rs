@@ -32,7 +32,8 @@ pub struct Engine {
     pub tokenizer: CheckpointTokenizer,
     pub batch_size: usize,
     pub max_len: usize,
-    /// Share long common prefixes between contexts where that changes no bit (on by default).
+    /// Share long common prefixes between contexts where that changes no bit (on unless
+    /// `K2_PREFIX_CACHE=0`).
     pub prefix_cache: bool,
 }
 
@@ -125,7 +126,7 @@ impl Engine {
             tokenizer,
             batch_size: batch_size.max(1),
             max_len,
-            prefix_cache: true,
+            prefix_cache: std::env::var("K2_PREFIX_CACHE").as_deref() != Ok("0"),
         }
     }
 
