@@ -6,21 +6,24 @@
 #
 #   bench/ratios.sh                  # 3 alternating runs per row, 2 threads
 #   REPS=5 THREADS=2 bench/ratios.sh
-#   ROWS=train bench/ratios.sh       # train rows only (ROWS=eval: eval rows only)
+#   ROWS=train bench/ratios.sh       # train rows only (ROWS=eval, ROWS=mmlu: those rows only)
 #
 # Rows: training step (tokens/s) on the default (16 x 128) and bench-17m (8 x 256) presets against
 # bench/torch_train.py (PyTorch eager, f32); eval scoring (requests/s) on hellaswag 0-shot,
 # limit 200, for stories260K and a random-weight 17M model, against lm-eval's HF backend
-# (bench/lm_eval_parity/speed.py). Medians of the alternating runs.
+# (bench/lm_eval_parity/speed.py); MMLU 5-shot on 5 subjects, limit 20 each, on the 17M shape with
+# a 4096-position context (every 5-shot prompt fits, so the subjects' shared prefixes are real).
+# Medians of the alternating runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-/work/pyref/bin/python}
 K2=${K2:-target/release/k2}
 REPS=${REPS:-3}
 THREADS=${THREADS:-2}
-ROWS=${ROWS:-train,eval}
+ROWS=${ROWS:-train,eval,mmlu}
 DATA=${DATA:-../shared/data}
 M17=${M17:-/tmp/k2-ratios-m17}
+M17_4K=${M17_4K:-/tmp/k2-ratios-m17-4k}
 OUT=${OUT:-bench/lm_eval_parity/work/ratios}
 CPU=$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 CORES=$(nproc)
@@ -58,15 +61,22 @@ if [[ ",$ROWS," == *",train,"* ]]; then
   done
 fi
 
-if [[ ",$ROWS," == *",eval,"* ]]; then
-  if [ ! -d "$M17" ]; then
-    "$K2" model init bench-17m --out "$M17" \
-      --tokenizer "$DATA/models/stories260K-hf/tokenizer.json" > /dev/null
+# A random-weight bench-17m model with the stories260K tokenizer, as lm-eval's HF loader reads it
+# (the tokenizer's config, with the BOS id, beside tokenizer.json); extra arguments go to init.
+m17() {
+  local dir=$1
+  shift
+  if [ ! -d "$dir" ]; then
+    "$K2" model init bench-17m --out "$dir" \
+      --tokenizer "$DATA/models/stories260K-hf/tokenizer.json" "$@" > /dev/null
   fi
-  # lm-eval's HF tokenizer also needs the tokenizer's config (BOS id) beside tokenizer.json.
   for f in tokenizer_config.json special_tokens_map.json tokenizer.model; do
-    cp "$DATA/models/stories260K-hf/$f" "$M17/"
+    cp "$DATA/models/stories260K-hf/$f" "$dir/"
   done
+}
+
+if [[ ",$ROWS," == *",eval,"* ]]; then
+  m17 "$M17"
   "$PY" bench/lm_eval_parity/speed.py --models "$DATA/models/stories260K-hf" "$M17" \
     --reps "$REPS" --threads "$THREADS" --no-single --no-e2e --data "$DATA" \
     --json "$OUT/speed.json" > "$OUT/speed.txt"
@@ -81,6 +91,22 @@ PYEOF
     )
     row "eval hellaswag 0-shot limit 200, $(basename "$model"), requests/s" "$k" "$t" "lm-eval 0.4 HF"
   done
+fi
+
+if [[ ",$ROWS," == *",mmlu,"* ]]; then
+  m17 "$M17_4K" --max-positions 4096
+  "$PY" bench/lm_eval_parity/speed.py --task mmlu --models "$M17_4K" \
+    --reps "$REPS" --threads "$THREADS" --no-single --no-e2e --data "$DATA" \
+    --json "$OUT/speed-mmlu.json" > "$OUT/speed-mmlu.txt"
+  read -r k t < <("$PY" - "$OUT/speed-mmlu.json" <<'PYEOF'
+import json, statistics, sys
+runs = json.load(open(sys.argv[1]))["runs"]
+med = lambda impl: statistics.median(r["requests"] / r["seconds"] for r in runs
+                                     if r["impl"] == impl and "seconds" in r)
+print(med("k2"), med("lm-eval"))
+PYEOF
+  )
+  row "eval MMLU 5-shot, 5 subjects x limit 20, 17M shape 4096 positions, requests/s" "$k" "$t" "lm-eval 0.4 HF"
 fi
 
 echo

@@ -42,7 +42,14 @@ GROUPS = [
     ("limit5_wikitext", 5, {"wikitext": 0}),
     # The per-family check (issue 11): tiny GPT-NeoX / OLMo-2 models from tests/fixtures/families.
     ("limit50_arc_lambada", 50, {"arc_easy": 0, "lambada_openai": 0}),
+    # generate_until: greedy generations and both filters' extracted answers, request for request.
+    ("limit20_gsm8k", 20, {"gsm8k": 5}),
 ]
+# Groups k2 also runs with K2_PREFIX_CACHE=0: every loglikelihood bit and every generation must be the
+# same with and without its shared-prefix cache (the few-shot prefixes of MMLU and TruthfulQA's preamble).
+NOCACHE_GROUPS = ["limit50", "limit100_truthfulqa", "limit20_gsm8k"]
+# Tasks whose metrics carry lm-eval filter names instead of "none".
+FILTERS = {"gsm8k": ["strict-match", "flexible-extract"]}
 METRICS = {
     "arc_easy": ["acc", "acc_norm"],
     "hellaswag": ["acc", "acc_norm"],
@@ -55,6 +62,7 @@ METRICS = {
     "truthfulqa_mc1": ["acc"],
     "truthfulqa_mc2": ["acc"],
     "wikitext": ["word_perplexity", "byte_perplexity", "bits_per_byte"],
+    "gsm8k": ["exact_match"],
 }
 
 # k2's hellaswag.rs::WIKIHOW_CATEGORIES
@@ -250,9 +258,17 @@ def convert_wikitext(data):
     write_jsonl(os.path.join(DDIR, "wikitext.jsonl"), [{"page": p} for p in pages])
 
 
+def convert_gsm8k(data):
+    """The shared files are openai/gsm8k main's rows ({question, answer}) already."""
+    for split in ("test", "train"):
+        write_jsonl(os.path.join(DDIR, f"gsm8k_{split}.jsonl"),
+                    [{"question": r["question"], "answer": r["answer"]}
+                     for r in read_jsonl(os.path.join(data, f"gsm8k/{split}.jsonl"))])
+
+
 def convert_all(data):
     for fn in (convert_arc, convert_hellaswag, convert_piqa, convert_winogrande, convert_lambada, convert_mmlu,
-               convert_boolq, convert_openbookqa, convert_truthfulqa, convert_wikitext):
+               convert_boolq, convert_openbookqa, convert_truthfulqa, convert_wikitext, convert_gsm8k):
         fn(data)
 
 
@@ -287,12 +303,14 @@ def run_lm_eval(args):
 
 def run_k2(args):
     for name, limit, tasks in sel_groups(args):
-        out = os.path.join(WORK, "k2", name)
-        cmd = [args.k2, "eval", "--model", args.model, "--tasks", ",".join(tasks),
-               "--shots", ",".join(f"{t}={n}" for t, n in tasks.items()),
-               "--limit", str(limit), "--output", out, "--data", args.data,
-               "--threads", str(args.threads), "--batch-size", "8", "--quiet"]
-        run(cmd, log=os.path.join(WORK, f"k2_{name}.log"))
+        runs = [("k2", "1")] + ([("k2_nocache", "0")] if name in NOCACHE_GROUPS else [])
+        for side, cache in runs:
+            out = os.path.join(WORK, side, name)
+            cmd = [args.k2, "eval", "--model", args.model, "--tasks", ",".join(tasks),
+                   "--shots", ",".join(f"{t}={n}" for t, n in tasks.items()),
+                   "--limit", str(limit), "--output", out, "--data", args.data,
+                   "--threads", str(args.threads), "--batch-size", "8", "--quiet"]
+            run(cmd, env=dict(os.environ, K2_PREFIX_CACHE=cache), log=os.path.join(WORK, f"{side}_{name}.log"))
 
 
 # ---------------------------------------------------------------- comparison
@@ -308,6 +326,13 @@ def load_lm_eval(task, name):
     res = json.load(open(latest(os.path.join(base, "*", "results_*.json"))))["results"]["parity_" + task]
     samples = {}
     for s in read_jsonl(latest(os.path.join(base, "*", f"samples_parity_{task}_*.jsonl"))):
+        if task in FILTERS:  # generate_until: one row per (doc, filter)
+            ctx = s["arguments"]["gen_args_0"]["arg_0"] if isinstance(s["arguments"], dict) else s["arguments"][0][0]
+            text = s["resps"][0][0]
+            prev = samples.get(s["doc_id"], ([("", ctx)], [(text, None)], {}))
+            prev[2][s["filter"]] = s["filtered_resps"][0]
+            samples[s["doc_id"]] = prev
+            continue
         reqs = [(a["arg_0"], a.get("arg_1")) if "arg_1" in a else ("", a["arg_0"]) for a in s["arguments"].values()] \
             if isinstance(s["arguments"], dict) else [tuple(a) if len(a) == 2 else ("", a[0]) for a in s["arguments"]]
         # --log_samples writes each response as strings: [["-11.36", "False"]]; loglikelihood_rolling: [["-15233.9"]]
@@ -317,11 +342,15 @@ def load_lm_eval(task, name):
     return res, samples
 
 
-def load_k2(task, name):
-    base = os.path.join(WORK, "k2", name)
+def load_k2(task, name, side="k2"):
+    base = os.path.join(WORK, side, name)
     res = json.load(open(os.path.join(base, f"{task}.json")))["results"][task]
     samples = {}
     for s in read_jsonl(os.path.join(base, f"{task}.samples.jsonl")):
+        if task in FILTERS:  # generate_until: (context, generation, {filter: extracted answer})
+            samples[s["doc_id"]] = ([("", s["arguments"][0]["context"])], [(s["resps"][0]["text"], None)],
+                                    s.get("filtered", {}))
+            continue
         # rolling requests (wikitext) have only "text": compared as ("", text)
         reqs = [(a["context"], a["continuation"]) if "context" in a else ("", a["text"]) for a in s["arguments"]]
         lls = [(float(r["ll"]), bool(r["is_greedy"]) if "is_greedy" in r else None) for r in s["resps"]]
@@ -335,12 +364,53 @@ def fmt(v):
     return f"{v:.6g}" if abs(v) >= 1000 else f"{v:.4f}"
 
 
+def compare_generations(task, ks, ls, notes):
+    """gsm8k: prompts, greedy generations and each filter's extracted answer, doc for doc."""
+    docs = sorted(set(ks) & set(ls))
+    n_prompt = sum(ks[d][0] != ls[d][0] for d in docs)
+    n_text = sum(ks[d][1][0][0] != ls[d][1][0][0] for d in docs)
+    n_ans = {f: sum(ks[d][2].get(f) != ls[d][2].get(f) for d in docs) for f in FILTERS[task]}
+    for d in docs:
+        if ks[d][1][0][0] != ls[d][1][0][0] and n_text <= 2:
+            notes.append(f"{task} doc {d}: generations differ\n    k2:      {ks[d][1][0][0][:200]!r}\n"
+                         f"    lm-eval: {ls[d][1][0][0][:200]!r}")
+    notes.append(f"{task}: {len(docs)} docs, {n_prompt} prompt diffs, {n_text} generation diffs, extracted-answer diffs "
+                 + ", ".join(f"{f} {n}" for f, n in n_ans.items())
+                 + f"; doc {docs[0]} answers k2 {ks[docs[0]][2]} lm-eval {ls[docs[0]][2]}")
+    return n_prompt + n_text + sum(n_ans.values())
+
+
+def compare_nocache(args, notes):
+    """k2 with and without its prefix cache: every response identical (lls as written, bit for bit)."""
+    bad = 0
+    for name, limit, tasks in sel_groups(args):
+        if name not in NOCACHE_GROUPS or not os.path.isdir(os.path.join(WORK, "k2_nocache", name)):
+            continue
+        for task in tasks:
+            a = read_jsonl(os.path.join(WORK, "k2", name, f"{task}.samples.jsonl"))
+            b = read_jsonl(os.path.join(WORK, "k2_nocache", name, f"{task}.samples.jsonl"))
+            n = sum(len(x["resps"]) for x in a)
+            diff = sum(x["resps"] != y["resps"] or x.get("filtered") != y.get("filtered") for x, y in zip(a, b))
+            diff += abs(len(a) - len(b))
+            bad += diff
+            notes.append(f"{task}: with vs without the prefix cache: {n} responses, {diff} docs differ")
+    return bad
+
+
 def compare(args):
     rows, notes = [], []
+    gen_bad = 0
     for name, limit, tasks in sel_groups(args):
         for task in tasks:
             kres, ks = load_k2(task, name)
             lres, ls = load_lm_eval(task, name)
+            if task in FILTERS:
+                gen_bad += compare_generations(task, ks, ls, notes)
+                for m in METRICS[task]:
+                    for f in FILTERS[task]:
+                        for key in (m, m + "_stderr"):
+                            rows.append((task, f"{key},{f}", kres.get(f"{key},{f}"), lres.get(f"{key},{f}"), 0.0))
+                continue
             n_req = n_prompt_diff = n_greedy_diff = 0
             max_d, worst = 0.0, None
             if set(ks) != set(ls):
@@ -382,6 +452,7 @@ def compare(args):
             for m in METRICS[task]:
                 for key in (m, m + "_stderr"):
                     rows.append((task, key, kres.get(f"{key},none"), lres.get(f"{key},none"), max_d))
+    nocache_bad = compare_nocache(args, notes)
     print()
     print("| task | metric | k2 | lm-eval | max\\|Δll\\| |")
     print("|---|---|---|---|---|")
@@ -403,6 +474,8 @@ def compare(args):
           "truthfulqa_mc2 and wikitext to 1e-4 rel; N/A == N/A)")
     for r in bad:
         print(f"  DIFFERS: {r[0]} {r[1]}: k2={r[2]!r} lm-eval={r[3]!r}")
+    print(f"generate_until: {gen_bad} prompt/generation/extracted-answer differences; "
+          f"prefix cache on vs off: {nocache_bad} differing docs")
 
 
 # ---------------------------------------------------------------- BOS probe

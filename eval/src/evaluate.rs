@@ -25,6 +25,9 @@ pub struct SampleRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gold: Option<usize>,
     pub metrics: std::collections::BTreeMap<String, f64>,
+    /// Filter name -> extracted answer (lm-eval's `filtered_resps`), for tasks with filters.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub filtered: std::collections::BTreeMap<String, String>,
 }
 
 /// Counts the requests a task run will score (for progress bars over a sweep).
@@ -129,6 +132,7 @@ pub fn run_task(
                 .iter()
                 .map(|(k, v)| (k.clone(), v.value))
                 .collect(),
+            filtered: res.filtered.clone(),
         });
         docs.push(res);
     }

@@ -182,6 +182,7 @@ pub fn mc_metrics(lls: &[f64], choices: &[String], gold: usize, with_norm: bool)
         prediction: choices.get(pred).cloned().unwrap_or_default(),
         target: choices.get(gold).cloned().unwrap_or_default(),
         gold: Some(gold),
+        ..Default::default()
     }
 }
 

@@ -37,6 +37,9 @@ pub struct DocResult {
     /// Index of the gold request of a multiple-choice document (the one whose log-likelihood
     /// is the right answer's); `None` for other output types.
     pub gold: Option<usize>,
+    /// Filter name -> the answer it extracted from the prediction (lm-eval's `filtered_resps`),
+    /// for tasks with filters (gsm8k's `strict-match`, `flexible-extract`).
+    pub filtered: BTreeMap<String, String>,
 }
 
 /// A metric a task reports.

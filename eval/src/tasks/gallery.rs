@@ -229,6 +229,7 @@ impl Task for GalleryTask {
             prediction: text,
             target: self.prompts[doc].id.clone(),
             gold: None,
+            ..Default::default()
         }
     }
     fn metrics(&self) -> Vec<MetricSpec> {

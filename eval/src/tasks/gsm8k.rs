@@ -247,6 +247,8 @@ impl Task for Gsm8k {
             target: target.clone(),
             ..Default::default()
         };
+        r.filtered.insert("strict-match".into(), strict.clone());
+        r.filtered.insert("flexible-extract".into(), flex.clone());
         r.metrics
             .insert("exact_match,strict-match".into(), em(&strict));
         r.metrics
