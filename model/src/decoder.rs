@@ -170,7 +170,7 @@ impl Decoder {
 
     /// Logits (batch, seq, vocab) in f32 for every position of `ids` (batch, seq).
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
-        let (h, _) = self.run(ids, None, false)?;
+        let (h, _) = self.run(ids, None, false, None)?;
         self.lm_head(&h)
     }
 
@@ -182,7 +182,7 @@ impl Decoder {
         ids: &Tensor,
         cache: Option<&KvCache>,
     ) -> Result<(Tensor, KvCache)> {
-        let (h, c) = self.run(ids, cache, true)?;
+        let (h, c) = self.run(ids, cache, true, None)?;
         Ok((h, c.expect("kept")))
     }
 
@@ -191,7 +191,30 @@ impl Decoder {
     /// continuations of a long context holds one layer's copy at a time, not the whole model's.
     /// The values are those of [`Decoder::forward_hidden_cached`].
     pub fn hidden_after(&self, ids: &Tensor, cache: &KvCache) -> Result<Tensor> {
-        Ok(self.run(ids, Some(cache), false)?.0)
+        Ok(self.run(ids, Some(cache), false, None)?.0)
+    }
+
+    /// Several sequences packed into one row, each after the same cached prefix (or none): `ids`
+    /// (1, n) holds them one after another as `segments` ((start, len), tiling 0..n), and token j
+    /// of a sequence sits at position `prefix.len + j`. Each sequence gets exactly the hidden
+    /// states it gets alone after the prefix, with no padding computed. Returns the hidden states
+    /// (1, n, hidden) and, with `keep`, the prefix's cache extended by the packed keys (cut one
+    /// sequence's cache from it with [`KvCache::packed_row`]). Only where
+    /// [`Decoder::prefix_reuse_is_exact`].
+    pub fn forward_packed(
+        &self,
+        ids: &Tensor,
+        segments: &[(usize, usize)],
+        prefix: Option<&KvCache>,
+        keep: bool,
+    ) -> Result<(Tensor, Option<KvCache>)> {
+        if !self.prefix_reuse_is_exact() {
+            return Err(ModelError::InvalidConfig {
+                field: "packed forward".into(),
+                reason: "needs k2's fused attention (f32 on a CPU with AVX2+FMA)".into(),
+            });
+        }
+        self.run(ids, prefix, keep, Some(segments))
     }
 
     /// Logits from final hidden states of any shape (..., hidden), in f32 (the product runs in the
@@ -265,16 +288,18 @@ impl Decoder {
         ids: &Tensor,
         cache: Option<&KvCache>,
         keep: bool,
+        packed: Option<&[(usize, usize)]>,
     ) -> Result<(Tensor, Option<KvCache>)> {
         let (b, t) = ids.dims2()?;
         let past = cache.map_or(0, |c| c.len);
         let a = &self.arch;
-        if past + t > a.max_position_embeddings {
+        let longest = packed.map_or(t, |segs| segs.iter().map(|s| s.1).max().unwrap_or(0));
+        if past + longest > a.max_position_embeddings {
             return Err(ModelError::InvalidConfig {
                 field: "max_position_embeddings".into(),
                 reason: format!(
                     "{} positions exceed {}",
-                    past + t,
+                    past + longest,
                     a.max_position_embeddings
                 ),
             });
@@ -284,8 +309,20 @@ impl Decoder {
             self.embed
                 .index_select(&ids.flatten_all()?, 0)?
                 .reshape((b, t, a.hidden_size))?;
-        let cos = self.cos.narrow(0, past, t)?;
-        let sin = self.sin.narrow(0, past, t)?;
+        let (cos, sin) = match packed {
+            None => (self.cos.narrow(0, past, t)?, self.sin.narrow(0, past, t)?),
+            Some(segs) => {
+                let pos: Vec<u32> = segs
+                    .iter()
+                    .flat_map(|&(_, n)| (past..past + n).map(|p| p as u32))
+                    .collect();
+                let pos = Tensor::from_vec(pos, t, self.cos.device())?;
+                (
+                    self.cos.index_select(&pos, 0)?,
+                    self.sin.index_select(&pos, 0)?,
+                )
+            }
+        };
         let scale = 1.0 / (hd as f64).sqrt();
         // k2's fused attention (f32 on a CPU with k2's product) works on the (b, t, heads, hd)
         // layout and keeps the cache so; its values do not depend on what was cached.
@@ -329,10 +366,10 @@ impl Decoder {
             if keep {
                 new_layers.push((k.clone(), v.clone()));
             }
-            let fused_out = if bthd {
-                fused::causal_attention(&q, &k, &v, scale)?
-            } else {
-                None
+            let fused_out = match packed {
+                Some(segs) => fused::packed_attention(&q, &k, &v, scale, segs)?,
+                None if bthd => fused::causal_attention(&q, &k, &v, scale)?,
+                None => None,
             };
             let out = match fused_out {
                 Some(o) => o.reshape((b, t, nh * hd))?,

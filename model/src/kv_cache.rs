@@ -39,6 +39,30 @@ impl KvCache {
         })
     }
 
+    /// One sequence's cache from a packed forward's ([`crate::Decoder::forward_packed`]): the
+    /// first `prefix` positions, then the sequence's own `len` positions from `prefix + start`.
+    pub fn packed_row(&self, prefix: usize, start: usize, len: usize) -> Result<KvCache> {
+        let d = self.seq_dim;
+        let cut = |x: &Tensor| -> Result<Tensor> {
+            let own = x.narrow(d, prefix + start, len)?;
+            Ok(if prefix == 0 {
+                own.contiguous()?
+            } else {
+                Tensor::cat(&[&x.narrow(d, 0, prefix)?, &own], d)?
+            })
+        };
+        let layers = self
+            .layers
+            .iter()
+            .map(|(k, v)| Ok((cut(k)?, cut(v)?)))
+            .collect::<Result<_>>()?;
+        Ok(KvCache {
+            layers,
+            len: prefix + len,
+            seq_dim: d,
+        })
+    }
+
     /// A batch-1 cache repeated `n` times along the batch, as broadcast views: nothing is copied
     /// until a layer concatenates its new keys (one layer at a time in [`crate::Decoder::hidden_after`]).
     pub fn expand(&self, n: usize) -> Result<KvCache> {

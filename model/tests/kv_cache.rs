@@ -160,3 +160,71 @@ fn a_cached_prefix_changes_no_bit_where_the_decoder_says_so() {
         }
     }
 }
+
+/// Sequences packed into one row after a shared cached prefix (or none) get exactly the bits they
+/// get alone after it, and a sequence's cache cut from the packed one continues exactly.
+#[test]
+fn packed_sequences_get_the_bits_they_get_alone() {
+    let dev = Device::Cpu;
+    for dir in [
+        common::shared_data().join("models/tiny-random-llama-gqa-sharded"),
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/families/pythia-parallel"),
+    ] {
+        let model = load_decoder(&dir, DType::F32, &dev).unwrap();
+        if !model.prefix_reuse_is_exact() {
+            println!("skipped: this CPU has no AVX2+FMA, so k2's fused attention does not run");
+            return;
+        }
+        let vocab = model.arch().vocab_size as u32;
+        let toks = |n: u32, seed: u32| -> Vec<u32> {
+            (0..n).map(|i| (i * 31 + seed * 7 + 3) % vocab).collect()
+        };
+        let row = |ids: &[u32]| Tensor::new(ids, &dev).unwrap().unsqueeze(0).unwrap();
+        let bits = |t: &Tensor| -> Vec<u32> {
+            t.flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+                .iter()
+                .map(|x| x.to_bits())
+                .collect()
+        };
+        let seqs = [toks(7, 1), toks(1, 2), toks(12, 3)];
+        let tail = toks(4, 4);
+        for prefix_len in [0u32, 9] {
+            let prefix = toks(prefix_len, 5);
+            let cache = (prefix_len > 0)
+                .then(|| model.forward_hidden_cached(&row(&prefix), None).unwrap().1);
+            let mut flat = Vec::new();
+            let mut segs = Vec::new();
+            for s in &seqs {
+                segs.push((flat.len(), s.len()));
+                flat.extend_from_slice(s);
+            }
+            let (h, packed) = model
+                .forward_packed(&row(&flat), &segs, cache.as_ref(), true)
+                .unwrap();
+            let packed = packed.unwrap();
+            for (s, &(start, len)) in seqs.iter().zip(&segs) {
+                let whole: Vec<u32> = prefix.iter().chain(s).copied().collect();
+                let (alone, _) = model.forward_hidden_cached(&row(&whole), None).unwrap();
+                let p = prefix.len();
+                assert_eq!(
+                    bits(&h.narrow(1, start, len).unwrap()),
+                    bits(&alone.narrow(1, p, len).unwrap()),
+                    "{dir:?}, prefix {prefix_len}, segment at {start}"
+                );
+                // Continue from the sequence's cut cache.
+                let own = packed.packed_row(p, start, len).unwrap();
+                let next = model.hidden_after(&row(&tail), &own).unwrap();
+                let longer: Vec<u32> = whole.iter().chain(&tail).copied().collect();
+                let (ref_h, _) = model.forward_hidden_cached(&row(&longer), None).unwrap();
+                assert_eq!(
+                    bits(&next),
+                    bits(&ref_h.narrow(1, whole.len(), tail.len()).unwrap())
+                );
+            }
+        }
+    }
+}

@@ -46,6 +46,53 @@ pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Resul
     }
     let op = Attention {
         scale: scale as f32,
+        segments: None,
+    };
+    Ok(Some(q.contiguous()?.apply_op3(
+        &k.contiguous()?,
+        &v.contiguous()?,
+        op,
+    )?))
+}
+
+/// Attention over packed sequences that share a cached prefix: q (1, n, h, d) holds the
+/// sequences `segments` ((start, len), tiling 0..n) one after another, and k, v (1, p + n, kv, d)
+/// hold the prefix's p keys, then the sequences' own keys in the same order. Query i of a
+/// sequence sees the whole prefix and its own sequence's keys up to i, nothing of the other
+/// sequences: each gets the bits it gets run alone after the prefix. Forward only; `None` where
+/// the fused attention does not apply (there is no composite of this one).
+pub fn packed_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: f64,
+    segments: &[(usize, usize)],
+) -> Result<Option<Tensor>> {
+    if !fused_attention_applies(q) || !cpu_f32(&[k, v]) || q.rank() != 4 {
+        return Ok(None);
+    }
+    let (b, n, h, d) = q.dims4()?;
+    let (b2, tk, kv, d2) = k.dims4()?;
+    let tiled = segments
+        .iter()
+        .try_fold(0, |at, &(start, len)| (start == at).then_some(at + len));
+    if b != 1
+        || (b2, d2) != (1, d)
+        || tk < n
+        || v.dims() != k.dims()
+        || kv == 0
+        || h % kv != 0
+        || tiled != Some(n)
+    {
+        bail!(
+            "k2-attention: packed q {:?}, k {:?}, segments {segments:?}",
+            q.dims(),
+            k.dims()
+        )
+    }
+    let op = Attention {
+        scale: scale as f32,
+        segments: Some(segments.to_vec()),
     };
     Ok(Some(q.contiguous()?.apply_op3(
         &k.contiguous()?,
@@ -56,6 +103,20 @@ pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Resul
 
 struct Attention {
     scale: f32,
+    /// Packed sequences after a shared prefix ([`packed_attention`]); `None`: one sequence per
+    /// batch row.
+    segments: Option<Vec<(usize, usize)>>,
+}
+
+/// One sequence's queries and the keys they see (rows of the q and k buffers): query i sees
+/// prefix keys `pre_row .. pre_row + pre_len` and its own keys `own_row ..= own_row + i`.
+#[derive(Clone, Copy)]
+struct Seq {
+    q_row: usize,
+    n: usize,
+    pre_row: usize,
+    pre_len: usize,
+    own_row: usize,
 }
 
 /// Shapes of one call: batch, query positions, key positions (≥ t), query heads, kv heads, head
@@ -89,21 +150,82 @@ impl Geom {
 }
 
 impl Attention {
-    /// p (t×tk, row-major) = causal softmax of q_h·k_gᵀ·scale; query i sees keys
-    /// 0 ..= tk − t + i, the other entries of its row are 0.
-    fn probs(&self, g: &Geom, q: &[f32], k: &[f32], bi: usize, hq: usize, p: &mut [f32]) {
-        let (t, tk, d) = (g.t, g.tk, g.d);
-        let past = tk - t;
+    /// The sequences of a call: the batch rows (each after its own cached prefix of tk − t
+    /// positions), or the packed segments after one shared prefix.
+    fn seqs(&self, g: &Geom) -> Vec<Seq> {
+        match &self.segments {
+            Some(segs) => {
+                let pre = g.tk - g.t;
+                segs.iter()
+                    .map(|&(start, n)| Seq {
+                        q_row: start,
+                        n,
+                        pre_row: 0,
+                        pre_len: pre,
+                        own_row: pre + start,
+                    })
+                    .collect()
+            }
+            None => (0..g.b)
+                .map(|bi| Seq {
+                    q_row: bi * g.t,
+                    n: g.t,
+                    pre_row: bi * g.tk,
+                    pre_len: g.tk - g.t,
+                    own_row: bi * g.tk + g.tk - g.t,
+                })
+                .collect(),
+        }
+    }
+
+    /// p (n × (pre_len + n), row-major) = causal softmax of q_h·k_gᵀ·scale over the keys each
+    /// query of `s` sees; the other entries of its row are 0.
+    fn probs(&self, g: &Geom, s: &Seq, q: &[f32], k: &[f32], hq: usize, p: &mut [f32]) {
+        let (n, d, ld) = (s.n, g.d, s.pre_len + s.n);
         let hk = hq / (g.h / g.kv);
-        let qv = MatRef::rows(&q[g.at_q(bi, hq)..], g.h * d);
-        let kt = MatRef::cols(&k[g.at_kv(bi, hk)..], g.kv * d);
-        gemm::sgemm(t, tk, d, qv, kt, p, tk, false, false);
+        let (qs, ks) = (g.h * d, g.kv * d);
+        let qv = MatRef::rows(&q[s.q_row * qs + hq * d..], qs);
+        if s.pre_len > 0 {
+            let kt = MatRef::cols(&k[s.pre_row * ks + hk * d..], ks);
+            gemm::sgemm(n, s.pre_len, d, qv, kt, p, ld, false, false);
+        }
+        let kt = MatRef::cols(&k[s.own_row * ks + hk * d..], ks);
+        gemm::sgemm(n, n, d, qv, kt, &mut p[s.pre_len..], ld, false, false);
         let scale = self.scale;
-        for (i, row) in p.chunks_exact_mut(tk).enumerate() {
-            let (live, masked) = row.split_at_mut(past + i + 1);
+        for (i, row) in p.chunks_exact_mut(ld).enumerate() {
+            let (live, masked) = row.split_at_mut(s.pre_len + i + 1);
             softmax_in_place(live, scale);
             masked.fill(0.0);
         }
+    }
+
+    /// out_h (n × d, rows of stride h·d) = p·v over the same keys: one FMA chain per output over
+    /// the prefix keys, then the sequence's own (the second product continues the first's sums).
+    ///
+    /// # Safety
+    /// `out` must be valid for writes of the n rows of head `hq` of sequence `s`.
+    unsafe fn mix(&self, g: &Geom, s: &Seq, v: &[f32], hq: usize, p: &[f32], out: SyncPtr) {
+        let (n, d, ld) = (s.n, g.d, s.pre_len + s.n);
+        let hk = hq / (g.h / g.kv);
+        let vs = g.kv * d;
+        let dst = out.add(s.q_row * g.h * d + hq * d);
+        if s.pre_len > 0 {
+            let vv = MatRef::rows(&v[s.pre_row * vs + hk * d..], vs);
+            gemm::sgemm_ptr(
+                n,
+                d,
+                s.pre_len,
+                MatRef::rows(p, ld),
+                vv,
+                dst,
+                g.h * d,
+                false,
+                false,
+            );
+        }
+        let vv = MatRef::rows(&v[s.own_row * vs + hk * d..], vs);
+        let own = MatRef::rows(&p[s.pre_len..], ld);
+        gemm::sgemm_ptr(n, d, n, own, vv, dst, g.h * d, s.pre_len > 0, false);
     }
 }
 
@@ -129,20 +251,21 @@ impl CustomOp3 for Attention {
             return Ok((CpuStorage::F32(vec![0f32; q.len()]), l1.shape().clone()));
         }
         let per = g.h / g.kv;
+        let seqs = self.seqs(&g);
         // SAFETY: every (sequence, head) block of rows is written by one task below, and those
-        // blocks tile the whole (b, t, h, d) output.
+        // blocks tile the whole (b, t, h, d) output (the sequences tile the rows).
         let out = unsafe {
             gemm::written(q.len(), |ptr| {
                 let o = SyncPtr(ptr);
-                par_for(g.b * g.kv, |task| {
-                    let (bi, hk) = (task / g.kv, task % g.kv);
-                    let mut p = vec![0f32; g.t * g.tk];
-                    let vv = MatRef::rows(&v[g.at_kv(bi, hk)..], g.kv * g.d);
+                par_for(seqs.len() * g.kv, |task| {
+                    let (s, hk) = (&seqs[task / g.kv], task % g.kv);
+                    if s.n == 0 {
+                        return;
+                    }
+                    let mut p = vec![0f32; s.n * (s.pre_len + s.n)];
                     for hq in hk * per..(hk + 1) * per {
-                        self.probs(&g, q, k, bi, hq, &mut p);
-                        let dst = o.add(g.at_q(bi, hq));
-                        let pm = MatRef::rows(&p, g.tk);
-                        gemm::sgemm_ptr(g.t, g.d, g.tk, pm, vv, dst, g.h * g.d, false, false);
+                        self.probs(&g, s, q, k, hq, &mut p);
+                        self.mix(&g, s, v, hq, &p, o);
                     }
                 })
             })
@@ -164,7 +287,7 @@ impl CustomOp3 for Attention {
         if h % kv != 0 {
             bail!("k2-attention: {h} heads, {kv} kv heads")
         }
-        if tk != t {
+        if tk != t || self.segments.is_some() {
             bail!("k2-attention: no backward through a cached prefix ({tk} keys, {t} queries)")
         }
         let go = grad.contiguous()?;
@@ -214,6 +337,7 @@ impl Attention {
         let per = g.h / g.kv;
         let (t, d) = (g.t, g.d);
         let scale = self.scale;
+        let seqs = self.seqs(g);
         par_for(g.b * g.kv, |task| {
             let (bi, hk) = (task / g.kv, task % g.kv);
             let mut p = vec![0f32; t * t];
@@ -225,7 +349,7 @@ impl Attention {
                 let qofs = g.at_q(bi, hq);
                 let qq = MatRef::rows(&q[qofs..], g.h * d);
                 let doh = MatRef::rows(&dout[qofs..], g.h * d);
-                self.probs(g, q, k, bi, hq, &mut p);
+                self.probs(g, &seqs[bi], q, k, hq, &mut p);
                 // SAFETY: this task alone writes head hq of dq and kv head hk of dk, dv for
                 // sequence bi; every pointer stays inside its (b, t, heads, d) buffer.
                 unsafe {
