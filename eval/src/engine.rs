@@ -182,7 +182,7 @@ impl Engine {
             self.score_node(&tree, &groups, None, &mut out, &mut done, progress)?;
         } else {
             let all: Vec<&ContextGroup> = groups.iter().collect();
-            self.score_groups(all, None, &mut out, &mut done, progress)?;
+            self.score_groups(all, None, false, &mut out, &mut done, progress)?;
         }
         Ok(out)
     }
@@ -212,15 +212,17 @@ impl Engine {
             self.score_node(child, groups, here, out, done, progress)?;
         }
         let alone = node.alone.iter().map(|&i| &groups[i]).collect();
-        self.score_groups(alone, here, out, done, progress)
+        self.score_groups(alone, here, true, out, done, progress)
     }
 
     /// Scores context groups that all begin with the cached `prefix` (if any): contexts in
-    /// batches, longest first, and each context's continuations from its cache.
+    /// batches, longest first (packed into one row with `packed`, else right-padded), and each
+    /// context's continuations from its cache.
     fn score_groups(
         &self,
         mut groups: Vec<&ContextGroup>,
         prefix: Option<&(KvCache, usize)>,
+        packed: bool,
         out: &mut [Scored],
         done: &mut usize,
         progress: &mut dyn FnMut(usize),
@@ -229,7 +231,17 @@ impl Engine {
         groups.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
         for batch in self.context_batches(&groups) {
             let ctxs: Vec<&Vec<u32>> = batch.iter().map(|g| &g.0).collect();
-            let (last_logprobs, caches) = self.run_contexts(&ctxs, prefix)?;
+            // A context needs its cache only for continuations of more than one token.
+            let needs: Vec<bool> = batch
+                .iter()
+                .map(|g| g.1.iter().any(|(_, c)| c.len() > 1))
+                .collect();
+            let (last_logprobs, caches) = if packed {
+                self.run_packed(&ctxs, &needs, prefix)?
+            } else {
+                let (lps, caches) = self.run_contexts(&ctxs, prefix)?;
+                (lps, caches.into_iter().map(Some).collect())
+            };
             for ((_, members), (lp0, cache)) in
                 batch.iter().zip(last_logprobs.into_iter().zip(caches))
             {
@@ -237,7 +249,7 @@ impl Engine {
                 // fixed size): the padded shape depends on the request set, never on
                 // --batch-size, so scores stay identical at any batch size.
                 for sub in members.chunks(CONTINUATIONS_PER_FORWARD) {
-                    let scores = self.score_continuations(&lp0, &cache, sub)?;
+                    let scores = self.score_continuations(&lp0, cache.as_ref(), sub)?;
                     for ((i, _), s) in sub.iter().zip(scores) {
                         out[*i] = s;
                     }
@@ -302,12 +314,49 @@ impl Engine {
         Ok((lps, caches))
     }
 
+    /// [`Engine::run_contexts`] without padding: the contexts' own tokens (after the shared
+    /// `prefix`) packed into one row ([`Decoder::forward_packed`]); the caches of the contexts
+    /// that `needs` cut from the packed one.
+    fn run_packed(
+        &self,
+        ctxs: &[&Vec<u32>],
+        needs: &[bool],
+        prefix: Option<&(KvCache, usize)>,
+    ) -> Result<(Vec<Vec<f32>>, Vec<Option<KvCache>>)> {
+        let skip = prefix.map_or(0, |p| p.1);
+        let mut ids = Vec::new();
+        let mut segs = Vec::with_capacity(ctxs.len());
+        for c in ctxs {
+            segs.push((ids.len(), c.len() - skip));
+            ids.extend_from_slice(&c[skip..]);
+        }
+        let n = ids.len();
+        let ids = Tensor::from_vec(ids, (1, n), &self.dev())?;
+        let keep = needs.iter().any(|&x| x);
+        let (hidden, cache) =
+            self.model
+                .forward_packed(&ids, &segs, prefix.map(|p| &p.0), keep)?;
+        let last: Vec<u32> = segs.iter().map(|&(a, len)| (a + len - 1) as u32).collect();
+        let last = Tensor::from_vec(last, ctxs.len(), &self.dev())?;
+        let rows = hidden.squeeze(0)?.index_select(&last, 0)?;
+        let lps: Vec<Vec<f32>> = self.model.lm_head(&rows)?.to_vec2()?;
+        let caches = segs
+            .iter()
+            .zip(needs)
+            .map(|(&(a, len), &need)| match (&cache, need) {
+                (Some(c), true) => c.packed_row(skip, a, len).map(Some),
+                _ => Ok(None),
+            })
+            .collect::<std::result::Result<_, _>>()?;
+        Ok((lps, caches))
+    }
+
     /// Scores continuations of one context from its cache: the first token from the context's
     /// last logits, the rest from one batched forward of `cont[..-1]`.
     fn score_continuations(
         &self,
         logits0: &[f32],
-        cache: &KvCache,
+        cache: Option<&KvCache>,
         conts: &[(usize, Vec<u32>)],
     ) -> Result<Vec<Scored>> {
         let mut scores: Vec<Scored> = conts
@@ -327,7 +376,9 @@ impl Engine {
             ids.extend(std::iter::repeat_n(0u32, t - (c.len() - 1)));
         }
         let ids = Tensor::from_vec(ids, (conts.len(), t), &self.dev())?;
-        let cache = cache.expand(conts.len())?;
+        let cache = cache
+            .expect("a context with longer continuations keeps its cache")
+            .expand(conts.len())?;
         let hidden = self.model.hidden_after(&ids, &cache)?;
         let logits = self.model.lm_head(&hidden)?;
         for (j, (_, c)) in conts.iter().enumerate() {
