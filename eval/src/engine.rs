@@ -61,6 +61,10 @@ const CONTINUATIONS_PER_FORWARD: usize = 32;
 /// needs 1 GiB in bf16; it runs alone).
 const CONTEXT_BATCH_CACHE_BYTES: usize = 512 << 20;
 
+/// Contexts run together: each one's next-token logits at its last position, and its cache where
+/// one is kept.
+type RunContexts = (Vec<Vec<f32>>, Vec<Option<KvCache>>);
+
 /// A context's tokens and the (request index, continuation tokens) scored after it.
 type ContextGroup = (Vec<u32>, Vec<(usize, Vec<u32>)>);
 
@@ -322,7 +326,7 @@ impl Engine {
         ctxs: &[&Vec<u32>],
         needs: &[bool],
         prefix: Option<&(KvCache, usize)>,
-    ) -> Result<(Vec<Vec<f32>>, Vec<Option<KvCache>>)> {
+    ) -> Result<RunContexts> {
         let skip = prefix.map_or(0, |p| p.1);
         let mut ids = Vec::new();
         let mut segs = Vec::with_capacity(ctxs.len());
@@ -333,9 +337,9 @@ impl Engine {
         let n = ids.len();
         let ids = Tensor::from_vec(ids, (1, n), &self.dev())?;
         let keep = needs.iter().any(|&x| x);
-        let (hidden, cache) =
-            self.model
-                .forward_packed(&ids, &segs, prefix.map(|p| &p.0), keep)?;
+        let (hidden, cache) = self
+            .model
+            .forward_packed(&ids, &segs, prefix.map(|p| &p.0), keep)?;
         let last: Vec<u32> = segs.iter().map(|&(a, len)| (a + len - 1) as u32).collect();
         let last = Tensor::from_vec(last, ctxs.len(), &self.dev())?;
         let rows = hidden.squeeze(0)?.index_select(&last, 0)?;
@@ -344,7 +348,7 @@ impl Engine {
             .iter()
             .zip(needs)
             .map(|(&(a, len), &need)| match (&cache, need) {
-                (Some(c), true) => c.packed_row(skip, a, len).map(Some),
+                (Some(c), true) => c.packed_row(prefix.map(|p| &p.0), a, len).map(Some),
                 _ => Ok(None),
             })
             .collect::<std::result::Result<_, _>>()?;

@@ -198,8 +198,8 @@ impl Decoder {
     /// (1, n) holds them one after another as `segments` ((start, len), tiling 0..n), and token j
     /// of a sequence sits at position `prefix.len + j`. Each sequence gets exactly the hidden
     /// states it gets alone after the prefix, with no padding computed. Returns the hidden states
-    /// (1, n, hidden) and, with `keep`, the prefix's cache extended by the packed keys (cut one
-    /// sequence's cache from it with [`KvCache::packed_row`]). Only where
+    /// (1, n, hidden) and, with `keep`, the packed sequences' own keys and values, the prefix's
+    /// not copied in (cut one sequence's cache from both with [`KvCache::packed_row`]). Only where
     /// [`Decoder::prefix_reuse_is_exact`].
     pub fn forward_packed(
         &self,
@@ -352,6 +352,8 @@ impl Decoder {
                 (self.rope(&q, &cos, &sin)?, self.rope(&k, &cos, &sin)?)
             };
             let (k, v) = match cache {
+                // Packed sequences read the prefix in place.
+                Some(_) if packed.is_some() => (k, v),
                 Some(c) => {
                     let (pk, pv) = &c.layers[li];
                     // Contiguous as cuBLAS needs (a broadcast prefix from `expand` makes
@@ -367,7 +369,10 @@ impl Decoder {
                 new_layers.push((k.clone(), v.clone()));
             }
             let fused_out = match packed {
-                Some(segs) => fused::packed_attention(&q, &k, &v, scale, segs)?,
+                Some(segs) => {
+                    let pre = cache.map(|c| (&c.layers[li].0, &c.layers[li].1));
+                    fused::packed_attention(&q, &k, &v, pre, scale, segs)?
+                }
                 None if bthd => fused::causal_attention(&q, &k, &v, scale)?,
                 None => None,
             };
@@ -409,7 +414,7 @@ impl Decoder {
             h,
             keep.then_some(KvCache {
                 layers: new_layers,
-                len: past + t,
+                len: if packed.is_some() { t } else { past + t },
                 seq_dim,
             }),
         ))

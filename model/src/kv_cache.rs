@@ -39,26 +39,34 @@ impl KvCache {
         })
     }
 
-    /// One sequence's cache from a packed forward's ([`crate::Decoder::forward_packed`]): the
-    /// first `prefix` positions, then the sequence's own `len` positions from `prefix + start`.
-    pub fn packed_row(&self, prefix: usize, start: usize, len: usize) -> Result<KvCache> {
+    /// One sequence's cache from a packed forward's ([`crate::Decoder::forward_packed`], whose
+    /// cache is `self`): the shared `prefix`'s positions, then the sequence's own `len` positions
+    /// from `start`.
+    pub fn packed_row(
+        &self,
+        prefix: Option<&KvCache>,
+        start: usize,
+        len: usize,
+    ) -> Result<KvCache> {
         let d = self.seq_dim;
-        let cut = |x: &Tensor| -> Result<Tensor> {
-            let own = x.narrow(d, prefix + start, len)?;
-            Ok(if prefix == 0 {
-                own.contiguous()?
-            } else {
-                Tensor::cat(&[&x.narrow(d, 0, prefix)?, &own], d)?
-            })
-        };
         let layers = self
             .layers
             .iter()
-            .map(|(k, v)| Ok((cut(k)?, cut(v)?)))
+            .enumerate()
+            .map(|(li, (k, v))| {
+                let (k, v) = (k.narrow(d, start, len)?, v.narrow(d, start, len)?);
+                Ok(match prefix {
+                    Some(p) => {
+                        let (pk, pv) = &p.layers[li];
+                        (Tensor::cat(&[pk, &k], d)?, Tensor::cat(&[pv, &v], d)?)
+                    }
+                    None => (k.contiguous()?, v.contiguous()?),
+                })
+            })
             .collect::<Result<_>>()?;
         Ok(KvCache {
             layers,
-            len: prefix + len,
+            len: prefix.map_or(0, |p| p.len) + len,
             seq_dim: d,
         })
     }

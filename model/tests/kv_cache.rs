@@ -216,7 +216,7 @@ fn packed_sequences_get_the_bits_they_get_alone() {
                     "{dir:?}, prefix {prefix_len}, segment at {start}"
                 );
                 // Continue from the sequence's cut cache.
-                let own = packed.packed_row(p, start, len).unwrap();
+                let own = packed.packed_row(cache.as_ref(), start, len).unwrap();
                 let next = model.hidden_after(&row(&tail), &own).unwrap();
                 let longer: Vec<u32> = whole.iter().chain(&tail).copied().collect();
                 let (ref_h, _) = model.forward_hidden_cached(&row(&longer), None).unwrap();

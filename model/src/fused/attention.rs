@@ -47,6 +47,7 @@ pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Resul
     let op = Attention {
         scale: scale as f32,
         segments: None,
+        prefix: None,
     };
     Ok(Some(q.contiguous()?.apply_op3(
         &k.contiguous()?,
@@ -56,8 +57,9 @@ pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Resul
 }
 
 /// Attention over packed sequences that share a cached prefix: q (1, n, h, d) holds the
-/// sequences `segments` ((start, len), tiling 0..n) one after another, and k, v (1, p + n, kv, d)
-/// hold the prefix's p keys, then the sequences' own keys in the same order. Query i of a
+/// sequences `segments` ((start, len), tiling 0..n) one after another, k, v (1, n, kv, d) their
+/// own keys in the same order, and `prefix` the prefix's keys and values (1, p, kv, d), read in
+/// place (never concatenated). Query i of a
 /// sequence sees the whole prefix and its own sequence's keys up to i, nothing of the other
 /// sequences: each gets the bits it gets run alone after the prefix. Forward only; `None` where
 /// the fused attention does not apply (there is no composite of this one).
@@ -65,6 +67,7 @@ pub fn packed_attention(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
+    prefix: Option<(&Tensor, &Tensor)>,
     scale: f64,
     segments: &[(usize, usize)],
 ) -> Result<Option<Tensor>> {
@@ -76,13 +79,21 @@ pub fn packed_attention(
     let tiled = segments
         .iter()
         .try_fold(0, |at, &(start, len)| (start == at).then_some(at + len));
+    let prefix_ok = prefix.is_none_or(|(pk, pv)| {
+        cpu_f32(&[pk, pv])
+            && pk.dims() == pv.dims()
+            && pk.rank() == 4
+            && pk.dims()[0] == 1
+            && pk.dims()[2..] == k.dims()[2..]
+    });
     if b != 1
         || (b2, d2) != (1, d)
-        || tk < n
+        || tk != n
         || v.dims() != k.dims()
         || kv == 0
         || h % kv != 0
         || tiled != Some(n)
+        || !prefix_ok
     {
         bail!(
             "k2-attention: packed q {:?}, k {:?}, segments {segments:?}",
@@ -93,6 +104,9 @@ pub fn packed_attention(
     let op = Attention {
         scale: scale as f32,
         segments: Some(segments.to_vec()),
+        prefix: prefix
+            .map(|(pk, pv)| Ok::<_, candle_core::Error>((pk.contiguous()?, pv.contiguous()?)))
+            .transpose()?,
     };
     Ok(Some(q.contiguous()?.apply_op3(
         &k.contiguous()?,
@@ -106,10 +120,13 @@ struct Attention {
     /// Packed sequences after a shared prefix ([`packed_attention`]); `None`: one sequence per
     /// batch row.
     segments: Option<Vec<(usize, usize)>>,
+    /// The shared prefix's keys and values of packed sequences, if any.
+    prefix: Option<(Tensor, Tensor)>,
 }
 
-/// One sequence's queries and the keys they see (rows of the q and k buffers): query i sees
-/// prefix keys `pre_row .. pre_row + pre_len` and its own keys `own_row ..= own_row + i`.
+/// One sequence's queries and the keys they see: query i sees rows `pre_row .. pre_row + pre_len`
+/// of the prefix's key buffer and rows `own_row ..= own_row + i` of the own keys' buffer (one
+/// buffer for both in batch mode).
 #[derive(Clone, Copy)]
 struct Seq {
     q_row: usize,
@@ -155,14 +172,14 @@ impl Attention {
     fn seqs(&self, g: &Geom) -> Vec<Seq> {
         match &self.segments {
             Some(segs) => {
-                let pre = g.tk - g.t;
+                let pre = self.prefix.as_ref().map_or(0, |(pk, _)| pk.dims()[1]);
                 segs.iter()
                     .map(|&(start, n)| Seq {
                         q_row: start,
                         n,
                         pre_row: 0,
                         pre_len: pre,
-                        own_row: pre + start,
+                        own_row: start,
                     })
                     .collect()
             }
@@ -180,13 +197,14 @@ impl Attention {
 
     /// p (n × (pre_len + n), row-major) = causal softmax of q_h·k_gᵀ·scale over the keys each
     /// query of `s` sees; the other entries of its row are 0.
-    fn probs(&self, g: &Geom, s: &Seq, q: &[f32], k: &[f32], hq: usize, p: &mut [f32]) {
+    #[allow(clippy::too_many_arguments)]
+    fn probs(&self, g: &Geom, s: &Seq, q: &[f32], kp: &[f32], k: &[f32], hq: usize, p: &mut [f32]) {
         let (n, d, ld) = (s.n, g.d, s.pre_len + s.n);
         let hk = hq / (g.h / g.kv);
         let (qs, ks) = (g.h * d, g.kv * d);
         let qv = MatRef::rows(&q[s.q_row * qs + hq * d..], qs);
         if s.pre_len > 0 {
-            let kt = MatRef::cols(&k[s.pre_row * ks + hk * d..], ks);
+            let kt = MatRef::cols(&kp[s.pre_row * ks + hk * d..], ks);
             gemm::sgemm(n, s.pre_len, d, qv, kt, p, ld, false, false);
         }
         let kt = MatRef::cols(&k[s.own_row * ks + hk * d..], ks);
@@ -204,13 +222,23 @@ impl Attention {
     ///
     /// # Safety
     /// `out` must be valid for writes of the n rows of head `hq` of sequence `s`.
-    unsafe fn mix(&self, g: &Geom, s: &Seq, v: &[f32], hq: usize, p: &[f32], out: SyncPtr) {
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn mix(
+        &self,
+        g: &Geom,
+        s: &Seq,
+        vp: &[f32],
+        v: &[f32],
+        hq: usize,
+        p: &[f32],
+        out: SyncPtr,
+    ) {
         let (n, d, ld) = (s.n, g.d, s.pre_len + s.n);
         let hk = hq / (g.h / g.kv);
         let vs = g.kv * d;
         let dst = out.add(s.q_row * g.h * d + hq * d);
         if s.pre_len > 0 {
-            let vv = MatRef::rows(&v[s.pre_row * vs + hk * d..], vs);
+            let vv = MatRef::rows(&vp[s.pre_row * vs + hk * d..], vs);
             gemm::sgemm_ptr(
                 n,
                 d,
@@ -226,6 +254,62 @@ impl Attention {
         let vv = MatRef::rows(&v[s.own_row * vs + hk * d..], vs);
         let own = MatRef::rows(&p[s.pre_len..], ld);
         gemm::sgemm_ptr(n, d, n, own, vv, dst, g.h * d, s.pre_len > 0, false);
+    }
+}
+
+/// `f` on a buffer of `len` floats of this thread's, reused from call to call (the probabilities
+/// of a long cached prefix are megabytes; a fresh zeroed buffer per task costs a memset and page
+/// faults). Its old contents are garbage to `f`, which overwrites what it reads.
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.len() < len {
+                buf.resize(len, 0.0);
+            }
+            f(&mut buf[..len])
+        }
+        // A nested call on this thread (none today): a buffer of its own.
+        Err(_) => f(&mut vec![0f32; len]),
+    })
+}
+
+impl Attention {
+    /// The forward's output, with the prefix keys and values read from `kp`, `vp` (the own
+    /// buffers `k`, `v` in batch mode).
+    #[allow(clippy::too_many_arguments)]
+    fn forward(
+        &self,
+        g: &Geom,
+        q: &[f32],
+        kp: &[f32],
+        vp: &[f32],
+        k: &[f32],
+        v: &[f32],
+    ) -> Vec<f32> {
+        let per = g.h / g.kv;
+        let seqs = self.seqs(g);
+        // SAFETY: every (sequence, head) block of rows is written by one task below, and those
+        // blocks tile the whole (b, t, h, d) output (the sequences tile the rows).
+        unsafe {
+            gemm::written(q.len(), |ptr| {
+                let o = SyncPtr(ptr);
+                par_for(seqs.len() * g.kv, |task| {
+                    let (s, hk) = (&seqs[task / g.kv], task % g.kv);
+                    if s.n == 0 {
+                        return;
+                    }
+                    with_scratch(s.n * (s.pre_len + s.n), |p| {
+                        for hq in hk * per..(hk + 1) * per {
+                            self.probs(g, s, q, kp, k, hq, p);
+                            self.mix(g, s, vp, v, hq, p, o);
+                        }
+                    });
+                })
+            })
+        }
     }
 }
 
@@ -250,25 +334,11 @@ impl CustomOp3 for Attention {
         if g.t == 0 || g.d == 0 {
             return Ok((CpuStorage::F32(vec![0f32; q.len()]), l1.shape().clone()));
         }
-        let per = g.h / g.kv;
-        let seqs = self.seqs(&g);
-        // SAFETY: every (sequence, head) block of rows is written by one task below, and those
-        // blocks tile the whole (b, t, h, d) output (the sequences tile the rows).
-        let out = unsafe {
-            gemm::written(q.len(), |ptr| {
-                let o = SyncPtr(ptr);
-                par_for(seqs.len() * g.kv, |task| {
-                    let (s, hk) = (&seqs[task / g.kv], task % g.kv);
-                    if s.n == 0 {
-                        return;
-                    }
-                    let mut p = vec![0f32; s.n * (s.pre_len + s.n)];
-                    for hq in hk * per..(hk + 1) * per {
-                        self.probs(&g, s, q, k, hq, &mut p);
-                        self.mix(&g, s, v, hq, &p, o);
-                    }
-                })
-            })
+        let out = match &self.prefix {
+            Some((pk, pv)) => with_f32(pk, |kp| {
+                with_f32(pv, |vp| Ok(self.forward(&g, q, kp, vp, k, v)))
+            })?,
+            None => self.forward(&g, q, k, v, k, v),
         };
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
@@ -349,7 +419,7 @@ impl Attention {
                 let qofs = g.at_q(bi, hq);
                 let qq = MatRef::rows(&q[qofs..], g.h * d);
                 let doh = MatRef::rows(&dout[qofs..], g.h * d);
-                self.probs(g, &seqs[bi], q, k, hq, &mut p);
+                self.probs(g, &seqs[bi], q, k, k, hq, &mut p);
                 // SAFETY: this task alone writes head hq of dq and kv head hk of dk, dv for
                 // sequence bi; every pointer stays inside its (b, t, heads, d) buffer.
                 unsafe {
