@@ -374,24 +374,41 @@ impl Engine {
         if t == 0 {
             return Ok(scores);
         }
-        let mut ids = Vec::with_capacity(conts.len() * t);
-        for (_, c) in conts {
-            ids.extend_from_slice(&c[..c.len() - 1]);
-            ids.extend(std::iter::repeat_n(0u32, t - (c.len() - 1)));
-        }
-        let ids = Tensor::from_vec(ids, (conts.len(), t), &self.dev())?;
-        let cache = cache
-            .expect("a context with longer continuations keeps its cache")
-            .expand(conts.len())?;
-        let hidden = self.model.hidden_after(&ids, &cache)?;
-        let logits = self.model.lm_head(&hidden)?;
-        for (j, (_, c)) in conts.iter().enumerate() {
-            if c.len() < 2 {
-                continue;
+        let cache = cache.expect("a context with longer continuations keeps its cache");
+        // Each continuation's rows of logits (its tokens but the last, as inputs), in order.
+        let rows: Vec<Vec<Vec<f32>>> = if self.prefix_cache && self.model.prefix_reuse_is_exact() {
+            // Packed into one row after the context's cache, read in place: no padding, no copies
+            // of the context's keys; the bits of each continuation run alone.
+            let mut ids = Vec::new();
+            let mut segs = Vec::with_capacity(conts.len());
+            for (_, c) in conts {
+                segs.push((ids.len(), c.len() - 1));
+                ids.extend_from_slice(&c[..c.len() - 1]);
             }
-            let rows = logits.get(j)?.narrow(0, 0, c.len() - 1)?;
-            let rows: Vec<Vec<f32>> = rows.to_vec2()?;
-            for (k, row) in rows.iter().enumerate() {
+            let n = ids.len();
+            let ids = Tensor::from_vec(ids, (1, n), &self.dev())?;
+            let (hidden, _) = self.model.forward_packed(&ids, &segs, Some(cache), false)?;
+            let logits = self.model.lm_head(&hidden.squeeze(0)?)?;
+            segs.iter()
+                .map(|&(a, len)| Ok(logits.narrow(0, a, len)?.to_vec2()?))
+                .collect::<Result<_>>()?
+        } else {
+            let mut ids = Vec::with_capacity(conts.len() * t);
+            for (_, c) in conts {
+                ids.extend_from_slice(&c[..c.len() - 1]);
+                ids.extend(std::iter::repeat_n(0u32, t - (c.len() - 1)));
+            }
+            let ids = Tensor::from_vec(ids, (conts.len(), t), &self.dev())?;
+            let hidden = self.model.hidden_after(&ids, &cache.expand(conts.len())?)?;
+            let logits = self.model.lm_head(&hidden)?;
+            conts
+                .iter()
+                .enumerate()
+                .map(|(j, (_, c))| Ok(logits.get(j)?.narrow(0, 0, c.len() - 1)?.to_vec2()?))
+                .collect::<Result<_>>()?
+        };
+        for (j, (_, c)) in conts.iter().enumerate() {
+            for (k, row) in rows[j].iter().enumerate() {
                 let (lp, greedy) = token_logprob(row, c[k + 1]);
                 scores[j].ll += lp;
                 scores[j].is_greedy &= greedy;
