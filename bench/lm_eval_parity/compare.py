@@ -22,6 +22,7 @@ import glob
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -306,6 +307,8 @@ def run_k2(args):
         runs = [("k2", "1")] + ([("k2_nocache", "0")] if name in NOCACHE_GROUPS else [])
         for side, cache in runs:
             out = os.path.join(WORK, side, name)
+            # k2 eval resumes into an existing folder: old results would be compared, not this build's.
+            shutil.rmtree(out, ignore_errors=True)
             cmd = [args.k2, "eval", "--model", args.model, "--tasks", ",".join(tasks),
                    "--shots", ",".join(f"{t}={n}" for t, n in tasks.items()),
                    "--limit", str(limit), "--output", out, "--data", args.data,
