@@ -134,6 +134,12 @@ impl Engine {
         }
     }
 
+    /// Whether prefixes are shared and sequences packed: asked for, and exact on this model
+    /// ([`Decoder::prefix_reuse_is_exact`]); otherwise contexts run right-padded.
+    fn shares_work(&self) -> bool {
+        self.prefix_cache && self.model.prefix_reuse_is_exact()
+    }
+
     fn dev(&self) -> Device {
         self.model.device().clone()
     }
@@ -179,7 +185,7 @@ impl Engine {
         }
         let mut groups: Vec<ContextGroup> = groups.into_iter().collect();
         let mut done = 0;
-        if self.prefix_cache && self.model.prefix_reuse_is_exact() {
+        if self.shares_work() {
             groups.sort_by(|a, b| a.0.cmp(&b.0));
             let ctxs: Vec<&[u32]> = groups.iter().map(|g| g.0.as_slice()).collect();
             let tree = crate::prefix_tree::build(&ctxs);
@@ -376,7 +382,7 @@ impl Engine {
         }
         let cache = cache.expect("a context with longer continuations keeps its cache");
         // Each continuation's rows of logits (its tokens but the last, as inputs), in order.
-        let rows: Vec<Vec<Vec<f32>>> = if self.prefix_cache && self.model.prefix_reuse_is_exact() {
+        let rows: Vec<Vec<Vec<f32>>> = if self.shares_work() {
             // Packed into one row after the context's cache, read in place: no padding, no copies
             // of the context's keys; the bits of each continuation run alone.
             let mut ids = Vec::new();

@@ -87,6 +87,22 @@ fn cached_prefix_then_continuation_equals_full_forward() {
     }
 }
 
+/// One sequence of token ids as a (1, n) tensor.
+fn row(dev: &Device, ids: &[u32]) -> Tensor {
+    Tensor::new(ids, dev).unwrap().unsqueeze(0).unwrap()
+}
+
+/// The f32 values of `t` as bit patterns, for exact comparisons.
+fn bits(t: &Tensor) -> Vec<u32> {
+    t.flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
+        .iter()
+        .map(|x| x.to_bits())
+        .collect()
+}
+
 /// Where the decoder promises it (f32 on a CPU with k2's product), a cached prefix changes no bit:
 /// a right-padded batch of prefixes, continuations from a row's cache, and token-by-token
 /// extension all give the logits of the whole sequence run alone, exactly. LLaMA with GQA, and
@@ -107,19 +123,11 @@ fn a_cached_prefix_changes_no_bit_where_the_decoder_says_so() {
         }
         let vocab = model.arch().vocab_size as u32;
         let full: Vec<u32> = (0..29u32).map(|i| (i * 31 + 7) % vocab).collect();
-        let row = |ids: &[u32]| Tensor::new(ids, &dev).unwrap().unsqueeze(0).unwrap();
-        let host = |t: &Tensor| -> Vec<u32> {
-            t.flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap()
-                .iter()
-                .map(|x| x.to_bits())
-                .collect()
-        };
-        let (h, _) = model.forward_hidden_cached(&row(&full), None).unwrap();
+        let (h, _) = model
+            .forward_hidden_cached(&row(&dev, &full), None)
+            .unwrap();
         let whole = model.lm_head(&h).unwrap().get(0).unwrap();
-        let at = |a: usize, n: usize| host(&whole.narrow(0, a, n).unwrap());
+        let at = |a: usize, n: usize| bits(&whole.narrow(0, a, n).unwrap());
 
         for split in [1, 11, 28] {
             // The prefix in a right-padded batch beside a longer row.
@@ -132,28 +140,32 @@ fn a_cached_prefix_changes_no_bit_where_the_decoder_says_so() {
             let batch = Tensor::from_vec(flat, (2, other.len()), &dev).unwrap();
             let (h, cache) = model.forward_hidden_cached(&batch, None).unwrap();
             let lp = model.lm_head(&h.get(0).unwrap()).unwrap();
-            assert_eq!(host(&lp.narrow(0, 0, split).unwrap()), at(0, split));
+            assert_eq!(bits(&lp.narrow(0, 0, split).unwrap()), at(0, split));
             // The rest after the row's cache, three times in one batch.
             let rest = full.len() - split;
             let cached = cache.row(0, split).unwrap().expand(3).unwrap();
-            let cont = row(&full[split..]).repeat((3, 1)).unwrap();
+            let cont = row(&dev, &full[split..]).repeat((3, 1)).unwrap();
             let h2 = model.hidden_after(&cont, &cached).unwrap();
             let logits = model.lm_head(&h2).unwrap();
             for r in 0..3 {
                 assert_eq!(
-                    host(&logits.get(r).unwrap()),
+                    bits(&logits.get(r).unwrap()),
                     at(split, rest),
                     "{dir:?}, split {split}, row {r}"
                 );
             }
         }
         // One token at a time.
-        let (_, mut c) = model.forward_hidden_cached(&row(&full[..1]), None).unwrap();
+        let (_, mut c) = model
+            .forward_hidden_cached(&row(&dev, &full[..1]), None)
+            .unwrap();
         for (i, &t) in full.iter().enumerate().skip(1) {
-            let (h, c2) = model.forward_hidden_cached(&row(&[t]), Some(&c)).unwrap();
+            let (h, c2) = model
+                .forward_hidden_cached(&row(&dev, &[t]), Some(&c))
+                .unwrap();
             c = c2;
             assert_eq!(
-                host(&model.lm_head(&h).unwrap()),
+                bits(&model.lm_head(&h).unwrap()),
                 at(i, 1),
                 "{dir:?}, pos {i}"
             );
@@ -180,22 +192,16 @@ fn packed_sequences_get_the_bits_they_get_alone() {
         let toks = |n: u32, seed: u32| -> Vec<u32> {
             (0..n).map(|i| (i * 31 + seed * 7 + 3) % vocab).collect()
         };
-        let row = |ids: &[u32]| Tensor::new(ids, &dev).unwrap().unsqueeze(0).unwrap();
-        let bits = |t: &Tensor| -> Vec<u32> {
-            t.flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap()
-                .iter()
-                .map(|x| x.to_bits())
-                .collect()
-        };
         let seqs = [toks(7, 1), toks(1, 2), toks(12, 3)];
         let tail = toks(4, 4);
         for prefix_len in [0u32, 9] {
             let prefix = toks(prefix_len, 5);
-            let cache = (prefix_len > 0)
-                .then(|| model.forward_hidden_cached(&row(&prefix), None).unwrap().1);
+            let cache = (prefix_len > 0).then(|| {
+                model
+                    .forward_hidden_cached(&row(&dev, &prefix), None)
+                    .unwrap()
+                    .1
+            });
             let mut flat = Vec::new();
             let mut segs = Vec::new();
             for s in &seqs {
@@ -203,12 +209,14 @@ fn packed_sequences_get_the_bits_they_get_alone() {
                 flat.extend_from_slice(s);
             }
             let (h, packed) = model
-                .forward_packed(&row(&flat), &segs, cache.as_ref(), true)
+                .forward_packed(&row(&dev, &flat), &segs, cache.as_ref(), true)
                 .unwrap();
             let packed = packed.unwrap();
             for (s, &(start, len)) in seqs.iter().zip(&segs) {
                 let whole: Vec<u32> = prefix.iter().chain(s).copied().collect();
-                let (alone, _) = model.forward_hidden_cached(&row(&whole), None).unwrap();
+                let (alone, _) = model
+                    .forward_hidden_cached(&row(&dev, &whole), None)
+                    .unwrap();
                 let p = prefix.len();
                 assert_eq!(
                     bits(&h.narrow(1, start, len).unwrap()),
@@ -217,9 +225,11 @@ fn packed_sequences_get_the_bits_they_get_alone() {
                 );
                 // Continue from the sequence's cut cache.
                 let own = packed.packed_row(cache.as_ref(), start, len).unwrap();
-                let next = model.hidden_after(&row(&tail), &own).unwrap();
+                let next = model.hidden_after(&row(&dev, &tail), &own).unwrap();
                 let longer: Vec<u32> = whole.iter().chain(&tail).copied().collect();
-                let (ref_h, _) = model.forward_hidden_cached(&row(&longer), None).unwrap();
+                let (ref_h, _) = model
+                    .forward_hidden_cached(&row(&dev, &longer), None)
+                    .unwrap();
                 assert_eq!(
                     bits(&next),
                     bits(&ref_h.narrow(1, whole.len(), tail.len()).unwrap())

@@ -49,11 +49,7 @@ pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Resul
         segments: None,
         prefix: None,
     };
-    Ok(Some(q.contiguous()?.apply_op3(
-        &k.contiguous()?,
-        &v.contiguous()?,
-        op,
-    )?))
+    op.apply(q, k, v).map(Some)
 }
 
 /// Attention over packed sequences that share a cached prefix: q (1, n, h, d) holds the
@@ -108,11 +104,7 @@ pub fn packed_attention(
             .map(|(pk, pv)| Ok::<_, candle_core::Error>((pk.contiguous()?, pv.contiguous()?)))
             .transpose()?,
     };
-    Ok(Some(q.contiguous()?.apply_op3(
-        &k.contiguous()?,
-        &v.contiguous()?,
-        op,
-    )?))
+    op.apply(q, k, v).map(Some)
 }
 
 struct Attention {
@@ -122,6 +114,13 @@ struct Attention {
     segments: Option<Vec<(usize, usize)>>,
     /// The shared prefix's keys and values of packed sequences, if any.
     prefix: Option<(Tensor, Tensor)>,
+}
+
+impl Attention {
+    fn apply(self, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+        q.contiguous()?
+            .apply_op3(&k.contiguous()?, &v.contiguous()?, self)
+    }
 }
 
 /// One sequence's queries and the keys they see: query i sees rows `pre_row .. pre_row + pre_len`
