@@ -19,6 +19,7 @@ pub mod score;
 pub mod span;
 pub mod streaming_writer;
 pub mod tokenizer;
+pub mod train_step;
 pub mod weights;
 
 pub use candle_core::{DType, Device};
@@ -34,6 +35,7 @@ pub use kv_cache::KvCache;
 pub use llama::{host_f32, is_half, next_token_logprobs, rope_tables, upcast, Llama, Mode};
 pub use presets::{preset, PRESETS};
 pub use tokenizer::{load_tokenizer, CheckpointTokenizer, Tokenizer};
+pub use train_step::TrainStep;
 pub use weights::{
     check_complete, load_model, load_model_on, load_tensors, safetensors_bytes, weight_files,
 };

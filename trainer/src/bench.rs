@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::init::init_weights;
-use crate::loss::lm_loss;
+use crate::loss::Backprop;
 use crate::optim::{AdamW, AdamWConfig};
 use crate::session::model_over;
 use crate::threads::set_threads;
@@ -143,6 +143,7 @@ pub fn bench_train(o: &BenchOptions) -> Result<BenchResult> {
         },
     )?;
     let mut rng = k2_corpus::rng::SplitMix64::new(42);
+    let mut backprop = Backprop::new();
     let (mut step_t, mut fb_t, mut opt_t) = (vec![], vec![], vec![]);
     for i in 0..o.warmup + o.steps {
         let ids: Vec<u32> = (0..o.batch * o.seq)
@@ -154,9 +155,7 @@ pub fn bench_train(o: &BenchOptions) -> Result<BenchResult> {
         let mut grads = opt.zero_grads()?;
         // Re-cast after every update, as the trainer does (`Session`).
         let model = model_over(&cfg, &vars, o.dtype)?;
-        let loss = lm_loss(&model, &ids)?;
-        let store = loss.backward()?;
-        opt.accumulate(&mut grads, &store, 1.0)?;
+        backprop.micro_batch(&model, &ids, &opt, &mut grads, 1.0)?;
         dev.synchronize()?;
         let t1 = Instant::now();
         opt.step(&mut grads, 3e-4, 1.0)?;

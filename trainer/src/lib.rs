@@ -33,7 +33,7 @@ pub use batch::{batch_of_step, decoded_batch_of_step, BatchLocation, DecodedSamp
 pub use config::{run_config, with_dtype};
 pub use config::{TrainConfig, DEFAULT_CONFIG};
 pub use error::{Result, TrainError};
-pub use loss::lm_loss;
+pub use loss::{lm_loss, Backprop};
 pub use packing::Sample;
 pub use run::{train, RunSummary, TrainOptions};
 pub use threads::set_threads;

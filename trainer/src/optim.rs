@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 
 use candle_core::{DType, Device, Tensor, Var};
-use k2_model::parallel::{par_chunks3_mut_map, par_map};
+use k2_model::parallel::{par_chunks3_mut_map, par_chunks_mut, par_map};
 
 use crate::error::{Result, TrainError};
 
@@ -170,6 +170,32 @@ impl AdamW {
                     *t = (&*t + g.affine(scale as f64, 0.0)?)?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// [`AdamW::accumulate`] from gradients on the host, looked up by parameter name (k2's own
+    /// backward, [`k2_model::TrainStep`]): the same `acc += scale * grad`.
+    pub fn accumulate_host<'g>(
+        &self,
+        acc: &mut Grads,
+        grad: impl Fn(&str) -> Option<&'g [f32]>,
+        scale: f32,
+    ) -> Result<()> {
+        let Grads::Host(bufs) = acc else {
+            return Err(TrainError::Resume(
+                "host gradients for parameters on a device".into(),
+            ));
+        };
+        for (p, buf) in self.params.iter().zip(bufs.iter_mut()) {
+            let g = grad(&p.name)
+                .filter(|g| g.len() == buf.len())
+                .ok_or_else(|| TrainError::Resume(format!("no gradient for {}", p.name)))?;
+            par_chunks_mut(buf, CHUNK, |c, bc| {
+                for (b, &x) in bc.iter_mut().zip(&g[c * CHUNK..]) {
+                    *b += scale * x;
+                }
+            });
         }
         Ok(())
     }

@@ -16,7 +16,7 @@ use crate::config::TrainConfig;
 use crate::dataset::{read_chunk, read_index};
 use crate::error::{io_err, Result, TrainError};
 use crate::init::init_weights;
-use crate::loss::lm_loss;
+use crate::loss::Backprop;
 use crate::metrics::StepMetrics;
 use crate::optim::{AdamW, AdamWConfig};
 use crate::schedule::Schedule;
@@ -56,6 +56,7 @@ pub struct Session {
     pub device_change: Option<String>,
     model: Llama,
     train_rng: ChaCha8Rng,
+    backprop: Backprop,
 }
 
 /// Rollbacks that restarted training at or before `position`: the attempt that trained the
@@ -156,6 +157,7 @@ impl Session {
             device_change,
             model,
             train_rng,
+            backprop: Backprop::new(),
         })
     }
 
@@ -226,11 +228,12 @@ impl Session {
                     .flat_map(|s| s.token_ids.iter().copied())
                     .collect();
                 let ids = Tensor::from_vec(ids, (micro.len(), seq), &self.dev)?;
-                let loss = lm_loss(compute.as_ref().unwrap_or(&self.model), &ids)?;
-                loss_sum += loss.to_scalar::<f32>()? as f64;
-                let store = loss.backward()?;
-                self.opt
-                    .accumulate(&mut grads, &store, 1.0 / n_micro as f32)?;
+                let model = compute.as_ref().unwrap_or(&self.model);
+                let scale = 1.0 / n_micro as f32;
+                let loss = self
+                    .backprop
+                    .micro_batch(model, &ids, &self.opt, &mut grads, scale)?;
+                loss_sum += loss as f64;
             }
             let loss = loss_sum / n_micro as f64;
             let signal = |grad_norm: f64, update_ratio: f64| StepSignal {

@@ -288,28 +288,154 @@ impl Attention {
         k: &[f32],
         v: &[f32],
     ) -> Vec<f32> {
-        let per = g.h / g.kv;
-        let seqs = self.seqs(g);
-        // SAFETY: every (sequence, head) block of rows is written by one task below, and those
-        // blocks tile the whole (b, t, h, d) output (the sequences tile the rows).
+        // SAFETY: `forward_into` writes every element of the (b, t, h, d) output.
         unsafe {
             gemm::written(q.len(), |ptr| {
-                let o = SyncPtr(ptr);
-                par_for(seqs.len() * g.kv, |task| {
-                    let (s, hk) = (&seqs[task / g.kv], task % g.kv);
-                    if s.n == 0 {
-                        return;
-                    }
-                    with_scratch(s.n * (s.pre_len + s.n), |p| {
-                        for hq in hk * per..(hk + 1) * per {
-                            self.probs(g, s, q, kp, k, hq, p);
-                            self.mix(g, s, vp, v, hq, p, o);
-                        }
-                    });
-                })
+                self.forward_into(g, q, kp, vp, k, v, SyncPtr(ptr), None)
             })
         }
     }
+
+    /// [`Attention::forward`] into `out`.
+    ///
+    /// # Safety
+    /// `out` must be valid for writes of `q.len()` floats that no one else touches meanwhile.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn forward_into(
+        &self,
+        g: &Geom,
+        q: &[f32],
+        kp: &[f32],
+        vp: &[f32],
+        k: &[f32],
+        v: &[f32],
+        o: SyncPtr,
+        keep: Option<SyncPtr>,
+    ) {
+        let per = g.h / g.kv;
+        let seqs = self.seqs(g);
+        // Every (sequence, head) block of rows is written by one task below, and those blocks
+        // tile the whole (b, t, h, d) output (the sequences tile the rows).
+        par_for(seqs.len() * g.kv, |task| {
+            let (si, hk) = (task / g.kv, task % g.kv);
+            let s = &seqs[si];
+            if s.n == 0 {
+                return;
+            }
+            let len = s.n * (s.pre_len + s.n);
+            let head = |hq: usize, p: &mut [f32]| {
+                self.probs(g, s, q, kp, k, hq, p);
+                // SAFETY: as the caller promised, and this task alone writes these rows.
+                unsafe { self.mix(g, s, vp, v, hq, p, o) };
+            };
+            match keep {
+                // SAFETY: (sequence, head) blocks of the kept buffer are disjoint, one per task
+                // and head; the caller sized it b·h·t² (batch mode: every sequence is t long).
+                Some(kb) => (hk * per..(hk + 1) * per).for_each(|hq| unsafe {
+                    let at = kb.add((si * g.h + hq) * len);
+                    head(hq, std::slice::from_raw_parts_mut(at, len))
+                }),
+                None => with_scratch(len, |p| {
+                    (hk * per..(hk + 1) * per).for_each(|hq| head(hq, p))
+                }),
+            }
+        })
+    }
+}
+
+/// The shape of a training attention call: `b` sequences of `t` positions, `h` query heads,
+/// `kv` key/value heads, head dim `d`; q and the output (b, t, h, d), k and v (b, t, kv, d).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CausalShape {
+    pub b: usize,
+    pub t: usize,
+    pub h: usize,
+    pub kv: usize,
+    pub d: usize,
+}
+
+impl CausalShape {
+    fn geom(&self) -> Geom {
+        let CausalShape { b, t, h, kv, d } = *self;
+        Geom {
+            b,
+            t,
+            tk: t,
+            h,
+            kv,
+            d,
+        }
+    }
+}
+
+/// The training attention's forward into `out`, the same bits as the [`causal_attention`] op,
+/// keeping each (sequence, head)'s t×t probabilities in `probs` (b·h·t² floats) for
+/// [`causal_backward_into`] when given.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn causal_forward_into(
+    s: CausalShape,
+    scale: f32,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+    probs: Option<&mut [f32]>,
+) {
+    let g = s.geom();
+    assert!(q.len() == s.b * s.t * s.h * s.d && out.len() == q.len() && k.len() == v.len());
+    assert!(s.kv > 0 && s.h.is_multiple_of(s.kv) && k.len() == s.b * s.t * s.kv * s.d);
+    if s.t == 0 || s.d == 0 {
+        return;
+    }
+    let op = Attention {
+        scale,
+        segments: None,
+        prefix: None,
+    };
+    let keep = probs.map(|p| {
+        assert_eq!(
+            p.len(),
+            s.b * s.h * s.t * s.t,
+            "attention: kept probabilities' size"
+        );
+        SyncPtr(p.as_mut_ptr())
+    });
+    // SAFETY: `out` and `probs` are exclusive borrows of exactly the sizes written.
+    unsafe { op.forward_into(&g, q, k, v, k, v, SyncPtr(out.as_mut_ptr()), keep) }
+}
+
+/// The training attention's backward for the output gradient `dout`: `dq`, `dk`, `dv`, the same
+/// bits as the [`causal_attention`] op's backward. With `probs` (the forward's, kept) it reads
+/// the probabilities instead of recomputing them.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn causal_backward_into(
+    s: CausalShape,
+    scale: f32,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    dout: &[f32],
+    dq: &mut [f32],
+    dk: &mut [f32],
+    dv: &mut [f32],
+    probs: Option<&[f32]>,
+) {
+    let g = s.geom();
+    assert!(dout.len() == q.len() && dq.len() == q.len() && dk.len() == k.len());
+    assert!(dv.len() == v.len() && k.len() == v.len() && s.kv > 0 && s.h.is_multiple_of(s.kv));
+    let op = Attention {
+        scale,
+        segments: None,
+        prefix: None,
+    };
+    if let Some(p) = probs {
+        assert_eq!(
+            p.len(),
+            s.b * s.h * s.t * s.t,
+            "attention: kept probabilities' size"
+        );
+    }
+    op.backward(&g, q, k, v, dout, dq, dk, dv, probs);
 }
 
 impl CustomOp3 for Attention {
@@ -367,7 +493,7 @@ impl CustomOp3 for Attention {
             with_f32(q, |qs| {
                 with_f32(k, |ks| {
                     with_f32(v, |vs| {
-                        self.backward(&g, qs, ks, vs, dout, &mut dq, &mut dk, &mut dv);
+                        self.backward(&g, qs, ks, vs, dout, &mut dq, &mut dk, &mut dv, None);
                         Ok(())
                     })
                 })
@@ -394,6 +520,7 @@ impl Attention {
         dq: &mut [f32],
         dk: &mut [f32],
         dv: &mut [f32],
+        kept: Option<&[f32]>,
     ) {
         if g.t == 0 || g.d == 0 {
             return;
@@ -409,7 +536,11 @@ impl Attention {
         let seqs = self.seqs(g);
         par_for(g.b * g.kv, |task| {
             let (bi, hk) = (task / g.kv, task % g.kv);
-            let mut p = vec![0f32; t * t];
+            let mut own = if kept.is_none() {
+                vec![0f32; t * t]
+            } else {
+                Vec::new()
+            };
             let mut dp = vec![0f32; t * t];
             let kofs = g.at_kv(bi, hk);
             let kk = MatRef::rows(&k[kofs..], g.kv * d);
@@ -418,11 +549,17 @@ impl Attention {
                 let qofs = g.at_q(bi, hq);
                 let qq = MatRef::rows(&q[qofs..], g.h * d);
                 let doh = MatRef::rows(&dout[qofs..], g.h * d);
-                self.probs(g, &seqs[bi], q, k, k, hq, &mut p);
+                let p: &[f32] = match kept {
+                    Some(all) => &all[(bi * g.h + hq) * t * t..][..t * t],
+                    None => {
+                        self.probs(g, &seqs[bi], q, k, k, hq, &mut own);
+                        &own
+                    }
+                };
                 // SAFETY: this task alone writes head hq of dq and kv head hk of dk, dv for
                 // sequence bi; every pointer stays inside its (b, t, heads, d) buffer.
                 unsafe {
-                    let pt = MatRef::cols(&p, t);
+                    let pt = MatRef::cols(p, t);
                     gemm::sgemm_ptr(t, d, t, pt, doh, pv.add(kofs), g.kv * d, n > 0, false);
                 }
                 gemm::sgemm(t, t, d, doh, vt, &mut dp, t, false, false);

@@ -43,10 +43,19 @@ fn u32_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [u32]> {
     }
 }
 
-fn log_sum_exp(row: &[f32]) -> f32 {
+pub(crate) fn log_sum_exp(row: &[f32]) -> f32 {
     let m = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
     let s: f32 = row.iter().map(|&v| (v - m).exp()).sum();
     m + s.ln()
+}
+
+/// A row of logits turned, in place, into its gradient `(softmax − onehot(target)) · scale`
+/// given the row's log-sum-exp `lse`.
+pub(crate) fn grad_row_in_place(row: &mut [f32], lse: f32, target: usize, scale: f32) {
+    for v in row.iter_mut() {
+        *v = (*v - lse).exp() * scale;
+    }
+    row[target] -= scale;
 }
 
 struct CrossEntropy {
@@ -151,11 +160,8 @@ impl CustomOp2 for CrossEntropyBwd<'_> {
             let xc = &x[c * rpt * v..];
             for (r, (dr, xr)) in dc.chunks_exact_mut(v).zip(xc.chunks_exact(v)).enumerate() {
                 let i = c * rpt + r;
-                let l = self.lse[i];
-                for (dv, &xv) in dr.iter_mut().zip(xr) {
-                    *dv = (xv - l).exp() * scale;
-                }
-                dr[t[i] as usize] -= scale;
+                dr.copy_from_slice(xr);
+                grad_row_in_place(dr, self.lse[i], t[i] as usize, scale);
             }
         });
         Ok((CpuStorage::F32(d), l1.shape().clone()))

@@ -30,6 +30,16 @@ pub use softmax::{
 };
 pub use swiglu::{swiglu, swiglu_composite};
 
+/// The kernels behind the ops, on slices, for [`crate::train_step`]: the same functions the
+/// ops' `cpu_fwd` and `bwd` run, so both paths compute the same bits.
+pub(crate) mod kernels {
+    pub(crate) use super::attention::{causal_backward_into, causal_forward_into, CausalShape};
+    pub(crate) use super::cross_entropy::{grad_row_in_place, log_sum_exp};
+    pub(crate) use super::rms_norm::{rms_norm_grad, rms_norm_into};
+    pub(crate) use super::rope::rope_into;
+    pub(crate) use super::swiglu::{swiglu_grad, swiglu_into};
+}
+
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, DType, Device, Layout, Result, Tensor};
 

@@ -27,6 +27,64 @@ fn inv_rms(row: &[f32], eps: f32) -> f32 {
     1.0 / (ss / row.len() as f32 + eps).sqrt()
 }
 
+/// `y` = RMSNorm of the rows of `x` (of `w.len()` elements each), rows in parallel tasks.
+pub(crate) fn rms_norm_into(x: &[f32], w: &[f32], eps: f32, y: &mut [f32]) {
+    let d = w.len();
+    let rpt = rows_per_task(x.len() / d.max(1), d, 8192);
+    par_chunks_mut(y, rpt * d, |c, yc| {
+        let xc = &x[c * rpt * d..];
+        for (yr, xr) in yc.chunks_exact_mut(d).zip(xc.chunks_exact(d)) {
+            let r = inv_rms(xr, eps);
+            for ((yv, xv), wv) in yr.iter_mut().zip(xr).zip(w) {
+                *yv = xv * r * wv;
+            }
+        }
+    });
+}
+
+/// The backward of [`rms_norm_into`] for the output gradient `g`: writes `dx` (like `x`) and
+/// `dw` (like `w`; the per-task partial sums added in task order, so the same bits on any
+/// thread count).
+pub(crate) fn rms_norm_grad(
+    x: &[f32],
+    w: &[f32],
+    g: &[f32],
+    eps: f32,
+    dx: &mut [f32],
+    dw: &mut [f32],
+) {
+    let d = w.len();
+    let n = x.len();
+    let rpt = rows_per_task(n / d.max(1), d, 8192);
+    let partials: Vec<Vec<f32>> = par_chunks_mut_map(dx, rpt * d, |c, dxc| {
+        let (xc, gc) = (&x[c * rpt * d..], &g[c * rpt * d..]);
+        let mut dwp = vec![0f32; d];
+        for ((dxr, xr), gr) in dxc
+            .chunks_exact_mut(d)
+            .zip(xc.chunks_exact(d))
+            .zip(gc.chunks_exact(d))
+        {
+            let r = inv_rms(xr, eps);
+            // dxh = g * w; dx = r * (dxh - xh * mean(dxh * xh)), xh = x * r.
+            let mut dot = 0f32;
+            for (((xv, gv), wv), dwv) in xr.iter().zip(gr).zip(w).zip(dwp.iter_mut()) {
+                let xh = xv * r;
+                *dwv += gv * xh;
+                dot += gv * wv * xh;
+            }
+            let c = dot / d as f32;
+            for (((dv, xv), gv), wv) in dxr.iter_mut().zip(xr).zip(gr).zip(w) {
+                *dv = r * (gv * wv - xv * r * c);
+            }
+        }
+        dwp
+    });
+    dw.fill(0.0);
+    for p in &partials {
+        dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+    }
+}
+
 struct RmsNorm {
     eps: f32,
 }
@@ -45,18 +103,8 @@ impl CustomOp2 for RmsNorm {
     ) -> Result<(CpuStorage, Shape)> {
         let x = f32_slice(s1, l1, self.name())?;
         let w = f32_slice(s2, l2, self.name())?;
-        let d = w.len();
         let mut y = vec![0f32; x.len()];
-        let rpt = rows_per_task(x.len() / d.max(1), d, 8192);
-        par_chunks_mut(&mut y, rpt * d, |c, yc| {
-            let xc = &x[c * rpt * d..];
-            for (yr, xr) in yc.chunks_exact_mut(d).zip(xc.chunks_exact(d)) {
-                let r = inv_rms(xr, self.eps);
-                for ((yv, xv), wv) in yr.iter_mut().zip(xr).zip(w) {
-                    *yv = xv * r * wv;
-                }
-            }
-        });
+        rms_norm_into(x, w, self.eps, &mut y);
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -98,38 +146,10 @@ impl CustomOp3 for RmsNormBwd {
         let x = f32_slice(s1, l1, self.name())?;
         let w = f32_slice(s2, l2, self.name())?;
         let g = f32_slice(s3, l3, self.name())?;
-        let d = w.len();
-        let n = x.len();
+        let (d, n) = (w.len(), x.len());
         let mut out = vec![0f32; n + d];
         let (dx, dw) = out.split_at_mut(n);
-        let rpt = rows_per_task(n / d.max(1), d, 8192);
-        let partials: Vec<Vec<f32>> = par_chunks_mut_map(dx, rpt * d, |c, dxc| {
-            let (xc, gc) = (&x[c * rpt * d..], &g[c * rpt * d..]);
-            let mut dwp = vec![0f32; d];
-            for ((dxr, xr), gr) in dxc
-                .chunks_exact_mut(d)
-                .zip(xc.chunks_exact(d))
-                .zip(gc.chunks_exact(d))
-            {
-                let r = inv_rms(xr, self.eps);
-                // dxh = g * w; dx = r * (dxh - xh * mean(dxh * xh)), xh = x * r.
-                let mut dot = 0f32;
-                for (((xv, gv), wv), dwv) in xr.iter().zip(gr).zip(w).zip(dwp.iter_mut()) {
-                    let xh = xv * r;
-                    *dwv += gv * xh;
-                    dot += gv * wv * xh;
-                }
-                let c = dot / d as f32;
-                for (((dv, xv), gv), wv) in dxr.iter_mut().zip(xr).zip(gr).zip(w) {
-                    *dv = r * (gv * wv - xv * r * c);
-                }
-            }
-            dwp
-        });
-        // Summed in task order: deterministic whatever the scheduling.
-        for p in &partials {
-            dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);
-        }
+        rms_norm_grad(x, w, g, self.eps, dx, dw);
         Ok((CpuStorage::F32(out), Shape::from(n + d)))
     }
 }

@@ -54,6 +54,41 @@ pub fn rope_composite(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> 
     candle_nn::rotary_emb::rope_slow(x, cos, sin)
 }
 
+/// `y` = `x` rotated: rows of `d` elements, `per` rows per position, `t` positions per sequence,
+/// each (i, i + d/2) pair turned by +θ of its position (−θ when `inverse`: the backward).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn rope_into(
+    x: &[f32],
+    cos: &[f32],
+    sin: &[f32],
+    per: usize,
+    t: usize,
+    d: usize,
+    inverse: bool,
+    y: &mut [f32],
+) {
+    if d == 0 || t == 0 {
+        return;
+    }
+    let h = d / 2;
+    let sign = if inverse { -1f32 } else { 1f32 };
+    let rpt = rows_per_task(x.len() / d, d, 8192);
+    par_chunks_mut(y, rpt * d, |c, yc| {
+        let xc = &x[c * rpt * d..];
+        for (r, (yr, xr)) in yc.chunks_exact_mut(d).zip(xc.chunks_exact(d)).enumerate() {
+            let p = ((c * rpt + r) / per.max(1)) % t;
+            let (cr, sr) = (&cos[p * h..(p + 1) * h], &sin[p * h..(p + 1) * h]);
+            let (x1, x2) = xr.split_at(h);
+            let (y1, y2) = yr.split_at_mut(h);
+            for i in 0..h {
+                let (a, b, cv, sv) = (x1[i], x2[i], cr[i], sign * sr[i]);
+                y1[i] = a * cv - b * sv;
+                y2[i] = b * cv + a * sv;
+            }
+        }
+    });
+}
+
 /// Rotates each (i, i + d/2) pair by +θ (or by −θ when `inverse`).
 struct Rope {
     inverse: bool,
@@ -85,27 +120,8 @@ impl CustomOp3 for Rope {
         } else {
             (1, dims[2], dims[3])
         };
-        let h = d / 2;
         let mut y = vec![0f32; x.len()];
-        if d == 0 || t == 0 {
-            return Ok((CpuStorage::F32(y), l1.shape().clone()));
-        }
-        let sign = if self.inverse { -1f32 } else { 1f32 };
-        let rpt = rows_per_task(x.len() / d, d, 8192);
-        par_chunks_mut(&mut y, rpt * d, |c, yc| {
-            let xc = &x[c * rpt * d..];
-            for (r, (yr, xr)) in yc.chunks_exact_mut(d).zip(xc.chunks_exact(d)).enumerate() {
-                let p = ((c * rpt + r) / per.max(1)) % t;
-                let (cr, sr) = (&cos[p * h..(p + 1) * h], &sin[p * h..(p + 1) * h]);
-                let (x1, x2) = xr.split_at(h);
-                let (y1, y2) = yr.split_at_mut(h);
-                for i in 0..h {
-                    let (a, b, cv, sv) = (x1[i], x2[i], cr[i], sign * sr[i]);
-                    y1[i] = a * cv - b * sv;
-                    y2[i] = b * cv + a * sv;
-                }
-            }
-        });
+        rope_into(x, cos, sin, per, t, d, self.inverse, &mut y);
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 

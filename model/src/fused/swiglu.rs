@@ -21,6 +21,54 @@ pub fn swiglu_composite(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
     gate.silu()? * up
 }
 
+/// `y = silu(g) · u`, elementwise, in parallel tasks; with `sig`, also each element's
+/// `sigmoid(g)` as the backward computes it, for [`swiglu_grad`] to read instead of recomputing.
+pub(crate) fn swiglu_into(g: &[f32], u: &[f32], y: &mut [f32], sig: Option<&mut [f32]>) {
+    let Some(sig) = sig else {
+        par_chunks_mut(y, TASK, |c, yc| {
+            let (gc, uc) = (&g[c * TASK..], &u[c * TASK..]);
+            for ((yv, &gv), &uv) in yc.iter_mut().zip(gc).zip(uc) {
+                *yv = gv / (1.0 + (-gv).exp()) * uv;
+            }
+        });
+        return;
+    };
+    par_chunks2_mut(y, sig, TASK, |c, yc, sc| {
+        let (gc, uc) = (&g[c * TASK..], &u[c * TASK..]);
+        for i in 0..yc.len() {
+            let e = (-gc[i]).exp();
+            yc[i] = gc[i] / (1.0 + e) * uc[i];
+            sc[i] = 1.0 / (1.0 + e);
+        }
+    });
+}
+
+/// The backward of [`swiglu_into`] for the output gradient `dy`: `dg` and `du` (the sigmoids
+/// read from `sig` when the forward kept them: the same values).
+pub(crate) fn swiglu_grad(
+    g: &[f32],
+    u: &[f32],
+    dy: &[f32],
+    dg: &mut [f32],
+    du: &mut [f32],
+    sig: Option<&[f32]>,
+) {
+    par_chunks2_mut(dg, du, TASK, |c, dgc, duc| {
+        let (gc, uc, dyc) = (&g[c * TASK..], &u[c * TASK..], &dy[c * TASK..]);
+        let kept = sig.map(|s| &s[c * TASK..]);
+        for i in 0..dgc.len() {
+            let (gv, uv, d) = (gc[i], uc[i], dyc[i]);
+            let s = match kept {
+                Some(k) => k[i],
+                None => 1.0 / (1.0 + (-gv).exp()),
+            };
+            let silu = gv * s;
+            duc[i] = d * silu;
+            dgc[i] = d * uv * (s + silu * (1.0 - s));
+        }
+    });
+}
+
 struct SwiGlu;
 
 impl CustomOp2 for SwiGlu {
@@ -38,12 +86,7 @@ impl CustomOp2 for SwiGlu {
         let g = f32_slice(s1, l1, self.name())?;
         let u = f32_slice(s2, l2, self.name())?;
         let mut y = vec![0f32; g.len()];
-        par_chunks_mut(&mut y, TASK, |c, yc| {
-            let (gc, uc) = (&g[c * TASK..], &u[c * TASK..]);
-            for ((yv, &gv), &uv) in yc.iter_mut().zip(gc).zip(uc) {
-                *yv = gv / (1.0 + (-gv).exp()) * uv;
-            }
-        });
+        swiglu_into(g, u, &mut y, None);
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -85,16 +128,7 @@ impl CustomOp3 for SwiGluBwd {
         let n = g.len();
         let mut out = vec![0f32; 2 * n];
         let (dg, du) = out.split_at_mut(n);
-        par_chunks2_mut(dg, du, TASK, |c, dgc, duc| {
-            let (gc, uc, dyc) = (&g[c * TASK..], &u[c * TASK..], &dy[c * TASK..]);
-            for i in 0..dgc.len() {
-                let (gv, uv, d) = (gc[i], uc[i], dyc[i]);
-                let s = 1.0 / (1.0 + (-gv).exp());
-                let silu = gv * s;
-                duc[i] = d * silu;
-                dgc[i] = d * uv * (s + silu * (1.0 - s));
-            }
-        });
+        swiglu_grad(g, u, dy, dg, du, None);
         Ok((CpuStorage::F32(out), Shape::from(2 * n)))
     }
 }
