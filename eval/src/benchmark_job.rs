@@ -4,6 +4,7 @@
 //! hash, task config hash, harness version and dtype is done.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use indicatif::ProgressBar;
 use k2_archive::SourceCheckpoint;
@@ -11,7 +12,8 @@ use k2_model::Placement;
 
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::evaluate::{count_requests, run_task, SampleRecord};
+use crate::evaluate::{count_requests, run_prepared, SampleRecord};
+use crate::prepared::Prepared;
 use crate::results::{
     read_metrics, results_file, stored_key, CheckpointInfo, ResultKey, TaskResult, HARNESS_VERSION,
 };
@@ -72,6 +74,8 @@ pub struct BenchmarkJob {
     pub batch_size: usize,
     pub placement: Placement,
     names: Vec<String>,
+    /// Each task's requests and token ids, built on first use and shared by every checkpoint.
+    prepared: Vec<OnceLock<Prepared>>,
 }
 
 impl BenchmarkJob {
@@ -82,13 +86,23 @@ impl BenchmarkJob {
         placement: Placement,
     ) -> Self {
         let names = tasks.iter().map(|t| t.task.name().to_string()).collect();
+        let prepared = tasks.iter().map(|_| OnceLock::new()).collect();
         BenchmarkJob {
             tasks,
             layout,
             batch_size,
             placement,
             names,
+            prepared,
         }
+    }
+
+    /// Task `unit`'s requests, built on the first call.
+    pub fn prepared(&self, unit: usize) -> &Prepared {
+        self.prepared[unit].get_or_init(|| {
+            let t = &self.tasks[unit];
+            Prepared::build(t.task.as_ref(), t.shots, t.limit)
+        })
     }
 
     /// The results directory of a checkpoint.
@@ -163,7 +177,7 @@ impl Job for BenchmarkJob {
     }
 
     fn cost(&self, unit: usize) -> u64 {
-        self.tasks[unit].requests() as u64
+        self.prepared(unit).requests() as u64
     }
 
     fn root(&self) -> PathBuf {
@@ -225,10 +239,15 @@ impl Job for BenchmarkJob {
             let t = &self.tasks[u];
             bar.set_message(format!("{} {}", c.name, self.names[u]));
             let start = bar.position();
-            let (result, samples) =
-                run_task(&engine, t.task.as_ref(), t.shots, t.limit, &mut |k| {
-                    bar.set_position(start + k as u64)
-                })?;
+            let prepared = self.prepared(u);
+            let (result, samples) = run_prepared(
+                &engine,
+                t.task.as_ref(),
+                t.shots,
+                t.limit,
+                prepared,
+                &mut |k| bar.set_position(start + k as u64),
+            )?;
             let key = self.key(t, ckpt.weights_sha256);
             write_result(&out_dir, &result, &samples, &info, &key)?;
         }

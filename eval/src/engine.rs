@@ -35,6 +35,19 @@ pub struct Engine {
     /// Share long common prefixes between contexts where that changes no bit (on unless
     /// `K2_PREFIX_CACHE=0`).
     pub prefix_cache: bool,
+    /// Names the tokenization (a hash of the tokenizer's serialization and its BOS/EOS): engines
+    /// with equal keys encode every text the same, so a sweep reuses token ids across them.
+    pub tokenizer_key: String,
+}
+
+/// [`Engine::tokenizer_key`] of a tokenizer.
+pub fn tokenizer_key(tok: &CheckpointTokenizer) -> String {
+    let json = tok.tokenizer.to_string(false).unwrap_or_default();
+    let meta = format!(
+        "\n{:?} {:?} {:?}",
+        tok.bos_token_id, tok.eos_token_id, tok.class
+    );
+    k2_archive::sha256_bytes(format!("{json}{meta}").as_bytes())
 }
 
 /// log p(`tok`) under the softmax of one row of logits (log-sum-exp accumulated in f64), and
@@ -127,10 +140,11 @@ impl Engine {
         let max_len = model.arch().max_position_embeddings;
         Self {
             model,
-            tokenizer,
             batch_size: batch_size.max(1),
             max_len,
             prefix_cache: std::env::var("K2_PREFIX_CACHE").as_deref() != Ok("0"),
+            tokenizer_key: tokenizer_key(&tokenizer),
+            tokenizer,
         }
     }
 

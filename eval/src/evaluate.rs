@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::metrics::aggregate_docs;
+use crate::prepared::Prepared;
 use crate::request::{Request, Response};
 use crate::results::{MetricResult, TaskResult};
 use crate::scorer::Scorer;
@@ -45,37 +46,41 @@ pub fn run_task(
     limit: Option<usize>,
     progress: &mut dyn FnMut(usize),
 ) -> Result<(TaskResult, Vec<SampleRecord>)> {
-    let n = limit.map_or(task.num_docs(), |l| l.min(task.num_docs()));
-    let per_doc: Vec<Vec<Request>> = (0..n).map(|d| task.requests(d, shots)).collect();
+    let prepared = Prepared::build(task, shots, limit);
+    run_prepared(scorer, task, shots, limit, &prepared, progress)
+}
+
+/// [`run_task`] over requests built beforehand ([`Prepared::build`] of the same task, shots
+/// and limit), which a sweep shares across checkpoints.
+pub fn run_prepared(
+    scorer: &dyn Scorer,
+    task: &dyn Task,
+    shots: usize,
+    limit: Option<usize>,
+    prepared: &Prepared,
+    progress: &mut dyn FnMut(usize),
+) -> Result<(TaskResult, Vec<SampleRecord>)> {
+    let per_doc = &prepared.per_doc;
+    let n = per_doc.len();
     let mut responses: Vec<Vec<Option<Response>>> =
         per_doc.iter().map(|r| vec![None; r.len()]).collect();
 
     // Loglikelihood requests, all at once so contexts are shared across the whole task.
-    let mut ll_pairs = Vec::new();
-    let mut ll_owner = Vec::new();
+    let (ll_pairs, ll_owner) = prepared.loglikelihood_pairs();
     let mut rolling = Vec::new();
     let mut rolling_owner = Vec::new();
     for (d, reqs) in per_doc.iter().enumerate() {
         for (k, r) in reqs.iter().enumerate() {
-            match r {
-                Request::Loglikelihood {
-                    context,
-                    continuation,
-                } => {
-                    ll_pairs.push((context.as_str(), continuation.as_str()));
-                    ll_owner.push((d, k));
-                }
-                Request::Rolling { text } => {
-                    rolling.push(text.clone());
-                    rolling_owner.push((d, k));
-                }
-                Request::Generate { .. } => {}
+            if let Request::Rolling { text } = r {
+                rolling.push(text.clone());
+                rolling_owner.push((d, k));
             }
         }
     }
     let mut done = 0;
     if !ll_pairs.is_empty() {
-        let scored = scorer.loglikelihoods(&ll_pairs, &mut |k| progress(done + k))?;
+        let scored =
+            scorer.prepared_loglikelihoods(prepared, &ll_pairs, &mut |k| progress(done + k))?;
         for ((ll, is_greedy), (d, k)) in scored.into_iter().zip(ll_owner) {
             responses[d][k] = Some(Response::Loglikelihood { ll, is_greedy });
         }
@@ -107,7 +112,7 @@ pub fn run_task(
 
     let mut docs: Vec<DocResult> = Vec::with_capacity(n);
     let mut samples = Vec::with_capacity(n);
-    for (d, (reqs, resps)) in per_doc.into_iter().zip(responses).enumerate() {
+    for (d, (reqs, resps)) in per_doc.iter().zip(responses).enumerate() {
         let resps: Vec<Response> = resps
             .into_iter()
             .map(|r| r.expect("every request answered"))
@@ -122,7 +127,7 @@ pub fn run_task(
         samples.push(SampleRecord {
             doc_id: d,
             prompt_hash: k2_archive::sha256_bytes(prompt.as_bytes()),
-            arguments: reqs,
+            arguments: reqs.clone(),
             resps,
             prediction: res.prediction.clone(),
             target: res.target.clone(),

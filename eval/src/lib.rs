@@ -20,6 +20,7 @@ pub mod memorization_summary;
 pub mod metrics;
 pub mod model_view;
 pub mod prefix_tree;
+pub mod prepared;
 pub mod pyrandom;
 pub mod registry;
 pub mod request;

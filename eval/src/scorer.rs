@@ -7,6 +7,7 @@ use std::cell::RefCell;
 use crate::encode::encode_pair;
 use crate::engine::Engine;
 use crate::error::Result;
+use crate::prepared::Prepared;
 use crate::request::{Request, Response};
 
 /// Answers requests. Batched calls return answers in input order; `progress` is called with the
@@ -19,6 +20,19 @@ pub trait Scorer {
         pairs: &[(&str, &str)],
         progress: &mut dyn FnMut(usize),
     ) -> Result<Vec<(f64, bool)>>;
+
+    /// [`Scorer::loglikelihoods`] of `prepared`'s loglikelihood `pairs` (in its order): a
+    /// tokenizing scorer takes their token ids from `prepared`, encoding them on the first call
+    /// for its tokenizer only. The same answers as `loglikelihoods(pairs)`.
+    fn prepared_loglikelihoods(
+        &self,
+        prepared: &Prepared,
+        pairs: &[(&str, &str)],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<(f64, bool)>> {
+        let _ = prepared;
+        self.loglikelihoods(pairs, progress)
+    }
 
     /// Total log-likelihood and token count of each text (lm-eval `loglikelihood_rolling`).
     fn rolling_loglikelihoods(
@@ -49,6 +63,25 @@ impl Scorer for Engine {
             .iter()
             .map(|(c, x)| encode_pair(&self.tokenizer, c, x))
             .collect::<Result<Vec<_>>>()?;
+        Ok(self
+            .loglikelihood(&encoded, progress)?
+            .into_iter()
+            .map(|s| (s.ll, s.is_greedy))
+            .collect())
+    }
+
+    fn prepared_loglikelihoods(
+        &self,
+        prepared: &Prepared,
+        pairs: &[(&str, &str)],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<(f64, bool)>> {
+        let encoded = prepared.encoded(&self.tokenizer_key, || {
+            pairs
+                .iter()
+                .map(|(c, x)| encode_pair(&self.tokenizer, c, x))
+                .collect()
+        })?;
         Ok(self
             .loglikelihood(&encoded, progress)?
             .into_iter()
