@@ -23,20 +23,62 @@ use crate::llama::repeat_kv;
 
 /// A projection `x @ wᵀ (+ b)`.
 pub(crate) struct Linear {
-    pub(crate) w: Tensor,
+    /// (out, in); (in, out) when `transposed` (laid out for k2's product, see
+    /// [`fused::transposed_for_gemm`]).
+    w: Tensor,
     pub(crate) b: Option<Tensor>,
+    transposed: bool,
 }
 
 impl Linear {
+    /// The projection with weight `w` (out, in), kept transposed where k2's product runs.
+    pub(crate) fn new(w: Tensor, b: Option<Tensor>) -> Result<Self> {
+        Ok(match fused::transposed_for_gemm(&w)? {
+            Some(wt) => Linear {
+                w: wt,
+                b,
+                transposed: true,
+            },
+            None => Linear {
+                w,
+                b,
+                transposed: false,
+            },
+        })
+    }
+
+    /// The projection with weight `w` (out, in) kept as it is (a tied head: the embedding).
+    pub(crate) fn untransposed(w: Tensor) -> Self {
+        Linear {
+            w,
+            b: None,
+            transposed: false,
+        }
+    }
+
+    /// Output features.
+    fn out_dim(&self) -> Result<usize> {
+        Ok(self.w.dim(if self.transposed { 1 } else { 0 })?)
+    }
+
+    /// `x @ wᵀ` for x of shape (rows, in).
+    pub(crate) fn product(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(if self.transposed {
+            fused::linear_transposed(x, &self.w)?
+        } else {
+            fused::linear(x, &self.w)?
+        })
+    }
+
     /// For x of shape (batch, seq, in).
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
-        let y = fused::linear(&x.reshape((b * t, d))?, &self.w)?;
+        let y = self.product(&x.reshape((b * t, d))?)?;
         let y = match &self.b {
             Some(bias) => y.broadcast_add(bias)?,
             None => y,
         };
-        Ok(y.reshape((b, t, self.w.dim(0)?))?)
+        Ok(y.reshape((b, t, self.out_dim()?))?)
     }
 }
 
@@ -136,7 +178,7 @@ pub struct Decoder {
     pub(crate) embed: Tensor,
     pub(crate) blocks: Vec<Block>,
     pub(crate) norm: Norm,
-    pub(crate) lm_head: Tensor,
+    pub(crate) lm_head: Linear,
     /// RoPE tables over the rotary dims: (positions, rotary_dims / 2).
     pub(crate) cos: Tensor,
     pub(crate) sin: Tensor,
@@ -223,7 +265,7 @@ impl Decoder {
         let d = h.dim(D::Minus1)?;
         let mut shape = h.dims().to_vec();
         let n = h.elem_count() / d;
-        let logits = fused::linear(&h.reshape((n, d))?, &self.lm_head)?;
+        let logits = self.lm_head.product(&h.reshape((n, d))?)?;
         *shape.last_mut().expect("non-empty shape") = self.arch.vocab_size;
         Ok(logits.to_dtype(DType::F32)?.reshape(shape)?)
     }

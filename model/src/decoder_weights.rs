@@ -161,14 +161,12 @@ impl Decoder {
                                s: &str,
                                bias: bool|
                      -> Result<Linear> {
-                        Ok(Linear {
-                            w: get(&n(&format!("{s}.weight")))?,
-                            b: if bias {
-                                Some(get(&n(&format!("{s}.bias")))?)
-                            } else {
-                                None
-                            },
-                        })
+                        let b = if bias {
+                            Some(get(&n(&format!("{s}.bias")))?)
+                        } else {
+                            None
+                        };
+                        Linear::new(get(&n(&format!("{s}.weight")))?, b)
                     };
                     Block {
                         attn_norm: norm(&mut get, &n("input_layernorm"))?,
@@ -188,10 +186,7 @@ impl Decoder {
                     let n = |s: &str| names::layer(i, s);
                     let lin =
                         |get: &mut dyn FnMut(&str) -> Result<Tensor>, s: &str| -> Result<Linear> {
-                            Ok(Linear {
-                                w: get(&n(&format!("{s}.weight")))?,
-                                b: None,
-                            })
+                            Linear::new(get(&n(&format!("{s}.weight")))?, None)
                         };
                     let olmo2 = arch.family == Family::Olmo2;
                     let (attn_norm, mlp_norm) = if olmo2 {
@@ -247,10 +242,12 @@ impl Decoder {
             _ => ("model.norm", names::LM_HEAD),
         };
         let norm = norm(&mut get, final_norm)?;
+        // A tied head keeps the embedding's layout (a transposed copy would double the
+        // vocabulary's memory); an untied one is the model's largest product, laid out for it.
         let lm_head = if arch.tie_word_embeddings {
-            embed.clone()
+            Linear::untransposed(embed.clone())
         } else {
-            get(head)?
+            Linear::new(get(head)?, None)?
         };
         let (cos, sin) = rope_tables(
             arch.rotary_dims,

@@ -398,3 +398,36 @@ fn fused_attention_matches_composite_with_and_without_gqa() {
         );
     }
 }
+
+#[test]
+fn pretransposed_weights_give_the_same_product_bits() {
+    // Edge tiles in both dimensions, one row, and a depth over one packed panel (256).
+    for (m, k, n) in [(1, 16, 8), (7, 33, 45), (13, 300, 70), (40, 64, 1030)] {
+        let x = rand(&[m, k], 1, 1.0);
+        let w = rand(&[n, k], 2, 1.0);
+        let Some(wt) = fused::transposed_for_gemm(&w).unwrap() else {
+            println!("skipped: k2's product does not run on this CPU");
+            return;
+        };
+        assert_eq!(wt.dims(), &[k, n]);
+        let a: Vec<u32> = fused::linear(&x, &w)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
+        let b: Vec<u32> = fused::linear_transposed(&x, &wt)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
+        assert_eq!(a, b, "{m}x{k}x{n}");
+    }
+}

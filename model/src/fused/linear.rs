@@ -29,6 +29,69 @@ pub fn linear_candle(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     x.matmul(&w.t()?)
 }
 
+/// `w` (out, in) as the (in, out) row-major matrix k2's product reads `wᵀ` from in place, for
+/// inference weights used over and over (eval): each product then skips packing the weight's
+/// transpose. `None` where k2's product does not run (other dtypes and devices, no kernel) or
+/// `K2_PREPACK=0`. The products' bits do not change: each element is the same FMA chain.
+pub fn transposed_for_gemm(w: &Tensor) -> Result<Option<Tensor>> {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let on = *ON.get_or_init(|| std::env::var("K2_PREPACK").as_deref() != Ok("0"));
+    if !on || gemm::isa().is_none() || !cpu_f32(&[w]) || w.rank() != 2 {
+        return Ok(None);
+    }
+    Ok(Some(w.t()?.contiguous()?))
+}
+
+/// `x·wt` for x (rows, in) and wt (in, out) from [`transposed_for_gemm`]: the same values as
+/// [`linear`] of the untransposed weight. Inference only (no backward).
+pub fn linear_transposed(x: &Tensor, wt: &Tensor) -> Result<Tensor> {
+    if gemm::isa().is_none() || !cpu_f32(&[x, wt]) || x.rank() != 2 || wt.rank() != 2 {
+        bail!("k2-linear-t: needs f32 on a CPU with k2's product (use `linear`)")
+    }
+    x.contiguous()?.apply_op2_no_bwd(wt, &LinearT)
+}
+
+struct LinearT;
+
+impl CustomOp2 for LinearT {
+    fn name(&self) -> &'static str {
+        "k2-linear-t"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s1, l1, self.name())?;
+        let wt = f32_slice(s2, l2, self.name())?;
+        let (m, k) = l1.shape().dims2()?;
+        let (k2, n) = l2.shape().dims2()?;
+        if k != k2 {
+            bail!("k2-linear-t: x has {k} columns, wt has {k2} rows")
+        }
+        // SAFETY: a non-accumulating product writes all of its m×n output.
+        let y = unsafe {
+            gemm::written(m * n, |c| {
+                gemm::sgemm_ptr(
+                    m,
+                    n,
+                    k,
+                    MatRef::rows(x, k),
+                    MatRef::rows(wt, n),
+                    c,
+                    n,
+                    false,
+                    true,
+                )
+            })
+        };
+        Ok((CpuStorage::F32(y), Shape::from((m, n))))
+    }
+}
+
 struct Linear;
 
 impl CustomOp2 for Linear {
