@@ -67,6 +67,44 @@ fn on_host(var: &Var) -> bool {
     matches!(var.device(), Device::Cpu)
 }
 
+/// `f` on the f32 values of a contiguous CPU tensor, in place (every tensor sharing its storage
+/// sees the change, as after `Var::set`).
+fn with_f32_mut<R>(t: &Tensor, f: impl FnOnce(&mut [f32]) -> R) -> Result<R> {
+    struct InPlace<F, R> {
+        f: std::cell::RefCell<Option<F>>,
+        out: std::cell::RefCell<Option<R>>,
+    }
+    impl<F: FnOnce(&mut [f32]) -> R, R> candle_core::InplaceOp1 for InPlace<F, R> {
+        fn name(&self) -> &'static str {
+            "k2-adamw-in-place"
+        }
+        fn cpu_fwd(
+            &self,
+            s: &mut candle_core::CpuStorage,
+            l: &candle_core::Layout,
+        ) -> candle_core::Result<()> {
+            let candle_core::CpuStorage::F32(v) = s else {
+                candle_core::bail!("{}: an f32 parameter expected", self.name())
+            };
+            let Some((a, b)) = l.contiguous_offsets() else {
+                candle_core::bail!("{}: a contiguous parameter expected", self.name())
+            };
+            if let Some(f) = self.f.borrow_mut().take() {
+                *self.out.borrow_mut() = Some(f(&mut v[a..b]));
+            }
+            Ok(())
+        }
+    }
+    let op = InPlace {
+        f: std::cell::RefCell::new(Some(f)),
+        out: std::cell::RefCell::new(None),
+    };
+    t.inplace_op1(&op)?;
+    op.out
+        .into_inner()
+        .ok_or_else(|| TrainError::Resume("in-place update did not run".into()))
+}
+
 /// Elements per parallel task of the host update: fixed, so the norms do not depend on the
 /// thread count.
 const CHUNK: usize = 65536;
@@ -240,36 +278,36 @@ impl AdamW {
                     p.var.device()
                 )));
             };
-            let mut w: Vec<f32> = p.var.as_tensor().flatten_all()?.to_vec1()?;
             let decay = if p.decay {
                 1.0 - (lr * c.weight_decay) as f32
             } else {
                 1.0
             };
-            let norms = par_chunks3_mut_map(&mut w, m, v, CHUNK, |ci, wc, mc, vc| {
-                let gc = &g[ci * CHUNK..];
-                let (mut un, mut pn) = (0f64, 0f64);
-                for i in 0..wc.len() {
-                    let gi = gc[i] * coef;
-                    let old = wc[i];
-                    let mut x = old * decay;
-                    mc[i] = b1 * mc[i] + (1.0 - b1) * gi;
-                    vc[i] = b2 * vc[i] + (1.0 - b2) * gi * gi;
-                    let denom = vc[i].sqrt() / bc2_sqrt + eps;
-                    x -= step_size * mc[i] / denom;
-                    wc[i] = x;
-                    let d = (x - old) as f64;
-                    un += d * d;
-                    pn += (x as f64) * (x as f64);
-                }
-                (un, pn)
-            });
+            // The weights are updated where they lie (no copies out of and back into the Var).
+            let norms = with_f32_mut(p.var.as_tensor(), |w| {
+                par_chunks3_mut_map(w, m, v, CHUNK, |ci, wc, mc, vc| {
+                    let gc = &g[ci * CHUNK..];
+                    let (mut un, mut pn) = (0f64, 0f64);
+                    for i in 0..wc.len() {
+                        let gi = gc[i] * coef;
+                        let old = wc[i];
+                        let mut x = old * decay;
+                        mc[i] = b1 * mc[i] + (1.0 - b1) * gi;
+                        vc[i] = b2 * vc[i] + (1.0 - b2) * gi * gi;
+                        let denom = vc[i].sqrt() / bc2_sqrt + eps;
+                        x -= step_size * mc[i] / denom;
+                        wc[i] = x;
+                        let d = (x - old) as f64;
+                        un += d * d;
+                        pn += (x as f64) * (x as f64);
+                    }
+                    (un, pn)
+                })
+            })?;
             for (u, q) in norms {
                 un += u;
                 pn += q;
             }
-            p.var
-                .set(&Tensor::from_vec(w, p.var.shape(), &Device::Cpu)?)?;
         }
         Ok(StepStats {
             grad_norm,
