@@ -391,6 +391,15 @@ fn pack_b(b: MatRef, p0: usize, kc: usize, j0: usize, nc: usize, nr: usize, out:
 /// Packs the mm (≤ mr) rows A[i0.., p0..p0+kc] as kc columns of mr (zero padded).
 fn pack_a(a: MatRef, i0: usize, mm: usize, p0: usize, kc: usize, mr: usize, out: &mut [f32]) {
     let out = &mut out[..kc * mr];
+    // Full panels of the two kernels' heights, with the height a constant: the copies unroll
+    // (a 12-float copy per column was a `memmove` call).
+    if mm == mr && (a.cs == 1 || a.rs == 1) {
+        match mr {
+            12 => return pack_full::<12>(a, i0, p0, kc, out),
+            6 => return pack_full::<6>(a, i0, p0, kc, out),
+            _ => {}
+        }
+    }
     if mm < mr {
         out.fill(0.0);
     }
@@ -410,6 +419,25 @@ fn pack_a(a: MatRef, i0: usize, mm: usize, p0: usize, kc: usize, mr: usize, out:
             for (i, v) in d[..mm].iter_mut().enumerate() {
                 *v = a.at(i0 + i, p0 + p);
             }
+        }
+    }
+}
+
+/// [`pack_a`] of MR full rows of a row- or column-major A.
+fn pack_full<const MR: usize>(a: MatRef, i0: usize, p0: usize, kc: usize, out: &mut [f32]) {
+    if a.cs == 1 {
+        let rows: [&[f32]; MR] = std::array::from_fn(|i| &a.data[(i0 + i) * a.rs + p0..][..kc]);
+        for (p, d) in out.chunks_exact_mut(MR).enumerate() {
+            for i in 0..MR {
+                d[i] = rows[i][p];
+            }
+        }
+    } else {
+        for (p, d) in out.chunks_exact_mut(MR).enumerate() {
+            let src: &[f32; MR] = a.data[(p0 + p) * a.cs + i0..][..MR]
+                .try_into()
+                .expect("MR elements");
+            d.copy_from_slice(src);
         }
     }
 }
