@@ -359,7 +359,20 @@ fn pack_b(b: MatRef, p0: usize, kc: usize, j0: usize, nc: usize, nr: usize, out:
     for jr in (0..nc).step_by(nr) {
         let nn = nr.min(nc - jr);
         let panel = &mut out[jr * kc..(jr + nr) * kc];
-        if b.rs == 1 {
+        if b.rs == 1 && nn == nr && nr == 32 {
+            // A full panel of the AVX-512 kernel's width: 8 columns at a time, each read
+            // contiguously, written 8 floats per row of the panel.
+            for j8 in (0..32).step_by(8) {
+                let cols: [&[f32]; 8] =
+                    std::array::from_fn(|j| &b.data[(j0 + jr + j8 + j) * b.cs + p0..][..kc]);
+                for (p, row) in panel.chunks_exact_mut(32).enumerate() {
+                    let dst = &mut row[j8..j8 + 8];
+                    for j in 0..8 {
+                        dst[j] = cols[j][p];
+                    }
+                }
+            }
+        } else if b.rs == 1 {
             // A transposed row-major matrix (a weight used as wᵀ): read each column contiguously.
             for j in 0..nr {
                 if j < nn {
