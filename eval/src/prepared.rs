@@ -24,8 +24,6 @@ pub struct Prepared {
     pub per_doc: Vec<Vec<Request>>,
     /// (tokenizer key, the loglikelihood pairs' ids in [`Prepared::loglikelihood_pairs`] order).
     encoded: Mutex<Vec<(String, Arc<Vec<EncodedPair>>)>>,
-    /// How many times the pairs were tokenized (for tests and logs).
-    encodings: Mutex<usize>,
 }
 
 impl Prepared {
@@ -34,7 +32,6 @@ impl Prepared {
         Prepared {
             per_doc: (0..n).map(|d| task.requests(d, shots)).collect(),
             encoded: Mutex::new(Vec::new()),
-            encodings: Mutex::new(0),
         }
     }
 
@@ -80,7 +77,6 @@ impl Prepared {
             return Ok(v);
         }
         let v = Arc::new(encode()?);
-        *self.encodings.lock().unwrap_or_else(|e| e.into_inner()) += 1;
         self.encoded
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -88,8 +84,8 @@ impl Prepared {
         Ok(v)
     }
 
-    /// How many times the pairs have been tokenized.
+    /// How many times the pairs have been tokenized (one per tokenizer seen).
     pub fn encodings(&self) -> usize {
-        *self.encodings.lock().unwrap_or_else(|e| e.into_inner())
+        self.encoded.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }

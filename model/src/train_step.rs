@@ -20,10 +20,9 @@ use candle_core::{CpuStorage, Layout, Storage, Tensor};
 use crate::config::LlamaConfig;
 use crate::error::{ModelError, Result};
 use crate::fused::kernels::{
-    causal_backward_into, causal_forward_into, grad_row_in_place, log_sum_exp, rms_norm_grad,
-    rms_norm_into, rope_into, swiglu_grad, swiglu_into, CausalShape,
+    causal_backward_into, causal_forward_into, grad_row_in_place, linear, linear_grad, log_sum_exp,
+    rms_norm_grad, rms_norm_into, rope_into, swiglu_grad, swiglu_into, CausalShape,
 };
-use crate::gemm::{self, MatRef};
 use crate::llama::Llama;
 use crate::names;
 use crate::parallel::{par_chunks_mut, par_map};
@@ -111,6 +110,51 @@ struct Weights<'a> {
     sin: &'a [f32],
 }
 
+/// The sizes one step works with, from the config and the batch shape.
+struct Dims {
+    /// Rows (b·t), hidden, MLP and vocabulary widths.
+    n: usize,
+    d: usize,
+    f: usize,
+    vocab: usize,
+    /// Head dim, query heads, key/value heads, and the q and k/v projection widths.
+    hd: usize,
+    nh: usize,
+    nkv: usize,
+    qd: usize,
+    kd: usize,
+    eps: f32,
+    shape: CausalShape,
+    /// The attention's 1/√head_dim.
+    scale: f32,
+}
+
+impl Dims {
+    fn of(cfg: &LlamaConfig, b: usize, t: usize) -> Self {
+        let (hd, nh, nkv) = (cfg.head_dim(), cfg.num_attention_heads, cfg.num_kv_heads());
+        Dims {
+            n: b * t,
+            d: cfg.hidden_size,
+            f: cfg.intermediate_size,
+            vocab: cfg.vocab_size,
+            hd,
+            nh,
+            nkv,
+            qd: nh * hd,
+            kd: nkv * hd,
+            eps: cfg.rms_norm_eps as f32,
+            shape: CausalShape {
+                b,
+                t,
+                h: nh,
+                kv: nkv,
+                d: hd,
+            },
+            scale: (1.0 / (hd as f64).sqrt()) as f32,
+        }
+    }
+}
+
 /// Layer weight indices, in [`names::tensor_shapes`] order within a layer.
 const IN_NORM: usize = 0;
 const WQ: usize = 1;
@@ -139,30 +183,6 @@ fn f32_of<'a, G: std::ops::Deref<Target = Storage>>(
         )));
     };
     Ok(&v[a..b])
-}
-
-/// `y (m×n) = x (m×k) · wᵀ` for w (n×k): the fused linear op's product.
-fn linear(x: &[f32], m: usize, k: usize, w: &[f32], n: usize, y: &mut [f32]) {
-    let (xr, wt) = (MatRef::rows(x, k), MatRef::cols(w, k));
-    gemm::sgemm(m, n, k, xr, wt, y, n, false, true);
-}
-
-/// The linear op's backward for dy (m×n): `dx (m×k) = dy·w` and `dw (n×k) = dyᵀ·x`.
-#[allow(clippy::too_many_arguments)]
-fn linear_grad(
-    x: &[f32],
-    w: &[f32],
-    dy: &[f32],
-    m: usize,
-    k: usize,
-    n: usize,
-    dx: &mut [f32],
-    dw: &mut [f32],
-) {
-    let (dyr, wr) = (MatRef::rows(dy, n), MatRef::rows(w, k));
-    gemm::sgemm(m, k, n, dyr, wr, dx, k, false, true);
-    let (dyt, xr) = (MatRef::cols(dy, n), MatRef::rows(x, k));
-    gemm::sgemm(n, k, m, dyt, xr, dw, k, false, true);
 }
 
 /// `out = a + b`, elementwise.
@@ -288,23 +308,20 @@ impl TrainStep {
 
     /// The loss; keeps what the backward reads.
     fn forward(&mut self, cfg: &LlamaConfig, w: &Weights, ids: &[u32], b: usize, t: usize) -> f32 {
-        let (n, d, f, vocab) = (
-            b * t,
-            cfg.hidden_size,
-            cfg.intermediate_size,
-            cfg.vocab_size,
-        );
-        let (hd, nh, nkv) = (cfg.head_dim(), cfg.num_attention_heads, cfg.num_kv_heads());
-        let (qd, kd) = (nh * hd, nkv * hd);
-        let eps = cfg.rms_norm_eps as f32;
-        let shape = CausalShape {
-            b,
-            t,
-            h: nh,
-            kv: nkv,
-            d: hd,
-        };
-        let scale = (1.0 / (hd as f64).sqrt()) as f32;
+        let Dims {
+            n,
+            d,
+            f,
+            vocab,
+            hd,
+            nh,
+            nkv,
+            qd,
+            kd,
+            eps,
+            shape,
+            scale,
+        } = Dims::of(cfg, b, t);
         let q_pre = sized(&mut self.q_pre, n * qd);
         let k_pre = sized(&mut self.k_pre, n * kd);
         let tmp = sized(&mut self.tmp, n * d);
@@ -405,24 +422,21 @@ impl TrainStep {
     }
 
     fn backward(&mut self, cfg: &LlamaConfig, w: &Weights, ids: &[u32], b: usize, t: usize) {
-        let (n, d, f, vocab) = (
-            b * t,
-            cfg.hidden_size,
-            cfg.intermediate_size,
-            cfg.vocab_size,
-        );
-        let (hd, nh, nkv) = (cfg.head_dim(), cfg.num_attention_heads, cfg.num_kv_heads());
-        let (qd, kd) = (nh * hd, nkv * hd);
-        let eps = cfg.rms_norm_eps as f32;
+        let Dims {
+            n,
+            d,
+            f,
+            vocab,
+            hd,
+            nh,
+            nkv,
+            qd,
+            kd,
+            eps,
+            shape,
+            scale,
+        } = Dims::of(cfg, b, t);
         let nl = self.layers.len();
-        let shape = CausalShape {
-            b,
-            t,
-            h: nh,
-            kv: nkv,
-            d: hd,
-        };
-        let scale = (1.0 / (hd as f64).sqrt()) as f32;
         // The logits' gradient in place: (softmax − onehot) / rows for positions with a target,
         // zero for each sequence's last position (the loss does not see it).
         let rows = b * (t - 1);

@@ -410,24 +410,12 @@ fn pretransposed_weights_give_the_same_product_bits() {
             return;
         };
         assert_eq!(wt.dims(), &[k, n]);
-        let a: Vec<u32> = fused::linear(&x, &w)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap()
-            .iter()
-            .map(|v| v.to_bits())
-            .collect();
-        let b: Vec<u32> = fused::linear_transposed(&x, &wt)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap()
-            .iter()
-            .map(|v| v.to_bits())
-            .collect();
+        let bits = |t: Tensor| -> Vec<u32> {
+            let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            v.iter().map(|x| x.to_bits()).collect()
+        };
+        let a = bits(fused::linear(&x, &w).unwrap());
+        let b = bits(fused::linear_transposed(&x, &wt).unwrap());
         assert_eq!(a, b, "{m}x{k}x{n}");
     }
 }

@@ -51,6 +51,67 @@ pub fn linear_transposed(x: &Tensor, wt: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op2_no_bwd(wt, &LinearT)
 }
 
+/// `x (m×k) · b (k×n)` into a new row-major vector: both linear ops' forward.
+fn product(x: &[f32], m: usize, k: usize, b: MatRef, n: usize) -> Vec<f32> {
+    // SAFETY: a non-accumulating product writes all of its m×n output.
+    unsafe {
+        gemm::written(m * n, |c| {
+            gemm::sgemm_ptr(m, n, k, MatRef::rows(x, k), b, c, n, false, true)
+        })
+    }
+}
+
+/// `y (m×n) = x (m×k) · wᵀ` for w (n×k) into `y`: the [`linear`] op's forward on slices.
+pub(crate) fn linear_into(x: &[f32], m: usize, k: usize, w: &[f32], n: usize, y: &mut [f32]) {
+    gemm::sgemm(
+        m,
+        n,
+        k,
+        MatRef::rows(x, k),
+        MatRef::cols(w, k),
+        y,
+        n,
+        false,
+        true,
+    );
+}
+
+/// The [`linear`] op's backward on slices for dy (m×n): `dx (m×k) = dy·w`, `dw (n×k) = dyᵀ·x`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn linear_grad_into(
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+    dx: &mut [f32],
+    dw: &mut [f32],
+) {
+    gemm::sgemm(
+        m,
+        k,
+        n,
+        MatRef::rows(dy, n),
+        MatRef::rows(w, k),
+        dx,
+        k,
+        false,
+        true,
+    );
+    gemm::sgemm(
+        n,
+        k,
+        m,
+        MatRef::cols(dy, n),
+        MatRef::rows(x, k),
+        dw,
+        k,
+        false,
+        true,
+    );
+}
+
 struct LinearT;
 
 impl CustomOp2 for LinearT {
@@ -72,22 +133,7 @@ impl CustomOp2 for LinearT {
         if k != k2 {
             bail!("k2-linear-t: x has {k} columns, wt has {k2} rows")
         }
-        // SAFETY: a non-accumulating product writes all of its m×n output.
-        let y = unsafe {
-            gemm::written(m * n, |c| {
-                gemm::sgemm_ptr(
-                    m,
-                    n,
-                    k,
-                    MatRef::rows(x, k),
-                    MatRef::rows(wt, n),
-                    c,
-                    n,
-                    false,
-                    true,
-                )
-            })
-        };
+        let y = product(x, m, k, MatRef::rows(wt, n), n);
         Ok((CpuStorage::F32(y), Shape::from((m, n))))
     }
 }
@@ -113,22 +159,7 @@ impl CustomOp2 for Linear {
         if k != k2 {
             bail!("k2-linear: x has {k} columns, w has {k2}")
         }
-        // SAFETY: a non-accumulating product writes all of its m×n output.
-        let y = unsafe {
-            gemm::written(m * n, |c| {
-                gemm::sgemm_ptr(
-                    m,
-                    n,
-                    k,
-                    MatRef::rows(x, k),
-                    MatRef::cols(w, k),
-                    c,
-                    n,
-                    false,
-                    true,
-                )
-            })
-        };
+        let y = product(x, m, k, MatRef::cols(w, k), n);
         Ok((CpuStorage::F32(y), Shape::from((m, n))))
     }
 

@@ -35,6 +35,7 @@ pub use swiglu::{swiglu, swiglu_composite};
 pub(crate) mod kernels {
     pub(crate) use super::attention::{causal_backward_into, causal_forward_into, CausalShape};
     pub(crate) use super::cross_entropy::{grad_row_in_place, log_sum_exp};
+    pub(crate) use super::linear::{linear_grad_into as linear_grad, linear_into as linear};
     pub(crate) use super::rms_norm::{rms_norm_grad, rms_norm_into};
     pub(crate) use super::rope::rope_into;
     pub(crate) use super::swiglu::{swiglu_grad, swiglu_into};
