@@ -67,16 +67,22 @@ fn token_logprob(logits: &[f32], tok: u32) -> (f64, bool) {
     )
 }
 
-/// Continuations of one context scored together in one forward from its cache.
+/// Continuations of one context scored together in one right-padded forward from its cache.
 const CONTINUATIONS_PER_FORWARD: usize = 32;
+
+/// The most continuation tokens one packed forward runs ([`Engine::score_batch_packed`])...
+const PACKED_CONTINUATION_ROWS: usize = 2048;
+
+/// ... and the most bytes its f32 logits may take (a 128K vocabulary: 512 rows).
+const PACKED_LOGITS_BYTES: usize = 256 << 20;
 
 /// The most KV-cache bytes one batch of contexts may hold (a 2048-token context of a 7B model
 /// needs 1 GiB in bf16; it runs alone).
 const CONTEXT_BATCH_CACHE_BYTES: usize = 512 << 20;
 
-/// Contexts run together: each one's next-token logits at its last position, and its cache where
-/// one is kept.
-type RunContexts = (Vec<Vec<f32>>, Vec<Option<KvCache>>);
+/// Contexts run packed together: each one's next-token logits at its last position, their packed
+/// cache where one is kept, and each context's (start, len) in it.
+type RunPacked = (Vec<Vec<f32>>, Option<KvCache>, Vec<(usize, usize)>);
 
 /// A context's tokens and the (request index, continuation tokens) scored after it.
 type ContextGroup = (Vec<u32>, Vec<(usize, Vec<u32>)>);
@@ -254,18 +260,14 @@ impl Engine {
         // Longest first (lm-eval's order), ties broken by tokens so the order is deterministic.
         groups.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
         for batch in self.context_batches(&groups) {
+            if packed {
+                self.score_batch_packed(batch, prefix, out)?;
+                *done += batch.iter().map(|g| g.1.len()).sum::<usize>();
+                progress(*done);
+                continue;
+            }
             let ctxs: Vec<&Vec<u32>> = batch.iter().map(|g| &g.0).collect();
-            // A context needs its cache only for continuations of more than one token.
-            let needs: Vec<bool> = batch
-                .iter()
-                .map(|g| g.1.iter().any(|(_, c)| c.len() > 1))
-                .collect();
-            let (last_logprobs, caches) = if packed {
-                self.run_packed(&ctxs, &needs, prefix)?
-            } else {
-                let (lps, caches) = self.run_contexts(&ctxs, prefix)?;
-                (lps, caches.into_iter().map(Some).collect())
-            };
+            let (last_logprobs, caches) = self.run_contexts(&ctxs, prefix)?;
             for ((_, members), (lp0, cache)) in
                 batch.iter().zip(last_logprobs.into_iter().zip(caches))
             {
@@ -273,7 +275,7 @@ impl Engine {
                 // fixed size): the padded shape depends on the request set, never on
                 // --batch-size, so scores stay identical at any batch size.
                 for sub in members.chunks(CONTINUATIONS_PER_FORWARD) {
-                    let scores = self.score_continuations(&lp0, cache.as_ref(), sub)?;
+                    let scores = self.score_continuations(&lp0, &cache, sub)?;
                     for ((i, _), s) in sub.iter().zip(scores) {
                         out[*i] = s;
                     }
@@ -338,15 +340,91 @@ impl Engine {
         Ok((lps, caches))
     }
 
+    /// Scores a batch of context groups that all begin with the cached `prefix` (if any), packed:
+    /// the contexts' own tokens in one row ([`Engine::run_packed`]), each continuation's first
+    /// token from its context's last logits, and the rest of every continuation of the batch
+    /// packed into as few forwards as [`PACKED_CONTINUATION_ROWS`] allows, each one after its own
+    /// context's keys read in place ([`Decoder::forward_packed_after`]). Every score has the bits
+    /// of its request run alone; the packing changes only how much runs per forward.
+    fn score_batch_packed(
+        &self,
+        batch: &[&ContextGroup],
+        prefix: Option<&(KvCache, usize)>,
+        out: &mut [Scored],
+    ) -> Result<()> {
+        let ctxs: Vec<&Vec<u32>> = batch.iter().map(|g| &g.0).collect();
+        // The contexts' cache is needed only for continuations of more than one token.
+        let rest: Vec<(usize, usize, &[u32])> = batch
+            .iter()
+            .enumerate()
+            .flat_map(|(ci, g)| g.1.iter().map(move |(i, c)| (ci, *i, c.as_slice())))
+            .filter(|(_, _, c)| c.len() > 1)
+            .collect();
+        let (lps, middle, ctx_segs) = self.run_packed(&ctxs, !rest.is_empty(), prefix)?;
+        for (g, lp0) in batch.iter().zip(&lps) {
+            for (i, c) in &g.1 {
+                let (ll, is_greedy) = token_logprob(lp0, c[0]);
+                out[*i] = Scored { ll, is_greedy };
+            }
+        }
+        let Some(middle) = middle else {
+            return Ok(());
+        };
+        let vocab = self.model.arch().vocab_size.max(1);
+        let max_rows = PACKED_CONTINUATION_ROWS.min((PACKED_LOGITS_BYTES / (4 * vocab)).max(1));
+        let mut at = 0;
+        while at < rest.len() {
+            // Continuations in order until the rows would pass the cap (at least one).
+            let mut end = at + 1;
+            let mut rows = rest[at].2.len() - 1;
+            while end < rest.len() && rows + rest[end].2.len() - 1 <= max_rows {
+                rows += rest[end].2.len() - 1;
+                end += 1;
+            }
+            let chunk = &rest[at..end];
+            let mut ids = Vec::with_capacity(rows);
+            let mut segs = Vec::with_capacity(chunk.len());
+            let mut spans = Vec::with_capacity(chunk.len());
+            for &(ci, _, c) in chunk {
+                segs.push((ids.len(), c.len() - 1));
+                spans.push(ctx_segs[ci]);
+                ids.extend_from_slice(&c[..c.len() - 1]);
+            }
+            let ids = Tensor::from_vec(ids, (1, rows), &self.dev())?;
+            let hidden = self.model.forward_packed_after(
+                &ids,
+                &segs,
+                prefix.map(|p| &p.0),
+                &middle,
+                &spans,
+            )?;
+            let logits = self
+                .model
+                .lm_head(&hidden.squeeze(0)?)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            for (&(_, i, c), &(a, len)) in chunk.iter().zip(&segs) {
+                for k in 0..len {
+                    let row = &logits[(a + k) * vocab..(a + k + 1) * vocab];
+                    let (lp, greedy) = token_logprob(row, c[k + 1]);
+                    out[i].ll += lp;
+                    out[i].is_greedy &= greedy;
+                }
+            }
+            at = end;
+        }
+        Ok(())
+    }
+
     /// [`Engine::run_contexts`] without padding: the contexts' own tokens (after the shared
-    /// `prefix`) packed into one row ([`Decoder::forward_packed`]); the caches of the contexts
-    /// that `needs` cut from the packed one.
+    /// `prefix`) packed into one row ([`Decoder::forward_packed`]), and with `keep` their packed
+    /// cache (each context's keys at its segment).
     fn run_packed(
         &self,
         ctxs: &[&Vec<u32>],
-        needs: &[bool],
+        keep: bool,
         prefix: Option<&(KvCache, usize)>,
-    ) -> Result<RunContexts> {
+    ) -> Result<RunPacked> {
         let skip = prefix.map_or(0, |p| p.1);
         let mut ids = Vec::new();
         let mut segs = Vec::with_capacity(ctxs.len());
@@ -356,7 +434,6 @@ impl Engine {
         }
         let n = ids.len();
         let ids = Tensor::from_vec(ids, (1, n), &self.dev())?;
-        let keep = needs.iter().any(|&x| x);
         let (hidden, cache) = self
             .model
             .forward_packed(&ids, &segs, prefix.map(|p| &p.0), keep)?;
@@ -364,15 +441,7 @@ impl Engine {
         let last = Tensor::from_vec(last, ctxs.len(), &self.dev())?;
         let rows = hidden.squeeze(0)?.index_select(&last, 0)?;
         let lps: Vec<Vec<f32>> = self.model.lm_head(&rows)?.to_vec2()?;
-        let caches = segs
-            .iter()
-            .zip(needs)
-            .map(|(&(a, len), &need)| match (&cache, need) {
-                (Some(c), true) => c.packed_row(prefix.map(|p| &p.0), a, len).map(Some),
-                _ => Ok(None),
-            })
-            .collect::<std::result::Result<_, _>>()?;
-        Ok((lps, caches))
+        Ok((lps, cache, segs))
     }
 
     /// Scores continuations of one context from its cache: the first token from the context's
@@ -380,7 +449,7 @@ impl Engine {
     fn score_continuations(
         &self,
         logits0: &[f32],
-        cache: Option<&KvCache>,
+        cache: &KvCache,
         conts: &[(usize, Vec<u32>)],
     ) -> Result<Vec<Scored>> {
         let mut scores: Vec<Scored> = conts
@@ -394,41 +463,18 @@ impl Engine {
         if t == 0 {
             return Ok(scores);
         }
-        let cache = cache.expect("a context with longer continuations keeps its cache");
-        // Each continuation's rows of logits (its tokens but the last, as inputs), in order.
-        let rows: Vec<Vec<Vec<f32>>> = if self.shares_work() {
-            // Packed into one row after the context's cache, read in place: no padding, no copies
-            // of the context's keys; the bits of each continuation run alone.
-            let mut ids = Vec::new();
-            let mut segs = Vec::with_capacity(conts.len());
-            for (_, c) in conts {
-                segs.push((ids.len(), c.len() - 1));
-                ids.extend_from_slice(&c[..c.len() - 1]);
-            }
-            let n = ids.len();
-            let ids = Tensor::from_vec(ids, (1, n), &self.dev())?;
-            let (hidden, _) = self.model.forward_packed(&ids, &segs, Some(cache), false)?;
-            let logits = self.model.lm_head(&hidden.squeeze(0)?)?;
-            segs.iter()
-                .map(|&(a, len)| Ok(logits.narrow(0, a, len)?.to_vec2()?))
-                .collect::<Result<_>>()?
-        } else {
-            let mut ids = Vec::with_capacity(conts.len() * t);
-            for (_, c) in conts {
-                ids.extend_from_slice(&c[..c.len() - 1]);
-                ids.extend(std::iter::repeat_n(0u32, t - (c.len() - 1)));
-            }
-            let ids = Tensor::from_vec(ids, (conts.len(), t), &self.dev())?;
-            let hidden = self.model.hidden_after(&ids, &cache.expand(conts.len())?)?;
-            let logits = self.model.lm_head(&hidden)?;
-            conts
-                .iter()
-                .enumerate()
-                .map(|(j, (_, c))| Ok(logits.get(j)?.narrow(0, 0, c.len() - 1)?.to_vec2()?))
-                .collect::<Result<_>>()?
-        };
+        let mut ids = Vec::with_capacity(conts.len() * t);
+        for (_, c) in conts {
+            ids.extend_from_slice(&c[..c.len() - 1]);
+            ids.extend(std::iter::repeat_n(0u32, t - (c.len() - 1)));
+        }
+        let ids = Tensor::from_vec(ids, (conts.len(), t), &self.dev())?;
+        let hidden = self.model.hidden_after(&ids, &cache.expand(conts.len())?)?;
+        let logits = self.model.lm_head(&hidden)?;
         for (j, (_, c)) in conts.iter().enumerate() {
-            for (k, row) in rows[j].iter().enumerate() {
+            // The continuation's rows of logits (its tokens but the last, as inputs).
+            let rows: Vec<Vec<f32>> = logits.get(j)?.narrow(0, 0, c.len() - 1)?.to_vec2()?;
+            for (k, row) in rows.iter().enumerate() {
                 let (lp, greedy) = token_logprob(row, c[k + 1]);
                 scores[j].ll += lp;
                 scores[j].is_greedy &= greedy;

@@ -79,7 +79,7 @@ mod tests {
         let task: Vec<u32> = (0..10).collect(); // shared by all, too short to run alone
         let a: Vec<u32> = task.iter().copied().chain(100..200).collect();
         let b: Vec<u32> = task.iter().copied().chain(200..240).collect();
-        let mut contexts = vec![
+        let mut contexts = [
             ctx(&a, &[1, 2]),
             ctx(&a, &[1, 3]),
             ctx(&a, &[4]),

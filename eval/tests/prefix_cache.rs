@@ -51,6 +51,8 @@ fn shared_prefixes_change_no_loglikelihood_bit() {
         ("mmlu_anatomy", 5, 6),
         ("mmlu_abstract_algebra", 5, 6),
         ("truthfulqa_mc2", 0, 4),
+        // No shared prefix, multi-token endings: continuations of several contexts per forward.
+        ("hellaswag", 0, 6),
     ] {
         let t = k2_eval::registry::build(task, &shared(), 0).unwrap();
         for d in 0..docs {

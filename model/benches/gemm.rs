@@ -75,6 +75,12 @@ fn main() {
             false,
             false,
         ),
+        // Eval's forwards: a few continuations packed into one row (tens of tokens).
+        ("eval 17m q 100x384x384", 100, 384, 384, false, false),
+        ("eval 17m gate 100x1024x384", 100, 1024, 384, false, false),
+        ("eval 17m lm_head 100x8192x384", 100, 8192, 384, false, true),
+        ("eval 17m q 800x384x384", 800, 384, 384, false, false),
+        ("eval 17m lm_head 800x8192x384", 800, 8192, 384, false, true),
         ("square 1024", 1024, 1024, 1024, false, false),
     ];
     for (label, m, n, k, ta, tb) in shapes {

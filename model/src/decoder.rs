@@ -212,7 +212,7 @@ impl Decoder {
 
     /// Logits (batch, seq, vocab) in f32 for every position of `ids` (batch, seq).
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
-        let (h, _) = self.run(ids, None, false, None)?;
+        let (h, _) = self.run(ids, None, false, None, None)?;
         self.lm_head(&h)
     }
 
@@ -224,7 +224,7 @@ impl Decoder {
         ids: &Tensor,
         cache: Option<&KvCache>,
     ) -> Result<(Tensor, KvCache)> {
-        let (h, c) = self.run(ids, cache, true, None)?;
+        let (h, c) = self.run(ids, cache, true, None, None)?;
         Ok((h, c.expect("kept")))
     }
 
@@ -233,7 +233,7 @@ impl Decoder {
     /// continuations of a long context holds one layer's copy at a time, not the whole model's.
     /// The values are those of [`Decoder::forward_hidden_cached`].
     pub fn hidden_after(&self, ids: &Tensor, cache: &KvCache) -> Result<Tensor> {
-        Ok(self.run(ids, Some(cache), false, None)?.0)
+        Ok(self.run(ids, Some(cache), false, None, None)?.0)
     }
 
     /// Several sequences packed into one row, each after the same cached prefix (or none): `ids`
@@ -256,7 +256,50 @@ impl Decoder {
                 reason: "needs k2's fused attention (f32 on a CPU with AVX2+FMA)".into(),
             });
         }
-        self.run(ids, prefix, keep, Some(segments))
+        self.run(ids, prefix, keep, Some(segments), None)
+    }
+
+    /// [`Decoder::forward_packed`] where each sequence also follows its own span of `middle`, a
+    /// packed forward's kept cache (the sequences' contexts, run packed after the same `prefix`):
+    /// sequence s sits after the prefix and positions `spans[s]` ((start, len)) of `middle`, so
+    /// token j of it is at position `prefix.len + spans[s].1 + j`. The continuations of several
+    /// contexts run in one forward this way, each with exactly the hidden states it gets run
+    /// alone after its context. Returns the hidden states (1, n, hidden).
+    pub fn forward_packed_after(
+        &self,
+        ids: &Tensor,
+        segments: &[(usize, usize)],
+        prefix: Option<&KvCache>,
+        middle: &KvCache,
+        spans: &[(usize, usize)],
+    ) -> Result<Tensor> {
+        if !self.prefix_reuse_is_exact() {
+            return Err(ModelError::InvalidConfig {
+                field: "packed forward".into(),
+                reason: "needs k2's fused attention (f32 on a CPU with AVX2+FMA)".into(),
+            });
+        }
+        if spans.len() != segments.len()
+            || middle.layers.len() != self.blocks.len()
+            || middle.seq_dim != 1
+            || spans.iter().any(|&(a, n)| a + n > middle.len)
+        {
+            return Err(ModelError::InvalidConfig {
+                field: "packed forward".into(),
+                reason: format!(
+                    "{} middle spans {spans:?} for {} sequences, a middle cache of {} layers \
+                     and {} positions for {} layers",
+                    spans.len(),
+                    segments.len(),
+                    middle.layers.len(),
+                    middle.len,
+                    self.blocks.len()
+                ),
+            });
+        }
+        Ok(self
+            .run(ids, prefix, false, Some(segments), Some((middle, spans)))?
+            .0)
     }
 
     /// Logits from final hidden states of any shape (..., hidden), in f32 (the product runs in the
@@ -331,11 +374,20 @@ impl Decoder {
         cache: Option<&KvCache>,
         keep: bool,
         packed: Option<&[(usize, usize)]>,
+        middle: Option<(&KvCache, &[(usize, usize)])>,
     ) -> Result<(Tensor, Option<KvCache>)> {
         let (b, t) = ids.dims2()?;
         let past = cache.map_or(0, |c| c.len);
         let a = &self.arch;
-        let longest = packed.map_or(t, |segs| segs.iter().map(|s| s.1).max().unwrap_or(0));
+        // Positions of packed sequence s start after the prefix and its middle span.
+        let after = |s: usize| middle.map_or(0, |(_, spans)| spans[s].1);
+        let longest = packed.map_or(t, |segs| {
+            segs.iter()
+                .enumerate()
+                .map(|(s, seg)| after(s) + seg.1)
+                .max()
+                .unwrap_or(0)
+        });
         if past + longest > a.max_position_embeddings {
             return Err(ModelError::InvalidConfig {
                 field: "max_position_embeddings".into(),
@@ -356,7 +408,11 @@ impl Decoder {
             Some(segs) => {
                 let pos: Vec<u32> = segs
                     .iter()
-                    .flat_map(|&(_, n)| (past..past + n).map(|p| p as u32))
+                    .enumerate()
+                    .flat_map(|(s, &(_, n))| {
+                        let p0 = past + after(s);
+                        (p0..p0 + n).map(|p| p as u32)
+                    })
                     .collect();
                 let pos = Tensor::from_vec(pos, t, self.cos.device())?;
                 (
@@ -413,7 +469,12 @@ impl Decoder {
             let fused_out = match packed {
                 Some(segs) => {
                     let pre = cache.map(|c| (&c.layers[li].0, &c.layers[li].1));
-                    fused::packed_attention(&q, &k, &v, pre, scale, segs)?
+                    let mid = middle.map(|(m, spans)| fused::Middle {
+                        k: &m.layers[li].0,
+                        v: &m.layers[li].1,
+                        spans,
+                    });
+                    fused::packed_attention(&q, &k, &v, pre, mid, scale, segs)?
                 }
                 None if bthd => fused::causal_attention(&q, &k, &v, scale)?,
                 None => None,

@@ -238,3 +238,92 @@ fn packed_sequences_get_the_bits_they_get_alone() {
         }
     }
 }
+
+/// Continuations of several contexts packed into one row, each after the shared prefix and its own
+/// context's keys from the contexts' packed cache, get exactly the bits each gets run alone after
+/// prefix + context; a span of the wrong size is an error.
+#[test]
+fn continuations_packed_after_their_contexts_get_the_bits_they_get_alone() {
+    let dev = Device::Cpu;
+    for dir in [
+        common::shared_data().join("models/tiny-random-llama-gqa-sharded"),
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/families/pythia-parallel"),
+    ] {
+        let model = load_decoder(&dir, DType::F32, &dev).unwrap();
+        if !model.prefix_reuse_is_exact() {
+            println!("skipped: this CPU has no AVX2+FMA, so k2's fused attention does not run");
+            return;
+        }
+        let vocab = model.arch().vocab_size as u32;
+        let toks = |n: u32, seed: u32| -> Vec<u32> {
+            (0..n).map(|i| (i * 37 + seed * 11 + 5) % vocab).collect()
+        };
+        let ctxs = [toks(6, 1), toks(1, 2), toks(13, 3)];
+        // (context, continuation): two of the first context, none of the second's, one long.
+        let conts = [
+            (0usize, toks(3, 4)),
+            (2, toks(1, 5)),
+            (0, toks(5, 6)),
+            (2, toks(9, 7)),
+        ];
+        for prefix_len in [0u32, 8] {
+            let prefix = toks(prefix_len, 9);
+            let cache = (prefix_len > 0).then(|| {
+                model
+                    .forward_hidden_cached(&row(&dev, &prefix), None)
+                    .unwrap()
+                    .1
+            });
+            let pack = |seqs: Vec<&Vec<u32>>| {
+                let mut flat = Vec::new();
+                let mut segs = Vec::new();
+                for s in seqs {
+                    segs.push((flat.len(), s.len()));
+                    flat.extend_from_slice(s);
+                }
+                (flat, segs)
+            };
+            let (flat, ctx_segs) = pack(ctxs.iter().collect());
+            let (_, middle) = model
+                .forward_packed(&row(&dev, &flat), &ctx_segs, cache.as_ref(), true)
+                .unwrap();
+            let middle = middle.unwrap();
+            let (flat, segs) = pack(conts.iter().map(|(_, c)| c).collect());
+            let spans: Vec<(usize, usize)> = conts.iter().map(|(c, _)| ctx_segs[*c]).collect();
+            let h = model
+                .forward_packed_after(&row(&dev, &flat), &segs, cache.as_ref(), &middle, &spans)
+                .unwrap();
+            for ((ci, cont), &(start, len)) in conts.iter().zip(&segs) {
+                let whole: Vec<u32> = prefix
+                    .iter()
+                    .chain(&ctxs[*ci])
+                    .chain(cont)
+                    .copied()
+                    .collect();
+                let (alone, _) = model
+                    .forward_hidden_cached(&row(&dev, &whole), None)
+                    .unwrap();
+                assert_eq!(
+                    bits(&h.narrow(1, start, len).unwrap()),
+                    bits(&alone.narrow(1, whole.len() - len, len).unwrap()),
+                    "{dir:?}, prefix {prefix_len}, continuation at {start} after context {ci}"
+                );
+            }
+            let mut bad = spans.clone();
+            bad[0].1 = middle.len + 1;
+            assert!(model
+                .forward_packed_after(&row(&dev, &flat), &segs, cache.as_ref(), &middle, &bad)
+                .is_err());
+            assert!(model
+                .forward_packed_after(
+                    &row(&dev, &flat),
+                    &segs,
+                    cache.as_ref(),
+                    &middle,
+                    &spans[1..]
+                )
+                .is_err());
+        }
+    }
+}

@@ -48,6 +48,7 @@ pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Resul
         scale: scale as f32,
         segments: None,
         prefix: None,
+        middle: None,
     };
     op.apply(q, k, v).map(Some)
 }
@@ -59,11 +60,16 @@ pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Resul
 /// sequence sees the whole prefix and its own sequence's keys up to i, nothing of the other
 /// sequences: each gets the bits it gets run alone after the prefix. Forward only; `None` where
 /// the fused attention does not apply (there is no composite of this one).
+///
+/// With `middle`, sequence s also sees, between the prefix and its own keys, the rows
+/// `spans[s]` ((start, len)) of the middle keys and values (1, m, kv, d), read in place: the
+/// continuations of several contexts packed together, each after its own context's keys.
 pub fn packed_attention(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
     prefix: Option<(&Tensor, &Tensor)>,
+    middle: Option<Middle<'_>>,
     scale: f64,
     segments: &[(usize, usize)],
 ) -> Result<Option<Tensor>> {
@@ -75,12 +81,18 @@ pub fn packed_attention(
     let tiled = segments
         .iter()
         .try_fold(0, |at, &(start, len)| (start == at).then_some(at + len));
-    let prefix_ok = prefix.is_none_or(|(pk, pv)| {
+    let side_ok = |(pk, pv): (&Tensor, &Tensor)| {
         cpu_f32(&[pk, pv])
             && pk.dims() == pv.dims()
             && pk.rank() == 4
             && pk.dims()[0] == 1
             && pk.dims()[2..] == k.dims()[2..]
+    };
+    let prefix_ok = prefix.is_none_or(side_ok);
+    let middle_ok = middle.is_none_or(|m| {
+        side_ok((m.k, m.v))
+            && m.spans.len() == segments.len()
+            && m.spans.iter().all(|&(a, n)| a + n <= m.k.dims()[1])
     });
     if b != 1
         || (b2, d2) != (1, d)
@@ -90,6 +102,7 @@ pub fn packed_attention(
         || h % kv != 0
         || tiled != Some(n)
         || !prefix_ok
+        || !middle_ok
     {
         bail!(
             "k2-attention: packed q {:?}, k {:?}, segments {segments:?}",
@@ -103,8 +116,26 @@ pub fn packed_attention(
         prefix: prefix
             .map(|(pk, pv)| Ok::<_, candle_core::Error>((pk.contiguous()?, pv.contiguous()?)))
             .transpose()?,
+        middle: middle
+            .map(|m| {
+                Ok::<_, candle_core::Error>((
+                    m.k.contiguous()?,
+                    m.v.contiguous()?,
+                    m.spans.to_vec(),
+                ))
+            })
+            .transpose()?,
     };
     op.apply(q, k, v).map(Some)
+}
+
+/// Keys and values that packed sequences see between the shared prefix and their own keys
+/// ([`packed_attention`]): sequence s sees rows `spans[s]` ((start, len)) of `k` and `v`.
+#[derive(Clone, Copy)]
+pub struct Middle<'a> {
+    pub k: &'a Tensor,
+    pub v: &'a Tensor,
+    pub spans: &'a [(usize, usize)],
 }
 
 struct Attention {
@@ -114,7 +145,12 @@ struct Attention {
     segments: Option<Vec<(usize, usize)>>,
     /// The shared prefix's keys and values of packed sequences, if any.
     prefix: Option<(Tensor, Tensor)>,
+    /// Keys and values each packed sequence sees after the prefix, and each one's rows of them.
+    middle: Option<OwnedMiddle>,
 }
+
+/// [`Middle`] held by the op: contiguous keys and values, and each sequence's (start, len).
+type OwnedMiddle = (Tensor, Tensor, Vec<(usize, usize)>);
 
 impl Attention {
     fn apply(self, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
@@ -123,16 +159,26 @@ impl Attention {
     }
 }
 
-/// One sequence's queries and the keys they see: query i sees rows `pre_row .. pre_row + pre_len`
-/// of the prefix's key buffer and rows `own_row ..= own_row + i` of the own keys' buffer (one
-/// buffer for both in batch mode).
+/// One sequence's queries and the keys they see, in this order: rows `pre_row .. pre_row +
+/// pre_len` of the prefix's key buffer, rows `mid_row .. mid_row + mid_len` of the middle one, and
+/// rows `own_row ..= own_row + i` of the own keys' buffer for query i (one buffer for prefix and
+/// own keys in batch mode).
 #[derive(Clone, Copy)]
 struct Seq {
     q_row: usize,
     n: usize,
     pre_row: usize,
     pre_len: usize,
+    mid_row: usize,
+    mid_len: usize,
     own_row: usize,
+}
+
+impl Seq {
+    /// Keys before the sequence's own.
+    fn before(&self) -> usize {
+        self.pre_len + self.mid_len
+    }
 }
 
 /// Shapes of one call: batch, query positions, key positions (≥ t), query heads, kv heads, head
@@ -173,12 +219,18 @@ impl Attention {
             Some(segs) => {
                 let pre = self.prefix.as_ref().map_or(0, |(pk, _)| pk.dims()[1]);
                 segs.iter()
-                    .map(|&(start, n)| Seq {
-                        q_row: start,
-                        n,
-                        pre_row: 0,
-                        pre_len: pre,
-                        own_row: start,
+                    .enumerate()
+                    .map(|(i, &(start, n))| {
+                        let (mid_row, mid_len) = self.middle.as_ref().map_or((0, 0), |m| m.2[i]);
+                        Seq {
+                            q_row: start,
+                            n,
+                            pre_row: 0,
+                            pre_len: pre,
+                            mid_row,
+                            mid_len,
+                            own_row: start,
+                        }
                     })
                     .collect()
             }
@@ -188,71 +240,94 @@ impl Attention {
                     n: g.t,
                     pre_row: bi * g.tk,
                     pre_len: g.tk - g.t,
+                    mid_row: 0,
+                    mid_len: 0,
                     own_row: bi * g.tk + g.tk - g.t,
                 })
                 .collect(),
         }
     }
 
-    /// p (n × (pre_len + n), row-major) = causal softmax of q_h·k_gᵀ·scale over the keys each
+    /// p (n × (before + n), row-major) = causal softmax of q_h·k_gᵀ·scale over the keys each
     /// query of `s` sees; the other entries of its row are 0.
     #[allow(clippy::too_many_arguments)]
-    fn probs(&self, g: &Geom, s: &Seq, q: &[f32], kp: &[f32], k: &[f32], hq: usize, p: &mut [f32]) {
-        let (n, d, ld) = (s.n, g.d, s.pre_len + s.n);
+    fn probs(&self, g: &Geom, s: &Seq, q: &[f32], keys: Keys, hq: usize, p: &mut [f32]) {
+        let (n, d, ld) = (s.n, g.d, s.before() + s.n);
         let hk = hq / (g.h / g.kv);
         let (qs, ks) = (g.h * d, g.kv * d);
         let qv = MatRef::rows(&q[s.q_row * qs + hq * d..], qs);
         if s.pre_len > 0 {
-            let kt = MatRef::cols(&kp[s.pre_row * ks + hk * d..], ks);
+            let kt = MatRef::cols(&keys.pre[s.pre_row * ks + hk * d..], ks);
             gemm::sgemm(n, s.pre_len, d, qv, kt, p, ld, false, false);
         }
-        let kt = MatRef::cols(&k[s.own_row * ks + hk * d..], ks);
-        gemm::sgemm(n, n, d, qv, kt, &mut p[s.pre_len..], ld, false, false);
+        if s.mid_len > 0 {
+            let kt = MatRef::cols(&keys.mid[s.mid_row * ks + hk * d..], ks);
+            gemm::sgemm(
+                n,
+                s.mid_len,
+                d,
+                qv,
+                kt,
+                &mut p[s.pre_len..],
+                ld,
+                false,
+                false,
+            );
+        }
+        let kt = MatRef::cols(&keys.own[s.own_row * ks + hk * d..], ks);
+        gemm::sgemm(n, n, d, qv, kt, &mut p[s.before()..], ld, false, false);
         let scale = self.scale;
         for (i, row) in p.chunks_exact_mut(ld).enumerate() {
-            let (live, masked) = row.split_at_mut(s.pre_len + i + 1);
+            let (live, masked) = row.split_at_mut(s.before() + i + 1);
             softmax_in_place(live, scale);
             masked.fill(0.0);
         }
     }
 
     /// out_h (n × d, rows of stride h·d) = p·v over the same keys: one FMA chain per output over
-    /// the prefix keys, then the sequence's own (the second product continues the first's sums).
+    /// the prefix keys, then the middle ones, then the sequence's own (each product continues the
+    /// previous one's sums).
     ///
     /// # Safety
     /// `out` must be valid for writes of the n rows of head `hq` of sequence `s`.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn mix(
-        &self,
-        g: &Geom,
-        s: &Seq,
-        vp: &[f32],
-        v: &[f32],
-        hq: usize,
-        p: &[f32],
-        out: SyncPtr,
-    ) {
-        let (n, d, ld) = (s.n, g.d, s.pre_len + s.n);
+    unsafe fn mix(&self, g: &Geom, s: &Seq, values: Keys, hq: usize, p: &[f32], out: SyncPtr) {
+        let (n, d, ld) = (s.n, g.d, s.before() + s.n);
         let hk = hq / (g.h / g.kv);
         let vs = g.kv * d;
         let dst = out.add(s.q_row * g.h * d + hq * d);
-        if s.pre_len > 0 {
-            let vv = MatRef::rows(&vp[s.pre_row * vs + hk * d..], vs);
-            gemm::sgemm_ptr(
-                n,
-                d,
-                s.pre_len,
-                MatRef::rows(p, ld),
-                vv,
-                dst,
-                g.h * d,
-                false,
-                false,
-            );
+        let parts = [
+            (values.pre, s.pre_row, s.pre_len, 0),
+            (values.mid, s.mid_row, s.mid_len, s.pre_len),
+            (values.own, s.own_row, s.n, s.before()),
+        ];
+        for (buf, row, len, col) in parts {
+            if len == 0 {
+                continue;
+            }
+            let vv = MatRef::rows(&buf[row * vs + hk * d..], vs);
+            let pp = MatRef::rows(&p[col..], ld);
+            gemm::sgemm_ptr(n, d, len, pp, vv, dst, g.h * d, col > 0, false);
         }
-        let vv = MatRef::rows(&v[s.own_row * vs + hk * d..], vs);
-        let own = MatRef::rows(&p[s.pre_len..], ld);
-        gemm::sgemm_ptr(n, d, n, own, vv, dst, g.h * d, s.pre_len > 0, false);
+    }
+}
+
+/// The three key (or value) buffers a sequence reads: the shared prefix's, the middle one's, its
+/// own (prefix and own the same buffer in batch mode; unused ones empty).
+#[derive(Clone, Copy)]
+struct Keys<'a> {
+    pre: &'a [f32],
+    mid: &'a [f32],
+    own: &'a [f32],
+}
+
+impl<'a> Keys<'a> {
+    /// Batch mode: each row's cached prefix and own keys in one buffer, no middle.
+    fn batch(buf: &'a [f32]) -> Self {
+        Keys {
+            pre: buf,
+            mid: &[],
+            own: buf,
+        }
     }
 }
 
@@ -276,22 +351,12 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
 }
 
 impl Attention {
-    /// The forward's output, with the prefix keys and values read from `kp`, `vp` (the own
-    /// buffers `k`, `v` in batch mode).
-    #[allow(clippy::too_many_arguments)]
-    fn forward(
-        &self,
-        g: &Geom,
-        q: &[f32],
-        kp: &[f32],
-        vp: &[f32],
-        k: &[f32],
-        v: &[f32],
-    ) -> Vec<f32> {
+    /// The forward's output, with the keys and values read from `keys`, `values`.
+    fn forward(&self, g: &Geom, q: &[f32], keys: Keys, values: Keys) -> Vec<f32> {
         // SAFETY: `forward_into` writes every element of the (b, t, h, d) output.
         unsafe {
             gemm::written(q.len(), |ptr| {
-                self.forward_into(g, q, kp, vp, k, v, SyncPtr(ptr), None)
+                self.forward_into(g, q, keys, values, SyncPtr(ptr), None)
             })
         }
     }
@@ -300,15 +365,12 @@ impl Attention {
     ///
     /// # Safety
     /// `out` must be valid for writes of `q.len()` floats that no one else touches meanwhile.
-    #[allow(clippy::too_many_arguments)]
     unsafe fn forward_into(
         &self,
         g: &Geom,
         q: &[f32],
-        kp: &[f32],
-        vp: &[f32],
-        k: &[f32],
-        v: &[f32],
+        keys: Keys,
+        values: Keys,
         o: SyncPtr,
         keep: Option<SyncPtr>,
     ) {
@@ -322,11 +384,11 @@ impl Attention {
             if s.n == 0 {
                 return;
             }
-            let len = s.n * (s.pre_len + s.n);
+            let len = s.n * (s.before() + s.n);
             let head = |hq: usize, p: &mut [f32]| {
-                self.probs(g, s, q, kp, k, hq, p);
+                self.probs(g, s, q, keys, hq, p);
                 // SAFETY: as the caller promised, and this task alone writes these rows.
-                unsafe { self.mix(g, s, vp, v, hq, p, o) };
+                unsafe { self.mix(g, s, values, hq, p, o) };
             };
             match keep {
                 // SAFETY: (sequence, head) blocks of the kept buffer are disjoint, one per task
@@ -391,6 +453,7 @@ pub(crate) fn causal_forward_into(
         scale,
         segments: None,
         prefix: None,
+        middle: None,
     };
     let keep = probs.map(|p| {
         assert_eq!(
@@ -401,7 +464,9 @@ pub(crate) fn causal_forward_into(
         SyncPtr(p.as_mut_ptr())
     });
     // SAFETY: `out` and `probs` are exclusive borrows of exactly the sizes written.
-    unsafe { op.forward_into(&g, q, k, v, k, v, SyncPtr(out.as_mut_ptr()), keep) }
+    let (keys, values) = (Keys::batch(k), Keys::batch(v));
+    // SAFETY: `out` and `probs` are exclusive borrows of exactly the sizes written.
+    unsafe { op.forward_into(&g, q, keys, values, SyncPtr(out.as_mut_ptr()), keep) }
 }
 
 /// The training attention's backward for the output gradient `dout`: `dq`, `dk`, `dv`, the same
@@ -427,6 +492,7 @@ pub(crate) fn causal_backward_into(
         scale,
         segments: None,
         prefix: None,
+        middle: None,
     };
     if let Some(p) = probs {
         assert_eq!(
@@ -436,6 +502,19 @@ pub(crate) fn causal_backward_into(
         );
     }
     op.backward(&g, q, k, v, dout, dq, dk, dv, probs);
+}
+
+/// `f` on the f32 data of a pair of tensors, or on `default` where there are none.
+fn with_pair<R>(
+    pair: Option<(&Tensor, &Tensor)>,
+    default_k: &[f32],
+    default_v: &[f32],
+    f: impl FnOnce(&[f32], &[f32]) -> Result<R>,
+) -> Result<R> {
+    match pair {
+        Some((k, v)) => with_f32(k, |ks| with_f32(v, |vs| f(ks, vs))),
+        None => f(default_k, default_v),
+    }
 }
 
 impl CustomOp3 for Attention {
@@ -459,12 +538,28 @@ impl CustomOp3 for Attention {
         if g.t == 0 || g.d == 0 {
             return Ok((CpuStorage::F32(vec![0f32; q.len()]), l1.shape().clone()));
         }
-        let out = match &self.prefix {
-            Some((pk, pv)) => with_f32(pk, |kp| {
-                with_f32(pv, |vp| Ok(self.forward(&g, q, kp, vp, k, v)))
-            })?,
-            None => self.forward(&g, q, k, v, k, v),
-        };
+        let empty: (&[f32], &[f32]) = (&[], &[]);
+        let out = with_pair(
+            self.prefix.as_ref().map(|p| (&p.0, &p.1)),
+            k,
+            v,
+            |kp, vp| {
+                let mid = self.middle.as_ref().map(|m| (&m.0, &m.1));
+                with_pair(mid, empty.0, empty.1, |km, vm| {
+                    let keys = Keys {
+                        pre: kp,
+                        mid: km,
+                        own: k,
+                    };
+                    let values = Keys {
+                        pre: vp,
+                        mid: vm,
+                        own: v,
+                    };
+                    Ok(self.forward(&g, q, keys, values))
+                })
+            },
+        )?;
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -552,7 +647,7 @@ impl Attention {
                 let p: &[f32] = match kept {
                     Some(all) => &all[(bi * g.h + hq) * t * t..][..t * t],
                     None => {
-                        self.probs(g, &seqs[bi], q, k, k, hq, &mut own);
+                        self.probs(g, &seqs[bi], q, Keys::batch(k), hq, &mut own);
                         &own
                     }
                 };
