@@ -7,6 +7,7 @@ use crate::parallel::{par_chunks_mut, par_map};
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 
+use super::exp::{exp_in_place, max16, Lanes};
 use super::{cpu_f32, f32_slice, rows_per_task};
 
 /// Mean cross-entropy, as `candle_nn::loss::cross_entropy`. Fused for CPU f32 logits with u32
@@ -43,18 +44,28 @@ fn u32_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [u32]> {
     }
 }
 
+/// `max + ln Σ exp(v − max)` of a row (k2's [`exp`](super::exp), summed in
+/// [`Lanes`]' order).
 pub(crate) fn log_sum_exp(row: &[f32]) -> f32 {
-    let m = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    let s: f32 = row.iter().map(|&v| (v - m).exp()).sum();
-    m + s.ln()
+    let m = max16(row.iter().copied());
+    let mut lanes = Lanes::new();
+    // A multiple of 16, so the lanes see the row's elements as one call would.
+    let mut buf = [0f32; 256];
+    for c in row.chunks(buf.len()) {
+        let b = &mut buf[..c.len()];
+        b.iter_mut().zip(c).for_each(|(x, &v)| *x = v - m);
+        exp_in_place(b);
+        lanes.add(b);
+    }
+    m + lanes.total().ln()
 }
 
 /// A row of logits turned, in place, into its gradient `(softmax − onehot(target)) · scale`
 /// given the row's log-sum-exp `lse`.
 pub(crate) fn grad_row_in_place(row: &mut [f32], lse: f32, target: usize, scale: f32) {
-    for v in row.iter_mut() {
-        *v = (*v - lse).exp() * scale;
-    }
+    row.iter_mut().for_each(|v| *v -= lse);
+    exp_in_place(row);
+    row.iter_mut().for_each(|v| *v *= scale);
     row[target] -= scale;
 }
 

@@ -13,6 +13,7 @@ mod attention;
 mod cross_entropy;
 #[cfg(feature = "cuda")]
 pub mod cuda;
+pub mod exp;
 mod linear;
 mod rms_norm;
 mod rope;

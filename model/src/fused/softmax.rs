@@ -4,6 +4,7 @@
 use crate::parallel::par_chunks_mut;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
 
+use super::exp::{exp_in_place, max16, sum16};
 use super::{cpu_f32, f32_slice, rows_per_task};
 
 /// Softmax over the last dim. Fused on CPU f32, [`softmax_composite`] otherwise.
@@ -204,17 +205,14 @@ impl CustomOp2 for SoftmaxBwd {
     }
 }
 
-/// `row ← softmax(row · scale)` (max-subtracted, summed in order): the arithmetic of every k2
-/// softmax on the CPU, here and in the fused attention.
+/// `row ← softmax(row · scale)` (max-subtracted, k2's [`exp`](super::exp), summed in
+/// [`sum16`]'s order): the arithmetic of every k2 softmax on the CPU, here and in the fused
+/// attention.
 pub(super) fn softmax_in_place(row: &mut [f32], scale: f32) {
-    let m = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v * scale));
-    let mut sum = 0f32;
-    for v in row.iter_mut() {
-        let e = (*v * scale - m).exp();
-        *v = e;
-        sum += e;
-    }
-    let inv = 1.0 / sum;
+    let m = max16(row.iter().map(|&v| v * scale));
+    row.iter_mut().for_each(|v| *v = *v * scale - m);
+    exp_in_place(row);
+    let inv = 1.0 / sum16(row);
     row.iter_mut().for_each(|v| *v *= inv);
 }
 

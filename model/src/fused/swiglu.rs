@@ -3,6 +3,7 @@
 use crate::parallel::{par_chunks2_mut, par_chunks_mut};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
+use super::exp::exp_in_place;
 use super::{cpu_f32, f32_slice};
 
 /// Elements per parallel task.
@@ -27,16 +28,21 @@ pub(crate) fn swiglu_into(g: &[f32], u: &[f32], y: &mut [f32], sig: Option<&mut 
     let Some(sig) = sig else {
         par_chunks_mut(y, TASK, |c, yc| {
             let (gc, uc) = (&g[c * TASK..], &u[c * TASK..]);
+            // exp(−g) first (vectorised), then the rest.
+            yc.iter_mut().zip(gc).for_each(|(e, &gv)| *e = -gv);
+            exp_in_place(yc);
             for ((yv, &gv), &uv) in yc.iter_mut().zip(gc).zip(uc) {
-                *yv = gv / (1.0 + (-gv).exp()) * uv;
+                *yv = gv / (1.0 + *yv) * uv;
             }
         });
         return;
     };
     par_chunks2_mut(y, sig, TASK, |c, yc, sc| {
         let (gc, uc) = (&g[c * TASK..], &u[c * TASK..]);
+        sc.iter_mut().zip(gc).for_each(|(e, &gv)| *e = -gv);
+        exp_in_place(sc);
         for i in 0..yc.len() {
-            let e = (-gc[i]).exp();
+            let e = sc[i];
             yc[i] = gc[i] / (1.0 + e) * uc[i];
             sc[i] = 1.0 / (1.0 + e);
         }
@@ -56,11 +62,16 @@ pub(crate) fn swiglu_grad(
     par_chunks2_mut(dg, du, TASK, |c, dgc, duc| {
         let (gc, uc, dyc) = (&g[c * TASK..], &u[c * TASK..], &dy[c * TASK..]);
         let kept = sig.map(|s| &s[c * TASK..]);
+        if kept.is_none() {
+            // exp(−g) into dg first (vectorised); each element is read before it is written.
+            dgc.iter_mut().zip(gc).for_each(|(e, &gv)| *e = -gv);
+            exp_in_place(dgc);
+        }
         for i in 0..dgc.len() {
             let (gv, uv, d) = (gc[i], uc[i], dyc[i]);
             let s = match kept {
                 Some(k) => k[i],
-                None => 1.0 / (1.0 + (-gv).exp()),
+                None => 1.0 / (1.0 + dgc[i]),
             };
             let silu = gv * s;
             duc[i] = d * silu;
