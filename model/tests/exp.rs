@@ -126,7 +126,13 @@ fn lane_sums_follow_their_documented_order() {
         l.add(c);
     }
     assert_eq!(l.total().to_bits(), lanes[0].to_bits());
-    assert_eq!(max16(xs.iter().copied()), 1.0);
-    assert_eq!(max16([f32::NAN, -3.0, f32::NAN].into_iter()), -3.0);
-    assert_eq!(max16(std::iter::empty()), f32::NEG_INFINITY);
+    assert_eq!(max16(&xs, 1.0), 1.0);
+    assert_eq!(max16(&xs, -2.0), -2.0 * xs[1002]);
+    let mut with_nan = xs.clone();
+    with_nan[3] = f32::NAN;
+    with_nan[1001] = f32::NAN;
+    assert_eq!(max16(&with_nan, 1.0), 1.0);
+    assert_eq!(max16(&[f32::NAN, -3.0, f32::NAN], 1.0), -3.0);
+    assert_eq!(max16(&[f32::NAN; 40], 1.0), f32::NEG_INFINITY);
+    assert_eq!(max16(&[], 1.0), f32::NEG_INFINITY);
 }

@@ -47,7 +47,7 @@ fn u32_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [u32]> {
 /// `max + ln Σ exp(v − max)` of a row (k2's [`exp`](super::exp), summed in
 /// [`Lanes`]' order).
 pub(crate) fn log_sum_exp(row: &[f32]) -> f32 {
-    let m = max16(row.iter().copied());
+    let m = max16(row, 1.0);
     let mut lanes = Lanes::new();
     // A multiple of 16, so the lanes see the row's elements as one call would.
     let mut buf = [0f32; 256];

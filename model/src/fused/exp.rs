@@ -116,12 +116,20 @@ pub fn sum16(xs: &[f32]) -> f32 {
     l.total()
 }
 
-/// The largest value (NaNs ignored unless all are; −∞ when empty), in 16 lanes so that it
-/// vectorises; the maximum is the same value in any order.
-pub fn max16(xs: impl Iterator<Item = f32>) -> f32 {
+/// The largest of `xs[i] · scale` (NaNs ignored; −∞ when there is no other value), in 16 lanes so
+/// that it vectorises; the maximum is the same value in any order.
+pub fn max16(xs: &[f32], scale: f32) -> f32 {
     let mut lanes = [f32::NEG_INFINITY; 16];
-    for (i, x) in xs.enumerate() {
-        lanes[i % 16] = lanes[i % 16].max(x);
+    let mut chunks = xs.chunks_exact(16);
+    for c in &mut chunks {
+        for (l, &x) in lanes.iter_mut().zip(c) {
+            let v = x * scale;
+            // `max` without NaN handling vectorises; a NaN is not kept (as f32::max).
+            *l = if v > *l { v } else { *l };
+        }
+    }
+    for (l, &x) in lanes.iter_mut().zip(chunks.remainder()) {
+        *l = l.max(x * scale);
     }
     lanes.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v))
 }

@@ -209,7 +209,7 @@ impl CustomOp2 for SoftmaxBwd {
 /// [`sum16`]'s order): the arithmetic of every k2 softmax on the CPU, here and in the fused
 /// attention.
 pub(super) fn softmax_in_place(row: &mut [f32], scale: f32) {
-    let m = max16(row.iter().map(|&v| v * scale));
+    let m = max16(row, scale);
     row.iter_mut().for_each(|v| *v = *v * scale - m);
     exp_in_place(row);
     let inv = 1.0 / sum16(row);
