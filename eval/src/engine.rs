@@ -231,9 +231,13 @@ impl Engine {
         let start = parent.map_or(0, |p| p.1);
         let mine = if node.len > start {
             let ids = &groups[node.first].0[start..node.len];
+            let seg = [(0, ids.len())];
             let ids = Tensor::new(ids, &self.dev())?.unsqueeze(0)?;
             let past = parent.map(|p| &p.0);
-            Some((self.model.forward_hidden_cached(&ids, past)?.1, node.len))
+            // Only the prefix's keys and values are needed: the last layer finishes one row.
+            let (_, own) = self.model.forward_packed_last(&ids, &seg, past, true)?;
+            let own = own.expect("kept");
+            Some((own.packed_row(past, 0, seg[0].1)?, node.len))
         } else {
             None
         };
@@ -434,13 +438,11 @@ impl Engine {
         }
         let n = ids.len();
         let ids = Tensor::from_vec(ids, (1, n), &self.dev())?;
-        let (hidden, cache) = self
-            .model
-            .forward_packed(&ids, &segs, prefix.map(|p| &p.0), keep)?;
-        let last: Vec<u32> = segs.iter().map(|&(a, len)| (a + len - 1) as u32).collect();
-        let last = Tensor::from_vec(last, ctxs.len(), &self.dev())?;
-        let rows = hidden.squeeze(0)?.index_select(&last, 0)?;
-        let lps: Vec<Vec<f32>> = self.model.lm_head(&rows)?.to_vec2()?;
+        // Only each context's last position is scored from these hidden states.
+        let (rows, cache) =
+            self.model
+                .forward_packed_last(&ids, &segs, prefix.map(|p| &p.0), keep)?;
+        let lps: Vec<Vec<f32>> = self.model.lm_head(&rows.squeeze(0)?)?.to_vec2()?;
         Ok((lps, cache, segs))
     }
 

@@ -172,6 +172,25 @@ pub(crate) struct Block {
     pub(crate) mlp: Mlp,
 }
 
+/// How [`Decoder::run`] packs sequences into one row: each one's (start, len), each one's span of
+/// a middle cache it follows, and whether only each one's last position is finished.
+#[derive(Clone, Copy)]
+struct PackedRun<'a> {
+    segments: &'a [(usize, usize)],
+    middle: Option<(&'a KvCache, &'a [(usize, usize)])>,
+    last_only: bool,
+}
+
+impl<'a> PackedRun<'a> {
+    fn new(segments: &'a [(usize, usize)]) -> Self {
+        PackedRun {
+            segments,
+            middle: None,
+            last_only: false,
+        }
+    }
+}
+
 /// A decoder-only model for inference, of any supported family.
 pub struct Decoder {
     pub(crate) arch: Arch,
@@ -212,7 +231,7 @@ impl Decoder {
 
     /// Logits (batch, seq, vocab) in f32 for every position of `ids` (batch, seq).
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
-        let (h, _) = self.run(ids, None, false, None, None)?;
+        let (h, _) = self.run(ids, None, false, None)?;
         self.lm_head(&h)
     }
 
@@ -224,7 +243,7 @@ impl Decoder {
         ids: &Tensor,
         cache: Option<&KvCache>,
     ) -> Result<(Tensor, KvCache)> {
-        let (h, c) = self.run(ids, cache, true, None, None)?;
+        let (h, c) = self.run(ids, cache, true, None)?;
         Ok((h, c.expect("kept")))
     }
 
@@ -233,7 +252,7 @@ impl Decoder {
     /// continuations of a long context holds one layer's copy at a time, not the whole model's.
     /// The values are those of [`Decoder::forward_hidden_cached`].
     pub fn hidden_after(&self, ids: &Tensor, cache: &KvCache) -> Result<Tensor> {
-        Ok(self.run(ids, Some(cache), false, None, None)?.0)
+        Ok(self.run(ids, Some(cache), false, None)?.0)
     }
 
     /// Several sequences packed into one row, each after the same cached prefix (or none): `ids`
@@ -256,7 +275,38 @@ impl Decoder {
                 reason: "needs k2's fused attention (f32 on a CPU with AVX2+FMA)".into(),
             });
         }
-        self.run(ids, prefix, keep, Some(segments), None)
+        self.run(ids, prefix, keep, Some(PackedRun::new(segments)))
+    }
+
+    /// [`Decoder::forward_packed`] for callers that need only each sequence's last position (the
+    /// next-token logits of contexts; a prefix's cache): the final layer runs its attention
+    /// output, MLP and norm for those rows only (its keys and values for all), and the hidden
+    /// states returned are (1, segments, hidden), one row per sequence, with the bits of those
+    /// rows of [`Decoder::forward_packed`]'s. Every sequence must be non-empty.
+    pub fn forward_packed_last(
+        &self,
+        ids: &Tensor,
+        segments: &[(usize, usize)],
+        prefix: Option<&KvCache>,
+        keep: bool,
+    ) -> Result<(Tensor, Option<KvCache>)> {
+        if !self.prefix_reuse_is_exact() {
+            return Err(ModelError::InvalidConfig {
+                field: "packed forward".into(),
+                reason: "needs k2's fused attention (f32 on a CPU with AVX2+FMA)".into(),
+            });
+        }
+        if segments.iter().any(|s| s.1 == 0) {
+            return Err(ModelError::InvalidConfig {
+                field: "packed forward".into(),
+                reason: format!("an empty sequence has no last position: {segments:?}"),
+            });
+        }
+        let run = PackedRun {
+            last_only: true,
+            ..PackedRun::new(segments)
+        };
+        self.run(ids, prefix, keep, Some(run))
     }
 
     /// [`Decoder::forward_packed`] where each sequence also follows its own span of `middle`, a
@@ -297,9 +347,11 @@ impl Decoder {
                 ),
             });
         }
-        Ok(self
-            .run(ids, prefix, false, Some(segments), Some((middle, spans)))?
-            .0)
+        let run = PackedRun {
+            middle: Some((middle, spans)),
+            ..PackedRun::new(segments)
+        };
+        Ok(self.run(ids, prefix, false, Some(run))?.0)
     }
 
     /// Logits from final hidden states of any shape (..., hidden), in f32 (the product runs in the
@@ -373,9 +425,11 @@ impl Decoder {
         ids: &Tensor,
         cache: Option<&KvCache>,
         keep: bool,
-        packed: Option<&[(usize, usize)]>,
-        middle: Option<(&KvCache, &[(usize, usize)])>,
+        packed_run: Option<PackedRun>,
     ) -> Result<(Tensor, Option<KvCache>)> {
+        let packed = packed_run.map(|p| p.segments);
+        let middle = packed_run.and_then(|p| p.middle);
+        let last_only = packed_run.is_some_and(|p| p.last_only);
         let (b, t) = ids.dims2()?;
         let past = cache.map_or(0, |c| c.len);
         let a = &self.arch;
@@ -434,8 +488,17 @@ impl Decoder {
                 });
             }
         }
+        // The rows the final layer finishes when only each sequence's last position is needed.
+        let last_rows = match packed {
+            Some(segs) if last_only => {
+                let rows: Vec<u32> = segs.iter().map(|&(a, n)| (a + n - 1) as u32).collect();
+                Some(Tensor::from_vec(rows, segs.len(), x.device())?)
+            }
+            _ => None,
+        };
         let mut new_layers = Vec::with_capacity(self.blocks.len());
         for (li, blk) in self.blocks.iter().enumerate() {
+            let last_layer = li + 1 == self.blocks.len();
             let h = match a.block {
                 BlockKind::PostSublayerNorm => x.clone(),
                 _ => blk.attn_norm.forward(&x)?,
@@ -468,19 +531,31 @@ impl Decoder {
             }
             let fused_out = match packed {
                 Some(segs) => {
-                    let pre = cache.map(|c| (&c.layers[li].0, &c.layers[li].1));
-                    let mid = middle.map(|(m, spans)| fused::Middle {
-                        k: &m.layers[li].0,
-                        v: &m.layers[li].1,
-                        spans,
-                    });
-                    fused::packed_attention(&q, &k, &v, pre, mid, scale, segs)?
+                    let run = fused::Packed {
+                        segments: segs,
+                        prefix: cache.map(|c| (&c.layers[li].0, &c.layers[li].1)),
+                        middle: middle.map(|(m, spans)| fused::Middle {
+                            k: &m.layers[li].0,
+                            v: &m.layers[li].1,
+                            spans,
+                        }),
+                        last_only: last_only && last_layer,
+                    };
+                    match &last_rows {
+                        Some(rows) if last_layer => {
+                            fused::packed_attention(&q.index_select(rows, 1)?, &k, &v, scale, &run)?
+                        }
+                        _ => fused::packed_attention(&q, &k, &v, scale, &run)?,
+                    }
                 }
                 None if bthd => fused::causal_attention(&q, &k, &v, scale)?,
                 None => None,
             };
             let out = match fused_out {
-                Some(o) => o.reshape((b, t, nh * hd))?,
+                Some(o) => {
+                    let rows = o.dim(1)?;
+                    o.reshape((b, rows, nh * hd))?
+                }
                 None => {
                     let (q, k, v) = if bthd {
                         (q.transpose(1, 2)?, k.transpose(1, 2)?, v.transpose(1, 2)?)
@@ -495,6 +570,9 @@ impl Decoder {
                 }
             };
             let attn = blk.o.forward(&out)?;
+            if let (Some(rows), true) = (&last_rows, last_layer) {
+                x = x.index_select(rows, 1)?;
+            }
             x = match a.block {
                 BlockKind::PreNorm => {
                     let x = (x + attn)?;

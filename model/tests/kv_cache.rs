@@ -327,3 +327,64 @@ fn continuations_packed_after_their_contexts_get_the_bits_they_get_alone() {
         }
     }
 }
+
+/// Finishing only each packed sequence's last position gives exactly those rows of the full packed
+/// forward, and the same kept keys and values; an empty sequence is an error.
+#[test]
+fn last_positions_only_get_the_bits_of_the_full_packed_forward() {
+    let dev = Device::Cpu;
+    for dir in [
+        common::shared_data().join("models/tiny-random-llama-gqa-sharded"),
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/families/pythia-parallel"),
+    ] {
+        let model = load_decoder(&dir, DType::F32, &dev).unwrap();
+        if !model.prefix_reuse_is_exact() {
+            println!("skipped: this CPU has no AVX2+FMA, so k2's fused attention does not run");
+            return;
+        }
+        let vocab = model.arch().vocab_size as u32;
+        let toks = |n: u32, seed: u32| -> Vec<u32> {
+            (0..n).map(|i| (i * 29 + seed * 13 + 1) % vocab).collect()
+        };
+        let seqs = [toks(5, 1), toks(1, 2), toks(14, 3), toks(2, 4)];
+        let mut flat = Vec::new();
+        let mut segs = Vec::new();
+        for s in &seqs {
+            segs.push((flat.len(), s.len()));
+            flat.extend_from_slice(s);
+        }
+        for prefix_len in [0u32, 7] {
+            let cache = (prefix_len > 0).then(|| {
+                model
+                    .forward_hidden_cached(&row(&dev, &toks(prefix_len, 9)), None)
+                    .unwrap()
+                    .1
+            });
+            let (full, full_kv) = model
+                .forward_packed(&row(&dev, &flat), &segs, cache.as_ref(), true)
+                .unwrap();
+            let (last, last_kv) = model
+                .forward_packed_last(&row(&dev, &flat), &segs, cache.as_ref(), true)
+                .unwrap();
+            assert_eq!(last.dims(), &[1, segs.len(), full.dim(2).unwrap()]);
+            for (i, &(a, n)) in segs.iter().enumerate() {
+                assert_eq!(
+                    bits(&last.narrow(1, i, 1).unwrap()),
+                    bits(&full.narrow(1, a + n - 1, 1).unwrap()),
+                    "{dir:?}, prefix {prefix_len}, sequence {i}"
+                );
+            }
+            for ((fk, fv), (lk, lv)) in full_kv.unwrap().layers.iter().zip(&last_kv.unwrap().layers)
+            {
+                assert_eq!(bits(fk), bits(lk));
+                assert_eq!(bits(fv), bits(lv));
+            }
+        }
+        let mut empty = segs.clone();
+        empty.push((flat.len(), 0));
+        assert!(model
+            .forward_packed_last(&row(&dev, &flat), &empty, None, false)
+            .is_err());
+    }
+}

@@ -47,6 +47,7 @@ pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Resul
     let op = Attention {
         scale: scale as f32,
         segments: None,
+        last_only: false,
         prefix: None,
         middle: None,
     };
@@ -64,20 +65,33 @@ pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Resul
 /// With `middle`, sequence s also sees, between the prefix and its own keys, the rows
 /// `spans[s]` ((start, len)) of the middle keys and values (1, m, kv, d), read in place: the
 /// continuations of several contexts packed together, each after its own context's keys.
+///
+/// With `last_only`, q (1, segments, h, d) holds only each sequence's last query (a non-empty
+/// sequence's), and the output has its rows only: the same bits as those rows of the full output.
 pub fn packed_attention(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
-    prefix: Option<(&Tensor, &Tensor)>,
-    middle: Option<Middle<'_>>,
     scale: f64,
-    segments: &[(usize, usize)],
+    packed: &Packed,
 ) -> Result<Option<Tensor>> {
     if !fused_attention_applies(q) || !cpu_f32(&[k, v]) || q.rank() != 4 {
         return Ok(None);
     }
-    let (b, n, h, d) = q.dims4()?;
+    let Packed {
+        segments,
+        prefix,
+        middle,
+        last_only,
+    } = *packed;
+    let (b, nq, h, d) = q.dims4()?;
     let (b2, tk, kv, d2) = k.dims4()?;
+    let n = tk;
+    let queries_ok = if last_only {
+        nq == segments.len() && segments.iter().all(|&(_, len)| len > 0)
+    } else {
+        nq == tk
+    };
     let tiled = segments
         .iter()
         .try_fold(0, |at, &(start, len)| (start == at).then_some(at + len));
@@ -96,7 +110,7 @@ pub fn packed_attention(
     });
     if b != 1
         || (b2, d2) != (1, d)
-        || tk != n
+        || !queries_ok
         || v.dims() != k.dims()
         || kv == 0
         || h % kv != 0
@@ -113,6 +127,7 @@ pub fn packed_attention(
     let op = Attention {
         scale: scale as f32,
         segments: Some(segments.to_vec()),
+        last_only,
         prefix: prefix
             .map(|(pk, pv)| Ok::<_, candle_core::Error>((pk.contiguous()?, pv.contiguous()?)))
             .transpose()?,
@@ -129,6 +144,17 @@ pub fn packed_attention(
     op.apply(q, k, v).map(Some)
 }
 
+/// Packed sequences for [`packed_attention`]: `segments` ((start, len) of each sequence's own
+/// keys, tiling them), the shared `prefix`'s keys and values, each sequence's `middle` span, and
+/// whether q holds only each sequence's last query.
+#[derive(Clone, Copy)]
+pub struct Packed<'a> {
+    pub segments: &'a [(usize, usize)],
+    pub prefix: Option<(&'a Tensor, &'a Tensor)>,
+    pub middle: Option<Middle<'a>>,
+    pub last_only: bool,
+}
+
 /// Keys and values that packed sequences see between the shared prefix and their own keys
 /// ([`packed_attention`]): sequence s sees rows `spans[s]` ((start, len)) of `k` and `v`.
 #[derive(Clone, Copy)]
@@ -143,6 +169,8 @@ struct Attention {
     /// Packed sequences after a shared prefix ([`packed_attention`]); `None`: one sequence per
     /// batch row.
     segments: Option<Vec<(usize, usize)>>,
+    /// Packed sequences' last queries only (q has one row per sequence).
+    last_only: bool,
     /// The shared prefix's keys and values of packed sequences, if any.
     prefix: Option<(Tensor, Tensor)>,
     /// Keys and values each packed sequence sees after the prefix, and each one's rows of them.
@@ -161,12 +189,14 @@ impl Attention {
 
 /// One sequence's queries and the keys they see, in this order: rows `pre_row .. pre_row +
 /// pre_len` of the prefix's key buffer, rows `mid_row .. mid_row + mid_len` of the middle one, and
-/// rows `own_row ..= own_row + i` of the own keys' buffer for query i (one buffer for prefix and
-/// own keys in batch mode).
+/// rows `own_row ..= own_row + first + i` of the own keys' buffer for query i (the query at
+/// position `first + i` of the sequence, in row `q_row + i`; one buffer for prefix and own keys
+/// in batch mode).
 #[derive(Clone, Copy)]
 struct Seq {
     q_row: usize,
     n: usize,
+    first: usize,
     pre_row: usize,
     pre_len: usize,
     mid_row: usize,
@@ -178,6 +208,16 @@ impl Seq {
     /// Keys before the sequence's own.
     fn before(&self) -> usize {
         self.pre_len + self.mid_len
+    }
+
+    /// The sequence's own keys its last query sees.
+    fn own(&self) -> usize {
+        self.first + self.n
+    }
+
+    /// Keys in all: the length of a probability row.
+    fn keys(&self) -> usize {
+        self.before() + self.own()
     }
 }
 
@@ -220,11 +260,17 @@ impl Attention {
                 let pre = self.prefix.as_ref().map_or(0, |(pk, _)| pk.dims()[1]);
                 segs.iter()
                     .enumerate()
-                    .map(|(i, &(start, n))| {
+                    .map(|(i, &(start, len))| {
                         let (mid_row, mid_len) = self.middle.as_ref().map_or((0, 0), |m| m.2[i]);
+                        let (q_row, n, first) = if self.last_only {
+                            (i, 1, len - 1)
+                        } else {
+                            (start, len, 0)
+                        };
                         Seq {
-                            q_row: start,
+                            q_row,
                             n,
+                            first,
                             pre_row: 0,
                             pre_len: pre,
                             mid_row,
@@ -238,6 +284,7 @@ impl Attention {
                 .map(|bi| Seq {
                     q_row: bi * g.t,
                     n: g.t,
+                    first: 0,
                     pre_row: bi * g.tk,
                     pre_len: g.tk - g.t,
                     mid_row: 0,
@@ -248,11 +295,10 @@ impl Attention {
         }
     }
 
-    /// p (n × (before + n), row-major) = causal softmax of q_h·k_gᵀ·scale over the keys each
-    /// query of `s` sees; the other entries of its row are 0.
-    #[allow(clippy::too_many_arguments)]
+    /// p (n × keys, row-major) = causal softmax of q_h·k_gᵀ·scale over the keys each query of
+    /// `s` sees; the other entries of its row are 0.
     fn probs(&self, g: &Geom, s: &Seq, q: &[f32], keys: Keys, hq: usize, p: &mut [f32]) {
-        let (n, d, ld) = (s.n, g.d, s.before() + s.n);
+        let (n, d, ld) = (s.n, g.d, s.keys());
         let hk = hq / (g.h / g.kv);
         let (qs, ks) = (g.h * d, g.kv * d);
         let qv = MatRef::rows(&q[s.q_row * qs + hq * d..], qs);
@@ -275,10 +321,20 @@ impl Attention {
             );
         }
         let kt = MatRef::cols(&keys.own[s.own_row * ks + hk * d..], ks);
-        gemm::sgemm(n, n, d, qv, kt, &mut p[s.before()..], ld, false, false);
+        gemm::sgemm(
+            n,
+            s.own(),
+            d,
+            qv,
+            kt,
+            &mut p[s.before()..],
+            ld,
+            false,
+            false,
+        );
         let scale = self.scale;
         for (i, row) in p.chunks_exact_mut(ld).enumerate() {
-            let (live, masked) = row.split_at_mut(s.before() + i + 1);
+            let (live, masked) = row.split_at_mut(s.before() + s.first + i + 1);
             softmax_in_place(live, scale);
             masked.fill(0.0);
         }
@@ -291,14 +347,14 @@ impl Attention {
     /// # Safety
     /// `out` must be valid for writes of the n rows of head `hq` of sequence `s`.
     unsafe fn mix(&self, g: &Geom, s: &Seq, values: Keys, hq: usize, p: &[f32], out: SyncPtr) {
-        let (n, d, ld) = (s.n, g.d, s.before() + s.n);
+        let (n, d, ld) = (s.n, g.d, s.keys());
         let hk = hq / (g.h / g.kv);
         let vs = g.kv * d;
         let dst = out.add(s.q_row * g.h * d + hq * d);
         let parts = [
             (values.pre, s.pre_row, s.pre_len, 0),
             (values.mid, s.mid_row, s.mid_len, s.pre_len),
-            (values.own, s.own_row, s.n, s.before()),
+            (values.own, s.own_row, s.own(), s.before()),
         ];
         for (buf, row, len, col) in parts {
             if len == 0 {
@@ -384,7 +440,7 @@ impl Attention {
             if s.n == 0 {
                 return;
             }
-            let len = s.n * (s.before() + s.n);
+            let len = s.n * s.keys();
             let head = |hq: usize, p: &mut [f32]| {
                 self.probs(g, s, q, keys, hq, p);
                 // SAFETY: as the caller promised, and this task alone writes these rows.
@@ -452,6 +508,7 @@ pub(crate) fn causal_forward_into(
     let op = Attention {
         scale,
         segments: None,
+        last_only: false,
         prefix: None,
         middle: None,
     };
@@ -491,6 +548,7 @@ pub(crate) fn causal_backward_into(
     let op = Attention {
         scale,
         segments: None,
+        last_only: false,
         prefix: None,
         middle: None,
     };

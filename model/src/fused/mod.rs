@@ -20,7 +20,7 @@ mod rope;
 mod softmax;
 mod swiglu;
 
-pub use attention::{causal_attention, fused_attention_applies, packed_attention, Middle};
+pub use attention::{causal_attention, fused_attention_applies, packed_attention, Middle, Packed};
 pub use cross_entropy::{cross_entropy, cross_entropy_composite};
 pub use linear::{linear, linear_candle, linear_transposed, transposed_for_gemm};
 pub use rms_norm::{rms_norm, rms_norm_composite};
