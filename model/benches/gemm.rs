@@ -76,11 +76,27 @@ fn main() {
             false,
         ),
         // Eval's forwards: a few continuations packed into one row (tens of tokens).
+        // Eval's weights are kept transposed (in, out): B's rows are read in place.
         ("eval 17m q 100x384x384", 100, 384, 384, false, false),
         ("eval 17m gate 100x1024x384", 100, 1024, 384, false, false),
-        ("eval 17m lm_head 100x8192x384", 100, 8192, 384, false, true),
+        (
+            "eval 17m lm_head 100x8192x384",
+            100,
+            8192,
+            384,
+            false,
+            false,
+        ),
         ("eval 17m q 800x384x384", 800, 384, 384, false, false),
-        ("eval 17m lm_head 800x8192x384", 800, 8192, 384, false, true),
+        ("eval 17m gate 800x1024x384", 800, 1024, 384, false, false),
+        (
+            "eval 17m lm_head 800x8192x384",
+            800,
+            8192,
+            384,
+            false,
+            false,
+        ),
         ("square 1024", 1024, 1024, 1024, false, false),
     ];
     for (label, m, n, k, ta, tb) in shapes {

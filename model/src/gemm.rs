@@ -96,7 +96,17 @@ const MC: usize = 96;
 const NC: usize = 512;
 
 thread_local! {
-    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// This thread's packing buffers for A and B and its edge-tile buffer, grown as needed and
+    /// never shrunk: a product of another shape reuses them without zeroing them again.
+    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>, Vec<f32>)> =
+        const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
+}
+
+/// Grows `v` to at least `len` floats (zeros appended), never shrinking it.
+fn at_least(v: &mut Vec<f32>, len: usize) {
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
 }
 
 /// `C (m×n, row stride ldc) = A (m×k)·B (k×n)`, or `C += A·B` when `accumulate`. Tasks run on
@@ -258,13 +268,14 @@ unsafe fn block(
     }
     SCRATCH.with(|s| {
         let mut s = s.borrow_mut();
-        let (ap, bp) = &mut *s;
+        let (ap, bp, tile) = &mut *s;
         // Rows of B are read in place when contiguous; otherwise all of this block's panels
         // are packed, nr columns by KC rows each.
         let b_direct = b.cs == 1;
         let ncp = nc.div_ceil(nr) * nr;
-        bp.resize(if b_direct { nr * KC } else { ncp * KC }, 0.0);
-        ap.resize(mr * KC, 0.0);
+        at_least(bp, if b_direct { nr * KC } else { ncp * KC });
+        at_least(ap, mr * KC);
+        at_least(tile, 12 * 32);
         let a_layout = if a.cs == 1 {
             Some(ALayout::Rows(a.rs))
         } else if a.rs == 1 {
@@ -280,9 +291,8 @@ unsafe fn block(
             None => false,
         };
         if !a_direct {
-            ap.resize(MC.div_ceil(mr) * mr * KC, 0.0);
+            at_least(ap, MC.div_ceil(mr) * mr * KC);
         }
-        let mut tile = [0f32; 12 * 32];
         let mut p0 = 0;
         while p0 < k {
             let kc = KC.min(k - p0);

@@ -1,7 +1,9 @@
 //! k2's vectorised exp: within 2 ulp of exp on its range, the same bits on every instruction set
 //! and at every position of a slice, and the documented values outside the range.
 
-use k2_model::fused::exp::{exp, exp_in_place, exp_in_place_scalar, max16, sum16, Lanes};
+use k2_model::fused::exp::{
+    exp, exp_in_place, exp_in_place_scalar, max16, softmax_row, softmax_row_scalar, sum16, Lanes,
+};
 
 /// Distance in units in the last place between two finite positive floats.
 fn ulps(a: f32, b: f32) -> u32 {
@@ -135,4 +137,47 @@ fn lane_sums_follow_their_documented_order() {
     assert_eq!(max16(&[f32::NAN, -3.0, f32::NAN], 1.0), -3.0);
     assert_eq!(max16(&[f32::NAN; 40], 1.0), f32::NEG_INFINITY);
     assert_eq!(max16(&[], 1.0), f32::NEG_INFINITY);
+}
+
+#[test]
+fn softmax_rows_give_the_scalar_bits_on_every_instruction_set() {
+    let mut s = 0x9e37_79b9u32;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        (s as f32 / u32::MAX as f32 - 0.5) * 40.0
+    };
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for len in (0..80).chain([255, 256, 257, 1000]) {
+        for scale in [1.0f32, 0.125, -0.7] {
+            let mut row: Vec<f32> = (0..len).map(|_| next()).collect();
+            if len > 3 && scale > 0.0 {
+                row[len / 2] = f32::NEG_INFINITY; // a masked score
+            }
+            let mut want = row.clone();
+            softmax_row_scalar(&mut want, scale);
+            if len > 0 {
+                let total: f32 = want.iter().sum();
+                assert!((total - 1.0).abs() < 1e-5, "len {len}: sums to {total}");
+            }
+            let mut got = row.clone();
+            softmax_row(&mut got, scale);
+            assert_eq!(bits(&got), bits(&want), "len {len}, scale {scale}");
+            #[cfg(target_arch = "x86_64")]
+            {
+                use k2_model::fused::exp::x86;
+                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                    let mut got = row.clone();
+                    unsafe { x86::softmax_avx2(&mut got, scale) };
+                    assert_eq!(bits(&got), bits(&want), "AVX2, len {len}, scale {scale}");
+                }
+                if is_x86_feature_detected!("avx512f") {
+                    let mut got = row.clone();
+                    unsafe { x86::softmax_avx512(&mut got, scale) };
+                    assert_eq!(bits(&got), bits(&want), "AVX-512, len {len}, scale {scale}");
+                }
+            }
+        }
+    }
 }

@@ -64,6 +64,28 @@ pub fn exp_in_place(xs: &mut [f32]) {
     xs.iter_mut().for_each(|x| *x = exp(*x));
 }
 
+/// `row ← softmax(row · scale)`: `m = max(row · scale)`, `e_i = exp(row_i · scale − m)` summed in
+/// [`Lanes`]' order, then `e_i · (1 / Σ)`. One pass for exp and sum in vector registers where the
+/// CPU allows; the bits of [`softmax_row_scalar`].
+pub fn softmax_row(row: &mut [f32], scale: f32) {
+    #[cfg(target_arch = "x86_64")]
+    match crate::gemm::isa() {
+        // SAFETY: the ISA was detected on this CPU.
+        Some(crate::gemm::Isa::Avx512) => return unsafe { x86::softmax_avx512(row, scale) },
+        Some(crate::gemm::Isa::Avx2) => return unsafe { x86::softmax_avx2(row, scale) },
+        None => {}
+    }
+    softmax_row_scalar(row, scale)
+}
+
+/// [`softmax_row`] in scalar code: the reference its vector paths match.
+pub fn softmax_row_scalar(row: &mut [f32], scale: f32) {
+    let m = max16(row, scale);
+    row.iter_mut().for_each(|v| *v = exp(*v * scale - m));
+    let inv = 1.0 / sum16(row);
+    row.iter_mut().for_each(|v| *v *= inv);
+}
+
 /// [`exp_in_place`] by the scalar reference only (tests compare the vector paths with it).
 pub fn exp_in_place_scalar(xs: &mut [f32]) {
     xs.iter_mut().for_each(|x| *x = exp(*x));
@@ -191,6 +213,109 @@ pub mod x86 {
         let out = _mm256_blendv_ps(out, _mm256_setzero_ps(), lo);
         let out = _mm256_blendv_ps(out, _mm256_set1_ps(f32::INFINITY), hi);
         _mm256_blendv_ps(out, x, nan)
+    }
+
+    /// The total of 8 lanes (already lanes j + j+8 of 16) in [`super::Lanes::total`]'s order.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn total8(s8: __m256) -> f32 {
+        let s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps::<1>(s8));
+        let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+        _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps::<1>(s2, s2)))
+    }
+
+    /// [`super::softmax_row`] on AVX-512F.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F (and so AVX2 and FMA).
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub unsafe fn softmax_avx512(row: &mut [f32], scale: f32) {
+        let (n, p) = (row.len(), row.as_mut_ptr());
+        let sc = _mm512_set1_ps(scale);
+        let tail = n % 16;
+        let body = n - tail;
+        let k: __mmask16 = ((1u32 << tail) - 1) as __mmask16;
+        // The maximum (a NaN is never kept: max(v, m) keeps m when v is NaN).
+        let mut mx = _mm512_set1_ps(f32::NEG_INFINITY);
+        for i in (0..body).step_by(16) {
+            mx = _mm512_max_ps(_mm512_mul_ps(_mm512_loadu_ps(p.add(i)), sc), mx);
+        }
+        if tail > 0 {
+            let v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, p.add(body)), sc);
+            mx = _mm512_mask_max_ps(mx, k, v, mx);
+        }
+        let m = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+        // exp(x·scale − m), stored and summed: lane j takes the elements i ≡ j (mod 16).
+        let mut acc = _mm512_setzero_ps();
+        for i in (0..body).step_by(16) {
+            let e = exp16(_mm512_sub_ps(
+                _mm512_mul_ps(_mm512_loadu_ps(p.add(i)), sc),
+                m,
+            ));
+            _mm512_storeu_ps(p.add(i), e);
+            acc = _mm512_add_ps(acc, e);
+        }
+        if tail > 0 {
+            let x = _mm512_maskz_loadu_ps(k, p.add(body));
+            let e = _mm512_maskz_mov_ps(k, exp16(_mm512_sub_ps(_mm512_mul_ps(x, sc), m)));
+            _mm512_mask_storeu_ps(p.add(body), k, e);
+            acc = _mm512_add_ps(acc, e);
+        }
+        let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(acc)));
+        let total = total8(_mm256_add_ps(_mm512_castps512_ps256(acc), hi));
+        let inv = _mm512_set1_ps(1.0 / total);
+        for i in (0..body).step_by(16) {
+            _mm512_storeu_ps(p.add(i), _mm512_mul_ps(_mm512_loadu_ps(p.add(i)), inv));
+        }
+        if tail > 0 {
+            let x = _mm512_maskz_loadu_ps(k, p.add(body));
+            _mm512_mask_storeu_ps(p.add(body), k, _mm512_mul_ps(x, inv));
+        }
+    }
+
+    /// `c[..16] ← exp(c · scale − m)`.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn exp_shifted16(c: *mut f32, sc: __m256, m: __m256) {
+        for h in [0, 8] {
+            let x = _mm256_loadu_ps(c.add(h));
+            _mm256_storeu_ps(c.add(h), exp8(_mm256_sub_ps(_mm256_mul_ps(x, sc), m)));
+        }
+    }
+
+    /// [`super::softmax_row`] on AVX2: the 16 lanes as two 8-float registers.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn softmax_avx2(row: &mut [f32], scale: f32) {
+        let n = row.len();
+        let sc = _mm256_set1_ps(scale);
+        let body = n - n % 16;
+        let r = n - body;
+        // The tail, padded to 16 with NaN, which the maximum never keeps.
+        let mut buf = [f32::NAN; 16];
+        buf[..r].copy_from_slice(&row[body..]);
+        let mut mx = _mm256_set1_ps(f32::NEG_INFINITY);
+        for c in row[..body].chunks_exact(8).chain(buf.chunks_exact(8)) {
+            mx = _mm256_max_ps(_mm256_mul_ps(_mm256_loadu_ps(c.as_ptr()), sc), mx);
+        }
+        let mut lanes = [0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), mx);
+        let m = _mm256_set1_ps(lanes.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)));
+        let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        for c in row[..body].chunks_exact_mut(16) {
+            exp_shifted16(c.as_mut_ptr(), sc, m);
+            lo = _mm256_add_ps(lo, _mm256_loadu_ps(c.as_ptr()));
+            hi = _mm256_add_ps(hi, _mm256_loadu_ps(c.as_ptr().add(8)));
+        }
+        if r > 0 {
+            exp_shifted16(buf.as_mut_ptr(), sc, m);
+            buf[r..].fill(0.0);
+            lo = _mm256_add_ps(lo, _mm256_loadu_ps(buf.as_ptr()));
+            hi = _mm256_add_ps(hi, _mm256_loadu_ps(buf.as_ptr().add(8)));
+            row[body..].copy_from_slice(&buf[..r]);
+        }
+        let inv = 1.0 / total8(_mm256_add_ps(lo, hi));
+        row.iter_mut().for_each(|v| *v *= inv);
     }
 
     /// # Safety

@@ -4,7 +4,6 @@
 use crate::parallel::par_chunks_mut;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
 
-use super::exp::{exp_in_place, max16, sum16};
 use super::{cpu_f32, f32_slice, rows_per_task};
 
 /// Softmax over the last dim. Fused on CPU f32, [`softmax_composite`] otherwise.
@@ -209,11 +208,7 @@ impl CustomOp2 for SoftmaxBwd {
 /// [`sum16`]'s order): the arithmetic of every k2 softmax on the CPU, here and in the fused
 /// attention.
 pub(super) fn softmax_in_place(row: &mut [f32], scale: f32) {
-    let m = max16(row, scale);
-    row.iter_mut().for_each(|v| *v = *v * scale - m);
-    exp_in_place(row);
-    let inv = 1.0 / sum16(row);
-    row.iter_mut().for_each(|v| *v *= inv);
+    super::exp::softmax_row(row, scale)
 }
 
 /// `g ← scale · y · (g − Σ g·y)`: the gradient of [`softmax_in_place`] with respect to its input,
