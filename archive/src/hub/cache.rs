@@ -148,7 +148,9 @@ impl HubCache {
             std::process::id()
         ));
         std::fs::write(&tmp, commit).at(&tmp, "write")?;
-        std::fs::rename(&tmp, &path).at(&path, "rename")
+        std::fs::rename(&tmp, &path).at(&path, "rename")?;
+        remove_stale_tmps(&path);
+        Ok(())
     }
 
     /// Links `snapshots/<commit>/<file>` to `blobs/<etag>` with a relative symlink, as
@@ -181,6 +183,7 @@ impl HubCache {
         #[cfg(not(unix))]
         std::fs::copy(self.blob_path(repo, etag), &tmp).at(&tmp, "copy")?;
         std::fs::rename(&tmp, &dst).at(&dst, "rename")?;
+        remove_stale_tmps(&dst);
         Ok(dst)
     }
 
@@ -288,6 +291,36 @@ impl HubCache {
     }
 }
 
+/// Removes the temporary names `.<name>.<pid>.tmp` beside `path` that processes no longer
+/// running left behind (a pull killed between writing a ref or link and renaming it), so that a
+/// rerun leaves the cache as an uninterrupted pull does. A live process's temporary is kept; where
+/// liveness cannot be told (no `/proc`), nothing is removed. Best effort: errors are ignored.
+fn remove_stale_tmps(path: &Path) {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let file = e.file_name().to_string_lossy().to_string();
+        let pid = file
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if pid != std::process::id() && !proc.join(pid.to_string()).exists() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,6 +349,49 @@ mod tests {
         }
         for bad in ["", "/x", "a/../b", "a/b/c", "a b/c", "../x"] {
             assert!(check_repo_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// A temporary left by a killed pull (a pid no longer running) goes at the next write of the
+    /// same ref or link; a running process's stays.
+    #[cfg(unix)]
+    #[test]
+    fn stale_temporaries_of_dead_processes_are_removed() {
+        if !Path::new("/proc/self").exists() {
+            println!("skipped: no /proc to tell a dead process from a live one");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let c = HubCache::new(tmp.path());
+        let repo = "org/m";
+        std::fs::create_dir_all(c.repo_dir(repo).join("blobs")).unwrap();
+        std::fs::write(c.blob_path(repo, "w"), b"weights").unwrap();
+        let commit = "3".repeat(40);
+        // A pid past the kernel's limit is never running; this test's parent is.
+        let (dead, live) = (u32::MAX - 7, std::os::unix::process::parent_id());
+        let refs = c.ref_path(repo, "ckpt_3").parent().unwrap().to_path_buf();
+        let snap = c.snapshot_dir(repo, &commit);
+        for dir in [&refs, &snap] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        let stale = [
+            refs.join(format!(".ckpt_3.{dead}.tmp")),
+            snap.join(format!(".model.safetensors.{dead}.tmp")),
+        ];
+        let kept = [
+            refs.join(format!(".ckpt_3.{live}.tmp")),
+            refs.join(format!(".other.{dead}.tmp")),
+        ];
+        for f in stale.iter().chain(&kept) {
+            std::fs::write(f, b"x").unwrap();
+        }
+        c.write_ref(repo, "ckpt_3", &commit).unwrap();
+        c.link(repo, &commit, "model.safetensors", "w").unwrap();
+        for f in &stale {
+            assert!(!f.exists(), "{f:?} left behind");
+        }
+        for f in &kept {
+            assert!(f.exists(), "{f:?} removed");
         }
     }
 
