@@ -175,6 +175,13 @@ pub unsafe fn sgemm_ptr(
     } else {
         1
     };
+    // A product at most 16 columns wide (an attention head of dimension ≤ 16) runs on the
+    // 16-wide AVX2 kernel: the 32-wide one would pad every tile to twice the width or more. The
+    // kernels compute the same bits.
+    let isa = match isa {
+        Isa::Avx512 if n <= 16 => Isa::Avx2,
+        other => other,
+    };
     run(isa, threads, m, n, k, a, b, SyncPtr(c), ldc, accumulate);
 }
 
