@@ -10,7 +10,8 @@
 //! worst over the test's 250,000 inputs).
 //!
 //! [`sum16`] is the matching reduction: 16 running lanes, element i into lane i mod 16, then a
-//! fixed halving tree; any vector width computes those same sums.
+//! fixed halving tree; any vector width computes those same sums. [`softmax_row`] is k2's softmax
+//! of a row built from them, exp and sum in one vector pass.
 
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 /// ln 2 in two parts: `LN2_HI` has few enough bits that `n · LN2_HI` is exact.
@@ -156,6 +157,8 @@ pub fn max16(xs: &[f32], scale: f32) -> f32 {
     lanes.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v))
 }
 
+/// The AVX-512 and AVX2 paths (public so that tests can compare each with the scalar reference on
+/// one machine).
 #[cfg(target_arch = "x86_64")]
 pub mod x86 {
     use super::{HI, LN2_HI, LN2_LO, LO, LOG2E, P};
