@@ -224,6 +224,17 @@ impl Decoder {
         fused::fused_attention_applies(&self.embed)
     }
 
+    /// An error unless packed forwards apply ([`Decoder::prefix_reuse_is_exact`]).
+    fn require_packing(&self) -> Result<()> {
+        if self.prefix_reuse_is_exact() {
+            return Ok(());
+        }
+        Err(ModelError::InvalidConfig {
+            field: "packed forward".into(),
+            reason: "needs k2's fused attention (f32 on a CPU with AVX2+FMA)".into(),
+        })
+    }
+
     /// Parameters of the checkpoint (a tied head counted once).
     pub fn num_params(&self) -> u64 {
         self.num_params
@@ -269,12 +280,7 @@ impl Decoder {
         prefix: Option<&KvCache>,
         keep: bool,
     ) -> Result<(Tensor, Option<KvCache>)> {
-        if !self.prefix_reuse_is_exact() {
-            return Err(ModelError::InvalidConfig {
-                field: "packed forward".into(),
-                reason: "needs k2's fused attention (f32 on a CPU with AVX2+FMA)".into(),
-            });
-        }
+        self.require_packing()?;
         self.run(ids, prefix, keep, Some(PackedRun::new(segments)))
     }
 
@@ -290,12 +296,7 @@ impl Decoder {
         prefix: Option<&KvCache>,
         keep: bool,
     ) -> Result<(Tensor, Option<KvCache>)> {
-        if !self.prefix_reuse_is_exact() {
-            return Err(ModelError::InvalidConfig {
-                field: "packed forward".into(),
-                reason: "needs k2's fused attention (f32 on a CPU with AVX2+FMA)".into(),
-            });
-        }
+        self.require_packing()?;
         if segments.iter().any(|s| s.1 == 0) {
             return Err(ModelError::InvalidConfig {
                 field: "packed forward".into(),
@@ -323,12 +324,7 @@ impl Decoder {
         middle: &KvCache,
         spans: &[(usize, usize)],
     ) -> Result<Tensor> {
-        if !self.prefix_reuse_is_exact() {
-            return Err(ModelError::InvalidConfig {
-                field: "packed forward".into(),
-                reason: "needs k2's fused attention (f32 on a CPU with AVX2+FMA)".into(),
-            });
-        }
+        self.require_packing()?;
         if spans.len() != segments.len()
             || middle.layers.len() != self.blocks.len()
             || middle.seq_dim != 1

@@ -173,21 +173,45 @@ fn a_cached_prefix_changes_no_bit_where_the_decoder_says_so() {
     }
 }
 
-/// Sequences packed into one row after a shared cached prefix (or none) get exactly the bits they
-/// get alone after it, and a sequence's cache cut from the packed one continues exactly.
-#[test]
-fn packed_sequences_get_the_bits_they_get_alone() {
-    let dev = Device::Cpu;
+/// The LLaMA (GQA) and GPT-NeoX test models the packed forwards run on, or `None` (said) where
+/// this CPU cannot run k2's fused attention.
+fn packing_models(dev: &Device) -> Option<Vec<(std::path::PathBuf, k2_model::Decoder)>> {
+    let mut out = Vec::new();
     for dir in [
         common::shared_data().join("models/tiny-random-llama-gqa-sharded"),
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../tests/fixtures/families/pythia-parallel"),
     ] {
-        let model = load_decoder(&dir, DType::F32, &dev).unwrap();
+        let model = load_decoder(&dir, DType::F32, dev).unwrap();
         if !model.prefix_reuse_is_exact() {
             println!("skipped: this CPU has no AVX2+FMA, so k2's fused attention does not run");
-            return;
+            return None;
         }
+        out.push((dir, model));
+    }
+    Some(out)
+}
+
+/// Sequences one after another in one row, and each one's (start, len) in it.
+fn pack<'a>(seqs: impl IntoIterator<Item = &'a Vec<u32>>) -> (Vec<u32>, Vec<(usize, usize)>) {
+    let mut flat = Vec::new();
+    let mut segs = Vec::new();
+    for s in seqs {
+        segs.push((flat.len(), s.len()));
+        flat.extend_from_slice(s);
+    }
+    (flat, segs)
+}
+
+/// Sequences packed into one row after a shared cached prefix (or none) get exactly the bits they
+/// get alone after it, and a sequence's cache cut from the packed one continues exactly.
+#[test]
+fn packed_sequences_get_the_bits_they_get_alone() {
+    let dev = Device::Cpu;
+    let Some(models) = packing_models(&dev) else {
+        return;
+    };
+    for (dir, model) in models {
         let vocab = model.arch().vocab_size as u32;
         let toks = |n: u32, seed: u32| -> Vec<u32> {
             (0..n).map(|i| (i * 31 + seed * 7 + 3) % vocab).collect()
@@ -202,12 +226,7 @@ fn packed_sequences_get_the_bits_they_get_alone() {
                     .unwrap()
                     .1
             });
-            let mut flat = Vec::new();
-            let mut segs = Vec::new();
-            for s in &seqs {
-                segs.push((flat.len(), s.len()));
-                flat.extend_from_slice(s);
-            }
+            let (flat, segs) = pack(&seqs);
             let (h, packed) = model
                 .forward_packed(&row(&dev, &flat), &segs, cache.as_ref(), true)
                 .unwrap();
@@ -245,16 +264,10 @@ fn packed_sequences_get_the_bits_they_get_alone() {
 #[test]
 fn continuations_packed_after_their_contexts_get_the_bits_they_get_alone() {
     let dev = Device::Cpu;
-    for dir in [
-        common::shared_data().join("models/tiny-random-llama-gqa-sharded"),
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/fixtures/families/pythia-parallel"),
-    ] {
-        let model = load_decoder(&dir, DType::F32, &dev).unwrap();
-        if !model.prefix_reuse_is_exact() {
-            println!("skipped: this CPU has no AVX2+FMA, so k2's fused attention does not run");
-            return;
-        }
+    let Some(models) = packing_models(&dev) else {
+        return;
+    };
+    for (dir, model) in models {
         let vocab = model.arch().vocab_size as u32;
         let toks = |n: u32, seed: u32| -> Vec<u32> {
             (0..n).map(|i| (i * 37 + seed * 11 + 5) % vocab).collect()
@@ -275,21 +288,12 @@ fn continuations_packed_after_their_contexts_get_the_bits_they_get_alone() {
                     .unwrap()
                     .1
             });
-            let pack = |seqs: Vec<&Vec<u32>>| {
-                let mut flat = Vec::new();
-                let mut segs = Vec::new();
-                for s in seqs {
-                    segs.push((flat.len(), s.len()));
-                    flat.extend_from_slice(s);
-                }
-                (flat, segs)
-            };
-            let (flat, ctx_segs) = pack(ctxs.iter().collect());
+            let (flat, ctx_segs) = pack(&ctxs);
             let (_, middle) = model
                 .forward_packed(&row(&dev, &flat), &ctx_segs, cache.as_ref(), true)
                 .unwrap();
             let middle = middle.unwrap();
-            let (flat, segs) = pack(conts.iter().map(|(_, c)| c).collect());
+            let (flat, segs) = pack(conts.iter().map(|(_, c)| c));
             let spans: Vec<(usize, usize)> = conts.iter().map(|(c, _)| ctx_segs[*c]).collect();
             let h = model
                 .forward_packed_after(&row(&dev, &flat), &segs, cache.as_ref(), &middle, &spans)
@@ -333,27 +337,16 @@ fn continuations_packed_after_their_contexts_get_the_bits_they_get_alone() {
 #[test]
 fn last_positions_only_get_the_bits_of_the_full_packed_forward() {
     let dev = Device::Cpu;
-    for dir in [
-        common::shared_data().join("models/tiny-random-llama-gqa-sharded"),
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/fixtures/families/pythia-parallel"),
-    ] {
-        let model = load_decoder(&dir, DType::F32, &dev).unwrap();
-        if !model.prefix_reuse_is_exact() {
-            println!("skipped: this CPU has no AVX2+FMA, so k2's fused attention does not run");
-            return;
-        }
+    let Some(models) = packing_models(&dev) else {
+        return;
+    };
+    for (dir, model) in models {
         let vocab = model.arch().vocab_size as u32;
         let toks = |n: u32, seed: u32| -> Vec<u32> {
             (0..n).map(|i| (i * 29 + seed * 13 + 1) % vocab).collect()
         };
         let seqs = [toks(5, 1), toks(1, 2), toks(14, 3), toks(2, 4)];
-        let mut flat = Vec::new();
-        let mut segs = Vec::new();
-        for s in &seqs {
-            segs.push((flat.len(), s.len()));
-            flat.extend_from_slice(s);
-        }
+        let (flat, segs) = pack(&seqs);
         for prefix_len in [0u32, 7] {
             let cache = (prefix_len > 0).then(|| {
                 model
