@@ -328,28 +328,38 @@ unsafe fn block(
                     for ir in (0..mcb).step_by(mr) {
                         let mm = mr.min(mcb - ir);
                         let row = i0 + ic + ir;
+                        // The kernel reads only its mm rows: an edge row block reads A in place
+                        // (or from its zero-padded panel) and computes just those rows.
                         let (aptr, al) = match a_layout {
-                            Some(al) if a_direct && mm == mr => {
+                            Some(al) if a_direct => {
                                 (a.data.as_ptr().add(row * a.rs + p0 * a.cs), al)
-                            }
-                            _ if a_direct => {
-                                pack_a(a, row, mm, p0, kc, mr, ap);
-                                (ap.as_ptr(), ALayout::Cols(mr))
                             }
                             _ => (ap.as_ptr().add(ir * kc), ALayout::Cols(mr)),
                         };
                         let cdst = c.add(row * ldc + j0 + jr);
-                        if mm == mr && nn == nr {
-                            kernel(isa, kc, aptr, al, bptr, ldb, cdst, ldc, load);
+                        if nn == nr {
+                            kernel(isa, mm, kc, aptr, al, bptr, ldb, cdst, ldc, load);
                         } else {
-                            // Edge tile: the same kernel on a full tile buffer, same arithmetic.
+                            // Edge columns: the same kernel on a full-width tile buffer, same
+                            // arithmetic.
                             for i in 0..mm {
                                 for j in 0..nn {
                                     tile[i * nr + j] =
                                         if load { *cdst.add(i * ldc + j) } else { 0.0 };
                                 }
                             }
-                            kernel(isa, kc, aptr, al, bptr, ldb, tile.as_mut_ptr(), nr, load);
+                            kernel(
+                                isa,
+                                mm,
+                                kc,
+                                aptr,
+                                al,
+                                bptr,
+                                ldb,
+                                tile.as_mut_ptr(),
+                                nr,
+                                load,
+                            );
                             for i in 0..mm {
                                 for j in 0..nn {
                                     *cdst.add(i * ldc + j) = tile[i * nr + j];
@@ -473,9 +483,12 @@ fn pack_full<const MR: usize>(a: MatRef, i0: usize, p0: usize, kc: usize, out: &
 }
 
 #[inline(always)]
+/// The micro-kernel of `isa` on `mm` (≤ its MR) rows: the tile's first mm rows of C, each row
+/// the same FMA chains whatever the height.
 #[allow(clippy::too_many_arguments)]
 unsafe fn kernel(
     isa: Isa,
+    mm: usize,
     kc: usize,
     a: *const f32,
     al: ALayout,
@@ -486,15 +499,29 @@ unsafe fn kernel(
     load: bool,
 ) {
     #[cfg(target_arch = "x86_64")]
-    match (isa, al) {
-        (Isa::Avx512, ALayout::Rows(lda)) => x86::k12x32::<true>(kc, a, lda, b, ldb, c, ldc, load),
-        (Isa::Avx512, ALayout::Cols(lda)) => x86::k12x32::<false>(kc, a, lda, b, ldb, c, ldc, load),
-        (Isa::Avx2, ALayout::Rows(lda)) => x86::k6x16::<true>(kc, a, lda, b, ldb, c, ldc, load),
-        (Isa::Avx2, ALayout::Cols(lda)) => x86::k6x16::<false>(kc, a, lda, b, ldb, c, ldc, load),
+    {
+        macro_rules! heights {
+            ($k:ident, $rows:literal, $lda:ident, $($h:literal)+) => {
+                match mm {
+                    $($h => x86::$k::<$rows, $h>(kc, a, $lda, b, ldb, c, ldc, load),)+
+                    _ => unreachable!("tile height {mm}"),
+                }
+            };
+        }
+        match (isa, al) {
+            (Isa::Avx512, ALayout::Rows(lda)) => {
+                heights!(k12x32, true, lda, 12 11 10 9 8 7 6 5 4 3 2 1)
+            }
+            (Isa::Avx512, ALayout::Cols(lda)) => {
+                heights!(k12x32, false, lda, 12 11 10 9 8 7 6 5 4 3 2 1)
+            }
+            (Isa::Avx2, ALayout::Rows(lda)) => heights!(k6x16, true, lda, 6 5 4 3 2 1),
+            (Isa::Avx2, ALayout::Cols(lda)) => heights!(k6x16, false, lda, 6 5 4 3 2 1),
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (isa, kc, a, al, b, ldb, c, ldc, load);
+        let _ = (isa, mm, kc, a, al, b, ldb, c, ldc, load);
         unreachable!("no k2 gemm kernel off x86_64")
     }
 }
@@ -503,15 +530,16 @@ unsafe fn kernel(
 mod x86 {
     use std::arch::x86_64::*;
 
-    /// A register-tiled kernel `C[MR×2W] (+)= A[MR×kc]·B[kc×2W]` for vectors of W floats, one FMA
-    /// chain per element over p. A(i, p) is `a[i*lda + p]` when `ROWS`, else `a[p*lda + i]`;
-    /// B(p, j) is `b[p*ldb + j]`; the accumulators (2·MR vectors) live in registers.
+    /// A register-tiled kernel `C[H×2W] (+)= A[H×kc]·B[kc×2W]` for vectors of W floats and a
+    /// height H ≤ MR, one FMA chain per element over p. A(i, p) is `a[i*lda + p]` when `ROWS`,
+    /// else `a[p*lda + i]`; B(p, j) is `b[p*ldb + j]`; the accumulators (2·H vectors) live in
+    /// registers.
     macro_rules! kernel {
         ($name:ident, $feature:literal, $mr:literal, $w:literal,
          $zero:ident, $loadu:ident, $storeu:ident, $set1:ident, $fmadd:ident) => {
             #[target_feature(enable = $feature)]
             #[allow(clippy::too_many_arguments)]
-            pub(super) unsafe fn $name<const ROWS: bool>(
+            pub(super) unsafe fn $name<const ROWS: bool, const H: usize>(
                 kc: usize,
                 a: *const f32,
                 lda: usize,
@@ -523,7 +551,7 @@ mod x86 {
             ) {
                 let mut acc = [$zero(); 2 * $mr];
                 if load {
-                    for i in 0..$mr {
+                    for i in 0..H {
                         acc[2 * i] = $loadu(c.add(i * ldc));
                         acc[2 * i + 1] = $loadu(c.add(i * ldc + $w));
                     }
@@ -531,7 +559,7 @@ mod x86 {
                 for p in 0..kc {
                     let b0 = $loadu(b.add(p * ldb));
                     let b1 = $loadu(b.add(p * ldb + $w));
-                    for i in 0..$mr {
+                    for i in 0..H {
                         let ai = $set1(if ROWS {
                             *a.add(i * lda + p)
                         } else {
@@ -541,7 +569,7 @@ mod x86 {
                         acc[2 * i + 1] = $fmadd(ai, b1, acc[2 * i + 1]);
                     }
                 }
-                for i in 0..$mr {
+                for i in 0..H {
                     $storeu(c.add(i * ldc), acc[2 * i]);
                     $storeu(c.add(i * ldc + $w), acc[2 * i + 1]);
                 }
@@ -627,6 +655,8 @@ mod tests {
             (13, 33, 7),
             (97, 513, 300),
             (12, 32, 256),
+            (23, 64, 40),
+            (7, 96, 300),
             (5, 70, 0),
         ] {
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
