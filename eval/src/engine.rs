@@ -2,8 +2,9 @@
 //! generation on a k2 model, with the work shared where the answers cannot change:
 //!
 //! * requests whose contexts tokenize identically (every multiple-choice question) run the context
-//!   once; each continuation is scored from the context's cached keys and values, and one-token
-//!   continuations (MMLU's " A".." D") need no extra forward at all;
+//!   once; each continuation is scored from the context's cached keys and values, one-token
+//!   continuations (MMLU's " A".." D") need no extra forward at all, and continuations that
+//!   begin with the same tokens run those once;
 //! * contexts are sorted by length (longest first) and batched with right padding, the continuations
 //!   of one context batched together; results are restored to request order. The model's cached
 //!   forward gives a padded row exactly the values it gets alone (attention sums only over the keys a
@@ -139,6 +140,42 @@ pub fn check_vocab(
         });
     }
     Ok(())
+}
+
+/// The forwards a batch's multi-token continuations need, as (context index, input tokens):
+/// each continuation's input is its tokens but the last, and an input that begins another input
+/// of the same context (MMLU's " A", " C", " D" are "▁" then a letter) reads its logits from that
+/// one's rows, which are the same rows (a causal row sees only the tokens before it). Returns the
+/// inputs to run, longest first per context, and which one each `rest` entry reads.
+fn shared_inputs<'c>(rest: &[(usize, usize, &'c [u32])]) -> (Vec<(usize, &'c [u32])>, Vec<usize>) {
+    let mut order: Vec<usize> = (0..rest.len()).collect();
+    order.sort_by(|&x, &y| {
+        let (a, b) = (&rest[x], &rest[y]);
+        a.0.cmp(&b.0)
+            .then(b.2.len().cmp(&a.2.len()))
+            .then(x.cmp(&y))
+    });
+    let mut runs: Vec<(usize, &[u32])> = Vec::new();
+    let mut reads = vec![0; rest.len()];
+    let mut first_of_context = 0;
+    for idx in order {
+        let (ci, _, c) = rest[idx];
+        let input = &c[..c.len() - 1];
+        if runs.last().is_none_or(|r| r.0 != ci) {
+            first_of_context = runs.len();
+        }
+        let found = runs[first_of_context..]
+            .iter()
+            .position(|r| r.1.starts_with(input));
+        reads[idx] = match found {
+            Some(r) => first_of_context + r,
+            None => {
+                runs.push((ci, input));
+                runs.len() - 1
+            }
+        };
+    }
+    (runs, reads)
 }
 
 impl Engine {
@@ -348,7 +385,8 @@ impl Engine {
     /// the contexts' own tokens in one row ([`Engine::run_packed`]), each continuation's first
     /// token from its context's last logits, and the rest of every continuation of the batch
     /// packed into as few forwards as [`PACKED_CONTINUATION_ROWS`] allows, each one after its own
-    /// context's keys read in place ([`Decoder::forward_packed_after`]). Every score has the bits
+    /// context's keys read in place ([`Decoder::forward_packed_after`]); an input shared by
+    /// several continuations of a context runs once ([`shared_inputs`]). Every score has the bits
     /// of its request run alone; the packing changes only how much runs per forward.
     fn score_batch_packed(
         &self,
@@ -374,25 +412,26 @@ impl Engine {
         let Some(middle) = middle else {
             return Ok(());
         };
+        let (runs, reads) = shared_inputs(&rest);
         let vocab = self.model.arch().vocab_size.max(1);
         let max_rows = PACKED_CONTINUATION_ROWS.min((PACKED_LOGITS_BYTES / (4 * vocab)).max(1));
         let mut at = 0;
-        while at < rest.len() {
-            // Continuations in order until the rows would pass the cap (at least one).
+        while at < runs.len() {
+            // Inputs in order until the rows would pass the cap (at least one).
             let mut end = at + 1;
-            let mut rows = rest[at].2.len() - 1;
-            while end < rest.len() && rows + rest[end].2.len() - 1 <= max_rows {
-                rows += rest[end].2.len() - 1;
+            let mut rows = runs[at].1.len();
+            while end < runs.len() && rows + runs[end].1.len() <= max_rows {
+                rows += runs[end].1.len();
                 end += 1;
             }
-            let chunk = &rest[at..end];
+            let chunk = &runs[at..end];
             let mut ids = Vec::with_capacity(rows);
             let mut segs = Vec::with_capacity(chunk.len());
             let mut spans = Vec::with_capacity(chunk.len());
-            for &(ci, _, c) in chunk {
-                segs.push((ids.len(), c.len() - 1));
+            for &(ci, input) in chunk {
+                segs.push((ids.len(), input.len()));
                 spans.push(ctx_segs[ci]);
-                ids.extend_from_slice(&c[..c.len() - 1]);
+                ids.extend_from_slice(input);
             }
             let ids = Tensor::from_vec(ids, (1, rows), &self.dev())?;
             let hidden = self.model.forward_packed_after(
@@ -407,8 +446,12 @@ impl Engine {
                 .lm_head(&hidden.squeeze(0)?)?
                 .flatten_all()?
                 .to_vec1::<f32>()?;
-            for (&(_, i, c), &(a, len)) in chunk.iter().zip(&segs) {
-                for k in 0..len {
+            for (&(_, i, c), &run) in rest.iter().zip(&reads) {
+                if !(at..end).contains(&run) {
+                    continue;
+                }
+                let a = segs[run - at].0;
+                for k in 0..c.len() - 1 {
                     let row = &logits[(a + k) * vocab..(a + k + 1) * vocab];
                     let (lp, greedy) = token_logprob(row, c[k + 1]);
                     out[i].ll += lp;
@@ -573,5 +616,35 @@ impl Engine {
             }
         }
         Ok(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shared_inputs;
+
+    #[test]
+    fn continuation_inputs_that_begin_another_of_their_context_run_once() {
+        // MMLU on a character-level vocabulary: " A" " C" " D" are "▁" + letter, " B" one token.
+        let (a, b, c, d) = ([410, 447], [368], [410, 457], [410, 455]);
+        let longer = [410, 447, 9, 9];
+        let rest: Vec<(usize, usize, &[u32])> = vec![
+            (0, 0, &a),
+            (0, 1, &c),
+            (0, 2, &d),
+            (1, 3, &a),
+            (1, 4, &longer),
+            (1, 5, &b),
+            (2, 6, &b),
+        ];
+        // `b` has no input; filtered out before, as in the engine.
+        let rest: Vec<_> = rest.into_iter().filter(|r| r.2.len() > 1).collect();
+        let (runs, reads) = shared_inputs(&rest);
+        let want: Vec<(usize, &[u32])> = vec![(0, &[410]), (1, &[410, 447, 9])];
+        assert_eq!(runs, want);
+        assert_eq!(reads, vec![0, 0, 0, 1, 1]);
+        // An input is never shared across contexts: their keys differ.
+        let (runs, _) = shared_inputs(&[(0, 0, &a), (1, 1, &c)]);
+        assert_eq!(runs.len(), 2);
     }
 }
