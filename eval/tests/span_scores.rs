@@ -54,15 +54,20 @@ fn span_logprobs_equal_the_engines_loglikelihoods_and_do_not_depend_on_the_group
     }
     // Each alone gives the same numbers as all together.
     for (i, s) in seqs.iter().enumerate() {
-        let one =
-            span_logprobs(&|ids| model.forward(ids), &[s.clone()], max, &Device::Cpu).unwrap()[0];
+        let one = span_logprobs(
+            &|ids| model.forward(ids),
+            std::slice::from_ref(s),
+            max,
+            &Device::Cpu,
+        )
+        .unwrap()[0];
         assert_eq!(one, ours[i], "{:?}", probes[i]);
     }
     // Left truncation keeps the target and the last tokens of the context.
     let long = &seqs[0];
     let cut = span_logprobs(
         &|ids| model.forward(ids),
-        &[long.clone()],
+        std::slice::from_ref(long),
         long.n_target + 2,
         &Device::Cpu,
     )
@@ -70,7 +75,7 @@ fn span_logprobs_equal_the_engines_loglikelihoods_and_do_not_depend_on_the_group
     assert!(cut.is_finite() && cut != ours[0]);
     assert!(span_logprobs(
         &|ids| model.forward(ids),
-        &[long.clone()],
+        std::slice::from_ref(long),
         long.n_target,
         &Device::Cpu
     )
