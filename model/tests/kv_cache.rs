@@ -216,9 +216,11 @@ fn packed_sequences_get_the_bits_they_get_alone() {
         let toks = |n: u32, seed: u32| -> Vec<u32> {
             (0..n).map(|i| (i * 31 + seed * 7 + 3) % vocab).collect()
         };
-        let seqs = [toks(7, 1), toks(1, 2), toks(12, 3)];
+        // The long one runs its queries in several blocks (the attention keeps a block's
+        // probabilities in cache), with and without a long prefix.
+        let seqs = [toks(7, 1), toks(1, 2), toks(12, 3), toks(400, 6)];
         let tail = toks(4, 4);
-        for prefix_len in [0u32, 9] {
+        for prefix_len in [0u32, 9, 300] {
             let prefix = toks(prefix_len, 5);
             let cache = (prefix_len > 0).then(|| {
                 model

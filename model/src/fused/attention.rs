@@ -204,7 +204,23 @@ struct Seq {
     own_row: usize,
 }
 
+/// Queries per block of [`Attention::forward_into`] for probability rows of `keys` entries:
+/// about 512 KB of probabilities, a multiple of the kernel's 12 rows.
+fn query_block(keys: usize) -> usize {
+    ((128 * 1024 / keys.max(1)) / 12 * 12).max(12)
+}
+
 impl Seq {
+    /// Queries `r0 .. r0 + n` of this sequence, seeing what they see in it.
+    fn rows(&self, r0: usize, n: usize) -> Seq {
+        Seq {
+            q_row: self.q_row + r0,
+            n,
+            first: self.first + r0,
+            ..*self
+        }
+    }
+
     /// Keys before the sequence's own.
     fn before(&self) -> usize {
         self.pre_len + self.mid_len
@@ -303,7 +319,13 @@ impl Attention {
         let (qs, ks) = (g.h * d, g.kv * d);
         let qv = MatRef::rows(&q[s.q_row * qs + hq * d..], qs);
         if s.pre_len > 0 {
-            let kt = MatRef::cols(&keys.pre[s.pre_row * ks + hk * d..], ks);
+            let kt = match keys.pre_t {
+                Some(t) => {
+                    let rows = keys.pre.len() / ks;
+                    MatRef::rows(&t[hk * d * rows + s.pre_row..], rows)
+                }
+                None => MatRef::cols(&keys.pre[s.pre_row * ks + hk * d..], ks),
+            };
             gemm::sgemm(n, s.pre_len, d, qv, kt, p, ld, false, false);
         }
         if s.mid_len > 0 {
@@ -374,6 +396,10 @@ struct Keys<'a> {
     pre: &'a [f32],
     mid: &'a [f32],
     own: &'a [f32],
+    /// The prefix's keys transposed per head, (kv, d, prefix rows), in packed mode: the products
+    /// read them in place instead of packing them once per sequence, head and block of queries
+    /// ([`transposed_heads`]).
+    pre_t: Option<&'a [f32]>,
 }
 
 impl<'a> Keys<'a> {
@@ -383,7 +409,31 @@ impl<'a> Keys<'a> {
             pre: buf,
             mid: &[],
             own: buf,
+            pre_t: None,
         }
+    }
+}
+
+/// Keys (rows, kv, d) as (kv, d, rows): each head's key matrix transposed, rows contiguous, so
+/// that the products q·kᵀ read it in place (the same arithmetic as from a packed copy).
+fn transposed_heads(k: &[f32], rows: usize, kv: usize, d: usize) -> Vec<f32> {
+    const BLOCK: usize = 32;
+    let ks = kv * d;
+    // SAFETY: the tasks write every element, each (head, row block) strip once.
+    unsafe {
+        gemm::written(rows * ks, |out| {
+            let out = SyncPtr(out);
+            let blocks = rows.div_ceil(BLOCK);
+            par_for(kv * blocks, |task| {
+                let (hk, j0) = (task / blocks, (task % blocks) * BLOCK);
+                for j in j0..rows.min(j0 + BLOCK) {
+                    for (p, &x) in k[j * ks + hk * d..][..d].iter().enumerate() {
+                        // (hk, p, j) is inside the (kv, d, rows) output and this task's alone.
+                        *out.add((hk * d + p) * rows + j) = x;
+                    }
+                }
+            })
+        })
     }
 }
 
@@ -441,7 +491,7 @@ impl Attention {
                 return;
             }
             let len = s.n * s.keys();
-            let head = |hq: usize, p: &mut [f32]| {
+            let head = |s: &Seq, hq: usize, p: &mut [f32]| {
                 self.probs(g, s, q, keys, hq, p);
                 // SAFETY: as the caller promised, and this task alone writes these rows.
                 unsafe { self.mix(g, s, values, hq, p, o) };
@@ -451,11 +501,21 @@ impl Attention {
                 // and head; the caller sized it b·h·t² (batch mode: every sequence is t long).
                 Some(kb) => (hk * per..(hk + 1) * per).for_each(|hq| unsafe {
                     let at = kb.add((si * g.h + hq) * len);
-                    head(hq, std::slice::from_raw_parts_mut(at, len))
+                    head(s, hq, std::slice::from_raw_parts_mut(at, len))
                 }),
-                None => with_scratch(len, |p| {
-                    (hk * per..(hk + 1) * per).for_each(|hq| head(hq, p))
-                }),
+                // Queries in blocks whose probabilities stay in the core's cache (a row's
+                // values do not depend on the other rows computed with it).
+                None => {
+                    let rows = query_block(s.keys()).min(s.n);
+                    with_scratch(rows * s.keys(), |p| {
+                        for hq in hk * per..(hk + 1) * per {
+                            for r0 in (0..s.n).step_by(rows) {
+                                let sub = s.rows(r0, rows.min(s.n - r0));
+                                head(&sub, hq, &mut p[..sub.n * sub.keys()]);
+                            }
+                        }
+                    })
+                }
             }
         })
     }
@@ -604,16 +664,23 @@ impl CustomOp3 for Attention {
             |kp, vp| {
                 let mid = self.middle.as_ref().map(|m| (&m.0, &m.1));
                 with_pair(mid, empty.0, empty.1, |km, vm| {
-                    let keys = Keys {
-                        pre: kp,
-                        mid: km,
-                        own: k,
-                    };
                     let values = Keys {
                         pre: vp,
                         mid: vm,
                         own: v,
+                        pre_t: None,
                     };
+                    let mut keys = Keys {
+                        pre: kp,
+                        mid: km,
+                        own: k,
+                        pre_t: None,
+                    };
+                    if self.segments.is_none() || kp.is_empty() {
+                        return Ok(self.forward(&g, q, keys, values));
+                    }
+                    let kt = transposed_heads(kp, kp.len() / (g.kv * g.d), g.kv, g.d);
+                    keys.pre_t = Some(&kt);
                     Ok(self.forward(&g, q, keys, values))
                 })
             },
