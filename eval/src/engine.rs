@@ -446,17 +446,22 @@ impl Engine {
                 .lm_head(&hidden.squeeze(0)?)?
                 .flatten_all()?
                 .to_vec1::<f32>()?;
+            // Each scored (logits row, token), their log-probabilities computed in parallel, then
+            // summed per request in token order.
+            let mut scored = Vec::new();
             for (&(_, i, c), &run) in rest.iter().zip(&reads) {
-                if !(at..end).contains(&run) {
-                    continue;
+                if (at..end).contains(&run) {
+                    let a = segs[run - at].0;
+                    scored.extend((0..c.len() - 1).map(|k| (i, a + k, c[k + 1])));
                 }
-                let a = segs[run - at].0;
-                for k in 0..c.len() - 1 {
-                    let row = &logits[(a + k) * vocab..(a + k + 1) * vocab];
-                    let (lp, greedy) = token_logprob(row, c[k + 1]);
-                    out[i].ll += lp;
-                    out[i].is_greedy &= greedy;
-                }
+            }
+            let lps = k2_model::parallel::par_map(scored.len(), |j| {
+                let (_, row, tok) = scored[j];
+                token_logprob(&logits[row * vocab..(row + 1) * vocab], tok)
+            });
+            for (&(i, _, _), (lp, greedy)) in scored.iter().zip(lps) {
+                out[i].ll += lp;
+                out[i].is_greedy &= greedy;
             }
             at = end;
         }
