@@ -39,6 +39,7 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else prin
 field() { "$PY" -c "import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])['$1'])"; }
 
 rows=()
+mfu=()
 row() {
   rows+=("| $1 | $(printf '%.1f' "$2") | $(printf '%.1f' "$3") | $4 | **$(awk "BEGIN {printf \"%.2f\", $2/$3}")x** | $CPU | $CORES |")
 }
@@ -49,15 +50,31 @@ if [[ ",$ROWS," == *",train,"* ]]; then
     preset=$1 batch=$2 seq=$3 steps=$4
     : > "$OUT/train-$preset-k2.txt"
     : > "$OUT/train-$preset-torch.txt"
+    : > "$OUT/train-$preset-k2.jsonl"
+    : > "$OUT/train-$preset-torch.jsonl"
     for _ in $(seq "$REPS"); do
       "$K2" bench train --preset "$preset" --batch "$batch" --seq "$seq" --threads "$THREADS" \
-        --steps "$steps" --json 2>/dev/null | field tokens_per_s >> "$OUT/train-$preset-k2.txt"
+        --steps "$steps" --json 2>/dev/null | tail -1 >> "$OUT/train-$preset-k2.jsonl"
+      tail -1 "$OUT/train-$preset-k2.jsonl" | field tokens_per_s >> "$OUT/train-$preset-k2.txt"
       "$PY" bench/torch_train.py --preset "$preset" --batch "$batch" --seq "$seq" \
-        --threads "$THREADS" --steps "$steps" 2>/dev/null | field tokens_per_s >> "$OUT/train-$preset-torch.txt"
+        --threads "$THREADS" --steps "$steps" 2>/dev/null | tail -1 >> "$OUT/train-$preset-torch.jsonl"
+      tail -1 "$OUT/train-$preset-torch.jsonl" | field tokens_per_s >> "$OUT/train-$preset-torch.txt"
     done
     k=$(median < "$OUT/train-$preset-k2.txt")
     t=$(median < "$OUT/train-$preset-torch.txt")
     row "train $preset ${batch}x${seq} f32, tokens/s" "$k" "$t" "PyTorch eager"
+    # MFU of both against the f32 peak k2 measured (vector FMAs on every thread), median runs.
+    mfu+=("$("$PY" - "$OUT/train-$preset-k2.jsonl" "$OUT/train-$preset-torch.jsonl" "$preset" <<'PYEOF'
+import json, statistics, sys
+k2 = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+pt = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
+peak = statistics.median(r["peak_tflops"] for r in k2)
+src = k2[0]["peak_source"]
+mk = statistics.median(r["achieved_tflops"] for r in k2) / peak
+mt = statistics.median(r["achieved_tflops"] for r in pt) / peak
+print(f"MFU train {sys.argv[3]}: k2 {100 * mk:.1f}%, PyTorch {100 * mt:.1f}% of {1000 * peak:.0f} GFLOP/s ({src})")
+PYEOF
+    )")
   done
 fi
 
@@ -114,4 +131,5 @@ echo "| work | k2 | reference | against | k2 / reference | CPU | cores |"
 echo "|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
 echo
+if [ ${#mfu[@]} -gt 0 ]; then printf '%s\n' "${mfu[@]}"; echo; fi
 echo "threads $THREADS, medians of $REPS alternating runs; raw values under $OUT"

@@ -261,3 +261,45 @@ fn model_info_prints_the_k2_65b_parameter_count() {
     let err = fails(k2().args(["model", "info", "k3"]));
     assert!(err.contains("k2-65b"), "{err}");
 }
+
+/// `k2 bench train --json` on the CPU quotes MFU against the f32 peak it measured there (every
+/// thread's vector FMAs), and reports candle's matmul rate beside it.
+#[test]
+fn bench_train_quotes_mfu_against_the_measured_fma_peak() {
+    let out = ok(k2().args([
+        "bench",
+        "train",
+        "--preset",
+        "default",
+        "--batch",
+        "2",
+        "--seq",
+        "32",
+        "--warmup",
+        "0",
+        "--steps",
+        "1",
+        "--threads",
+        "2",
+        "--json",
+    ]));
+    let line = out.lines().last().unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(line).expect(line);
+    let achieved = v["achieved_tflops"].as_f64().unwrap();
+    let peak = v["peak_tflops"].as_f64().unwrap();
+    assert!(v["matmul_peak_tflops"].as_f64().unwrap() > 0.0, "{line}");
+    match v["fma_peak_tflops"].as_f64() {
+        Some(fma) => {
+            assert_eq!(v["peak_source"], "measured FMA peak", "{line}");
+            assert_eq!(peak, fma);
+            // No model step beats the machine's FMA rate.
+            assert!(achieved > 0.0 && achieved < fma, "{line}");
+        }
+        None => {
+            println!("no AVX2+FMA here: MFU against candle's matmul rate");
+            assert_eq!(v["peak_source"], "measured matmul", "{line}");
+        }
+    }
+    let mfu = v["mfu"].as_f64().unwrap();
+    assert!((mfu - achieved / peak).abs() < 1e-12, "{line}");
+}

@@ -8,6 +8,7 @@ pub mod decoder_weights;
 pub mod device;
 pub mod error;
 pub mod family;
+pub mod fma_peak;
 pub mod fused;
 pub mod gemm;
 pub mod kv_cache;

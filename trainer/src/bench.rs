@@ -1,7 +1,9 @@
 //! `k2 bench train`: the time of one full optimizer step (forward, backward, clip, AdamW) on random
 //! tokens, split into forward+backward and optimizer, as tokens/s and model-FLOP utilisation.
-//! On the CPU, MFU is against the best matrix-product rate candle reaches on this machine with the
-//! same threads (measured here: a CPU has no single published peak); on a GPU, against
+//! On the CPU, MFU is against the machine's f32 peak measured here with the same threads: vector
+//! FMAs per second on every thread at once ([`k2_model::fma_peak`]; a CPU has no single
+//! published peak, and its clock depends on how many cores are busy). candle's best matrix-product
+//! rate is reported beside it. On a GPU, against
 //! `--peak-tflops` (790 TFLOP/s dense bf16 on an H100/H200 by default for bf16/f16) or the measured
 //! rate for f32. `bench/torch_train.py` runs the same model and step in PyTorch for the ratio.
 //! With `--dtype bf16` the step is K2's mixed precision: bf16 compute, f32 master weights,
@@ -54,6 +56,8 @@ pub struct BenchResult {
     pub flops_per_token: f64,
     pub achieved_tflops: f64,
     pub matmul_peak_tflops: f64,
+    /// The measured FMA peak of the CPU's threads (`None` on a GPU or without AVX2+FMA).
+    pub fma_peak_tflops: Option<f64>,
     /// Where `peak_tflops` comes from: `measured` or `given`.
     pub peak_source: String,
     pub peak_tflops: f64,
@@ -62,13 +66,18 @@ pub struct BenchResult {
 
 impl BenchResult {
     pub fn table(&self) -> String {
+        let fma = self.fma_peak_tflops.map_or_else(
+            || "        - (not measured here: a GPU, or no AVX2+FMA)".to_string(),
+            |p| format!("{p:>9.3} TFLOP/s  (measured, every thread's vector FMAs)"),
+        );
         format!(
             "k2 bench train: preset {} ({} params), batch {} x {}, {} on {}, {} threads\n\
              step (median)        {:>9.4} s\n  forward+backward   {:>9.4} s\n  clip+AdamW         {:>9.4} s\n\
              tokens/s             {:>9.0}\n\
              model FLOP/s         {:>9.3} TFLOP/s  ({:.1} MFLOP/token)\n\
-             matmul peak          {:>9.3} TFLOP/s  (measured, same threads and dtype)\n\
-             MFU                  {:>9.1} %  (of {:.1} TFLOP/s, {})",
+             matmul peak          {:>9.3} TFLOP/s  (candle's matmul, measured, same threads and dtype)\n\
+             FMA peak             {fma}\n\
+             MFU                  {:>9.1} %  (of {:.3} TFLOP/s, {})",
             self.preset,
             self.params,
             self.batch,
@@ -172,12 +181,18 @@ pub fn bench_train(o: &BenchOptions) -> Result<BenchResult> {
     let fpt = cfg.train_flops_per_token(o.seq);
     let achieved = fpt * tokens_per_s / 1e12;
     let measured = matmul_peak_tflops(&dev, o.dtype)?;
-    let (peak, source) = match o.peak_tflops {
-        Some(p) => (p, "given"),
-        None if !dev.is_cpu() && o.dtype != DType::F32 => {
+    let fma = if dev.is_cpu() && o.dtype == DType::F32 {
+        k2_model::fma_peak::fma_peak_flops().map(|f| f / 1e12)
+    } else {
+        None
+    };
+    let (peak, source) = match (o.peak_tflops, fma) {
+        (Some(p), _) => (p, "given"),
+        (None, _) if !dev.is_cpu() && o.dtype != DType::F32 => {
             (HOPPER_DENSE_BF16_TFLOPS, "H100/H200 dense bf16")
         }
-        None => (measured, "measured"),
+        (None, Some(f)) => (f, "measured FMA peak"),
+        (None, None) => (measured, "measured matmul"),
     };
     Ok(BenchResult {
         implementation: "k2-candle".into(),
@@ -195,6 +210,7 @@ pub fn bench_train(o: &BenchOptions) -> Result<BenchResult> {
         flops_per_token: fpt,
         achieved_tflops: achieved,
         matmul_peak_tflops: measured,
+        fma_peak_tflops: fma,
         peak_source: source.into(),
         peak_tflops: peak,
         mfu: achieved / peak,
