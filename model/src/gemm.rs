@@ -281,7 +281,6 @@ unsafe fn block(
         let b_direct = b.cs == 1;
         let ncp = nc.div_ceil(nr) * nr;
         at_least(bp, if b_direct { nr * KC } else { ncp * KC });
-        at_least(ap, mr * KC);
         at_least(tile, 12 * 32);
         let a_layout = if a.cs == 1 {
             Some(ALayout::Rows(a.rs))
@@ -482,9 +481,9 @@ fn pack_full<const MR: usize>(a: MatRef, i0: usize, p0: usize, kc: usize, out: &
     }
 }
 
-#[inline(always)]
 /// The micro-kernel of `isa` on `mm` (≤ its MR) rows: the tile's first mm rows of C, each row
 /// the same FMA chains whatever the height.
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn kernel(
     isa: Isa,

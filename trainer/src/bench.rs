@@ -58,7 +58,8 @@ pub struct BenchResult {
     pub matmul_peak_tflops: f64,
     /// The measured FMA peak of the CPU's threads (`None` on a GPU or without AVX2+FMA).
     pub fma_peak_tflops: Option<f64>,
-    /// Where `peak_tflops` comes from: `measured` or `given`.
+    /// Where `peak_tflops` comes from: `given`, `H100/H200 dense bf16`, `measured FMA peak` (the
+    /// CPU in f32) or `measured matmul` (candle's matmul rate otherwise).
     pub peak_source: String,
     pub peak_tflops: f64,
     pub mfu: f64,

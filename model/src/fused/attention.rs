@@ -670,17 +670,15 @@ impl CustomOp3 for Attention {
                         own: v,
                         pre_t: None,
                     };
-                    let mut keys = Keys {
+                    // Packed sequences share the prefix: its keys transposed once for all.
+                    let kt = (self.segments.is_some() && !kp.is_empty())
+                        .then(|| transposed_heads(kp, kp.len() / (g.kv * g.d), g.kv, g.d));
+                    let keys = Keys {
                         pre: kp,
                         mid: km,
                         own: k,
-                        pre_t: None,
+                        pre_t: kt.as_deref(),
                     };
-                    if self.segments.is_none() || kp.is_empty() {
-                        return Ok(self.forward(&g, q, keys, values));
-                    }
-                    let kt = transposed_heads(kp, kp.len() / (g.kv * g.d), g.kv, g.d);
-                    keys.pre_t = Some(&kt);
                     Ok(self.forward(&g, q, keys, values))
                 })
             },
