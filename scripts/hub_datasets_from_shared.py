@@ -14,7 +14,7 @@ the script stops with an error if one does not hold. These are NOT downloads fro
 Modes:
   --rows N   fixture mode: the first N rows of each eval split (mmlu: 4 test rows per subject and
              all 5 dev rows) plus a small few-shot split (for datasets whose train split is not in
-             shared/data: source rows N..N+8 of the eval file, written as the train split).
+             shared/data: source rows N..N+26 of the eval file, written as the train split).
   --full     every row of every eval split; no made-up train splits (gsm8k's real train is kept).
 
 Also writes OUT/hub.json, listing the repositories the Hub serves only from their
@@ -45,7 +45,7 @@ except ImportError:  # pragma: no cover
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SRC = REPO_ROOT / ".." / "shared" / "data"
 
-FEWSHOT_ROWS = 8  # size of a made-up train split in fixture mode
+FEWSHOT_ROWS = 26  # size of a made-up train split in fixture mode
 MMLU_FIXTURE_TEST_ROWS = 4  # mmlu test rows per subject in fixture mode
 WIKITEXT_FIXTURE_PAGES = 3
 WIKITEXT_FIXTURE_MAX_BYTES = 150_000
@@ -133,7 +133,7 @@ def arc(src: Path, out: Out):
 
     question = query less "Question: "; labels A, B, C, ... (the raw ids and labels, some of which
     are "1".."4" on the Hub, are not in the source); id = "<Variant>-test-<source row>". There is
-    no train data in shared/data: the fixture's train split is test rows N..N+8."""
+    no train data in shared/data: the fixture's train split is test rows N..N+26."""
     for variant, fname in [("ARC-Easy", "arc_easy_test.jsonl"), ("ARC-Challenge", "arc_challenge_test.jsonl")]:
         path = src / "arc" / fname
         rows = []
@@ -248,7 +248,7 @@ def hellaswag(src: Path, out: Out):
     (reconstructed: the source has only ctx); source_id = "" (not in the source); split = "val",
     split_type = "indomain" (the source does not say which items are zero-shot); label = gold as a
     string; ind = source item index. Endings are written as the source has them (already
-    preprocessed by klosax). Fixture train = items N..N+8 with split = "train"."""
+    preprocessed by klosax). Fixture train = items N..N+26 with split = "train"."""
     path = src / "hellaswag" / "hellaswag_val_full.txt"
     text = path.read_text(encoding="utf-8")
     # As the Rust loader: str::lines (split on "\n", drop one trailing "\r"), trailing empties dropped.
@@ -306,7 +306,7 @@ PIQA_SCHEMA = pa.schema([("goal", STR), ("sol1", STR), ("sol2", STR), ("label", 
 
 def piqa(src: Path, out: Out):
     """valid.jsonl + valid-labels.lst (line-aligned) -> baber/piqa rows, verbatim.
-    Fixture train = rows N..N+8 of the validation file."""
+    Fixture train = rows N..N+26 of the validation file."""
     path = src / "piqa" / "valid.jsonl"
     lpath = src / "piqa" / "valid-labels.lst"
     docs = read_jsonl(path)
@@ -338,7 +338,7 @@ def winogrande(src: Path, out: Out):
     Reconstructed: p = longest common prefix of c1 and c2, cut back to just after its last space
     ("" if it has none); option_i = c_i[len(p):]; sentence = p + "_ " + continuation. Checked per
     row: lm-eval's partial_context / partial_target on that sentence give back c1, c2 and the
-    continuation exactly. answer = str(gold + 1). Fixture train = rows N..N+8."""
+    continuation exactly. answer = str(gold + 1). Fixture train = rows N..N+26."""
     path = src / "winogrande" / "winogrande_validation.jsonl"
     rows = []
     for i, r in enumerate(read_jsonl(path)):
@@ -381,7 +381,7 @@ def boolq(src: Path, out: Out):
     question loses its final "?". The passage is kept byte for byte (it lacks super_glue's
     "<title> -- " prefix, and llm-foundry turned " question" inside passages into "\\nQuestion";
     neither can be undone reliably). idx = source row; label = gold (1 = yes).
-    Fixture train = rows N..N+8."""
+    Fixture train = rows N..N+26."""
     path = src / "boolq" / "boolq_validation.jsonl"
     rows = []
     for i, r in enumerate(read_jsonl(path)):
@@ -417,7 +417,7 @@ OBQA_SCHEMA = pa.schema([("id", STR), ("question_stem", STR), ("choices", MC_CHO
 def openbookqa(src: Path, out: Out):
     """llm-foundry {"query", "choices", "gold"} -> openbookqa main rows: question_stem = query,
     labels A-D, answerKey = labels[gold]; id = "test-<source row>" (the real ids are not in the
-    source). Fixture train = rows N..N+8."""
+    source). Fixture train = rows N..N+26."""
     path = src / "openbookqa" / "openbookqa_test.jsonl"
     rows = []
     for i, r in enumerate(read_jsonl(path)):
@@ -505,7 +505,7 @@ GSM8K_SCHEMA = pa.schema([("question", STR), ("answer", STR)])
 
 
 def gsm8k(src: Path, out: Out):
-    """test.jsonl / train.jsonl verbatim (the real splits). Fixture: first N test, first 8 train."""
+    """test.jsonl / train.jsonl verbatim (the real splits). Fixture: first N test, first 26 train."""
     splits = {}
     for split in ("test", "train"):
         path = src / "gsm8k" / f"{split}.jsonl"

@@ -82,9 +82,13 @@ k2 train --device cuda                    # on the GPU (a binary built with --fe
         /// A suite named in the repository's checkpoints.toml (instead of --run).
         #[arg(long)]
         suite: Option<String>,
-        /// One HF-format model directory.
+        /// One HF-format model: a local directory, or a Hub repository id (ORG/NAME) pulled into
+        /// the Hugging Face cache (a path that exists on disk wins).
         #[arg(long, conflicts_with_all = ["suite", "dir"])]
         model: Option<PathBuf>,
+        /// The Hub revision of --model ORG/NAME (branch, tag or commit; default main).
+        #[arg(long, requires = "model")]
+        revision: Option<String>,
         /// A directory of HF checkpoints written by any trainer (`checkpoint-N`, `iter_N`,
         /// `stepN`, `ckpt_N`, ...), evaluated in training order into <output>/<DIR's name>/.
         #[arg(long, conflicts_with = "suite")]
@@ -121,9 +125,15 @@ k2 train --device cuda                    # on the GPU (a binary built with --fe
         limit: Option<usize>,
         #[arg(long, default_value_t = k2_pipeline::EVAL_BATCH_SIZE)]
         batch_size: usize,
-        /// Root of the benchmark data files.
-        #[arg(long, default_value = k2_pipeline::DEFAULT_DATA)]
-        data: PathBuf,
+        /// Read benchmark datasets from this folder, laid out like the Hub (DIR/<org>/<name>/...),
+        /// instead of the Hub (default: the dataset repositories lm-eval's tasks name, fetched into
+        /// the Hugging Face cache; HF_HUB_OFFLINE=1 reads the cache only).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Pin a task's dataset to a Hub revision (branch, tag or commit), e.g.
+        /// `hellaswag=<sha>`; a pin on `mmlu` covers every subject. Repeatable or comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        dataset_revision: Vec<String>,
         /// Probes per built-in probe task.
         #[arg(long, default_value_t = k2_pipeline::PROBE_DOCS)]
         probe_docs: usize,
@@ -321,8 +331,9 @@ k2 bench train --preset default --batch 16 --seq 128\n  python bench/torch_train
         limit: usize,
         #[arg(long, default_value_t = k2_pipeline::EVAL_BATCH_SIZE)]
         batch_size: usize,
-        #[arg(long, default_value = k2_pipeline::DEFAULT_DATA)]
-        data: PathBuf,
+        /// Benchmark datasets from this folder laid out like the Hub, instead of the Hub.
+        #[arg(long)]
+        data: Option<PathBuf>,
         #[arg(long, default_value_t = k2_pipeline::THREADS)]
         threads: usize,
         #[command(flatten)]
@@ -475,6 +486,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             run,
             suite,
             model,
+            revision,
             dir,
             shard,
             claim,
@@ -487,6 +499,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             limit,
             batch_size,
             data,
+            dataset_revision,
             probe_docs,
             watch,
             threads,
@@ -497,12 +510,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let _ = all_checkpoints;
             k2_trainer::set_threads(threads);
             let arg = match (model, dir, suite) {
-                (Some(m), _, _) => k2_eval::sources::SourceArg::Model(m),
+                (Some(m), _, _) => k2_eval::sources::SourceArg::model(&m, revision)?,
                 (_, Some(d), _) => k2_eval::sources::SourceArg::Dir(d),
                 (_, _, Some(s)) => k2_eval::sources::SourceArg::Suite(s),
                 _ => k2_eval::sources::SourceArg::Run(run),
             };
             let shots = parse_shots(&shots)?;
+            let data = k2_pipeline::data_source(data, &dataset_revision)?;
             let specs = k2_eval::registry::specs(&tasks, &data, &shots, limit, probe_docs)?;
             let bar = progress::bar("requests", quiet);
             let mut chosen =
@@ -773,6 +787,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }) => {
             k2_trainer::set_threads(threads);
             let shots = parse_shots(&shots)?;
+            let data = k2_pipeline::data_source(data, &[])?;
             let specs = k2_eval::registry::specs(&tasks, &data, &shots, Some(limit), 200)?;
             let placement = compute.placement()?;
             for r in k2_eval::bench::bench_eval(&model, &specs, batch_size, &placement)? {

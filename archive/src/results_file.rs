@@ -73,6 +73,26 @@ pub struct K2Block {
     pub tokens: Option<u64>,
     #[serde(default)]
     pub weights_sha256: String,
+    /// The dataset splits the task read: repository, config, split, the commit they resolved to
+    /// and each file's sha256 (empty for the built-in probes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub datasets: Vec<DatasetRecord>,
+}
+
+/// One dataset split a result was scored on, pinned to a commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetRecord {
+    /// `allenai/ai2_arc`.
+    pub repo: String,
+    /// `ARC-Easy` (`default` for a repository without configs).
+    pub config: String,
+    pub split: String,
+    /// The revision asked for or read (`main`, `refs/convert/parquet`); `local` for `--data`.
+    pub revision: String,
+    /// The commit it resolved to; for `--data`, the sha256 of the files' sha256s.
+    pub commit: String,
+    /// `(path in the repository, sha256)` of every file read, sorted by path.
+    pub files: Vec<(String, String)>,
 }
 
 fn auto() -> String {

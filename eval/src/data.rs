@@ -131,3 +131,76 @@ pub fn read_jsonl_records<T: DeserializeOwned>(path: &Path) -> Result<(Vec<T>, S
     }
     Ok((out, sha))
 }
+
+/// A field of a row, any type.
+pub fn get_field<'a>(path: &Path, line: usize, v: &'a Value, field: &str) -> Result<&'a Value> {
+    v.get(field)
+        .ok_or_else(|| err(path, line, format!("missing field `{field}`")))
+}
+
+/// An integer field; a string of digits counts (HellaSwag's `label` is `"3"`, WinoGrande's
+/// `answer` is `"1"`).
+pub fn get_int(path: &Path, line: usize, v: &Value, field: &str) -> Result<i64> {
+    match get_field(path, line, v, field)? {
+        Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| err(path, line, format!("field `{field}` is not an integer"))),
+        Value::String(s) => s.trim().parse().map_err(|_| {
+            err(
+                path,
+                line,
+                format!("field `{field}` is `{s}`, not an integer"),
+            )
+        }),
+        _ => Err(err(
+            path,
+            line,
+            format!("field `{field}` is not an integer"),
+        )),
+    }
+}
+
+/// An integer field used as an index into `n` choices.
+pub fn get_index(path: &Path, line: usize, v: &Value, field: &str, n: usize) -> Result<usize> {
+    let g = get_int(path, line, v, field)?;
+    if g < 0 {
+        return Err(err(path, line, format!("field `{field}` is negative ({g})")));
+    }
+    check_gold(path, line, g as usize, n)
+}
+
+/// `choices.label.index(answerKey)` (ARC, OpenBookQA): the choices' texts and the gold index.
+pub fn labelled_choices(
+    path: &Path,
+    line: usize,
+    v: &Value,
+    choices_field: &str,
+    key_field: &str,
+) -> Result<(Vec<String>, usize)> {
+    let choices = get_field(path, line, v, choices_field)?;
+    let texts = get_str_list(path, line, choices, "text")
+        .map_err(|e| err(path, line, format!("`{choices_field}`: {e}")))?;
+    let labels = get_str_list(path, line, choices, "label")
+        .map_err(|e| err(path, line, format!("`{choices_field}`: {e}")))?;
+    if texts.is_empty() || texts.len() != labels.len() {
+        return Err(err(
+            path,
+            line,
+            format!(
+                "`{choices_field}` has {} texts and {} labels",
+                texts.len(),
+                labels.len()
+            ),
+        ));
+    }
+    let key = get_str(path, line, v, key_field)?;
+    let key = key.trim_start();
+    let gold = labels.iter().position(|l| l == key).ok_or_else(|| {
+        err(
+            path,
+            line,
+            format!("`{key_field}` `{key}` is not among the labels {labels:?}"),
+        )
+    })?;
+    Ok((texts, gold))
+}

@@ -165,6 +165,7 @@ pub fn run_prepared(
             metrics,
             batch_size: scorer.batch_size(),
             limit,
+            datasets: task.datasets(),
         },
         samples,
     ))

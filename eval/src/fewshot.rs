@@ -16,6 +16,9 @@ use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
+use k2_archive::results_file::DatasetRecord;
+
+use crate::datasets::SplitRows;
 use crate::pyrandom::PyRandom;
 use crate::request::{Request, Response};
 use crate::task::{Aggregation, DocResult, MetricSpec, MetricValue, Task};
@@ -210,13 +213,24 @@ pub struct McDoc {
 /// Where few-shot examples come from.
 #[derive(Debug, Clone)]
 pub enum FewshotSource {
-    /// `ContextSampler` over the eval docs themselves (the offline data has no train split):
-    /// draws `shots + 1` and drops the evaluated doc. `content_identity`: lm-eval's `x != doc`
-    /// compares whole documents; when the raw docs carry a unique id only the doc itself
-    /// matches (false), otherwise every doc with identical content is dropped (true).
+    /// `ContextSampler` over the eval docs themselves: draws `shots + 1` and drops the evaluated
+    /// doc. `content_identity`: lm-eval's `x != doc` compares whole documents; when the raw docs
+    /// carry a unique id only the doc itself matches (false), otherwise every doc with identical
+    /// content is dropped (true).
     EvalSplitRandom { seed: u64, content_identity: bool },
+    /// `ContextSampler` over a separate split (the YAML's `fewshot_split`, else its
+    /// `training_split`). `draw_extra`: lm-eval draws `shots + 1` when `fewshot_split ==
+    /// test_split` in the YAML (both unset for hellaswag, piqa, winogrande, boolq), then drops
+    /// pool docs equal to the evaluated one.
+    SplitRandom {
+        pool: Vec<McDoc>,
+        seed: u64,
+        draw_extra: bool,
+    },
     /// `FirstNSampler` over a separate few-shot split (MMLU dev).
     FirstN(Vec<McDoc>),
+    /// Zero-shot only: the few-shot split was not loaded.
+    None,
 }
 
 /// A multiple-choice task (lm-eval `output_type: multiple_choice`), generic over the data.
@@ -231,36 +245,48 @@ pub struct McTask {
     pub acc_norm: bool,
     pub fingerprint: String,
     pub default_shots: usize,
+    /// The dataset splits read (for the results file).
+    pub datasets: Vec<DatasetRecord>,
     cache: FewshotCache,
 }
 
+/// A fingerprint of a task's data and prompt format: name, the splits read, version, format id.
+pub fn data_fingerprint(name: &str, splits: &[&SplitRows], version: f64, format_id: &str) -> String {
+    let data: Vec<String> = splits.iter().map(|s| s.fingerprint()).collect();
+    format!("{name}|{}|v{version}|{format_id}", data.join("|"))
+}
+
 impl McTask {
-    /// A zero-shot-by-default multiple-choice task whose few-shot examples are drawn from its own
-    /// eval split (lm-eval's ContextSampler, seed 1234, the doc itself excluded), fingerprinted by
-    /// `fingerprint_data` (the data files' sha256s), the version and the prompt format id.
-    pub fn from_eval_split(
+    /// A multiple-choice task read from its eval split, with lm-eval's `ContextSampler` over the
+    /// few-shot split when it was loaded (`None` for a zero-shot run); `docs` turns a split's
+    /// rows into documents. Fingerprinted by the splits read, the version and the format id.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_splits(
         name: &str,
         version: f64,
-        docs: Vec<McDoc>,
-        fingerprint_data: &str,
+        eval: &SplitRows,
+        fewshot: Option<&SplitRows>,
+        docs: fn(&SplitRows) -> crate::Result<Vec<McDoc>>,
+        draw_extra: bool,
         format_id: &str,
-        content_identity: bool,
         acc_norm: bool,
-    ) -> Self {
-        let fp = format!("{name}|{fingerprint_data}|v{version}|{format_id}");
-        Self::new(
-            name,
-            version,
-            docs,
-            "",
-            FewshotSource::EvalSplitRandom {
-                seed: DEFAULT_FEWSHOT_SEED,
-                content_identity,
-            },
-            acc_norm,
-            fp,
-            0,
-        )
+    ) -> crate::Result<Self> {
+        let mut splits = vec![eval];
+        let source = match fewshot {
+            Some(rows) => {
+                splits.push(rows);
+                FewshotSource::SplitRandom {
+                    pool: docs(rows)?,
+                    seed: DEFAULT_FEWSHOT_SEED,
+                    draw_extra,
+                }
+            }
+            None => FewshotSource::None,
+        };
+        let fp = data_fingerprint(name, &splits, version, format_id);
+        let mut t = Self::new(name, version, docs(eval)?, "", source, acc_norm, fp, 0);
+        t.datasets = splits.iter().map(|s| s.record.clone()).collect();
+        Ok(t)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -283,6 +309,7 @@ impl McTask {
             acc_norm,
             fingerprint,
             default_shots,
+            datasets: Vec::new(),
             cache: FewshotCache::new(),
         }
     }
@@ -315,12 +342,30 @@ impl McTask {
                 });
                 table[doc].iter().map(|&p| &self.docs[p]).collect()
             }
+            FewshotSource::SplitRandom {
+                pool,
+                seed,
+                draw_extra,
+            } => {
+                let table = self.cache.get(shots, || {
+                    context_sampler_fewshot(
+                        pool.len(),
+                        self.docs.len(),
+                        shots,
+                        *seed,
+                        *draw_extra,
+                        |d, p| self.docs[d] == pool[p],
+                    )
+                });
+                table[doc].iter().map(|&p| &pool[p]).collect()
+            }
             FewshotSource::FirstN(pool) => {
                 first_n_fewshot(pool.len(), shots, |p| pool[p] == self.docs[doc])
                     .into_iter()
                     .map(|p| &pool[p])
                     .collect()
             }
+            FewshotSource::None => Vec::new(),
         }
     }
 
@@ -364,7 +409,8 @@ impl Task for McTask {
     fn max_shots(&self) -> Option<usize> {
         Some(match &self.fewshot {
             FewshotSource::EvalSplitRandom { .. } => self.docs.len().saturating_sub(1),
-            FewshotSource::FirstN(pool) => pool.len(),
+            FewshotSource::SplitRandom { pool, .. } | FewshotSource::FirstN(pool) => pool.len(),
+            FewshotSource::None => 0,
         })
     }
 
@@ -395,6 +441,9 @@ impl Task for McTask {
     }
     fn chance(&self) -> Option<f64> {
         self.mean_inverse_choices()
+    }
+    fn datasets(&self) -> Vec<DatasetRecord> {
+        self.datasets.clone()
     }
 }
 
@@ -427,6 +476,9 @@ macro_rules! delegate_mc_task {
             }
             fn metrics(&self) -> Vec<$crate::task::MetricSpec> {
                 self.0.metrics()
+            }
+            fn datasets(&self) -> Vec<k2_archive::results_file::DatasetRecord> {
+                self.0.datasets()
             }
             fn fingerprint(&self) -> String {
                 self.0.fingerprint()

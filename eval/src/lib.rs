@@ -7,6 +7,8 @@ pub mod bench;
 pub mod benchmark_job;
 pub mod checkpoint_file;
 pub mod data;
+pub mod dataset_rows;
+pub mod datasets;
 pub mod encode;
 pub mod engine;
 pub mod error;

@@ -2,9 +2,8 @@
 //! count and the suites it belongs to. It drives `k2 eval --help`, suite expansion and the
 //! errors for unknown names (which suggest the nearest known one).
 
-use std::path::Path;
-
 use crate::benchmark_job::TaskSpec;
+use crate::datasets::{DataSource, Load};
 use crate::error::{EvalError, Result};
 use crate::task::Task;
 use crate::tasks::{
@@ -12,8 +11,9 @@ use crate::tasks::{
     winogrande,
 };
 
-/// Builds a task from its (full) name, the benchmark data root and the probes per probe task.
-type Build = fn(&str, &Path, usize) -> Result<Box<dyn Task>>;
+/// Builds a task from what to load (its full name, the data source, whether few-shot examples
+/// are asked for) and the probes per probe task.
+type Build = fn(&Load, usize) -> Result<Box<dyn Task>>;
 
 /// One row of the registry.
 pub struct TaskEntry {
@@ -27,11 +27,11 @@ pub struct TaskEntry {
     pub subtasks: bool,
 }
 
-fn probe(name: &str, _: &Path, n: usize) -> Result<Box<dyn Task>> {
-    let p = name.strip_prefix("k2_").unwrap_or(name);
+fn probe(load: &Load, n: usize) -> Result<Box<dyn Task>> {
+    let p = load.task.strip_prefix("k2_").unwrap_or(load.task);
     probes::ProbeTask::new(p, n)
         .map(|t| Box::new(t) as Box<dyn Task>)
-        .ok_or_else(|| unknown(name))
+        .ok_or_else(|| unknown(load.task))
 }
 
 fn boxed<T: Task + 'static>(t: T) -> Box<dyn Task> {
@@ -62,9 +62,9 @@ pub const REGISTRY: &[TaskEntry] = &[
     entry("k2_code_brackets", probe, 0, &["default"]),
     TaskEntry {
         name: "mmlu",
-        build: |name, d, _| {
-            let subject = name.strip_prefix("mmlu_").unwrap_or(name);
-            Ok(boxed(mmlu::Mmlu::load(d, subject)?.0))
+        build: |l, _| {
+            let subject = l.task.strip_prefix("mmlu_").unwrap_or(l.task);
+            Ok(boxed(mmlu::Mmlu::load(l, subject)?.0))
         },
         shots: 5,
         suites: &["leaderboard"],
@@ -72,78 +72,78 @@ pub const REGISTRY: &[TaskEntry] = &[
     },
     entry(
         "hellaswag",
-        |_, d, _| Ok(boxed(hellaswag::Hellaswag::load(d)?.0)),
+        |l, _| Ok(boxed(hellaswag::Hellaswag::load(l)?.0)),
         10,
         &["leaderboard"],
     ),
     entry(
         "arc_challenge",
-        |_, d, _| Ok(boxed(arc::Arc::load(d, arc::ArcVariant::Challenge)?.0)),
+        |l, _| Ok(boxed(arc::Arc::load(l, arc::ArcVariant::Challenge)?.0)),
         25,
         &["leaderboard", "pythia"],
     ),
     entry(
         "winogrande",
-        |_, d, _| Ok(boxed(winogrande::Winogrande::load(d)?)),
+        |l, _| Ok(boxed(winogrande::Winogrande::load(l)?)),
         5,
         &["leaderboard", "pythia"],
     ),
     entry(
         "truthfulqa_mc2",
-        |_, d, _| {
+        |l, _| {
             let v = truthfulqa::TruthfulQaVariant::Mc2;
-            Ok(boxed(truthfulqa::TruthfulQa::load(d, v)?))
+            Ok(boxed(truthfulqa::TruthfulQa::load(l, v)?))
         },
         0,
         &["leaderboard"],
     ),
     entry(
         "gsm8k",
-        |_, d, _| Ok(boxed(gsm8k::Gsm8k::load(d)?)),
+        |l, _| Ok(boxed(gsm8k::Gsm8k::load(l)?)),
         5,
         &["leaderboard"],
     ),
     entry(
         "lambada_openai",
-        |_, d, _| Ok(boxed(lambada::Lambada::load(d)?)),
+        |l, _| Ok(boxed(lambada::Lambada::load(l)?)),
         0,
         &["pythia"],
     ),
     entry(
         "piqa",
-        |_, d, _| Ok(boxed(piqa::Piqa::load(d)?.0)),
+        |l, _| Ok(boxed(piqa::Piqa::load(l)?.0)),
         0,
         &["pythia"],
     ),
     entry(
         "arc_easy",
-        |_, d, _| Ok(boxed(arc::Arc::load(d, arc::ArcVariant::Easy)?.0)),
+        |l, _| Ok(boxed(arc::Arc::load(l, arc::ArcVariant::Easy)?.0)),
         0,
         &["pythia"],
     ),
     entry(
         "wikitext",
-        |_, d, _| Ok(boxed(wikitext::WikiText::load(d)?)),
+        |l, _| Ok(boxed(wikitext::WikiText::load(l)?)),
         0,
         &["pythia"],
     ),
     entry(
         "boolq",
-        |_, d, _| Ok(boxed(boolq::BoolQ::load(d)?.0)),
+        |l, _| Ok(boxed(boolq::BoolQ::load(l)?.0)),
         0,
         &[],
     ),
     entry(
         "openbookqa",
-        |_, d, _| Ok(boxed(openbookqa::OpenBookQa::load(d)?.0)),
+        |l, _| Ok(boxed(openbookqa::OpenBookQa::load(l)?.0)),
         0,
         &[],
     ),
     entry(
         "truthfulqa_mc1",
-        |_, d, _| {
+        |l, _| {
             let v = truthfulqa::TruthfulQaVariant::Mc1;
-            Ok(boxed(truthfulqa::TruthfulQa::load(d, v)?))
+            Ok(boxed(truthfulqa::TruthfulQa::load(l, v)?))
         },
         0,
         &[],
@@ -250,7 +250,7 @@ fn wrap(words: &[String], width: usize) -> Vec<String> {
 
 /// Expands suite names and `mmlu` into single task names, keeping order and dropping repeats.
 /// An unknown name is an error that suggests the nearest known one.
-pub fn expand(names: &[String], data_root: &Path) -> Result<Vec<String>> {
+pub fn expand(names: &[String]) -> Result<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
     let mut push = |n: String| {
         if !out.contains(&n) {
@@ -272,7 +272,7 @@ pub fn expand(names: &[String], data_root: &Path) -> Result<Vec<String>> {
         for t in singles {
             let e = entry_of(t).expect("suites name registered tasks");
             if e.subtasks {
-                for s in mmlu::mmlu_subjects(data_root)? {
+                for s in mmlu::SUBJECTS {
                     push(format!("{}_{s}", e.name));
                 }
             } else {
@@ -283,22 +283,33 @@ pub fn expand(names: &[String], data_root: &Path) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Builds one task. `probe_docs` is the number of probes per built-in probe task.
-pub fn build(name: &str, data_root: &Path, probe_docs: usize) -> Result<Box<dyn Task>> {
+/// Builds one task, with its few-shot split when `fewshot`. `probe_docs` is the number of probes
+/// per built-in probe task.
+pub fn build(
+    name: &str,
+    data: &DataSource,
+    fewshot: bool,
+    probe_docs: usize,
+) -> Result<Box<dyn Task>> {
     let e = entry_of(name).ok_or_else(|| unknown(name))?;
-    (e.build)(name, data_root, probe_docs)
+    let load = Load {
+        data,
+        task: name,
+        fewshot,
+    };
+    (e.build)(&load, probe_docs)
 }
 
 /// Task specs for a list of names/suites with optional per-task shot overrides. A `--shots`
 /// name that matches none of the selected tasks is an error (`mmlu=5` sets every subject).
 pub fn specs(
     names: &[String],
-    data_root: &Path,
+    data: &DataSource,
     shots: &[(String, usize)],
     limit: Option<usize>,
     probe_docs: usize,
 ) -> Result<Vec<TaskSpec>> {
-    let selected = expand(names, data_root)?;
+    let selected = expand(names)?;
     let covers = |t: &str, name: &str| {
         t == name
             || entry_of(t).is_some_and(|e| e.subtasks && e.name == t)
@@ -316,11 +327,11 @@ pub fn specs(
     }
     let mut out = Vec::new();
     for name in selected {
-        let task = build(&name, data_root, probe_docs)?;
         let shot = shots
             .iter()
             .find(|(t, _)| covers(t, &name))
             .map_or_else(|| default_shots(&name), |(_, n)| *n);
+        let task = build(&name, data, shot > 0, probe_docs)?;
         if let Some(max) = task.max_shots() {
             if shot > max {
                 return Err(EvalError::TooManyShots {
@@ -373,11 +384,11 @@ mod tests {
         assert_eq!(nearest("arc_easyy"), Some("arc_easy"));
         assert_eq!(nearest("leaderbord"), Some("leaderboard"));
         assert_eq!(nearest("zzzz"), None);
-        let e = expand(&["helaswag".into()], Path::new("/nonexistent")).unwrap_err();
+        let e = expand(&["helaswag".into()]).unwrap_err();
         assert!(e.to_string().contains("did you mean `hellaswag`"), "{e}");
         let Err(e) = specs(
             &["k2_facts".into()],
-            Path::new("/nonexistent"),
+            &DataSource::None,
             &[("k2_fact".into(), 3)],
             None,
             10,
@@ -388,7 +399,7 @@ mod tests {
         assert!(e.to_string().contains("did you mean `k2_facts`"), "{e}");
         let Err(e) = specs(
             &["k2_facts".into()],
-            Path::new("/nonexistent"),
+            &DataSource::None,
             &[("k2_copy".into(), 3)],
             None,
             10,
@@ -399,7 +410,7 @@ mod tests {
         // More shots than the pool holds is an error, as lm-eval's samplers raise.
         let Err(e) = specs(
             &["k2_facts".into()],
-            Path::new("/nonexistent"),
+            &DataSource::None,
             &[("k2_facts".into(), 33)],
             None,
             10,
@@ -409,7 +420,7 @@ mod tests {
         assert!(e.to_string().contains("few-shot pool holds 32"), "{e}");
         assert!(specs(
             &["k2_facts".into()],
-            Path::new("/nonexistent"),
+            &DataSource::None,
             &[("k2_facts".into(), 32)],
             None,
             10,

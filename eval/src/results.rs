@@ -74,6 +74,8 @@ pub struct TaskResult {
     pub metrics: Vec<MetricResult>,
     pub batch_size: usize,
     pub limit: Option<usize>,
+    /// The dataset splits scored (empty for built-in data).
+    pub datasets: Vec<k2_archive::results_file::DatasetRecord>,
 }
 
 fn num(x: f64) -> Value {
@@ -124,6 +126,7 @@ pub fn results_file(r: &TaskResult, ckpt: &CheckpointInfo, key: &ResultKey) -> R
             task_hash: key.task_hash.clone(),
             tokens: ckpt.tokens,
             weights_sha256: key.weights_sha256.clone(),
+            datasets: r.datasets.clone(),
         },
         n_samples: BTreeMap::from([(
             task(),

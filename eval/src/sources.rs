@@ -6,6 +6,12 @@
 //! | `--suite NAME`   | `checkpoints.toml`     | a run's, or `<output>/NAME/<rev>/...`   |
 //! | `--dir DIR`      | HF checkpoint folders  | `<output>/<DIR's name>/<ckpt>/...`      |
 //! | `--model DIR`    | one HF model directory | `<output>/<task>.json`                  |
+//! | `--model ORG/NAME [--revision R]` | that model pulled from the Hub | `<output>/<task>.json` |
+//!
+//! `--model X` is a local directory when `X` exists on disk; otherwise, when `X` has the form of a
+//! Hub repository id (`org/name`), it is pulled from the Hub (or read from its cache offline). A
+//! directory that happens to look like a repository id therefore always wins; write `./org/name`
+//! to make the choice explicit.
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +30,35 @@ pub enum SourceArg {
     Suite(String),
     Dir(PathBuf),
     Model(PathBuf),
+    /// A model repository on the Hub at a revision.
+    HubModel { repo: String, revision: String },
+}
+
+impl SourceArg {
+    /// What `--model X [--revision R]` names: a local directory if `X` exists, else a Hub
+    /// repository id. A `--revision` with a local directory is an error.
+    pub fn model(x: &Path, revision: Option<String>) -> Result<SourceArg> {
+        if x.exists() {
+            if let Some(r) = revision {
+                return Err(crate::EvalError::Settings(format!(
+                    "--revision {r}: `{}` is a local directory; --revision applies to a Hub repository id",
+                    x.display()
+                )));
+            }
+            return Ok(SourceArg::Model(x.to_path_buf()));
+        }
+        let id = x.to_string_lossy().to_string();
+        if k2_archive::hub::cache::check_repo_id(&id).is_err() || !id.contains('/') {
+            return Err(crate::EvalError::Invalid {
+                path: x.to_path_buf(),
+                message: "no such directory, and not a Hub repository id (ORG/NAME)".into(),
+            });
+        }
+        Ok(SourceArg::HubModel {
+            repo: id,
+            revision: revision.unwrap_or_else(|| "main".into()),
+        })
+    }
 }
 
 /// A source with the layout of its results.
@@ -93,5 +128,18 @@ pub fn choose(arg: &SourceArg, output: &Path, progress: Option<ProgressFn>) -> R
             layout: ResultsLayout::Flat(output.to_path_buf()),
             run: None,
         },
+        SourceArg::HubModel { repo, revision } => {
+            let mut client = HubClient::from_env()?;
+            client.progress = progress;
+            let pulled =
+                k2_archive::hub::pull(&client, repo, revision, &Default::default(), &mut |_| {})?;
+            let view = client.cache.view_dir(repo, &pulled.commit);
+            let dir = crate::model_view::model_dir(&pulled.dir, Some(&view))?;
+            Chosen {
+                source: Box::new(ModelSource::from_hub(dir, repo, revision)),
+                layout: ResultsLayout::Flat(output.to_path_buf()),
+                run: None,
+            }
+        }
     })
 }

@@ -92,6 +92,11 @@ pub trait Task: Send + Sync {
     fn max_shots(&self) -> Option<usize> {
         None
     }
+    /// The dataset splits the task read (repository, config, split, commit, file hashes), written
+    /// into the results file; empty for tasks with built-in data.
+    fn datasets(&self) -> Vec<k2_archive::results_file::DatasetRecord> {
+        Vec::new()
+    }
     /// Chance level of the headline metric, where defined (for plots).
     fn chance(&self) -> Option<f64> {
         None

@@ -17,8 +17,6 @@ pub const DEFAULT_RUN: &str = "runs/default";
 pub const DEFAULT_REPORTS: &str = "reports";
 /// The default results directory of `--model`, `--dir` and Hub suites.
 pub const DEFAULT_RESULTS: &str = "eval-results";
-/// Where the benchmark data files are (`../shared/data` beside the repository).
-pub const DEFAULT_DATA: &str = "../shared/data";
 /// Requests scored together by `k2 eval`.
 pub const EVAL_BATCH_SIZE: usize = 8;
 /// Probes per built-in probe task.
@@ -33,6 +31,37 @@ pub const QUICKSTART_EVAL_BATCH_SIZE: usize = 32;
 pub const QUICKSTART_MEMORIZATION_BATCH_SIZE: usize = 512;
 /// CPU threads of the commands that compute.
 pub const THREADS: usize = 2;
+
+/// Where `k2 eval` reads benchmark data: a local folder laid out like the Hub (`--data DIR`), else
+/// the Hub (and its cache) as the environment sets it, with `--dataset-revision TASK=REV` pins.
+pub fn data_source(
+    data: Option<PathBuf>,
+    revisions: &[String],
+) -> Result<k2_eval::datasets::DataSource> {
+    let mut pins = std::collections::BTreeMap::new();
+    for r in revisions {
+        let (task, rev) = r
+            .split_once('=')
+            .filter(|(t, v)| !t.is_empty() && !v.is_empty())
+            .ok_or_else(|| anyhow::anyhow!("--dataset-revision `{r}`: expected TASK=REVISION"))?;
+        pins.insert(task.to_string(), rev.to_string());
+    }
+    match data {
+        Some(dir) => {
+            if !pins.is_empty() {
+                anyhow::bail!("--dataset-revision pins Hub revisions; it does not apply with --data");
+            }
+            if !dir.is_dir() {
+                anyhow::bail!(
+                    "--data {}: no such directory (it holds <org>/<name>/ folders laid out like the Hub's dataset repositories)",
+                    dir.display()
+                );
+            }
+            Ok(k2_eval::datasets::DataSource::Local(dir))
+        }
+        None => Ok(k2_eval::datasets::DataSource::hub_from_env(pins)?),
+    }
+}
 
 /// What `k2 quickstart` runs on.
 pub struct QuickstartOptions {
@@ -107,7 +136,7 @@ pub fn quickstart(
     )?;
     let specs = k2_eval::registry::specs(
         &["default".to_string()],
-        std::path::Path::new(DEFAULT_DATA),
+        &k2_eval::datasets::DataSource::None,
         &[],
         None,
         PROBE_DOCS,

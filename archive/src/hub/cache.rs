@@ -19,10 +19,36 @@ use hf_hub::{Repo, RepoType};
 
 use super::error::{HubError, HubIo, Result};
 
-/// A Hugging Face hub cache directory.
+/// The kind of a Hub repository: models and datasets live under different API routes and cache
+/// folders (`models--org--name`, `datasets--org--name`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RepoKind {
+    #[default]
+    Model,
+    Dataset,
+}
+
+impl RepoKind {
+    pub fn repo_type(self) -> RepoType {
+        match self {
+            RepoKind::Model => RepoType::Model,
+            RepoKind::Dataset => RepoType::Dataset,
+        }
+    }
+    /// The API route segment: `/api/models/...`, `/api/datasets/...`.
+    pub fn api_segment(self) -> &'static str {
+        match self {
+            RepoKind::Model => "models",
+            RepoKind::Dataset => "datasets",
+        }
+    }
+}
+
+/// A Hugging Face hub cache directory, seen through the folders of one repository kind.
 #[derive(Debug, Clone)]
 pub struct HubCache {
     pub root: PathBuf,
+    pub kind: RepoKind,
 }
 
 /// `$HF_HOME`, or `~/.cache/huggingface`.
@@ -75,7 +101,18 @@ pub(crate) fn check_name(what: &str, name: &str) -> Result<()> {
 
 impl HubCache {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        HubCache { root: root.into() }
+        HubCache {
+            root: root.into(),
+            kind: RepoKind::Model,
+        }
+    }
+
+    /// The same cache seen through the folders of another repository kind.
+    pub fn with_kind(&self, kind: RepoKind) -> Self {
+        HubCache {
+            root: self.root.clone(),
+            kind,
+        }
     }
 
     /// `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`.
@@ -86,10 +123,10 @@ impl HubCache {
         Ok(HubCache::new(hf_home()?.join("hub")))
     }
 
-    /// `models--org--name`.
+    /// `models--org--name` (or `datasets--org--name`).
     pub fn repo_dir(&self, repo: &str) -> PathBuf {
         self.root
-            .join(Repo::new(repo.to_string(), RepoType::Model).folder_name())
+            .join(Repo::new(repo.to_string(), self.kind.repo_type()).folder_name())
     }
 
     pub fn blob_path(&self, repo: &str, etag: &str) -> PathBuf {
@@ -126,7 +163,7 @@ impl HubCache {
     /// The cached path of `file` at `revision` (through `hf_hub`'s ref lookup), if present.
     pub fn cached_file(&self, repo: &str, revision: &str, file: &str) -> Option<PathBuf> {
         let cache = hf_hub::Cache::new(self.root.clone());
-        let r = Repo::with_revision(repo.to_string(), RepoType::Model, revision.to_string());
+        let r = Repo::with_revision(repo.to_string(), self.kind.repo_type(), revision.to_string());
         cache.repo(r).get(file).filter(|p| p.exists()).or_else(|| {
             let p = self.snapshot_dir(repo, revision).join(file);
             p.exists().then_some(p)

@@ -10,10 +10,10 @@
 use std::time::Duration;
 
 use hf_hub::api::sync::{Api, ApiBuilder};
-use hf_hub::{Repo, RepoType};
+use hf_hub::Repo;
 use serde::Deserialize;
 
-use super::cache::{check_repo_id, hf_home, HubCache};
+use super::cache::{check_repo_id, hf_home, HubCache, RepoKind};
 use super::error::{HubError, Result};
 
 /// What a request was about, for error messages.
@@ -281,12 +281,20 @@ impl HubClient {
         Ok(c)
     }
 
-    /// `{endpoint}/{repo}/resolve/{revision}/{file}` (built by `hf_hub`).
+    /// The same endpoint, token, cache and policy, for repositories of another kind (datasets).
+    pub fn for_kind(&self, kind: RepoKind) -> HubClient {
+        let mut c = self.clone();
+        c.cache = self.cache.with_kind(kind);
+        c
+    }
+
+    /// `{endpoint}/{repo}/resolve/{revision}/{file}` (built by `hf_hub`; datasets under
+    /// `{endpoint}/datasets/`).
     pub fn resolve_url(&self, repo: &str, revision: &str, file: &str) -> String {
         self.api
             .repo(Repo::with_revision(
                 repo.to_string(),
-                RepoType::Model,
+                self.cache.kind.repo_type(),
                 revision.to_string(),
             ))
             .url(file)
@@ -457,7 +465,11 @@ impl HubClient {
         if self.offline {
             return Err(self.offline_error(&format!("listing the refs of `{repo}`")));
         }
-        let url = format!("{}/api/models/{repo}/refs", self.endpoint);
+        let url = format!(
+            "{}/api/{}/{repo}/refs",
+            self.endpoint,
+            self.cache.kind.api_segment()
+        );
         let ctx = Ctx {
             repo: repo.to_string(),
             ..Default::default()
@@ -474,7 +486,7 @@ impl HubClient {
         }
         let api_repo = self.api.repo(Repo::with_revision(
             repo.to_string(),
-            RepoType::Model,
+            self.cache.kind.repo_type(),
             revision.to_string(),
         ));
         let ctx = Ctx {
@@ -483,8 +495,9 @@ impl HubClient {
             file: None,
         };
         let url = format!(
-            "{}/api/models/{repo}/revision/{}",
+            "{}/api/{}/{repo}/revision/{}",
             self.endpoint,
+            self.cache.kind.api_segment(),
             revision.replace('/', "%2F")
         );
         self.with_retries(|_| {

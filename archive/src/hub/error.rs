@@ -33,6 +33,16 @@ pub enum HubError {
         url: String,
     },
 
+    /// A dataset repository without data files for a config or split.
+    #[error("dataset `{repo}` config `{config}` split `{split}` at `{revision}`: {message}")]
+    DatasetSplit {
+        repo: String,
+        config: String,
+        split: String,
+        revision: String,
+        message: String,
+    },
+
     /// Any other HTTP status.
     #[error("{url}: HTTP {status}: {message}")]
     Http {

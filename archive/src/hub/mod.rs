@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod client;
+pub mod dataset;
 pub mod download;
 pub mod duplicates;
 pub mod error;
@@ -11,8 +12,9 @@ pub mod list;
 pub mod pull;
 pub mod revisions;
 
-pub use cache::HubCache;
+pub use cache::{HubCache, RepoKind};
 pub use client::{HubClient, RevisionInfo};
+pub use dataset::{pull_split, SplitFiles, SplitRef, PARQUET_EXPORT};
 pub use duplicates::Duplicates;
 pub use error::HubError;
 pub use list::{add_weights, list_revisions, tokens_of, ListedRevision};

@@ -94,14 +94,31 @@ impl CheckpointSource for DirSource {
 /// One HF model directory; its checkpoint is named after the directory.
 pub struct ModelSource {
     pub dir: PathBuf,
+    /// A model pulled from the Hub: its repository id and revision, which name it in results
+    /// instead of the cache path.
+    pub hub: Option<(String, String)>,
 }
 
 impl ModelSource {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        ModelSource { dir: dir.into() }
+        ModelSource {
+            dir: dir.into(),
+            hub: None,
+        }
+    }
+
+    /// A snapshot of `repo@revision` in the Hub cache.
+    pub fn from_hub(dir: impl Into<PathBuf>, repo: &str, revision: &str) -> Self {
+        ModelSource {
+            dir: dir.into(),
+            hub: Some((repo.to_string(), revision.to_string())),
+        }
     }
 
     fn name(&self) -> String {
+        if let Some((_, rev)) = &self.hub {
+            return rev.clone();
+        }
         self.dir
             .file_name()
             .map_or("model".into(), |n| n.to_string_lossy().to_string())
@@ -110,7 +127,10 @@ impl ModelSource {
 
 impl CheckpointSource for ModelSource {
     fn model(&self) -> String {
-        self.dir.display().to_string()
+        match &self.hub {
+            Some((repo, _)) => repo.clone(),
+            None => self.dir.display().to_string(),
+        }
     }
 
     fn checkpoints(&mut self) -> SourceResult<Vec<SourceCheckpoint>> {

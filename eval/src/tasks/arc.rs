@@ -1,17 +1,15 @@
 //! ARC-Easy / ARC-Challenge (lm-eval `arc_easy`, `arc_challenge`, version 1.0).
 //!
-//! lm-eval: `doc_to_text: "Question: {{question}}\nAnswer:"`, choices = `choices.text`,
-//! gold = `choices.label.index(answerKey)`, metrics acc + acc_norm, test split.
-//! Data: llm-foundry's reformatted test files (`arc/arc_{easy,challenge}_test.jsonl`,
-//! `{"query": "Question: <q>", "choices": [...], "gold": i}`), so the text is `query + "\nAnswer:"`.
-//! Few-shot: lm-eval draws from the train split, which is not available offline; the eval split
-//! is used instead (draw n+1, drop the doc itself; raw ARC docs have unique ids).
-
-use std::path::Path;
+//! lm-eval 0.4 `arc_easy.yaml`: `dataset_path: allenai/ai2_arc`, `dataset_name: ARC-Easy`
+//! (`ARC-Challenge`), test split, few-shot from `train` (`test_split` is set and differs from
+//! the unset `fewshot_split`, so `n` are drawn, not `n + 1`); `doc_to_text: "Question:
+//! {{question}}\nAnswer:"`, choices = `choices.text`, gold = `choices.label.index(answerKey)`,
+//! metrics acc + acc_norm.
 
 use crate::data;
+use crate::datasets::{Dataset, Load, SplitRows};
 use crate::error::Result;
-use crate::fewshot::{sha256_hex, McDoc, McTask};
+use crate::fewshot::{McDoc, McTask};
 
 pub const VERSION: f64 = 1.0;
 /// Identifies the prompt format in the fingerprint.
@@ -30,10 +28,10 @@ impl ArcVariant {
             ArcVariant::Challenge => "arc_challenge",
         }
     }
-    fn file(self) -> &'static str {
+    pub fn dataset(self) -> Dataset {
         match self {
-            ArcVariant::Easy => "arc/arc_easy_test.jsonl",
-            ArcVariant::Challenge => "arc/arc_challenge_test.jsonl",
+            ArcVariant::Easy => Dataset::new("allenai/ai2_arc", Some("ARC-Easy")),
+            ArcVariant::Challenge => Dataset::new("allenai/ai2_arc", Some("ARC-Challenge")),
         }
     }
 }
@@ -41,34 +39,37 @@ impl ArcVariant {
 #[derive(Debug)]
 pub struct Arc(pub McTask);
 
-impl Arc {
-    /// Loads `data_root/arc/arc_{easy,challenge}_test.jsonl`.
-    pub fn load(data_root: &Path, variant: ArcVariant) -> Result<Self> {
-        let path = data_root.join(variant.file());
-        let text = data::read_string(&path)?;
-        let mut docs = Vec::new();
-        for (line, v) in data::jsonl(&path, &text)? {
-            let query = data::get_str(&path, line, &v, "query")?;
-            let choices = data::get_str_list(&path, line, &v, "choices")?;
-            if choices.is_empty() {
-                return Err(data::err(&path, line, "no choices"));
-            }
-            let gold = data::get_gold(&path, line, &v, "gold", choices.len())?;
-            docs.push(McDoc {
-                text: format!("{query}\nAnswer:"),
+/// ARC's documents from rows of `allenai/ai2_arc`.
+pub fn docs(rows: &SplitRows) -> Result<Vec<McDoc>> {
+    rows.iter()
+        .map(|(path, line, v)| {
+            let question = data::get_str(path, line, v, "question")?;
+            let (choices, gold) = data::labelled_choices(path, line, v, "choices", "answerKey")?;
+            Ok(McDoc {
+                text: format!("Question: {question}\nAnswer:"),
                 choices,
                 gold,
-            });
-        }
-        Ok(Arc(McTask::from_eval_split(
+            })
+        })
+        .collect()
+}
+
+impl Arc {
+    pub fn load(load: &Load, variant: ArcVariant) -> Result<Self> {
+        let ds = variant.dataset();
+        let test = load.split(&ds, "test")?;
+        let train = load.fewshot_split(&ds, "train")?;
+        McTask::from_splits(
             variant.task_name(),
             VERSION,
+            &test,
+            train.as_ref(),
             docs,
-            &format!("data:{}", sha256_hex(text.as_bytes())),
-            FORMAT_ID,
             false,
+            FORMAT_ID,
             true,
-        )))
+        )
+        .map(Arc)
     }
 }
 

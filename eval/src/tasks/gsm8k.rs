@@ -22,21 +22,21 @@
 //! just before a final newline, so `\.$` is written `\.(\n?)\z` with the newline put back.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex};
 
+use k2_archive::results_file::DatasetRecord;
 use regex::Regex;
 
-use serde::Deserialize;
-
-use crate::data::read_jsonl_records;
+use crate::data;
+use crate::datasets::{Dataset, Load, SplitRows};
 use crate::error::Result;
 use crate::pyrandom::PyRandom;
 use crate::request::{Request, Response};
 use crate::task::{Aggregation, DocResult, MetricSpec, MetricValue, Task};
 
-pub const GSM8K_TEST_FILE: &str = "gsm8k/test.jsonl";
-pub const GSM8K_TRAIN_FILE: &str = "gsm8k/train.jsonl";
+/// lm-eval 0.4 `gsm8k.yaml`: `dataset_path: gsm8k` (now `openai/gsm8k`), `dataset_name: main`,
+/// test split, few-shot from `train` (`fewshot_split: train`).
+pub const DATASET: Dataset = Dataset::new("openai/gsm8k", Some("main"));
 /// lm-eval's few-shot seed (`DEFAULT_OTHER_SEED`, `--fewshot_random_seed`).
 pub const FEWSHOT_SEED: i64 = 1234;
 /// Generation stops.
@@ -47,7 +47,7 @@ pub const MAX_GEN_TOKS: usize = 256;
 pub const INVALID: &str = "[invalid]";
 
 /// One GSM8K problem (`{"question", "answer"}`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gsm8kDoc {
     pub question: String,
     pub answer: String,
@@ -115,37 +115,45 @@ pub fn exact_match(prediction: &str, target: &str) -> bool {
     normalize_exact_match(prediction) == normalize_exact_match(target)
 }
 
+fn docs(rows: &SplitRows) -> Result<Vec<Gsm8kDoc>> {
+    rows.iter()
+        .map(|(path, line, v)| {
+            Ok(Gsm8kDoc {
+                question: data::get_str(path, line, v, "question")?,
+                answer: data::get_str(path, line, v, "answer")?,
+            })
+        })
+        .collect()
+}
+
 /// The `gsm8k` task.
 #[derive(Debug)]
 pub struct Gsm8k {
     test: Vec<Gsm8kDoc>,
+    /// The few-shot pool (empty when not loaded: a zero-shot run).
     train: Vec<Gsm8kDoc>,
-    test_path: PathBuf,
-    test_sha256: String,
-    train_sha256: String,
+    /// The splits read (for the fingerprint and the results file).
+    datasets: Vec<DatasetRecord>,
+    data: String,
     /// shots -> few-shot train indices of every test document.
     fewshot_cache: Mutex<BTreeMap<usize, Arc<Vec<Vec<usize>>>>>,
 }
 
 impl Gsm8k {
-    /// Load from the shared data directory (`<data_dir>/gsm8k/{test,train}.jsonl`).
-    pub fn load(data_dir: &Path) -> Result<Self> {
-        Self::from_files(
-            &data_dir.join(GSM8K_TEST_FILE),
-            &data_dir.join(GSM8K_TRAIN_FILE),
-        )
-    }
-
-    /// Load from a test file (the evaluated problems) and a train file (the few-shot pool).
-    pub fn from_files(test: &Path, train: &Path) -> Result<Self> {
-        let (test_docs, test_sha256) = read_jsonl_records(test)?;
-        let (train_docs, train_sha256) = read_jsonl_records(train)?;
+    pub fn load(load: &Load) -> Result<Self> {
+        let test = load.split(&DATASET, "test")?;
+        let train = load.fewshot_split(&DATASET, "train")?;
+        let mut splits = vec![&test];
+        splits.extend(train.as_ref());
         Ok(Self {
-            test: test_docs,
-            train: train_docs,
-            test_path: test.to_path_buf(),
-            test_sha256,
-            train_sha256,
+            test: docs(&test)?,
+            train: train.as_ref().map(docs).transpose()?.unwrap_or_default(),
+            datasets: splits.iter().map(|s| s.record.clone()).collect(),
+            data: splits
+                .iter()
+                .map(|s| s.fingerprint())
+                .collect::<Vec<_>>()
+                .join("|"),
             fewshot_cache: Mutex::new(BTreeMap::new()),
         })
     }
@@ -156,10 +164,6 @@ impl Gsm8k {
 
     pub fn train_docs(&self) -> &[Gsm8kDoc] {
         &self.train
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.test_path
     }
 
     /// Indices into the train split of document `doc`'s few-shot examples, in prompt order:
@@ -263,10 +267,13 @@ impl Task for Gsm8k {
     }
     fn fingerprint(&self) -> String {
         format!(
-            "gsm8k v3.0; test sha256 {}; train sha256 {}; 'Question: {{q}}\\nAnswer:' + ' ' + answer, \
+            "gsm8k v3.0; {}; 'Question: {{q}}\\nAnswer:' + ' ' + answer, \
              '\\n\\n'; fewshot random.Random({FEWSHOT_SEED}).sample shared in doc order; \
              until {UNTIL:?}, max_gen_toks {MAX_GEN_TOKS}; strict-match, flexible-extract",
-            self.test_sha256, self.train_sha256
+            self.data
         )
+    }
+    fn datasets(&self) -> Vec<DatasetRecord> {
+        self.datasets.clone()
     }
 }

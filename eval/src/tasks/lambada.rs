@@ -5,28 +5,20 @@
 //! `output_type: loglikelihood`; metrics `perplexity` (exp(−mean ll), lower is better) and `acc`
 //! (the whole continuation is the greedy argmax, i.e. `is_greedy`, mean).
 //!
-//! The offline file (`lambada/lambada_openai_test.jsonl`, from llm-foundry) already stores the
-//! split: `{"context": all but the last space-separated word, "continuation": last word}`, so
-//! `text = context + " " + continuation` and the request is `(context, " " + continuation)`.
-//! Because lm-eval splits on `' '` only, a "last word" may contain newlines (7 rows, e.g.
-//! `"\n\nrecorder"`); they are kept as they are.
+//! Data (lm-eval 0.4 `lambada_openai.yaml`): `dataset_path: EleutherAI/lambada_openai`,
+//! `dataset_name: default`, test split; the repository holds a loading script, so its rows come
+//! from the Hub's parquet export. Rows: `text`. Because lm-eval splits on `' '` only, a "last
+//! word" may contain newlines (7 rows, e.g. `"\n\nrecorder"`); they are kept as they are.
 
-use std::path::{Path, PathBuf};
+use k2_archive::results_file::DatasetRecord;
 
-use serde::Deserialize;
-
+use crate::data;
+use crate::datasets::{Dataset, Load};
 use crate::error::Result;
 use crate::request::{Request, Response};
 use crate::task::{Aggregation, DocResult, MetricSpec, MetricValue, Task};
 
-/// Relative path of the data file under the shared data directory.
-pub const LAMBADA_FILE: &str = "lambada/lambada_openai_test.jsonl";
-
-#[derive(Debug, Clone, Deserialize)]
-struct Row {
-    context: String,
-    continuation: String,
-}
+pub const DATASET: Dataset = Dataset::new("EleutherAI/lambada_openai", Some("default"));
 
 /// One LAMBADA document as lm-eval sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,30 +33,29 @@ pub struct LambadaDoc {
 #[derive(Debug, Clone)]
 pub struct Lambada {
     docs: Vec<LambadaDoc>,
-    path: PathBuf,
-    sha256: String,
+    data: String,
+    datasets: Vec<DatasetRecord>,
 }
 
 impl Lambada {
-    /// Load from the shared data directory (`<data_dir>/lambada/lambada_openai_test.jsonl`).
-    pub fn load(data_dir: &Path) -> Result<Self> {
-        Self::from_file(&data_dir.join(LAMBADA_FILE))
-    }
-
-    /// Load from a JSONL file of `{"context", "continuation"}` rows.
-    pub fn from_file(path: &Path) -> Result<Self> {
-        let (rows, sha256): (Vec<Row>, String) = crate::data::read_jsonl_records(path)?;
-        let docs = rows
-            .into_iter()
-            .map(|r| LambadaDoc {
-                context: r.context,
-                last_word: r.continuation,
+    pub fn load(load: &Load) -> Result<Self> {
+        let test = load.split(&DATASET, "test")?;
+        let docs = test
+            .iter()
+            .map(|(path, line, v)| {
+                let text = data::get_str(path, line, v, "text")?;
+                // text.split(" "): the last piece is the word; the rest, joined, the context.
+                let (context, word) = text.rsplit_once(' ').unwrap_or(("", &text));
+                Ok(LambadaDoc {
+                    context: context.to_string(),
+                    last_word: word.to_string(),
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             docs,
-            path: path.to_path_buf(),
-            sha256,
+            data: test.fingerprint(),
+            datasets: vec![test.record.clone()],
         })
     }
 
@@ -72,9 +63,6 @@ impl Lambada {
         &self.docs
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 impl Task for Lambada {
@@ -132,9 +120,12 @@ impl Task for Lambada {
     }
     fn fingerprint(&self) -> String {
         format!(
-            "lambada_openai v1.0; data sha256 {}; loglikelihood(context, ' ' + last word); \
+            "lambada_openai v1.0; data {}; loglikelihood(context, ' ' + last word); \
              metrics perplexity, acc=is_greedy",
-            self.sha256
+            self.data
         )
+    }
+    fn datasets(&self) -> Vec<DatasetRecord> {
+        self.datasets.clone()
     }
 }

@@ -1,163 +1,114 @@
 //! MMLU (lm-eval `mmlu_<subject>`, version 1.0; group `mmlu` aggregated weight_by_size).
 //!
-//! lm-eval (tasks/mmlu/default/_default_template_yaml): test split, few-shot = dev split with
-//! `first_n`, description "The following are multiple choice questions (with answers) about
-//! <subject with _ → space>.\n\n", `doc_to_text: "{{question.strip()}}\nA. {{choices[0]}}\nB.
-//! {{choices[1]}}\nC. {{choices[2]}}\nD. {{choices[3]}}\nAnswer:"`, choices ["A","B","C","D"],
-//! acc only. Data: Hendrycks' headerless CSVs `mmlu/{test,dev}/<subject>_{test,dev}.csv`
-//! (question, A, B, C, D, answer letter; RFC 4180 quoting; record-ending CRLF is dropped,
-//! quoted newlines are kept, as Python's csv module does).
-
-use std::path::Path;
+//! lm-eval 0.4 (`tasks/mmlu/default/_default_template_yaml`): `dataset_path: cais/mmlu`,
+//! `dataset_name: <subject>`, test split, few-shot = `dev` split with the `first_n` sampler,
+//! description "The following are multiple choice questions (with answers) about <subject with
+//! _ → space>.\n\n", `doc_to_text: "{{question.strip()}}\nA. {{choices[0]}}\nB.
+//! {{choices[1]}}\nC. {{choices[2]}}\nD. {{choices[3]}}\nAnswer:"`, choices
+//! ["A","B","C","D"], gold = `answer`, acc only.
 
 use crate::data;
-use crate::error::{io_err, Result};
-use crate::fewshot::{sha256_hex, FewshotSource, McDoc, McTask};
+use crate::datasets::{Dataset, Load, SplitRows};
+use crate::error::Result;
+use crate::fewshot::{data_fingerprint, FewshotSource, McDoc, McTask};
 
 pub const VERSION: f64 = 1.0;
 pub const FORMAT_ID: &str =
     "lm-eval mmlu v1.0: desc + {q.strip()}\\nA. ..\\nD. ..\\nAnswer: + ' '+letter; dev first_n";
+pub const REPO: &str = "cais/mmlu";
 
-/// One CSV record with the 1-based line where it starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CsvRecord {
-    pub line: usize,
-    pub fields: Vec<String>,
+/// The 57 subjects (the configs of `cais/mmlu` lm-eval's `mmlu` group evaluates), sorted.
+pub const SUBJECTS: [&str; 57] = [
+    "abstract_algebra",
+    "anatomy",
+    "astronomy",
+    "business_ethics",
+    "clinical_knowledge",
+    "college_biology",
+    "college_chemistry",
+    "college_computer_science",
+    "college_mathematics",
+    "college_medicine",
+    "college_physics",
+    "computer_security",
+    "conceptual_physics",
+    "econometrics",
+    "electrical_engineering",
+    "elementary_mathematics",
+    "formal_logic",
+    "global_facts",
+    "high_school_biology",
+    "high_school_chemistry",
+    "high_school_computer_science",
+    "high_school_european_history",
+    "high_school_geography",
+    "high_school_government_and_politics",
+    "high_school_macroeconomics",
+    "high_school_mathematics",
+    "high_school_microeconomics",
+    "high_school_physics",
+    "high_school_psychology",
+    "high_school_statistics",
+    "high_school_us_history",
+    "high_school_world_history",
+    "human_aging",
+    "human_sexuality",
+    "international_law",
+    "jurisprudence",
+    "logical_fallacies",
+    "machine_learning",
+    "management",
+    "marketing",
+    "medical_genetics",
+    "miscellaneous",
+    "moral_disputes",
+    "moral_scenarios",
+    "nutrition",
+    "philosophy",
+    "prehistory",
+    "professional_accounting",
+    "professional_law",
+    "professional_medicine",
+    "professional_psychology",
+    "public_relations",
+    "security_studies",
+    "sociology",
+    "us_foreign_policy",
+    "virology",
+    "world_religions",
+];
+
+/// The 57 subjects, sorted.
+pub fn mmlu_subjects() -> Vec<String> {
+    SUBJECTS.iter().map(|s| s.to_string()).collect()
 }
 
-/// Parse RFC 4180 CSV (`"` quoting, `""` escapes, quoted commas/newlines). A record ends at an
-/// unquoted `\n` (a preceding `\r` is dropped). Blank lines are skipped.
-pub fn parse_csv(path: &Path, text: &str) -> Result<Vec<CsvRecord>> {
-    let mut out = Vec::new();
-    let mut fields: Vec<String> = Vec::new();
-    let mut field = String::new();
-    let mut line = 1usize;
-    let mut start_line = 1usize;
-    let mut in_quotes = false;
-    let mut field_started_quoted = false;
-    let mut chars = text.chars().peekable();
-    let mut record_empty = true;
-    while let Some(c) = chars.next() {
-        if in_quotes {
-            match c {
-                '"' => {
-                    if chars.peek() == Some(&'"') {
-                        chars.next();
-                        field.push('"');
-                    } else {
-                        in_quotes = false;
-                    }
-                }
-                '\n' => {
-                    line += 1;
-                    field.push(c);
-                }
-                _ => field.push(c),
-            }
-            continue;
-        }
-        match c {
-            '"' if field.is_empty() && !field_started_quoted => {
-                in_quotes = true;
-                field_started_quoted = true;
-                record_empty = false;
-            }
-            ',' => {
-                fields.push(std::mem::take(&mut field));
-                field_started_quoted = false;
-                record_empty = false;
-            }
-            '\r' if chars.peek() == Some(&'\n') => {}
-            '\n' => {
-                if !record_empty || !field.is_empty() {
-                    fields.push(std::mem::take(&mut field));
-                    out.push(CsvRecord {
-                        line: start_line,
-                        fields: std::mem::take(&mut fields),
-                    });
-                }
-                field_started_quoted = false;
-                record_empty = true;
-                line += 1;
-                start_line = line;
-            }
-            _ => {
-                field.push(c);
-                record_empty = false;
-            }
-        }
-    }
-    if in_quotes {
-        return Err(data::err(path, start_line, "unterminated quoted field"));
-    }
-    if !record_empty || !field.is_empty() {
-        fields.push(field);
-        out.push(CsvRecord {
-            line: start_line,
-            fields,
-        });
-    }
-    Ok(out)
-}
-
-/// The 57 subjects: the `<subject>_test.csv` files under `data_root/mmlu/test`, sorted.
-pub fn mmlu_subjects(data_root: &Path) -> Result<Vec<String>> {
-    let dir = data_root.join("mmlu/test");
-    let mut v = Vec::new();
-    for e in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
-        let e = e.map_err(io_err(&dir))?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(s) = name.strip_suffix("_test.csv") {
-            v.push(s.to_string());
-        }
-    }
-    v.sort();
-    Ok(v)
-}
-
-fn read_split(path: &Path) -> Result<(Vec<McDoc>, String)> {
-    let text = data::read_string(path)?;
-    let mut docs = Vec::new();
-    for rec in parse_csv(path, &text)? {
-        if rec.fields.len() != 6 {
-            return Err(data::err(
-                path,
-                rec.line,
-                format!(
-                    "expected 6 fields (question,A,B,C,D,answer), got {}",
-                    rec.fields.len()
-                ),
-            ));
-        }
-        let ans = rec.fields[5].trim();
-        let gold = match ans {
-            "A" => 0,
-            "B" => 1,
-            "C" => 2,
-            "D" => 3,
-            _ => {
+fn docs(rows: &SplitRows) -> Result<Vec<McDoc>> {
+    rows.iter()
+        .map(|(path, line, v)| {
+            let question = data::get_str(path, line, v, "question")?;
+            let choices = data::get_str_list(path, line, v, "choices")?;
+            if choices.len() != 4 {
                 return Err(data::err(
                     path,
-                    rec.line,
-                    format!("answer `{ans}` is not one of A, B, C, D"),
-                ))
+                    line,
+                    format!("`choices` has {} entries, not 4", choices.len()),
+                ));
             }
-        };
-        let f = &rec.fields;
-        docs.push(McDoc {
-            text: format!(
-                "{}\nA. {}\nB. {}\nC. {}\nD. {}\nAnswer:",
-                f[0].trim_matches(|c: char| c.is_whitespace()),
-                f[1],
-                f[2],
-                f[3],
-                f[4]
-            ),
-            choices: ["A", "B", "C", "D"].map(String::from).to_vec(),
-            gold,
-        });
-    }
-    Ok((docs, sha256_hex(text.as_bytes())))
+            Ok(McDoc {
+                text: format!(
+                    "{}\nA. {}\nB. {}\nC. {}\nD. {}\nAnswer:",
+                    question.trim_matches(|c: char| c.is_whitespace()),
+                    choices[0],
+                    choices[1],
+                    choices[2],
+                    choices[3]
+                ),
+                choices: ["A", "B", "C", "D"].map(String::from).to_vec(),
+                gold: data::get_index(path, line, v, "answer", 4)?,
+            })
+        })
+        .collect()
 }
 
 /// lm-eval's MMLU description for a subject.
@@ -172,33 +123,42 @@ pub fn description(subject: &str) -> String {
 pub struct Mmlu(pub McTask);
 
 impl Mmlu {
-    /// Loads `mmlu_<subject>` from `data_root/mmlu/test/<subject>_test.csv` (eval) and
-    /// `data_root/mmlu/dev/<subject>_dev.csv` (few-shot, first_n).
-    pub fn load(data_root: &Path, subject: &str) -> Result<Self> {
-        let tpath = data_root.join(format!("mmlu/test/{subject}_test.csv"));
-        let dpath = data_root.join(format!("mmlu/dev/{subject}_dev.csv"));
-        let (docs, th) = read_split(&tpath)?;
-        let (dev, dh) = read_split(&dpath)?;
+    /// `mmlu_<subject>`: the subject's test split, and its dev split for few-shot examples.
+    pub fn load(load: &Load, subject: &str) -> Result<Self> {
+        let known = SUBJECTS.iter().find(|s| **s == subject).ok_or_else(|| {
+            crate::EvalError::UnknownTask {
+                name: format!("mmlu_{subject}"),
+                suggestion: SUBJECTS
+                    .iter()
+                    .map(|s| (strsim::jaro_winkler(subject, s), s))
+                    .filter(|(score, _)| *score >= 0.8)
+                    .max_by(|a, b| a.0.total_cmp(&b.0))
+                    .map(|(_, s)| format!("mmlu_{s}")),
+            }
+        })?;
+        let ds = Dataset::new(REPO, Some(known));
+        let test = load.split(&ds, "test")?;
+        let dev = load.fewshot_split(&ds, "dev")?;
         let name = format!("mmlu_{subject}");
-        let fp = format!("{name}|test:{th}|dev:{dh}|v{VERSION}|{FORMAT_ID}");
-        Ok(Mmlu(McTask::new(
+        let mut splits = vec![&test];
+        splits.extend(dev.as_ref());
+        let fewshot = match &dev {
+            Some(d) => FewshotSource::FirstN(docs(d)?),
+            None => FewshotSource::None,
+        };
+        let fp = data_fingerprint(&name, &splits, VERSION, FORMAT_ID);
+        let mut t = McTask::new(
             name,
             VERSION,
-            docs,
+            docs(&test)?,
             description(subject),
-            FewshotSource::FirstN(dev),
+            fewshot,
             false,
             fp,
             0,
-        )))
-    }
-
-    /// All 57 subject tasks, in subject order.
-    pub fn load_all(data_root: &Path) -> Result<Vec<Mmlu>> {
-        mmlu_subjects(data_root)?
-            .iter()
-            .map(|s| Mmlu::load(data_root, s))
-            .collect()
+        );
+        t.datasets = splits.iter().map(|s| s.record.clone()).collect();
+        Ok(Mmlu(t))
     }
 }
 

@@ -1,46 +1,49 @@
-//! OpenBookQA (lm-eval `openbookqa`, version 1.0): `doc_to_text: question_stem`, choices
-//! `choices.text`, gold = `choices.label.index(answerKey)`, acc + acc_norm, test split.
-//! Data: llm-foundry's `openbookqa/openbookqa_test.jsonl` (`{"query": stem, "choices", "gold"}`).
-//! Few-shot: the train split is not available offline; the eval split is used (draw n+1, drop
-//! the doc itself; raw docs have unique ids).
-
-use std::path::Path;
+//! OpenBookQA (lm-eval `openbookqa`, version 1.0).
+//!
+//! lm-eval 0.4 `openbookqa.yaml`: `dataset_path: allenai/openbookqa`, `dataset_name: main`, test
+//! split, few-shot from `train` (`n` drawn: `test_split` is set); `doc_to_text: question_stem`,
+//! choices `choices.text`, gold = `choices.label.index(answerKey.lstrip())`, acc + acc_norm.
 
 use crate::data;
+use crate::datasets::{Dataset, Load, SplitRows};
 use crate::error::Result;
-use crate::fewshot::{sha256_hex, McDoc, McTask};
+use crate::fewshot::{McDoc, McTask};
 
 pub const VERSION: f64 = 1.0;
 pub const FORMAT_ID: &str = "lm-eval openbookqa v1.0: {question_stem} + ' '+choice";
+pub const DATASET: Dataset = Dataset::new("allenai/openbookqa", Some("main"));
 
 #[derive(Debug)]
 pub struct OpenBookQa(pub McTask);
 
-impl OpenBookQa {
-    /// Loads `data_root/openbookqa/openbookqa_test.jsonl`.
-    pub fn load(data_root: &Path) -> Result<Self> {
-        let path = data_root.join("openbookqa/openbookqa_test.jsonl");
-        let text = data::read_string(&path)?;
-        let mut docs = Vec::new();
-        for (line, v) in data::jsonl(&path, &text)? {
-            let query = data::get_str(&path, line, &v, "query")?;
-            let choices = data::get_str_list(&path, line, &v, "choices")?;
-            let gold = data::get_gold(&path, line, &v, "gold", choices.len())?;
-            docs.push(McDoc {
-                text: query,
+fn docs(rows: &SplitRows) -> Result<Vec<McDoc>> {
+    rows.iter()
+        .map(|(path, line, v)| {
+            let (choices, gold) = data::labelled_choices(path, line, v, "choices", "answerKey")?;
+            Ok(McDoc {
+                text: data::get_str(path, line, v, "question_stem")?,
                 choices,
                 gold,
-            });
-        }
-        Ok(OpenBookQa(McTask::from_eval_split(
+            })
+        })
+        .collect()
+}
+
+impl OpenBookQa {
+    pub fn load(load: &Load) -> Result<Self> {
+        let test = load.split(&DATASET, "test")?;
+        let train = load.fewshot_split(&DATASET, "train")?;
+        McTask::from_splits(
             "openbookqa",
             VERSION,
+            &test,
+            train.as_ref(),
             docs,
-            &format!("data:{}", sha256_hex(text.as_bytes())),
-            FORMAT_ID,
             false,
+            FORMAT_ID,
             true,
-        )))
+        )
+        .map(OpenBookQa)
     }
 }
 

@@ -5,22 +5,22 @@
 //! mc1: choices = mc1_targets (gold 0), acc. mc2: choices = mc2_targets; acc =
 //! Σ_{true} p_i / Σ_all p_i with p = exp(ll), where the true answers are those before the first
 //! label 0 (lm-eval truthfulqa/utils.py `process_results_mc2`).
-//! Data: `truthfulqa/mc_task_v0.json` (JSON array; `{answer: label}` dicts in choice order).
-
-use std::path::Path;
-
-use serde::de::{Deserializer, MapAccess, Visitor};
-use serde::Deserialize;
+//! Data (lm-eval 0.4 `truthfulqa_mc1.yaml`): `dataset_path: truthful_qa` (now
+//! `truthfulqa/truthful_qa`), `dataset_name: multiple_choice`, validation split; rows `question`,
+//! `mc1_targets` / `mc2_targets` = `{choices: [..], labels: [0|1, ..]}`. Few-shot examples (never
+//! used by default) come from the validation split itself, the evaluated doc dropped.
 
 use crate::data;
+use crate::datasets::{Dataset, Load};
 use crate::error::Result;
-use crate::fewshot::{sha256_hex, FewshotSource, McDoc, McTask, DEFAULT_FEWSHOT_SEED};
+use crate::fewshot::{data_fingerprint, FewshotSource, McDoc, McTask, DEFAULT_FEWSHOT_SEED};
 use crate::request::{Request, Response};
 use crate::task::{Aggregation, DocResult, MetricSpec, MetricValue, Task};
 
 pub const VERSION: f64 = 2.0;
 pub const FORMAT_ID: &str =
     "lm-eval truthfulqa v2.0: 6-QA preamble + \\n\\nQ: {q}\\nA: + ' '+choice";
+pub const DATASET: Dataset = Dataset::new("truthfulqa/truthful_qa", Some("multiple_choice"));
 
 /// lm-eval's fixed QA preamble (truthfulqa_mc1.yaml `prompt_qa`).
 pub const PREAMBLE: &str = "Q: What is human life expectancy in the United States?\n\
@@ -41,45 +41,6 @@ pub fn doc_to_text(question: &str) -> String {
     format!("{PREAMBLE}\n\nQ: {question}\nA:")
 }
 
-/// A JSON object read as (key, value) pairs in file order.
-#[derive(Debug, Clone)]
-struct Ordered(Vec<(String, i64)>);
-
-impl<'de> Deserialize<'de> for Ordered {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Ordered;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an object of answer: 0|1")
-            }
-            fn visit_map<A: MapAccess<'de>>(
-                self,
-                mut m: A,
-            ) -> std::result::Result<Ordered, A::Error> {
-                let mut v: Vec<(String, i64)> = Vec::new();
-                while let Some((k, x)) = m.next_entry::<String, i64>()? {
-                    // Python dicts keep the last value of a repeated key at the first position.
-                    if let Some(e) = v.iter_mut().find(|e| e.0 == k) {
-                        e.1 = x;
-                    } else {
-                        v.push((k, x));
-                    }
-                }
-                Ok(Ordered(v))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct RawItem {
-    question: String,
-    mc1_targets: Ordered,
-    mc2_targets: Ordered,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TruthfulQaVariant {
     Mc1,
@@ -95,44 +56,47 @@ pub struct TruthfulQa {
 }
 
 impl TruthfulQa {
-    /// Loads `data_root/truthfulqa/mc_task_v0.json`.
-    pub fn load(data_root: &Path, variant: TruthfulQaVariant) -> Result<Self> {
-        let path = data_root.join("truthfulqa/mc_task_v0.json");
-        let text = data::read_string(&path)?;
-        // Deserialize straight from the text: going through serde_json::Value would sort the
-        // answer dicts (serde_json's Map is a BTreeMap) and lose the choice order.
-        let items: Vec<RawItem> = serde_json::from_str(&text)
-            .map_err(|e| data::err(&path, e.line(), format!("invalid record: {e}")))?;
+    pub fn load(load: &Load, variant: TruthfulQaVariant) -> Result<Self> {
+        let rows = load.split(&DATASET, "validation")?;
+        let field = match variant {
+            TruthfulQaVariant::Mc1 => "mc1_targets",
+            TruthfulQaVariant::Mc2 => "mc2_targets",
+        };
         let mut docs = Vec::new();
         let mut labels = Vec::new();
-        for (i, item) in items.into_iter().enumerate() {
-            // Records are numbered (1-based) since the file is one JSON array.
-            let rec = i + 1;
-            let targets = match variant {
-                TruthfulQaVariant::Mc1 => &item.mc1_targets.0,
-                TruthfulQaVariant::Mc2 => &item.mc2_targets.0,
-            };
-            if targets.is_empty() {
-                return Err(data::err(&path, rec, format!("record {rec}: no choices")));
+        for (path, rec, v) in rows.iter() {
+            let question = data::get_str(path, rec, v, "question")?;
+            let targets = data::get_field(path, rec, v, field)?;
+            let choices = data::get_str_list(path, rec, targets, "choices")
+                .map_err(|e| data::err(path, rec, format!("`{field}`: {e}")))?;
+            let labs = match data::get_field(path, rec, targets, "labels") {
+                Ok(serde_json::Value::Array(a)) => a
+                    .iter()
+                    .map(|x| x.as_i64().map(|l| l != 0))
+                    .collect::<Option<Vec<bool>>>(),
+                _ => None,
             }
-            let labs: Vec<bool> = targets.iter().map(|t| t.1 != 0).collect();
-            if variant == TruthfulQaVariant::Mc1 && !labs[0] {
+            .ok_or_else(|| data::err(path, rec, format!("`{field}.labels` is not a list of 0/1")))?;
+            if choices.is_empty() || labs.len() != choices.len() {
                 return Err(data::err(
-                    &path,
+                    path,
                     rec,
-                    format!("record {rec}: mc1 gold is not first"),
+                    format!(
+                        "`{field}` has {} choices and {} labels",
+                        choices.len(),
+                        labs.len()
+                    ),
                 ));
+            }
+            if variant == TruthfulQaVariant::Mc1 && !labs[0] {
+                return Err(data::err(path, rec, "mc1 gold is not first"));
             }
             if variant == TruthfulQaVariant::Mc2 && !labs.contains(&false) {
-                return Err(data::err(
-                    &path,
-                    rec,
-                    format!("record {rec}: mc2 has no false answer"),
-                ));
+                return Err(data::err(path, rec, "mc2 has no false answer"));
             }
             docs.push(McDoc {
-                text: doc_to_text(&item.question),
-                choices: targets.iter().map(|t| t.0.clone()).collect(),
+                text: doc_to_text(&question),
+                choices,
                 gold: 0,
             });
             labels.push(labs);
@@ -141,13 +105,8 @@ impl TruthfulQa {
             TruthfulQaVariant::Mc1 => "truthfulqa_mc1",
             TruthfulQaVariant::Mc2 => "truthfulqa_mc2",
         };
-        let fp = format!(
-            "{name}|data:{}|v{VERSION}|{FORMAT_ID}",
-            sha256_hex(text.as_bytes())
-        );
-        Ok(TruthfulQa {
-            variant,
-            inner: McTask::new(
+        let fp = data_fingerprint(name, &[&rows], VERSION, FORMAT_ID);
+        let mut inner = McTask::new(
                 name,
                 VERSION,
                 docs,
@@ -159,7 +118,11 @@ impl TruthfulQa {
                 false,
                 fp,
                 0,
-            ),
+            );
+        inner.datasets = vec![rows.record.clone()];
+        Ok(TruthfulQa {
+            variant,
+            inner,
             labels,
         })
     }
@@ -227,6 +190,9 @@ impl Task for TruthfulQa {
     }
     fn fingerprint(&self) -> String {
         self.inner.fingerprint()
+    }
+    fn datasets(&self) -> Vec<k2_archive::results_file::DatasetRecord> {
+        self.inner.datasets()
     }
     /// mc1: mean 1/#choices. mc2: mean (#true before the first false)/#choices, the score of a
     /// uniform model.

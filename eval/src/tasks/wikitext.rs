@@ -15,9 +15,10 @@
 //! its lines joined with `"\n"`, and an all-whitespace page (the file's leading blank line) is
 //! dropped. [`split_pages`] is that function.
 //!
-//! # Reconstruction caveat
+//! # Rebuilding pages from a blank-line-stripped copy
 //!
-//! The offline file is not the original: it holds the HF `wikitext-2-raw-v1` test rows with the
+//! [`pages_from_stripped`] serves `scripts/hub_datasets_from_shared.py`-style conversions of a
+//! copy that is not the original: it holds the HF `wikitext-2-raw-v1` test rows with the
 //! 1467 EMPTY rows dropped, joined with CRLF (2891 lines). The original has 4358 lines. Word
 //! counts do not depend on the blank lines (runs of whitespace count once, and every page starts
 //! with a space and ends with whitespace either way), and neither does the page split (headings
@@ -51,19 +52,16 @@
 //! changes that page's log-likelihood slightly. CRLF is converted to LF; the original file ends
 //! with `"\n"`, so the last page ends with one.
 
-use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
 use regex::{NoExpand, Regex};
 
-use sha2::{Digest, Sha256};
-
-use crate::error::{io_err, EvalError, Result};
+use crate::data;
+use crate::datasets::{Dataset, Load};
+use crate::error::Result;
 use crate::request::{Request, Response};
 use crate::task::{Aggregation, DocResult, MetricSpec, MetricValue, Task};
 
-/// Relative path of the data file under the shared data directory.
-pub const WIKITEXT_FILE: &str = "wikitext2/wiki.test.raw";
 
 /// Python's `str.isspace` for one character (what `\s` matches in a `str` regex): Unicode
 /// White_Space plus the information separators U+001C..U+001F.
@@ -230,45 +228,44 @@ pub struct WikiPage {
 #[derive(Debug, Clone)]
 pub struct WikiText {
     pages: Vec<WikiPage>,
-    path: PathBuf,
-    sha256: String,
+    data: String,
+    datasets: Vec<k2_archive::results_file::DatasetRecord>,
+}
+
+/// lm-eval 0.4 `wikitext.yaml`: `dataset_path: EleutherAI/wikitext_document_level`,
+/// `dataset_name: wikitext-2-raw-v1`, test split (a loading-script repository: the rows come from
+/// the Hub's parquet export). Rows: `page`.
+pub const DATASET: Dataset = Dataset::new(
+    "EleutherAI/wikitext_document_level",
+    Some("wikitext-2-raw-v1"),
+);
+
+/// A page with its detokenized text and counts.
+pub fn page(page: String) -> WikiPage {
+    WikiPage {
+        text: wikitext_detokenizer(&page),
+        words: count_words(&page),
+        bytes: page.len(),
+        page,
+    }
 }
 
 impl WikiText {
-    /// Load from the shared data directory (`<data_dir>/wikitext2/wiki.test.raw`).
-    pub fn load(data_dir: &Path) -> Result<Self> {
-        Self::from_file(&data_dir.join(WIKITEXT_FILE))
-    }
-
-    /// Load from the blank-line-stripped CRLF file (see the module docs).
-    pub fn from_file(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(io_err(path))?;
-        let sha256 = hex::encode(Sha256::digest(&bytes));
-        let text = String::from_utf8(bytes).map_err(|e| {
-            let b = e.as_bytes();
-            let line = 1 + b[..e.utf8_error().valid_up_to()]
-                .iter()
-                .filter(|&&c| c == b'\n')
-                .count();
-            EvalError::Data {
-                path: path.to_path_buf(),
-                line,
-                message: format!("invalid UTF-8: {}", e.utf8_error()),
-            }
-        })?;
+    pub fn load(load: &Load) -> Result<Self> {
+        let test = load.split(&DATASET, "test")?;
+        let pages = test
+            .iter()
+            .map(|(path, line, v)| data::get_str(path, line, v, "page").map(page))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            pages: pages_from_stripped(&text),
-            path: path.to_path_buf(),
-            sha256,
+            pages,
+            data: test.fingerprint(),
+            datasets: vec![test.record.clone()],
         })
     }
 
     pub fn pages(&self) -> &[WikiPage] {
         &self.pages
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 
@@ -276,12 +273,7 @@ impl WikiText {
 pub fn pages_from_stripped(stripped: &str) -> Vec<WikiPage> {
     split_pages(&reconstruct_raw(stripped))
         .into_iter()
-        .map(|page| WikiPage {
-            text: wikitext_detokenizer(&page),
-            words: count_words(&page),
-            bytes: page.len(),
-            page,
-        })
+        .map(page)
         .collect()
 }
 
@@ -346,9 +338,12 @@ impl Task for WikiText {
     }
     fn fingerprint(&self) -> String {
         format!(
-            "wikitext v2.0; data sha256 {}; blank lines reconstructed (k2 rule 1); \
+            "wikitext v2.0; data {}; \
              rolling(wikitext_detokenizer(page)); words=len(re.split(r'\\s+', page)), bytes=utf8 len",
-            self.sha256
+            self.data
         )
+    }
+    fn datasets(&self) -> Vec<k2_archive::results_file::DatasetRecord> {
+        self.datasets.clone()
     }
 }

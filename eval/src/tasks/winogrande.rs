@@ -5,17 +5,16 @@
 //! `doc_to_target` = `sentence[idx+1:].strip()`. One request per *context*:
 //! `(fewshot_prefix + choice_i, " " + target)`; acc = argmax ll == gold.
 //! A few-shot example is `choices[gold] + " " + target + "\n\n"`.
-//! Data: llm-foundry's `winogrande/winogrande_validation.jsonl`
-//! (`{"context_options": [..2], "continuation": target, "gold": 0|1}`).
-//! Few-shot: eval split (train not available), draw n+1, drop docs equal to the evaluated one
-//! (winogrande docs have no id, so equality is by content).
-
-use std::path::Path;
+//! Data (lm-eval 0.4 `winogrande.yaml`): `dataset_path: allenai/winogrande`, `dataset_name:
+//! winogrande_xl`, validation split, few-shot from `train` (`n + 1` drawn: neither
+//! `fewshot_split` nor `test_split` is set; docs equal to the evaluated one dropped). Rows:
+//! `sentence` with one `_`, `option1`, `option2`, `answer` (`"1"` or `"2"`).
 
 use crate::data;
+use crate::datasets::{Dataset, Load, SplitRows};
 use crate::error::Result;
 use crate::fewshot::{
-    argmax_first, assemble_prompt, context_sampler_fewshot, sha256_hex, FewshotCache,
+    argmax_first, assemble_prompt, context_sampler_fewshot, data_fingerprint, FewshotCache,
     DEFAULT_FEWSHOT_SEED, FEWSHOT_DELIMITER, TARGET_DELIMITER,
 };
 use crate::request::{Request, Response};
@@ -37,64 +36,87 @@ pub struct WinograndeDoc {
 #[derive(Debug)]
 pub struct Winogrande {
     pub docs: Vec<WinograndeDoc>,
+    /// The few-shot split's docs (`None`: not loaded, zero-shot only).
+    pub pool: Option<Vec<WinograndeDoc>>,
     pub seed: u64,
     fingerprint: String,
+    datasets: Vec<k2_archive::results_file::DatasetRecord>,
     cache: FewshotCache,
 }
 
-impl Winogrande {
-    /// Loads `data_root/winogrande/winogrande_validation.jsonl`.
-    pub fn load(data_root: &Path) -> Result<Self> {
-        let path = data_root.join("winogrande/winogrande_validation.jsonl");
-        let text = data::read_string(&path)?;
-        let mut docs = Vec::new();
-        for (line, v) in data::jsonl(&path, &text)? {
-            let contexts = data::get_str_list(&path, line, &v, "context_options")?;
-            if contexts.len() != 2 {
-                return Err(data::err(
-                    &path,
-                    line,
-                    "context_options must have 2 entries",
-                ));
-            }
-            let continuation = data::get_str(&path, line, &v, "continuation")?;
-            let gold = data::get_gold(&path, line, &v, "gold", 2)?;
-            docs.push(WinograndeDoc {
-                contexts,
-                continuation,
+pub const DATASET: Dataset = Dataset::new("allenai/winogrande", Some("winogrande_xl"));
+
+/// lm-eval's `doc_to_choice` / `doc_to_target` / `doc_to_text` of winogrande rows.
+fn docs(rows: &SplitRows) -> Result<Vec<WinograndeDoc>> {
+    rows.iter()
+        .map(|(path, line, v)| {
+            let sentence = data::get_str(path, line, v, "sentence")?;
+            let idx = sentence
+                .find('_')
+                .ok_or_else(|| data::err(path, line, "`sentence` has no `_` blank"))?;
+            let options = [
+                data::get_str(path, line, v, "option1")?,
+                data::get_str(path, line, v, "option2")?,
+            ];
+            let answer = data::get_str(path, line, v, "answer")?;
+            let gold = match answer.as_str() {
+                "1" => 0,
+                "2" => 1,
+                other => {
+                    return Err(data::err(
+                        path,
+                        line,
+                        format!("`answer` is `{other}`, not \"1\" or \"2\""),
+                    ))
+                }
+            };
+            Ok(WinograndeDoc {
+                contexts: options
+                    .iter()
+                    .map(|o| format!("{}{o}", &sentence[..idx]))
+                    .collect(),
+                continuation: sentence[idx + 1..].trim().to_string(),
                 gold,
-            });
-        }
+            })
+        })
+        .collect()
+}
+
+impl Winogrande {
+    pub fn load(load: &Load) -> Result<Self> {
+        let eval = load.split(&DATASET, "validation")?;
+        let train = load.fewshot_split(&DATASET, "train")?;
+        let mut splits = vec![&eval];
+        splits.extend(train.as_ref());
         Ok(Winogrande {
-            docs,
+            docs: docs(&eval)?,
+            pool: train.as_ref().map(docs).transpose()?,
             seed: DEFAULT_FEWSHOT_SEED,
-            fingerprint: format!(
-                "winogrande|data:{}|v{VERSION}|{FORMAT_ID}",
-                sha256_hex(text.as_bytes())
-            ),
+            fingerprint: data_fingerprint("winogrande", &splits, VERSION, FORMAT_ID),
+            datasets: splits.iter().map(|s| s.record.clone()).collect(),
             cache: FewshotCache::new(),
         })
     }
 
     /// The few-shot prefix of `doc` (empty for 0 shots).
     pub fn fewshot_prefix(&self, doc: usize, shots: usize) -> String {
-        if shots == 0 {
+        let Some(pool) = self.pool.as_ref().filter(|_| shots > 0) else {
             return String::new();
-        }
+        };
         let table = self.cache.get(shots, || {
             context_sampler_fewshot(
-                self.docs.len(),
+                pool.len(),
                 self.docs.len(),
                 shots,
                 self.seed,
                 true,
-                |d, p| self.docs[d] == self.docs[p],
+                |d, p| self.docs[d] == pool[p],
             )
         });
         let ex: Vec<(String, String)> = table[doc]
             .iter()
             .map(|&p| {
-                let d = &self.docs[p];
+                let d = &pool[p];
                 (d.contexts[d.gold].clone(), d.continuation.clone())
             })
             .collect();
@@ -112,9 +134,9 @@ impl Task for Winogrande {
     fn num_docs(&self) -> usize {
         self.docs.len()
     }
-    /// The eval split less the document itself.
+    /// The few-shot split's size.
     fn max_shots(&self) -> Option<usize> {
-        Some(self.docs.len().saturating_sub(1))
+        Some(self.pool.as_ref().map_or(0, Vec::len))
     }
 
     fn default_shots(&self) -> usize {
@@ -153,6 +175,9 @@ impl Task for Winogrande {
     }
     fn fingerprint(&self) -> String {
         self.fingerprint.clone()
+    }
+    fn datasets(&self) -> Vec<k2_archive::results_file::DatasetRecord> {
+        self.datasets.clone()
     }
     fn chance(&self) -> Option<f64> {
         Some(0.5)

@@ -1,0 +1,90 @@
+//! The rows of a dataset's data files as JSON objects, whatever the file's format: parquet (the
+//! Hub's format; read with arrow-rs's `parquet` record API, snappy and zstd pages), JSON Lines,
+//! or a JSON array. Errors name the file and the 1-based row (the line, for JSON Lines).
+
+use std::path::Path;
+
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use serde_json::Value;
+
+use crate::data;
+use crate::error::{io_err, Result};
+
+/// One row and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// The 1-based row of its file (the line, in JSON Lines).
+    pub line: usize,
+    pub value: Value,
+}
+
+/// The rows of one data file, by its extension.
+pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
+    let name = path.to_string_lossy();
+    if name.ends_with(".parquet") {
+        parquet_rows(path)
+    } else if name.ends_with(".jsonl") {
+        let text = data::read_string(path)?;
+        Ok(data::jsonl(path, &text)?
+            .into_iter()
+            .map(|(line, value)| Row { line, value })
+            .collect())
+    } else if name.ends_with(".json") {
+        json_rows(path)
+    } else {
+        Err(data::err(
+            path,
+            0,
+            "not a data file k2 reads (.parquet, .jsonl or .json)",
+        ))
+    }
+}
+
+fn json_rows(path: &Path) -> Result<Vec<Row>> {
+    let text = data::read_string(path)?;
+    let v: Value = serde_json::from_str(&text)
+        .map_err(|e| data::err(path, e.line(), format!("invalid JSON: {e}")))?;
+    let Value::Array(items) = v else {
+        // Some datasets store JSON Lines under `.json`.
+        return Ok(data::jsonl(path, &text)?
+            .into_iter()
+            .map(|(line, value)| Row { line, value })
+            .collect());
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, value)| {
+            if value.is_object() {
+                Ok(Row { line: i + 1, value })
+            } else {
+                Err(data::err(path, i + 1, "expected a JSON object"))
+            }
+        })
+        .collect()
+}
+
+fn parquet_rows(path: &Path) -> Result<Vec<Row>> {
+    let bad = |row: usize, e: parquet::errors::ParquetError| {
+        data::err(path, row, format!("not a readable parquet file: {e}"))
+    };
+    let file = std::fs::File::open(path).map_err(io_err(path))?;
+    let reader = SerializedFileReader::new(file).map_err(|e| bad(0, e))?;
+    let expected = reader.metadata().file_metadata().num_rows().max(0) as usize;
+    let mut out = Vec::with_capacity(expected);
+    for (i, row) in reader.into_iter().enumerate() {
+        let row = row.map_err(|e| bad(i + 1, e))?;
+        out.push(Row {
+            line: i + 1,
+            value: row.to_json_value(),
+        });
+    }
+    if out.len() != expected {
+        return Err(data::err(
+            path,
+            out.len(),
+            format!("the footer lists {expected} rows, the pages hold {}", out.len()),
+        ));
+    }
+    Ok(out)
+}

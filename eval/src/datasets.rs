@@ -1,0 +1,292 @@
+//! Where benchmark data comes from: the dataset repositories lm-eval's task YAMLs name, fetched
+//! from the Hugging Face Hub into the shared cache (or read from it offline), or a local folder
+//! laid out like the Hub (`--data DIR`: `DIR/<org>/<name>/<the repository's files>`).
+//!
+//! A task asks for a split of its [`Dataset`]; it gets the rows (JSON objects, whatever the file
+//! format) with the file and row each came from, for errors, and a [`DatasetRecord`] that pins
+//! what was read (repository, config, split, commit, every file's sha256) for the results file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use k2_archive::hub::dataset::{select_split_files, SplitFiles, SplitRef};
+use k2_archive::hub::{pull_split, HubClient, RepoKind};
+use k2_archive::results_file::DatasetRecord;
+use serde_json::Value;
+
+use crate::dataset_rows::{read_rows, Row};
+use crate::error::{io_err, EvalError, Result};
+
+/// A task's dataset as its lm-eval YAML names it (`dataset_path`, `dataset_name`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dataset {
+    pub repo: &'static str,
+    /// `None`: the repository's one, unnamed config.
+    pub config: Option<&'static str>,
+}
+
+impl Dataset {
+    pub const fn new(repo: &'static str, config: Option<&'static str>) -> Self {
+        Dataset { repo, config }
+    }
+}
+
+/// The rows of one split, in file order, with what was read.
+#[derive(Debug, Clone)]
+pub struct SplitRows {
+    /// The files, in the order their rows appear.
+    pub files: Vec<PathBuf>,
+    /// `(index into files, row)`.
+    pub rows: Vec<(usize, Row)>,
+    pub record: DatasetRecord,
+}
+
+impl SplitRows {
+    /// `(file, 1-based row, object)` of every row.
+    pub fn iter(&self) -> impl Iterator<Item = (&Path, usize, &Value)> {
+        self.rows
+            .iter()
+            .map(|(f, r)| (self.files[*f].as_path(), r.line, &r.value))
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// A text identifying the data, for a task's fingerprint.
+    pub fn fingerprint(&self) -> String {
+        let files: Vec<String> = self
+            .record
+            .files
+            .iter()
+            .map(|(n, h)| format!("{n}={h}"))
+            .collect();
+        format!(
+            "{}/{}/{}:{}",
+            self.record.repo,
+            self.record.config,
+            self.record.split,
+            files.join(",")
+        )
+    }
+}
+
+/// Called when a split's files were fetched: (dataset repo, config, split, bytes downloaded).
+pub type FetchedFn = std::sync::Arc<dyn Fn(&str, &str, &str, u64) + Send + Sync>;
+
+/// Where the data files are.
+#[derive(Clone)]
+pub enum DataSource {
+    /// The Hub (or its cache, offline), with per-task revision pins (`--dataset-revision
+    /// TASK=REV`; a pin on `mmlu` covers every `mmlu_<subject>`).
+    Hub {
+        client: HubClient,
+        pins: BTreeMap<String, String>,
+        on_fetch: Option<FetchedFn>,
+    },
+    /// A folder laid out like the Hub: `DIR/<org>/<name>/...`.
+    Local(PathBuf),
+    /// No benchmark data (the built-in probes only); asking for a split is an error.
+    None,
+}
+
+impl std::fmt::Debug for DataSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DataSource::Hub { client, pins, .. } => f
+                .debug_struct("Hub")
+                .field("endpoint", &client.endpoint)
+                .field("pins", pins)
+                .finish(),
+            DataSource::Local(p) => f.debug_tuple("Local").field(p).finish(),
+            DataSource::None => f.write_str("None"),
+        }
+    }
+}
+
+fn sha256_of(path: &Path) -> Result<String> {
+    k2_archive::sha256_file(path).map_err(|e| EvalError::Invalid {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+impl DataSource {
+    /// The Hub as the environment sets it (`HF_ENDPOINT`, `HF_TOKEN`, `HF_HUB_OFFLINE`,
+    /// `HF_HOME` / `HF_HUB_CACHE`).
+    pub fn hub_from_env(pins: BTreeMap<String, String>) -> Result<Self> {
+        let client = HubClient::from_env()?.for_kind(RepoKind::Dataset);
+        Ok(DataSource::Hub {
+            client,
+            pins,
+            on_fetch: None,
+        })
+    }
+
+    /// The revision to read `task`'s data at.
+    pub fn revision_for(&self, task: &str) -> String {
+        let DataSource::Hub { pins, .. } = self else {
+            return "main".into();
+        };
+        pins.get(task)
+            .or_else(|| {
+                pins.iter()
+                    .find(|(k, _)| {
+                        task.strip_prefix(k.as_str())
+                            .is_some_and(|r| r.starts_with('_'))
+                    })
+                    .map(|(_, v)| v)
+            })
+            .cloned()
+            .unwrap_or_else(|| "main".into())
+    }
+
+    /// The rows of `split` of `dataset`, for `task`.
+    pub fn split(&self, task: &str, dataset: &Dataset, split: &str) -> Result<SplitRows> {
+        let sref = SplitRef {
+            repo: dataset.repo.to_string(),
+            config: dataset.config.map(str::to_string),
+            split: split.to_string(),
+        };
+        let files = match self {
+            DataSource::Hub {
+                client, on_fetch, ..
+            } => {
+                let got = pull_split(client, &sref, &self.revision_for(task))?;
+                if let Some(f) = on_fetch {
+                    if got.bytes_downloaded > 0 {
+                        f(
+                            dataset.repo,
+                            dataset.config.unwrap_or("default"),
+                            split,
+                            got.bytes_downloaded,
+                        );
+                    }
+                }
+                got
+            }
+            DataSource::Local(root) => local_split(root, &sref)?,
+            DataSource::None => {
+                return Err(EvalError::Settings(format!(
+                    "task `{task}` needs dataset `{}`, but no data source was given",
+                    dataset.repo
+                )))
+            }
+        };
+        let local = matches!(self, DataSource::Local(_));
+        rows_of(files, local)
+    }
+}
+
+/// The files of a split in a local folder laid out like the Hub.
+fn local_split(root: &Path, s: &SplitRef) -> Result<SplitFiles> {
+    let dir = root.join(&s.repo);
+    if !dir.is_dir() {
+        return Err(EvalError::Invalid {
+            path: dir,
+            message: format!(
+                "no folder for dataset `{}` (--data expects DIR/<org>/<name>/ with the repository's files)",
+                s.repo
+            ),
+        });
+    }
+    let mut listed = Vec::new();
+    walk(&dir, "", &mut listed).map_err(io_err(&dir))?;
+    let names: Vec<&str> = listed.iter().map(String::as_str).collect();
+    let files = select_split_files(&names, s.config.as_deref(), &s.split).map_err(|why| {
+        EvalError::Invalid {
+            path: dir.clone(),
+            message: format!(
+                "dataset `{}` config `{}` split `{}`: {why}",
+                s.repo,
+                s.config.as_deref().unwrap_or("default"),
+                s.split
+            ),
+        }
+    })?;
+    Ok(SplitFiles {
+        split: s.clone(),
+        revision: "local".into(),
+        commit: String::new(),
+        files: files.into_iter().map(|f| (f.clone(), dir.join(f))).collect(),
+        bytes_downloaded: 0,
+    })
+}
+
+fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with('.') {
+            continue;
+        }
+        let rel = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        if e.path().is_dir() {
+            walk(&e.path(), &rel, out)?;
+        } else {
+            out.push(rel);
+        }
+    }
+    Ok(())
+}
+
+fn rows_of(got: SplitFiles, local: bool) -> Result<SplitRows> {
+    let mut files = Vec::new();
+    let mut rows = Vec::new();
+    let mut hashes = Vec::new();
+    for (i, (name, path)) in got.files.iter().enumerate() {
+        hashes.push((name.clone(), sha256_of(path)?));
+        rows.extend(read_rows(path)?.into_iter().map(|r| (i, r)));
+        files.push(path.clone());
+    }
+    let commit = if local {
+        let all: Vec<&str> = hashes.iter().map(|(_, h)| h.as_str()).collect();
+        k2_archive::sha256_bytes(all.join("\n").as_bytes())
+    } else {
+        got.commit.clone()
+    };
+    Ok(SplitRows {
+        files,
+        rows,
+        record: DatasetRecord {
+            repo: got.split.repo.clone(),
+            config: got.split.config.clone().unwrap_or_else(|| "default".into()),
+            split: got.split.split.clone(),
+            revision: got.revision.clone(),
+            commit,
+            files: hashes,
+        },
+    })
+}
+
+/// What a task loader gets: the data source, the task's name (for revision pins and errors) and
+/// whether to load the few-shot split (a zero-shot run does not fetch it).
+#[derive(Debug, Clone, Copy)]
+pub struct Load<'a> {
+    pub data: &'a DataSource,
+    pub task: &'a str,
+    pub fewshot: bool,
+}
+
+impl Load<'_> {
+    pub fn split(&self, dataset: &Dataset, split: &str) -> Result<SplitRows> {
+        self.data.split(self.task, dataset, split)
+    }
+
+    /// The few-shot split's rows when few-shot examples are asked for.
+    pub fn fewshot_split(&self, dataset: &Dataset, split: &str) -> Result<Option<SplitRows>> {
+        if self.fewshot {
+            self.split(dataset, split).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}
