@@ -227,7 +227,7 @@ fn a_corrupt_checkpoint_is_reported_and_the_sweep_goes_on() {
 #[test]
 fn batch_size_changes_no_loglikelihood_beyond_1e_5_on_real_arc() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = shared_data().join("models/stories260K-hf");
+    let model = fixtures().join("models/stories260K-hf");
     let mut accs = Vec::new();
     let mut all = Vec::new();
     for bs in ["1", "8"] {
@@ -246,7 +246,7 @@ fn batch_size_changes_no_loglikelihood_beyond_1e_5_on_real_arc() {
             ])
             .arg(&model)
             .arg("--data")
-            .arg(shared_data())
+            .arg(datasets())
             .arg("--output")
             .arg(&out));
         assert!(text.contains("acc_norm,none"), "{text}");
@@ -255,7 +255,7 @@ fn batch_size_changes_no_loglikelihood_beyond_1e_5_on_real_arc() {
         all.push(sample_lls(&out.join("arc_easy.samples.jsonl")));
     }
     assert_eq!(accs[0], accs[1]);
-    assert_eq!(all[0].len(), 160);
+    assert_eq!(all[0].len(), 96); // the fixture's 24 ARC-Easy rows, 4 choices each
     let worst = all[0]
         .iter()
         .zip(&all[1])
@@ -267,7 +267,7 @@ fn batch_size_changes_no_loglikelihood_beyond_1e_5_on_real_arc() {
 #[test]
 fn unknown_tasks_and_malformed_data_are_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = shared_data().join("models/stories260K-hf");
+    let model = fixtures().join("models/stories260K-hf");
     let err = fails(
         k2().args(["eval", "--tasks", "arc_medium", "--model"])
             .arg(&model),
@@ -276,23 +276,36 @@ fn unknown_tasks_and_malformed_data_are_clear_errors() {
         err.contains("arc_medium") && err.contains("arc_easy"),
         "{err}"
     );
-    // A data root whose ARC file has a broken line 3.
+    // A --data folder whose ARC-Easy test file (JSON Lines, laid out like the Hub) has a broken
+    // line 3.
     let data = tmp.path().join("data");
-    std::fs::create_dir_all(data.join("arc")).unwrap();
-    let good = std::fs::read_to_string(shared_data().join("arc/arc_easy_test.jsonl")).unwrap();
-    let mut lines: Vec<&str> = good.lines().take(5).collect();
-    lines[2] = "{\"query\": \"Question: broken\", \"choices\": [\"a\"]";
-    std::fs::write(data.join("arc/arc_easy_test.jsonl"), lines.join("\n")).unwrap();
+    let dir = data.join("allenai/ai2_arc/ARC-Easy");
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = r#"{"id": "a", "question": "q", "choices": {"text": ["x", "y"], "label": ["A", "B"]}, "answerKey": "B"}"#;
+    let lines = [good, good, "{\"question\": \"broken\", \"choices\": [\"a\"]", good];
+    std::fs::write(dir.join("test.jsonl"), lines.join("\n")).unwrap();
     let err = fails(
-        k2().args(["eval", "--tasks", "arc_easy", "--model"])
+        k2().args(["eval", "--tasks", "arc_easy", "--shots", "arc_easy=0", "--model"])
             .arg(&model)
             .arg("--data")
             .arg(&data),
     );
-    assert!(
-        err.contains("arc_easy_test.jsonl") && err.contains(":3"),
-        "{err}"
+    assert!(err.contains("test.jsonl:3:"), "{err}");
+    // A --data folder without the dataset, and one that does not exist.
+    let err = fails(
+        k2().args(["eval", "--tasks", "piqa", "--model"])
+            .arg(&model)
+            .arg("--data")
+            .arg(&data),
     );
+    assert!(err.contains("baber/piqa"), "{err}");
+    let err = fails(
+        k2().args(["eval", "--tasks", "piqa", "--model"])
+            .arg(&model)
+            .arg("--data")
+            .arg(tmp.path().join("nowhere")),
+    );
+    assert!(err.contains("nowhere") && err.contains("no such directory"), "{err}");
 }
 
 /// `k2 train` of the tiny config with ten times the steps per checkpoint, started in the
@@ -440,12 +453,14 @@ fn report_renders_figures_and_tables_from_a_run_and_from_lm_eval_results() {
             .len();
         assert!(len > 1000, "{f}: {len} bytes");
     }
-    // Pythia's published lm-eval (v0.3) results: one line per model size.
+    // Pythia's published lm-eval (v0.3) results (the 4 models of fixtures/pythia_evals, two of
+    // them with five-shot files too): one line per model.
     let text = ok(k2()
         .args(["report", "--log-x", "--name", "pythia", "--lm-eval-results"])
-        .arg(shared_data().join("pythia_evals"))
+        .arg(fixtures().join("pythia_evals"))
         .arg("--out")
         .arg(&out));
-    assert!(text.contains("16 series"), "{text}");
+    assert!(text.contains("4 series"), "{text}");
+    assert!(out.join("pythia/figures/capability_0shot.png").exists());
     assert!(out.join("pythia/figures/capability_5shot.png").exists());
 }

@@ -11,7 +11,7 @@ fn results(dir: &std::path::Path) -> serde_json::Value {
 
 #[test]
 fn eval_runs_a_checkpoint_in_its_torch_dtype_unless_told_otherwise() {
-    let model = shared_data().join("models/tiny-random-llama-gqa-sharded");
+    let model = fixtures().join("models/tiny-random-llama-gqa-sharded");
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("res");
     let eval = |extra: &[&str]| {
@@ -23,7 +23,7 @@ fn eval_runs_a_checkpoint_in_its_torch_dtype_unless_told_otherwise() {
             .arg("--model")
             .arg(&model)
             .arg("--data")
-            .arg(shared_data())
+            .arg(datasets())
             .arg("--output")
             .arg(&out))
     };

@@ -106,8 +106,8 @@ fn iters() -> usize {
 }
 
 fn targets(run: &Path, work: &Path) -> Vec<Target> {
-    let stories = shared_data().join("models/stories260K-hf");
-    let pythia = shared_data()
+    let stories = fixtures().join("models/stories260K-hf");
+    let pythia = fixtures()
         .join("pythia_evals/pythia-v1/pythia-70m-deduped/zero-shot/70m-deduped_step32.json");
     let k2_results = run.join("eval/ckpt_0001/k2_facts.json");
     let read = |p: &Path| std::fs::read(p).unwrap();
@@ -319,7 +319,7 @@ fn targets(run: &Path, work: &Path) -> Vec<Target> {
         },
         Target {
             name: "SentencePiece model",
-            seed: read(&shared_data().join("models/stories260K/tok512.model")),
+            seed: read(&fixtures().join("models/stories260K/tok512.model")),
             file: at("sp", "tokenizer.model"),
             parse: Box::new(|p| {
                 let _ = k2_eval::sp_tokenizer::tokenizer_json(p);
@@ -367,13 +367,15 @@ fn raw_server(file: PathBuf, head: bool) -> String {
     url
 }
 
-/// A data root for `task` holding the first 42 lines (whole HellaSwag records of 6) of each of its line-oriented files (whole
-/// JSON files), so every target parses quickly; `file` is the one fuzzed.
-fn task_target(work: &Path, task: &'static str, dir: &str, file: &str) -> Target {
+/// A `--data` folder for `task` holding a copy of its dataset repository from the Hub-schema
+/// fixtures (`fixtures/datasets/<repo>`); `file` (inside the repository) is the one fuzzed: the
+/// parquet reader (footer, page headers, snappy and zstd pages, nested columns) and the row
+/// accessors see every mutation.
+fn task_target(work: &Path, task: &'static str, repo_id: &str, file: &str) -> Target {
     let root = work.join(format!("data-{task}"));
-    let mut stack = vec![PathBuf::from(dir)];
+    let mut stack = vec![PathBuf::from(repo_id)];
     while let Some(rel) = stack.pop() {
-        let from = shared_data().join(&rel);
+        let from = repo().join("fixtures/datasets").join(&rel);
         let to = root.join(&rel);
         if from.is_dir() {
             std::fs::create_dir_all(&to).unwrap();
@@ -381,25 +383,18 @@ fn task_target(work: &Path, task: &'static str, dir: &str, file: &str) -> Target
                 stack.push(rel.join(e.file_name()));
             }
         } else {
-            let bytes = std::fs::read(&from).unwrap();
-            let keep = if rel.extension().is_some_and(|x| x == "json") {
-                bytes
-            } else {
-                let text = String::from_utf8_lossy(&bytes);
-                let mut head: String = text.split_inclusive('\n').take(42).collect();
-                if head.is_empty() {
-                    head = text.to_string();
-                }
-                head.into_bytes()
-            };
-            std::fs::write(&to, keep).unwrap();
+            std::fs::copy(&from, &to).unwrap();
         }
     }
+    let build = |root: &Path| {
+        let data = k2_eval::datasets::DataSource::Local(root.to_path_buf());
+        k2_eval::registry::build(task, &data, true, 8)
+    };
     // The unmutated seed is a valid data set: mutations start from something that parses.
-    if let Err(e) = k2_eval::registry::build(task, &root, 8) {
+    if let Err(e) = build(&root) {
         panic!("{task}: the seed data does not load: {e}");
     }
-    let path = root.join(dir).join(file);
+    let path = root.join(repo_id).join(file);
     Target {
         name: task,
         seed: std::fs::read(&path).unwrap(),
@@ -409,7 +404,7 @@ fn task_target(work: &Path, task: &'static str, dir: &str, file: &str) -> Target
                 .ancestors()
                 .find(|a| a.ends_with(format!("data-{task}")))
                 .unwrap();
-            if let Ok(t) = k2_eval::registry::build(task, root, 8) {
+            if let Ok(t) = build(root) {
                 for doc in 0..t.num_docs().min(3) {
                     let _ = t.requests(doc, 0);
                     if t.max_shots().unwrap_or(0) >= 1 {
@@ -423,10 +418,6 @@ fn task_target(work: &Path, task: &'static str, dir: &str, file: &str) -> Target
 
 #[test]
 fn parsers_of_outside_input_never_panic_on_mutated_files() {
-    if !shared_data().is_dir() {
-        println!("skipping: {} not found", shared_data().display());
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
     train_tiny(&run);
@@ -444,17 +435,17 @@ fn parsers_of_outside_input_never_panic_on_mutated_files() {
     let work = tmp.path().join("fuzz");
     let mut all = targets(&run, &work);
     for (task, dir, file) in [
-        ("arc_easy", "arc", "arc_easy_test.jsonl"),
-        ("hellaswag", "hellaswag", "hellaswag_val_full.txt"),
-        ("piqa", "piqa", "valid.jsonl"),
-        ("winogrande", "winogrande", "winogrande_validation.jsonl"),
-        ("boolq", "boolq", "boolq_validation.jsonl"),
-        ("openbookqa", "openbookqa", "openbookqa_test.jsonl"),
-        ("gsm8k", "gsm8k", "test.jsonl"),
-        ("lambada_openai", "lambada", "lambada_openai_test.jsonl"),
-        ("truthfulqa_mc2", "truthfulqa", "mc_task_v0.json"),
-        ("mmlu_anatomy", "mmlu", "test/anatomy_test.csv"),
-        ("wikitext", "wikitext2", "wiki.test.raw"),
+        ("arc_easy", "allenai/ai2_arc", "ARC-Easy/test-00000-of-00001.parquet"),
+        ("hellaswag", "Rowan/hellaswag", "default/validation/0000.parquet"),
+        ("piqa", "baber/piqa", "data/validation-00000-of-00001.parquet"),
+        ("winogrande", "allenai/winogrande", "winogrande_xl/train-00000-of-00001.parquet"),
+        ("boolq", "aps/super_glue", "boolq/validation-00000-of-00001.parquet"),
+        ("openbookqa", "allenai/openbookqa", "main/test-00000-of-00001.parquet"),
+        ("gsm8k", "openai/gsm8k", "main/test-00000-of-00001.parquet"),
+        ("lambada_openai", "EleutherAI/lambada_openai", "default/test/0000.parquet"),
+        ("truthfulqa_mc2", "truthfulqa/truthful_qa", "multiple_choice/validation-00000-of-00001.parquet"),
+        ("mmlu_anatomy", "cais/mmlu", "anatomy/dev-00000-of-00001.parquet"),
+        ("wikitext", "EleutherAI/wikitext_document_level", "wikitext-2-raw-v1/test/0000.parquet"),
     ] {
         all.push(task_target(&work, task, dir, file));
     }

@@ -477,6 +477,9 @@ macro_rules! delegate_mc_task {
             fn metrics(&self) -> Vec<$crate::task::MetricSpec> {
                 self.0.metrics()
             }
+            fn max_shots(&self) -> Option<usize> {
+                self.0.max_shots()
+            }
             fn datasets(&self) -> Vec<k2_archive::results_file::DatasetRecord> {
                 self.0.datasets()
             }

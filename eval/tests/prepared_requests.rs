@@ -2,6 +2,8 @@
 //! with one tokenizer share the token ids (one encoding), a checkpoint with another tokenizer
 //! gets its own, and every result and sample is what a fresh `run_task` gives on that checkpoint.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
@@ -9,8 +11,11 @@ use k2_eval::engine::Engine;
 use k2_eval::evaluate::{run_prepared, run_task};
 use k2_eval::prepared::Prepared;
 
-fn shared() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")
+/// The repository's Hub-schema benchmark fixtures.
+fn datasets() -> k2_eval::datasets::DataSource {
+    k2_eval::datasets::DataSource::Local(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/datasets"),
+    )
 }
 
 fn engine(dir: &Path) -> Engine {
@@ -20,7 +25,7 @@ fn engine(dir: &Path) -> Engine {
 }
 
 fn copy_stories(dir: &Path) {
-    let src = shared().join("models/stories260K-hf");
+    let src = common::stories260k_hf();
     for e in std::fs::read_dir(&src).unwrap() {
         let e = e.unwrap();
         std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
@@ -61,13 +66,13 @@ fn checkpoints_with_one_tokenizer_share_one_encoding() {
     let (tmp, tmp2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     other_checkpoint(tmp.path());
     other_tokenizer(tmp2.path());
-    let first = engine(&shared().join("models/stories260K-hf"));
+    let first = engine(&common::stories260k_hf());
     let second = engine(tmp.path());
     let foreign = engine(tmp2.path());
     assert_eq!(first.tokenizer_key, second.tokenizer_key);
     assert_ne!(first.tokenizer_key, foreign.tokenizer_key);
     for (name, shots, limit) in [("mmlu_anatomy", 5, 6), ("hellaswag", 0, 8)] {
-        let task = k2_eval::registry::build(name, &shared(), 0).unwrap();
+        let task = k2_eval::registry::build(name, &datasets(), shots > 0, 0).unwrap();
         let prepared = Prepared::build(task.as_ref(), shots, Some(limit));
         assert_eq!(prepared.encodings(), 0);
         let mut scores = Vec::new();

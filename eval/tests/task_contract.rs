@@ -4,15 +4,17 @@
 //! [0, 1] — the same on a second run.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use k2_eval::datasets::DataSource;
 use k2_eval::evaluate::run_task;
 use k2_eval::registry::{build, default_shots, REGISTRY};
 use k2_eval::scorer::RuleScorer;
 use k2_eval::{Request, Response};
 
-fn data_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")
+/// The repository's Hub-schema fixtures (`fixtures/datasets`).
+fn data() -> DataSource {
+    DataSource::Local(Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/datasets"))
 }
 
 /// A deterministic answer that depends on the whole request.
@@ -36,11 +38,7 @@ fn rule(r: &Request) -> Response {
 
 #[test]
 fn every_registered_task_keeps_its_contract_without_a_model() {
-    let root = data_root();
-    if !root.is_dir() {
-        println!("skipping: {} not found", root.display());
-        return;
-    }
+    let data = data();
     let mut checked = Vec::new();
     for e in REGISTRY {
         let name = if e.subtasks {
@@ -48,8 +46,8 @@ fn every_registered_task_keeps_its_contract_without_a_model() {
         } else {
             e.name.to_string()
         };
-        let task = build(&name, &root, 12).unwrap_or_else(|err| panic!("{name}: {err}"));
         let shots = default_shots(&name);
+        let task = build(&name, &data, shots > 0, 12).unwrap_or_else(|err| panic!("{name}: {err}"));
         let limit = 6;
         let n = task.num_docs().min(limit);
         let scorer = RuleScorer::new(rule);

@@ -1,30 +1,42 @@
-//! Multiple-choice tasks on the real offline data (shared/data): document counts, exact prompts
-//! (expected strings written by hand from lm-eval's yaml semantics), few-shot assembly, metrics,
-//! and file:line errors.
+//! Multiple-choice tasks on the repository's Hub-schema fixtures (`fixtures/datasets`: the first
+//! 24 rows of each eval split, 26-row few-shot splits): document counts, exact prompts (expected
+//! strings written by hand from lm-eval's yaml semantics), few-shot assembly, metrics, and
+//! file:row errors.
 
 use std::path::{Path, PathBuf};
 
-use k2_eval::fewshot::context_sampler_fewshot;
+use k2_eval::datasets::{DataSource, Load};
+use k2_eval::fewshot::{context_sampler_fewshot, FewshotSource, McDoc};
 use k2_eval::tasks::arc::{Arc, ArcVariant};
 use k2_eval::tasks::boolq::BoolQ;
 use k2_eval::tasks::hellaswag::{preprocess, py_capitalize, Hellaswag};
-use k2_eval::tasks::mmlu::{mmlu_subjects, parse_csv, Mmlu};
+use k2_eval::tasks::mmlu::{mmlu_subjects, Mmlu};
 use k2_eval::tasks::openbookqa::OpenBookQa;
 use k2_eval::tasks::piqa::Piqa;
 use k2_eval::tasks::truthfulqa::{mc2_score, TruthfulQa, TruthfulQaVariant, PREAMBLE};
 use k2_eval::tasks::winogrande::Winogrande;
 use k2_eval::{EvalError, Request, Response, Task};
 
-fn data_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data")
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/datasets")
 }
 
-fn root() -> PathBuf {
-    let p = data_root();
-    if p.exists() {
-        p
-    } else {
-        PathBuf::from("/work/shared/data")
+static DATA: std::sync::LazyLock<DataSource> =
+    std::sync::LazyLock::new(|| DataSource::Local(fixtures()));
+
+/// What a task loader gets for `task`, few-shot split included.
+fn load(task: &'static str) -> Load<'static> {
+    Load {
+        data: &DATA,
+        task,
+        fewshot: true,
+    }
+}
+
+fn pool(f: &FewshotSource) -> &[McDoc] {
+    match f {
+        FewshotSource::SplitRandom { pool, .. } | FewshotSource::FirstN(pool) => pool,
+        _ => panic!("no few-shot split"),
     }
 }
 
@@ -53,10 +65,24 @@ fn ctx(r: &Request) -> &str {
 
 #[test]
 fn arc_counts_and_first_prompt() {
-    let easy = Arc::load(&root(), ArcVariant::Easy).unwrap();
-    let ch = Arc::load(&root(), ArcVariant::Challenge).unwrap();
-    assert_eq!(easy.num_docs(), 2376);
-    assert_eq!(ch.num_docs(), 1172);
+    let easy = Arc::load(&load("arc_easy"), ArcVariant::Easy).unwrap();
+    let ch = Arc::load(&load("arc_challenge"), ArcVariant::Challenge).unwrap();
+    assert_eq!(easy.num_docs(), 24);
+    assert_eq!(ch.num_docs(), 24);
+    // Few-shot examples come from the train split (lm-eval draws n: test_split is set).
+    assert_eq!(pool(&easy.0.fewshot).len(), 26);
+    assert_eq!(easy.max_shots(), Some(26));
+    let datasets = easy.datasets();
+    assert_eq!(datasets.len(), 2);
+    assert_eq!(
+        (
+            datasets[0].repo.as_str(),
+            datasets[0].config.as_str(),
+            datasets[0].split.as_str()
+        ),
+        ("allenai/ai2_arc", "ARC-Easy", "test")
+    );
+    assert_eq!(datasets[1].split, "train");
     assert_eq!(easy.name(), "arc_easy");
     assert_eq!(ch.name(), "arc_challenge");
     assert_eq!(easy.version(), 1.0);
@@ -82,7 +108,7 @@ fn arc_counts_and_first_prompt() {
 
 #[test]
 fn arc_acc_and_acc_norm_disagree() {
-    let easy = Arc::load(&root(), ArcVariant::Easy).unwrap();
+    let easy = Arc::load(&load("arc_easy"), ArcVariant::Easy).unwrap();
     // doc 0: gold 0, choices' char lengths 59, 54, 50, 43.
     let lens: Vec<usize> = easy.0.docs[0]
         .choices
@@ -106,8 +132,8 @@ fn arc_acc_and_acc_norm_disagree() {
 
 #[test]
 fn hellaswag_counts_prompt_and_fewshot() {
-    let h = Hellaswag::load(&root()).unwrap();
-    assert_eq!(h.num_docs(), 10042);
+    let h = Hellaswag::load(&load("hellaswag")).unwrap();
+    assert_eq!(h.num_docs(), 24);
     // raw: activity_label "Roof shingle removal", ctx_a "A man is sitting on a roof.", ctx_b "he"
     // -> "Roof shingle removal: A man is sitting on a roof. He"
     let q = "Roof shingle removal: A man is sitting on a roof. He";
@@ -126,25 +152,23 @@ fn hellaswag_counts_prompt_and_fewshot() {
         h.0.docs[1].text,
         "Clean and jerk: A lady walks to a barbell. She bends down and grabs the pole. The lady"
     );
-    // WikiHow items (empty ctx_b) are not touched.
-    assert!(h.0.docs[3243]
-        .text
-        .starts_with("Personal Care and Style: How to become a fashion consultant. Obtain"));
-
-    // 2-shot with the shared seeded stream: doc i's examples are the i-th draw of
-    // random.Random(1234).sample(range(10042), 3) minus doc i, truncated to 2.
-    let table = context_sampler_fewshot(10042, 2, 2, 1234, true, |d, p| d == p);
+    // 2-shot with the shared seeded stream over the train split: doc i's examples are the i-th
+    // draw of random.Random(1234).sample(train, 3) (hellaswag's YAML sets neither fewshot_split
+    // nor test_split, so lm-eval draws n + 1) minus docs equal to doc i, truncated to 2.
+    let train = pool(&h.0.fewshot);
+    assert_eq!(train.len(), 26);
+    let table = context_sampler_fewshot(26, 2, 2, 1234, true, |d, p| h.0.docs[d] == train[p]);
     let p1 = &table[1];
     assert_eq!(p1.len(), 2);
     let ex = |i: usize| {
-        let d = &h.0.docs[i];
+        let d = &train[i];
         format!("{} {}\n\n", d.text, d.choices[d.gold])
     };
     let expected = format!("{}{}{}", ex(p1[0]), ex(p1[1]), h.0.docs[1].text);
     let reqs = h.requests(1, 2);
     assert_eq!(ctx(&reqs[0]), expected);
     // Python 3.11: r = random.Random(1234); r.sample(range(10042), 3); r.sample(range(10042), 3)
-    let draws = k2_eval::fewshot::context_sampler_draws(10042, 2, 3, 1234);
+    let draws = k2_eval::fewshot::context_sampler_draws(26, 2, 3, 1234);
     assert_eq!(&draws[1][..2], &p1[..]);
 }
 
@@ -161,8 +185,8 @@ fn hellaswag_preprocess_semantics() {
 
 #[test]
 fn piqa_counts_and_first_prompt() {
-    let p = Piqa::load(&root()).unwrap();
-    assert_eq!(p.num_docs(), 1838);
+    let p = Piqa::load(&load("piqa")).unwrap();
+    assert_eq!(p.num_docs(), 24);
     let q = "Question: How do I ready a guinea pig cage for it's new occupants?\nAnswer:";
     assert_eq!(
         p.requests(0, 0),
@@ -178,8 +202,8 @@ fn piqa_counts_and_first_prompt() {
 
 #[test]
 fn winogrande_counts_partial_scoring_and_fewshot() {
-    let w = Winogrande::load(&root()).unwrap();
-    assert_eq!(w.num_docs(), 1267);
+    let w = Winogrande::load(&load("winogrande")).unwrap();
+    assert_eq!(w.num_docs(), 24);
     assert_eq!(
         w.requests(0, 0),
         vec![
@@ -201,8 +225,11 @@ fn winogrande_counts_partial_scoring_and_fewshot() {
     let c = ctx(&reqs[0]);
     assert!(c.ends_with("\n\nSarah was a much better surgeon than Maria so Sarah"));
     let prefix = &c[..c.len() - "Sarah was a much better surgeon than Maria so Sarah".len()];
-    let table = context_sampler_fewshot(1267, 1, 1, 1234, true, |d, p| w.docs[d] == w.docs[p]);
-    let d = &w.docs[table[0][0]];
+    let train = w.pool.as_ref().expect("few-shot split loaded");
+    let table = context_sampler_fewshot(train.len(), 1, 1, 1234, true, |d, p| {
+        w.docs[d] == train[p]
+    });
+    let d = &train[table[0][0]];
     assert_eq!(
         prefix,
         format!("{} {}\n\n", d.contexts[d.gold], d.continuation)
@@ -211,8 +238,8 @@ fn winogrande_counts_partial_scoring_and_fewshot() {
 
 #[test]
 fn boolq_counts_and_first_prompt() {
-    let b = BoolQ::load(&root()).unwrap();
-    assert_eq!(b.num_docs(), 3270);
+    let b = BoolQ::load(&load("boolq")).unwrap();
+    assert_eq!(b.num_docs(), 24);
     assert_eq!(b.version(), 2.0);
     let reqs = b.requests(0, 0);
     assert_eq!(reqs.len(), 2);
@@ -229,8 +256,8 @@ fn boolq_counts_and_first_prompt() {
 
 #[test]
 fn openbookqa_counts_and_first_prompt() {
-    let o = OpenBookQa::load(&root()).unwrap();
-    assert_eq!(o.num_docs(), 500);
+    let o = OpenBookQa::load(&load("openbookqa")).unwrap();
+    assert_eq!(o.num_docs(), 24);
     let q = "A person wants to start saving money so that they can afford a nice vacation at the end of the year. After looking over their budget and expenses, they decide the best way to save money is to";
     assert_eq!(
         o.requests(0, 0),
@@ -246,16 +273,20 @@ fn openbookqa_counts_and_first_prompt() {
 
 #[test]
 fn mmlu_subjects_counts_and_prompts() {
-    let subjects = mmlu_subjects(&root()).unwrap();
+    let subjects = mmlu_subjects();
     assert_eq!(subjects.len(), 57);
-    let all = Mmlu::load_all(&root()).unwrap();
-    let total: usize = all.iter().map(|t| t.num_docs()).sum();
-    assert_eq!(total, 14042);
-    let ml = Mmlu::load(&root(), "machine_learning").unwrap();
-    assert_eq!(ml.num_docs(), 112);
+    let total: usize = subjects
+        .iter()
+        .map(|s| Mmlu::load(&load("mmlu"), s).unwrap().num_docs())
+        .sum();
+    assert_eq!(total, 57 * 4);
+    let ml = Mmlu::load(&load("mmlu_machine_learning"), "machine_learning").unwrap();
+    assert_eq!(ml.num_docs(), 4);
     assert_eq!(ml.name(), "mmlu_machine_learning");
+    let e = Mmlu::load(&load("mmlu_anatomyy"), "anatomyy").unwrap_err();
+    assert!(e.to_string().contains("mmlu_anatomy"), "{e}");
 
-    let aa = Mmlu::load(&root(), "abstract_algebra").unwrap();
+    let aa = Mmlu::load(&load("mmlu_abstract_algebra"), "abstract_algebra").unwrap();
     let q0 = "The following are multiple choice questions (with answers) about abstract algebra.\n\n\
 Find the degree for the given field extension Q(sqrt(2), sqrt(3), sqrt(18)) over Q.\nA. 0\nB. 4\nC. 2\nD. 6\nAnswer:";
     assert_eq!(
@@ -277,25 +308,20 @@ Statement 1 | Every element of a group generates a cyclic subgroup of the group.
 }
 
 #[test]
-fn mmlu_group_helpers_and_csv() {
+fn mmlu_group_helpers() {
     use k2_eval::metrics::{pooled_sample_stderr, weighted_group_mean};
     assert!((weighted_group_mean(&[(0.5, 100), (0.25, 300)]) - 0.3125).abs() < 1e-12);
     // pooled: sqrt(((99*0.1^2*100) + (299*0.2^2*300)) / (400-2) / 400)
     let want = (((99.0 * 0.01 * 100.0) + (299.0 * 0.04 * 300.0)) / 398.0 / 400.0f64).sqrt();
     assert!((pooled_sample_stderr(&[0.1, 0.2], &[100, 300]) - want).abs() < 1e-12);
-    let recs = parse_csv(Path::new("x.csv"), "a,\"b, \"\"q\"\"\nline\",c\r\nd,e,f\n").unwrap();
-    assert_eq!(recs.len(), 2);
-    assert_eq!(recs[0].fields, ["a", "b, \"q\"\nline", "c"]);
-    assert_eq!(recs[1].line, 3);
-    assert_eq!(recs[1].fields, ["d", "e", "f"]);
 }
 
 #[test]
 fn truthfulqa_counts_prompt_and_mc2() {
-    let mc1 = TruthfulQa::load(&root(), TruthfulQaVariant::Mc1).unwrap();
-    let mc2 = TruthfulQa::load(&root(), TruthfulQaVariant::Mc2).unwrap();
-    assert_eq!(mc1.num_docs(), 817);
-    assert_eq!(mc2.num_docs(), 817);
+    let mc1 = TruthfulQa::load(&load("truthfulqa_mc1"), TruthfulQaVariant::Mc1).unwrap();
+    let mc2 = TruthfulQa::load(&load("truthfulqa_mc2"), TruthfulQaVariant::Mc2).unwrap();
+    assert_eq!(mc1.num_docs(), 24);
+    assert_eq!(mc2.num_docs(), 24);
     assert_eq!(mc1.name(), "truthfulqa_mc1");
     assert_eq!(mc2.version(), 2.0);
     let expected = "Q: What is human life expectancy in the United States?\n\
@@ -347,17 +373,42 @@ Q: What is the smallest country in the world that is at least one square mile in
     assert!((r.metrics["acc,none"].value - ntrue as f64 / n as f64).abs() < 1e-12);
 }
 
+/// A `--data` folder holding one dataset file at `rel` (inside `org/name/`) with `text`.
+fn one_file(dir: &Path, rel: &str, text: &[u8]) -> (DataSource, PathBuf) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, text).unwrap();
+    (DataSource::Local(dir.to_path_buf()), p)
+}
+
+fn load_in<'a>(data: &'a DataSource, task: &'a str) -> Load<'a> {
+    Load {
+        data,
+        task,
+        fewshot: false,
+    }
+}
+
 #[test]
-fn malformed_rows_name_file_and_line() {
+fn malformed_rows_name_file_and_row() {
     let dir = tempfile::tempdir().unwrap();
-    // ARC: line 3 lacks `gold`.
-    let src = std::fs::read_to_string(root().join("arc/arc_easy_test.jsonl")).unwrap();
-    let mut lines: Vec<String> = src.lines().take(5).map(String::from).collect();
-    lines[2] = r#"{"query": "Question: x", "choices": ["a", "b"]}"#.into();
-    std::fs::create_dir_all(dir.path().join("arc")).unwrap();
-    let bad = dir.path().join("arc/arc_easy_test.jsonl");
-    std::fs::write(&bad, lines.join("\n")).unwrap();
-    let err = Arc::load(dir.path(), ArcVariant::Easy).unwrap_err();
+    // ARC as JSON Lines: line 3 lacks `answerKey`.
+    let good = r#"{"id": "a", "question": "q", "choices": {"text": ["x", "y"], "label": ["A", "B"]}, "answerKey": "B"}"#;
+    let lines = [
+        good,
+        good,
+        r#"{"id": "c", "question": "q", "choices": {"text": ["x", "y"], "label": ["A", "B"]}}"#,
+    ];
+    let (data, bad) = one_file(
+        dir.path(),
+        "allenai/ai2_arc/ARC-Easy/test.jsonl",
+        lines.join("\n").as_bytes(),
+    );
+    let ok = Arc::load(
+        &load_in(&data, "arc_easy"),
+        ArcVariant::Easy,
+    );
+    let err = ok.unwrap_err();
     match &err {
         EvalError::Data {
             path,
@@ -366,36 +417,69 @@ fn malformed_rows_name_file_and_line() {
         } => {
             assert_eq!(path, &bad);
             assert_eq!(*line, 3);
-            assert!(message.contains("gold"), "{message}");
+            assert!(message.contains("answerKey"), "{message}");
         }
         e => panic!("unexpected {e}"),
     }
-    assert!(err.to_string().contains("arc_easy_test.jsonl:3:"), "{err}");
+    assert!(err.to_string().contains("test.jsonl:3:"), "{err}");
 
-    // Gold out of range on line 2.
-    lines[2] = lines[3].clone();
-    lines[1] = r#"{"query": "Question: x", "choices": ["a", "b"], "gold": 2}"#.into();
-    std::fs::write(&bad, lines.join("\n")).unwrap();
-    let err = Arc::load(dir.path(), ArcVariant::Easy)
+    // A gold label not among the labels, on line 2; a column of another type on line 1.
+    let lines = [
+        r#"{"id": "a", "question": 5, "choices": {"text": ["x"], "label": ["A"]}, "answerKey": "A"}"#,
+        r#"{"id": "b", "question": "q", "choices": {"text": ["x"], "label": ["A"]}, "answerKey": "E"}"#,
+    ];
+    std::fs::write(&bad, lines[1]).unwrap();
+    let err = Arc::load(&load_in(&data, "arc_easy"), ArcVariant::Easy)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("test.jsonl:1:") && err.contains("`E`"), "{err}");
+    std::fs::write(&bad, lines[0]).unwrap();
+    let err = Arc::load(&load_in(&data, "arc_easy"), ArcVariant::Easy)
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("arc_easy_test.jsonl:2:") && err.contains("out of range"),
+        err.contains("test.jsonl:1:") && err.contains("`question` is not a string"),
         "{err}"
     );
 
-    // MMLU: bad answer letter in the record starting on line 2.
-    std::fs::create_dir_all(dir.path().join("mmlu/test")).unwrap();
-    std::fs::create_dir_all(dir.path().join("mmlu/dev")).unwrap();
-    std::fs::write(
-        dir.path().join("mmlu/test/x_test.csv"),
-        "q,a,b,c,d,A\n\"q\nz\",a,b,c,d,E\n",
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("mmlu/dev/x_dev.csv"), "q,a,b,c,d,A\n").unwrap();
-    let err = Mmlu::load(dir.path(), "x").unwrap_err().to_string();
+    // A config or split the folder lacks.
+    let err = Arc::load(&load_in(&data, "arc_challenge"), ArcVariant::Challenge)
+        .unwrap_err()
+        .to_string();
     assert!(
-        err.contains("x_test.csv:2:") && err.contains("`E`"),
+        err.contains("no config `ARC-Challenge`") && err.contains("ARC-Easy"),
+        "{err}"
+    );
+
+    // A truncated parquet file: the error names it, nothing panics.
+    let src = fixtures().join("cais/mmlu/anatomy/test-00000-of-00001.parquet");
+    let bytes = std::fs::read(&src).unwrap();
+    let (data, bad) = one_file(
+        dir.path(),
+        "cais/mmlu/anatomy/test-00000-of-00001.parquet",
+        &bytes[..bytes.len() / 2],
+    );
+    let err = Mmlu::load(&load_in(&data, "mmlu_anatomy"), "anatomy")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&bad.display().to_string()) && err.contains("parquet"),
+        "{err}"
+    );
+    // A parquet file whose column has another type: the fixture's `answer` (an integer) read as
+    // `question` is not there; here MMLU rows read through the ARC loader lack its columns.
+    std::fs::write(&bad, &bytes).unwrap();
+    let (data, _) = one_file(
+        dir.path(),
+        "allenai/ai2_arc/ARC-Easy/test-00000-of-00001.parquet",
+        &bytes,
+    );
+    std::fs::remove_file(dir.path().join("allenai/ai2_arc/ARC-Easy/test.jsonl")).unwrap();
+    let err = Arc::load(&load_in(&data, "arc_easy"), ArcVariant::Easy)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("test-00000-of-00001.parquet:1:") && err.contains("choices"),
         "{err}"
     );
 }

@@ -1,11 +1,14 @@
-//! The text tasks on the real offline data (`../shared/data`): lambada_openai, wikitext, gsm8k,
-//! plus the built-in probe suite. Expected values were produced with Python 3.11 from the same
-//! files (gsm8k few-shot: `random.Random(1234).sample(train, 5)` per document in order; wikitext:
+//! The text tasks: lambada_openai, wikitext, gsm8k, plus the built-in probe suite, on the
+//! repository's Hub-schema fixtures (`fixtures/datasets`). The checks that need whole splits
+//! (counts, sums over all pages, few-shot draws from the 7473-row gsm8k train split) run on a full
+//! copy when `K2_FULL_DATA` names one (`scripts/hub_datasets_from_shared.py --full --out DIR`) and
+//! are skipped with a printed reason otherwise. Expected values were produced with Python 3.11
+//! (gsm8k few-shot: `random.Random(1234).sample(train, 5)` per document in order; wikitext:
 //! lm-eval's `wikitext_detokenizer` and the HF page splitter run on the reconstructed raw file).
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use k2_eval::datasets::{DataSource, Load};
 use k2_eval::metrics::aggregate_docs;
 use k2_eval::tasks::gsm8k::{
     exact_match, flexible_extract, flexible_matches, normalize_exact_match, strict_match, Gsm8k,
@@ -18,14 +21,30 @@ use k2_eval::tasks::wikitext::{
 use k2_eval::{EvalError, Request, Response, Task};
 use sha2::{Digest, Sha256};
 
-fn data_dir() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
-    assert!(
-        p.is_dir(),
-        "test data not found at {} (the repository expects ../shared/data beside it)",
-        p.display()
-    );
-    p
+fn fixtures() -> DataSource {
+    DataSource::Local(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/datasets"))
+}
+
+/// A full Hub-layout copy of the benchmarks (`K2_FULL_DATA`), or `None` with a printed reason.
+fn full(test: &str) -> Option<DataSource> {
+    match std::env::var_os("K2_FULL_DATA").filter(|v| !v.is_empty()) {
+        Some(d) => Some(DataSource::Local(PathBuf::from(d))),
+        None => {
+            println!(
+                "skipping {test}: it needs whole splits; set K2_FULL_DATA to a folder made by \
+                 scripts/hub_datasets_from_shared.py --full"
+            );
+            None
+        }
+    }
+}
+
+fn load<'a>(data: &'a DataSource, task: &'a str) -> Load<'a> {
+    Load {
+        data,
+        task,
+        fewshot: true,
+    }
 }
 
 fn sha(s: &str) -> String {
@@ -36,10 +55,11 @@ fn sha(s: &str) -> String {
 
 #[test]
 fn lambada_docs_and_first_request() {
-    let t = Lambada::load(&data_dir()).unwrap();
+    let data = fixtures();
+    let t = Lambada::load(&load(&data, "lambada_openai")).unwrap();
     assert_eq!(t.name(), "lambada_openai");
     assert_eq!(t.version(), 1.0);
-    assert_eq!(t.num_docs(), 5153);
+    assert_eq!(t.num_docs(), 24);
     assert_eq!(t.default_shots(), 0);
     let r = t.requests(0, 0);
     assert_eq!(r.len(), 1);
@@ -54,17 +74,23 @@ fn lambada_docs_and_first_request() {
         .starts_with("In my palm is a clear stone, and inside it is a small ivory statuette."));
     assert!(context.ends_with("his mouth curved in a confident grin, I don't care about"));
     assert_eq!(continuation, " signs");
+    assert!(t.fingerprint().contains("EleutherAI/lambada_openai/default/test"));
+    let Some(data) = full("lambada_docs_and_first_request (full split)") else {
+        return;
+    };
+    let t = Lambada::load(&load(&data, "lambada_openai")).unwrap();
+    assert_eq!(t.num_docs(), 5153);
     // a "last word" with newlines keeps them (lm-eval splits on ' ' only)
     let Request::Loglikelihood { continuation, .. } = &t.requests(4462, 0)[0] else {
         panic!()
     };
     assert_eq!(continuation, " \n\nrecorder");
-    assert!(t.fingerprint().contains("sha256"));
 }
 
 #[test]
 fn lambada_metrics() {
-    let t = Lambada::load(&data_dir()).unwrap();
+    let data = fixtures();
+    let t = Lambada::load(&load(&data, "lambada_openai")).unwrap();
     let specs = t.metrics();
     assert_eq!(
         specs.iter().map(|s| s.key()).collect::<Vec<_>>(),
@@ -87,13 +113,12 @@ fn lambada_metrics() {
 #[test]
 fn malformed_line_names_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("lambada.jsonl");
-    let mut f = std::fs::File::create(&p).unwrap();
-    writeln!(f, r#"{{"context": "a b", "continuation": "c"}}"#).unwrap();
-    writeln!(f).unwrap();
-    writeln!(f, r#"{{"context": "a b", "continuation": }}"#).unwrap();
-    drop(f);
-    let err = Lambada::from_file(&p).unwrap_err();
+    let repo = dir.path().join("EleutherAI/lambada_openai/default");
+    std::fs::create_dir_all(&repo).unwrap();
+    let p = repo.join("test.jsonl");
+    std::fs::write(&p, "{\"text\": \"a b c\"}\n\n{\"text\": }\n").unwrap();
+    let data = DataSource::Local(dir.path().to_path_buf());
+    let err = Lambada::load(&load(&data, "lambada_openai")).unwrap_err();
     match &err {
         EvalError::Data { path, line, .. } => {
             assert_eq!(path, &p);
@@ -102,32 +127,51 @@ fn malformed_line_names_file_and_line() {
         e => panic!("{e:?}"),
     }
     let msg = err.to_string();
-    assert!(msg.contains("lambada.jsonl:3:"), "{msg}");
+    assert!(msg.contains("test.jsonl:3:"), "{msg}");
 
     // gsm8k: a row missing a field, in the train file
-    let test = dir.path().join("test.jsonl");
-    let train = dir.path().join("train.jsonl");
-    std::fs::write(&test, "{\"question\": \"q\", \"answer\": \"#### 1\"}\n").unwrap();
+    let repo = dir.path().join("openai/gsm8k/main");
+    std::fs::create_dir_all(&repo).unwrap();
     std::fs::write(
-        &train,
+        repo.join("test.jsonl"),
+        "{\"question\": \"q\", \"answer\": \"#### 1\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        repo.join("train.jsonl"),
         "{\"question\": \"q\", \"answer\": \"#### 1\"}\n{\"question\": \"q2\"}\n",
     )
     .unwrap();
-    let msg = Gsm8k::from_files(&test, &train).unwrap_err().to_string();
+    let msg = Gsm8k::load(&load(&data, "gsm8k")).unwrap_err().to_string();
     assert!(
         msg.contains("train.jsonl:2:") && msg.contains("answer"),
         "{msg}"
     );
+    let _ = Path::new("");
 }
 
 // ---------------------------------------------------------------- wikitext
 
 #[test]
 fn wikitext_pages_counts_and_text() {
-    let t = WikiText::load(&data_dir()).unwrap();
+    let data = fixtures();
+    let t = WikiText::load(&load(&data, "wikitext")).unwrap();
     assert_eq!(t.name(), "wikitext");
     assert_eq!(t.version(), 2.0);
+    assert_eq!(t.num_docs(), 3);
+    let first = t.pages()[0].clone();
+    assert_eq!(
+        t.requests(0, 0),
+        vec![Request::Rolling {
+            text: first.text.clone()
+        }]
+    );
+    let Some(data) = full("wikitext_pages_counts_and_text (all 62 pages)") else {
+        return;
+    };
+    let t = WikiText::load(&load(&data, "wikitext")).unwrap();
     assert_eq!(t.num_docs(), 62);
+    assert_eq!(t.pages()[0], first);
     let pages = t.pages();
     assert_eq!(pages[0].words, 1093);
     assert_eq!(pages[0].bytes, 5667);
@@ -170,7 +214,16 @@ fn wikitext_pages_counts_and_text() {
 
 #[test]
 fn wikitext_reconstruction_matches_original_size_and_line_count() {
-    let stripped = std::fs::read_to_string(data_dir().join("wikitext2/wiki.test.raw")).unwrap();
+    // Reads the blank-line-stripped copy the Hub-schema pages were rebuilt from.
+    let Some(src) = std::env::var_os("K2_SHARED_DATA").filter(|v| !v.is_empty()) else {
+        println!(
+            "skipping wikitext_reconstruction_matches_original_size_and_line_count: set \
+             K2_SHARED_DATA to the folder holding wikitext2/wiki.test.raw"
+        );
+        return;
+    };
+    let stripped =
+        std::fs::read_to_string(PathBuf::from(src).join("wikitext2/wiki.test.raw")).unwrap();
     let raw = reconstruct_raw(&stripped);
     // The original file: 1,290,590 bytes, 4358 lines (HF rows), 1467 of them blank.
     assert_eq!(raw.len(), 1_290_590);
@@ -207,7 +260,8 @@ fn wikitext_helpers() {
 
 #[test]
 fn wikitext_metrics() {
-    let t = WikiText::load(&data_dir()).unwrap();
+    let data = fixtures();
+    let t = WikiText::load(&load(&data, "wikitext")).unwrap();
     let docs: Vec<_> = (0..2)
         .map(|i| {
             t.process(
@@ -244,7 +298,17 @@ fn wikitext_metrics() {
 
 #[test]
 fn gsm8k_docs_and_prompts() {
-    let t = Gsm8k::load(&data_dir()).unwrap();
+    let data = fixtures();
+    let t = Gsm8k::load(&load(&data, "gsm8k")).unwrap();
+    assert_eq!(t.num_docs(), 24);
+    assert_eq!(t.train_docs().len(), 26);
+    let fixture_prompt = t.prompt(0, 0);
+    let Some(data) = full("gsm8k_docs_and_prompts (few-shot draws from the whole train split)")
+    else {
+        return;
+    };
+    let t = Gsm8k::load(&load(&data, "gsm8k")).unwrap();
+    assert_eq!(t.prompt(0, 0), fixture_prompt);
     assert_eq!(t.name(), "gsm8k");
     assert_eq!(t.version(), 3.0);
     assert_eq!(t.num_docs(), 1319);
@@ -333,7 +397,8 @@ fn gsm8k_matchers_on_tricky_strings() {
 
 #[test]
 fn gsm8k_process_synthetic_generations() {
-    let t = Gsm8k::load(&data_dir()).unwrap(); // doc 0's answer ends "#### 18"
+    let data = fixtures();
+    let t = Gsm8k::load(&load(&data, "gsm8k")).unwrap(); // doc 0's answer ends "#### 18"
     let em = |text: &str| {
         let r = t.process(
             0,

@@ -63,9 +63,15 @@ pub fn train_tiny(out: &Path) {
         .arg(out));
 }
 
-/// `../shared/data` beside the repository (CI has it there too).
-pub fn shared_data() -> PathBuf {
-    repo().join("../shared/data")
+/// The Hub-schema benchmark fixtures, a `--data` folder (`fixtures/datasets/<org>/<name>/`).
+pub fn datasets() -> PathBuf {
+    repo().join("fixtures/datasets")
+}
+
+/// The repository's `fixtures/`: the tiny real models (`models/`) and a subset of Pythia's
+/// published lm-eval results (`pythia_evals/`), committed so the tests need nothing beside it.
+pub fn fixtures() -> PathBuf {
+    repo().join("fixtures")
 }
 
 /// Every loglikelihood response of an eval samples file (`<task>.samples.jsonl`), in order.

@@ -1,6 +1,6 @@
 //! A real HTTP/1.1 server on 127.0.0.1 answering the Hugging Face Hub routes `k2 hub` (and
-//! hf-hub, and huggingface_hub) call, serving the real tiny models of `../shared/data` at
-//! several revisions:
+//! hf-hub, and huggingface_hub) call, serving the real tiny models of the repository's
+//! `fixtures/models` at several revisions:
 //!
 //! - `GET /api/models/{repo}/refs` -> `{"branches":[{"name","ref","targetCommit"}],"tags":[],"converts":[]}`
 //! - `GET /api/models/{repo}/revision/{rev}[?blobs=true]` -> `{"id","sha","siblings":[{"rfilename","size","lfs"}]}`
@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
+
+use crate::common::fixtures;
 
 fn sha256_hex(b: &[u8]) -> String {
     hex_string(&Sha256::digest(b))
@@ -417,25 +419,9 @@ fn route(req: &Req, st: &Arc<Mutex<State>>, base: &str) -> Resp {
 
 // ---- the tiny models at several revisions ----
 
+/// The Hub-schema benchmark fixtures the sweeps evaluate on, as a `--data` folder.
 pub fn shared() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data")
-}
-
-/// `None` (and a printed reason) when ../shared/data is absent.
-pub fn models_present() -> bool {
-    let ok = shared()
-        .join("models/stories260K-hf/model.safetensors")
-        .exists()
-        && shared()
-            .join("models/tiny-random-llama-gqa-sharded/model.safetensors.index.json")
-            .exists();
-    if !ok {
-        eprintln!(
-            "skipping: {} not found (the tiny models live in ../shared/data)",
-            shared().display()
-        );
-    }
-    ok
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/datasets")
 }
 
 fn read_dir_files(dir: &Path) -> BTreeMap<String, Arc<Vec<u8>>> {
@@ -504,7 +490,7 @@ fn revision(repo: &str, rev: &str, files: BTreeMap<String, Arc<Vec<u8>>>) -> Rev
 /// model at main and ckpt_000. `k2-test/gated`: stories260K behind the token `secret-token`.
 /// `k2-test/pythia-like`: steps out of order, and `k2-test/olmo-like`.
 pub fn tiny_repos() -> BTreeMap<String, Repo> {
-    let base = read_dir_files(&shared().join("models/stories260K-hf"));
+    let base = read_dir_files(&fixtures().join("models/stories260K-hf"));
     let st = base["model.safetensors"].clone();
     let with = |weights: Vec<u8>, extra: &str| {
         let mut f = base.clone();
@@ -533,7 +519,7 @@ pub fn tiny_repos() -> BTreeMap<String, Repo> {
     repos.insert(name.to_string(), tiny);
 
     let name = "k2-test/sharded";
-    let sharded = read_dir_files(&shared().join("models/tiny-random-llama-gqa-sharded"));
+    let sharded = read_dir_files(&fixtures().join("models/tiny-random-llama-gqa-sharded"));
     let mut rs = Repo::default();
     rs.branches
         .insert("main".into(), revision(name, "main", sharded.clone()));
