@@ -151,7 +151,7 @@ k2 train --device cuda                    # on the GPU (a binary built with --fe
     #[command(
         after_help = "Examples:\n  k2 report                                   # runs/default -> reports/default/README.md\n  \
 k2 report --run runs/mine --out reports --name mine\n  \
-k2 report --lm-eval-results ../shared/data/pythia_evals --name pythia --log-x"
+k2 report --lm-eval-results fixtures/pythia_evals --name pythia --log-x"
     )]
     Report {
         /// A k2 run directory (manifest, metrics.jsonl, eval results).
@@ -160,7 +160,7 @@ k2 report --lm-eval-results ../shared/data/pythia_evals --name pythia --log-x"
         /// A directory tree of lm-evaluation-harness results JSON (v0.3 or v0.4 layout).
         #[arg(long)]
         lm_eval_results: Option<PathBuf>,
-        /// Published lm-eval results of the same models (e.g. ../shared/data/pythia_evals/pythia-v1),
+        /// Published lm-eval results of the same models (e.g. fixtures/pythia_evals/pythia-v1),
         /// drawn beside --lm-eval-results (k2's own) in the same figures and compared per checkpoint.
         #[arg(long, requires = "lm_eval_results")]
         published_results: Option<PathBuf>,
@@ -248,8 +248,8 @@ enum ModelCommand {
     Info { model: String },
     /// Per-token log-probabilities of a text file under an HF model directory (one JSON object).
     #[command(
-        after_help = "Examples:\n  k2 model score ../shared/data/models/stories260K-hf --file story.txt --device cpu --dtype f32\n  \
-k2 model score ../shared/data/models/stories260K-hf --file story.txt --dtype bf16   # compare the two"
+        after_help = "Examples:\n  k2 model score fixtures/models/stories260K-hf --file story.txt --device cpu --dtype f32\n  \
+k2 model score fixtures/models/stories260K-hf --file story.txt --dtype bf16   # compare the two"
     )]
     Score {
         model: PathBuf,
@@ -261,7 +261,7 @@ k2 model score ../shared/data/models/stories260K-hf --file story.txt --dtype bf1
     },
     /// Write an HF model directory of a preset shape with freshly initialised weights.
     #[command(
-        after_help = "Example:\n  k2 model init bench-17m --out /tmp/m17 --tokenizer ../shared/data/models/stories260K-hf/tokenizer.json\n  \
+        after_help = "Example:\n  k2 model init bench-17m --out /tmp/m17 --tokenizer fixtures/models/stories260K-hf/tokenizer.json\n  \
 k2 model init amber-7b --out /tmp/amber7b --dtype bf16 --max-shard-size 5GB   # written tensor by tensor\n  \
 k2 model init bench-17m --out /tmp/m17-4k --max-positions 4096   # a context that holds MMLU 5-shot prompts"
     )]
@@ -318,7 +318,7 @@ k2 bench train --preset default --batch 16 --seq 128\n  python bench/torch_train
     },
     /// Loglikelihood requests per second of `k2 eval` on a model and task.
     #[command(
-        after_help = "Example:\n  k2 bench eval --model ../shared/data/models/stories260K-hf --tasks hellaswag --limit 200 --shots hellaswag=0"
+        after_help = "Example:\n  k2 bench eval --model fixtures/models/stories260K-hf --tasks hellaswag --limit 200 --shots hellaswag=0"
     )]
     Eval {
         #[arg(long)]
@@ -347,7 +347,7 @@ fn eval_help() -> String {
         "Examples:\n  k2 eval --all-checkpoints                           # the default run on the built-in probes\n  \
 k2 eval --all-checkpoints --run runs/mine --tasks default,arc_easy --limit 200\n  \
 k2 eval --all-checkpoints --suite default --watch     # evaluate checkpoints as training writes them\n  \
-k2 eval --model ../shared/data/models/stories260K-hf --tasks hellaswag,arc_easy --output eval-results\n  \
+k2 eval --model fixtures/models/stories260K-hf --tasks hellaswag,arc_easy --output eval-results\n  \
 k2 eval --all-checkpoints --suite amber --tasks arc_easy --keep 2   # LLM360/Amber from the Hub -> eval-results/amber/\n  \
 k2 eval --dir /ckpts/hf-trainer-run --tasks arc_easy   # checkpoint-N folders -> eval-results/hf-trainer-run/\n  \
 k2 eval --run runs/mine --shard 0/4                   # share 0 of 4 (scripts/slurm/eval-array.sbatch)\n  \

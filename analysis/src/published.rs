@@ -1,5 +1,5 @@
 //! k2's own results beside a model's published ones (Pythia's per-checkpoint lm-eval JSONs in
-//! `../shared/data/pythia_evals`): both sets become series of the same capability figure, labelled
+//! `fixtures/pythia_evals`): both sets become series of the same capability figure, labelled
 //! `<model> (k2)` and `<model> (published)`, and a table sets the two values side by side per
 //! matched checkpoint (same model, task and step).
 

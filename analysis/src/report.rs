@@ -23,7 +23,7 @@ pub struct ReportOptions {
     pub run: Option<PathBuf>,
     /// A directory tree of lm-evaluation-harness results JSON (v0.3 or v0.4 layout).
     pub lm_eval_results: Option<PathBuf>,
-    /// Published lm-eval results of the same models (e.g. `../shared/data/pythia_evals`), drawn
+    /// Published lm-eval results of the same models (e.g. `fixtures/pythia_evals`), drawn
     /// beside `lm_eval_results` (k2's own) and compared per checkpoint.
     pub published_results: Option<PathBuf>,
     /// Reports directory; the report goes to `<out>/<name>/`.
