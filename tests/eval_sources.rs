@@ -274,7 +274,7 @@ fn shards_and_claiming_workers_write_exactly_what_one_process_writes() {
 fn a_tokenizer_with_ids_beyond_the_models_vocabulary_is_refused_at_load() {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("m");
-    copy_dir(&shared_data().join("models/stories260K-hf"), &model);
+    copy_dir(&fixtures().join("models/stories260K-hf"), &model);
     let p = model.join("tokenizer.json");
     let mut t: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
     t["added_tokens"]

@@ -18,16 +18,13 @@ struct Env {
 }
 
 impl Env {
-    fn start() -> Option<Env> {
-        if !models_present() {
-            return None;
-        }
+    fn start() -> Env {
         let repos = tiny_repos();
-        Some(Env {
+        Env {
             server: Server::start(repos.clone()),
             repos,
             home: tempfile::tempdir().unwrap(),
-        })
+        }
     }
 
     /// `k2` with HF_ENDPOINT / HF_HOME pointed at the server and a temporary cache.
@@ -66,7 +63,7 @@ fn files_under(dir: &Path) -> Vec<String> {
 
 #[test]
 fn list_orders_checkpoint_branches_with_tokens() {
-    let Some(env) = Env::start() else { return };
+    let env = Env::start();
     std::fs::write(
         env.home.path().join("checkpoints.toml"),
         "format = 1\n\n[[suite]]\nname = \"tiny\"\nkind = \"hub\"\nrepo = \"k2-test/tiny\"\n\
@@ -136,7 +133,7 @@ fn list_orders_checkpoint_branches_with_tokens() {
 
 #[test]
 fn pull_writes_the_standard_hf_cache_and_reuses_it() {
-    let Some(env) = Env::start() else { return };
+    let env = Env::start();
     let repo = "k2-test/tiny";
     let out = ok(env
         .k2()
@@ -169,7 +166,7 @@ fn pull_writes_the_standard_hf_cache_and_reuses_it() {
     assert_eq!(link, Path::new("../../blobs").join(&sha));
     assert_eq!(
         std::fs::read(snap.join("model.safetensors")).unwrap(),
-        std::fs::read(shared().join("models/stories260K-hf/model.safetensors")).unwrap()
+        std::fs::read(fixtures().join("models/stories260K-hf/model.safetensors")).unwrap()
     );
     assert!(files_under(&dir.join("blobs"))
         .iter()
@@ -212,7 +209,7 @@ fn commit_of_rev(env: &Env, repo: &str, rev: &str) -> String {
 
 #[test]
 fn pull_sharded_weights_through_the_index() {
-    let Some(env) = Env::start() else { return };
+    let env = Env::start();
     let repo = "k2-test/sharded";
     let out = ok(env.k2().args(["hub", "pull", repo]));
     let snap = env
@@ -226,7 +223,7 @@ fn pull_sharded_weights_through_the_index() {
         .filter(|f| f.starts_with("model-0000"))
         .collect();
     assert_eq!(shards.len(), 8, "{files:?}");
-    let src = shared().join("models/tiny-random-llama-gqa-sharded");
+    let src = fixtures().join("models/tiny-random-llama-gqa-sharded");
     let mut hashes = Vec::new();
     for s in &shards {
         let bytes = std::fs::read(snap.join(s)).unwrap();
@@ -243,7 +240,7 @@ fn pull_sharded_weights_through_the_index() {
 
 #[test]
 fn pull_resumes_after_the_server_drops_the_connection() {
-    let Some(env) = Env::start() else { return };
+    let env = Env::start();
     let repo = "k2-test/tiny";
     let sha = weights_sha(&env.repos, repo, "ckpt_001");
     env.server.drop_after(&sha, 300_000);
@@ -267,7 +264,7 @@ fn pull_resumes_after_the_server_drops_the_connection() {
 
 #[test]
 fn sha256_mismatch_is_rejected_and_nothing_corrupt_stays_in_the_cache() {
-    let Some(env) = Env::start() else { return };
+    let env = Env::start();
     let repo = "k2-test/tiny";
     let sha = weights_sha(&env.repos, repo, "ckpt_000");
     env.server.corrupt(&sha);
@@ -305,7 +302,7 @@ fn sha256_mismatch_is_rejected_and_nothing_corrupt_stays_in_the_cache() {
 
 #[test]
 fn unknown_revision_and_repository_give_404_errors() {
-    let Some(env) = Env::start() else { return };
+    let env = Env::start();
     let err = fails(
         env.k2()
             .args(["hub", "pull", "k2-test/tiny", "--revision", "ckpt_999"]),
@@ -324,7 +321,7 @@ fn unknown_revision_and_repository_give_404_errors() {
 
 #[test]
 fn gated_repository_needs_hf_token() {
-    let Some(env) = Env::start() else { return };
+    let env = Env::start();
     let err = fails(env.k2().args(["hub", "pull", "k2-test/gated"]));
     assert!(
         err.contains("401") && err.contains("gated") && err.contains("HF_TOKEN"),
@@ -348,7 +345,7 @@ fn gated_repository_needs_hf_token() {
 
 #[test]
 fn offline_uses_the_cache_without_any_request() {
-    let Some(env) = Env::start() else { return };
+    let env = Env::start();
     let repo = "k2-test/tiny";
     ok(env
         .k2()
@@ -439,7 +436,7 @@ fn repository_suites_name_amber_k2_and_pythia() {
 
 #[test]
 fn transient_failures_are_retried_with_backoff_then_reported() {
-    let Some(env) = Env::start() else { return };
+    let env = Env::start();
     let repo = "k2-test/tiny";
     env.server
         .fail_next("/api/models/k2-test/tiny/revision/", 2);
@@ -472,7 +469,7 @@ fn transient_failures_are_retried_with_backoff_then_reported() {
 
 #[test]
 fn list_with_weights_marks_byte_identical_revisions_without_downloading() {
-    let Some(env) = Env::start() else { return };
+    let env = Env::start();
     let out = ok(env
         .k2()
         .args(["hub", "list", "k2-test/tiny", "--all", "--weights"]));
@@ -503,7 +500,7 @@ fn list_with_weights_marks_byte_identical_revisions_without_downloading() {
 
 #[test]
 fn two_pulls_of_the_same_revision_at_once_both_succeed_with_one_intact_blob() {
-    let Some(env) = Env::start() else { return };
+    let env = Env::start();
     let repo = "k2-test/tiny";
     let spawn = || {
         env.k2()
@@ -551,10 +548,10 @@ fn cache_state(dir: &Path) -> Vec<(String, String)> {
 
 #[test]
 fn sigkill_of_a_pull_at_ten_seeded_points_then_a_rerun_gives_a_verified_cache() {
-    let Some(env) = Env::start() else { return };
+    let env = Env::start();
     let repo = "k2-test/tiny";
     // The uninterrupted pull, in its own cache.
-    let clean = Env::start().unwrap();
+    let clean = Env::start();
     ok(clean
         .k2()
         .args(["hub", "pull", repo, "--revision", "ckpt_001"]));

@@ -51,9 +51,6 @@ fn sweep_suite(server: &Server, home: &Path, out: &Path, suite: &str) -> std::pr
 
 #[test]
 fn suite_sweep_pulls_evaluates_reports_duplicates_and_evicts() {
-    if !models_present() {
-        return;
-    }
     let repos = tiny_repos();
     let server = Server::start(repos.clone());
     let home = tempfile::tempdir().unwrap();
@@ -161,9 +158,6 @@ fn suite_sweep_pulls_evaluates_reports_duplicates_and_evicts() {
 
 #[test]
 fn a_suite_of_another_architecture_stops_before_downloading_weights() {
-    if !models_present() {
-        return;
-    }
     let server = Server::start(tiny_repos());
     let home = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -191,9 +185,6 @@ fn a_suite_of_another_architecture_stops_before_downloading_weights() {
 
 #[test]
 fn checkpoints_with_only_tokenizer_model_or_pytorch_weights_are_evaluated_through_a_view() {
-    if !models_present() {
-        return;
-    }
     let server = Server::start(tiny_repos());
     let home = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -263,9 +254,6 @@ fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
 
 #[test]
 fn hf_token_never_appears_in_output_results_samples_or_summaries() {
-    if !models_present() {
-        return;
-    }
     let server = Server::start(tiny_repos());
     let home = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -306,9 +294,6 @@ fn hf_token_never_appears_in_output_results_samples_or_summaries() {
 
 #[test]
 fn shards_of_a_hub_suite_mark_the_same_duplicates_as_one_process() {
-    if !models_present() {
-        return;
-    }
     let server = Server::start(tiny_repos());
     let home = tempfile::tempdir().unwrap();
     std::fs::write(home.path().join("checkpoints.toml"), TINY_SUITE).unwrap();

@@ -1,7 +1,7 @@
 //! `k2 report --lm-eval-results <k2's results> --published-results <Pythia's>`: k2's own results for
 //! Pythia revisions (swept from the local Hub, which serves a tiny GPT-NeoX model as
 //! `EleutherAI/pythia-160m-deduped`) drawn beside Pythia's published numbers for the same
-//! revisions (`../shared/data/pythia_evals`) in one figure per task, with a legend that says which
+//! revisions (`fixtures/pythia_evals`) in one figure per task, with a legend that says which
 //! is which, and a table of both values per step.
 
 mod common;
@@ -14,9 +14,6 @@ use hub_server::*;
 
 #[test]
 fn k2_results_are_drawn_beside_pythias_published_ones() {
-    if !models_present() {
-        return;
-    }
     let mut repos = BTreeMap::new();
     repos.insert(
         "EleutherAI/pythia-160m-deduped".to_string(),
@@ -56,7 +53,7 @@ fn k2_results_are_drawn_beside_pythias_published_ones() {
         .arg(shared())
         .arg("--output")
         .arg(&res));
-    let published = shared().join("pythia_evals/pythia-v1/pythia-160m-deduped");
+    let published = fixtures().join("pythia_evals/pythia-v1/pythia-160m-deduped");
     let out = home.path().join("reports");
     let printed = ok(k2()
         .args(["report", "--lm-eval-results"])
@@ -117,7 +114,7 @@ fn k2_results_are_drawn_beside_pythias_published_ones() {
     );
 
     // Published results that share no model and task with k2's are an error naming the folder.
-    let other = shared().join("pythia_evals/pythia-v1/pythia-1.4b");
+    let other = fixtures().join("pythia_evals/pythia-v1/pythia-1.4b");
     let e = fails(
         k2().args(["report", "--lm-eval-results"])
             .arg(res.join("pythia-160m-deduped"))

@@ -9,10 +9,9 @@ use k2_analysis::inputs::{
 use k2_analysis::tables::checkpoint_task_table;
 use k2_analysis::{render_report, ReportOptions};
 
-const PYTHIA: &str = "../../shared/data/pythia_evals/pythia-v1";
-
+/// The repository's subset of Pythia's published results (`fixtures/pythia_evals`).
 fn pythia_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(PYTHIA)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/pythia_evals/pythia-v1")
 }
 
 /// (ckpt, step, tokens, stage, sha) of the fake run.

@@ -1,12 +1,12 @@
 //! lm-eval's context/continuation split on a real tokenizer (stories260K's LLaMA SentencePiece-BPE,
 //! which prepends BOS as lm-eval's default tokenization does).
 
+mod common;
+
 use k2_eval::encode::{encode, encode_pair};
 
 fn tok() -> k2_model::CheckpointTokenizer {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/models/stories260K-hf");
-    k2_model::CheckpointTokenizer::load(&p).unwrap()
+    k2_model::CheckpointTokenizer::load(&common::stories260k_hf()).unwrap()
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! The scoring engine against transformers (fixture log-probs of stories260K-hf): shared-context,
 //! batched loglikelihoods equal the sums of transformers' per-position log-probs, at any batch size.
 
+mod common;
+
 use std::path::PathBuf;
 
 use candle_core::{DType, Device};
@@ -26,7 +28,7 @@ fn engine(batch: usize) -> Engine {
 }
 
 fn engine_for(model: &str, batch: usize) -> Engine {
-    let dir = root().join("../shared/data/models").join(model);
+    let dir = common::fixtures().join("models").join(model);
     let model = k2_model::load_decoder(&dir, DType::F32, &Device::Cpu).unwrap();
     let tok = k2_model::CheckpointTokenizer::load(&dir).unwrap();
     Engine::new(model, tok, batch)

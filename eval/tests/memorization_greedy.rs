@@ -3,6 +3,8 @@
 //! forward with argmax at each step, and transformers' `generate(do_sample=False)`
 //! (fixture written by `fixtures/gen_greedy_fixture.py`).
 
+mod common;
+
 use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
@@ -14,7 +16,7 @@ fn root() -> PathBuf {
 }
 
 fn model() -> Decoder {
-    let dir = root().join("../shared/data/models/stories260K-hf");
+    let dir = common::stories260k_hf();
     k2_model::load_decoder(&dir, DType::F32, &Device::Cpu).unwrap()
 }
 

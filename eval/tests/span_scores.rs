@@ -2,20 +2,16 @@
 //! loglikelihood on the same tokens (the engine is checked against transformers and lm-eval), on
 //! the real stories260K-hf model; and their independence of which probes are scored together.
 
-use std::path::PathBuf;
+mod common;
 
 use candle_core::{DType, Device};
 use k2_eval::encode::EncodedPair;
 use k2_eval::engine::Engine;
 use k2_model::span::{span_logprobs, span_sequence, SpanSequence};
 
-fn model_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/models/stories260K-hf")
-}
-
 #[test]
 fn span_logprobs_equal_the_engines_loglikelihoods_and_do_not_depend_on_the_grouping() {
-    let dir = model_dir();
+    let dir = common::stories260k_hf();
     let model = k2_model::load_decoder(&dir, DType::F32, &Device::Cpu).unwrap();
     let tok = k2_model::load_tokenizer(&dir.join("tokenizer.json")).unwrap();
     let probes = [

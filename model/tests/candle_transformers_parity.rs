@@ -1,5 +1,5 @@
 //! Our inference path against an independent implementation: candle-transformers' llama, on the
-//! real checkpoints in ../shared/data. Both must give the same last-position logits.
+//! real checkpoints in fixtures/models. Both must give the same last-position logits.
 
 mod common;
 
@@ -8,7 +8,7 @@ use candle_transformers::models::llama as ct;
 use k2_model::{load_model, weight_files, Mode};
 
 fn check(dir: &str) {
-    let dir = common::shared_data().join(dir);
+    let dir = common::fixtures().join(dir);
     let dev = Device::Cpu;
     let ours = load_model(&dir, DType::F32, &dev).unwrap();
     let cfg: ct::LlamaConfig =

@@ -7,19 +7,15 @@ use std::path::PathBuf;
 use candle_core::{DType, Device, Tensor};
 use k2_model::{names, LlamaConfig};
 
-/// `../shared/data` relative to the repository root (CI has it there too).
-pub fn shared_data() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
-    assert!(
-        p.is_dir(),
-        "test data not found at {} (the repository expects ../shared/data beside it)",
-        p.display()
-    );
-    p
+/// The repository's `fixtures/`, which holds the real tiny checkpoints under `models/`; the
+/// `model` of a [`Fixture`] is relative to it.
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
 }
 
 /// transformers' reference values for a real checkpoint (`tests/fixtures/*.json`, written by
-/// `tests/fixtures/gen_llama_fixtures.py`: fp32, eager attention).
+/// `tests/fixtures/gen_llama_fixtures.py`: fp32, eager attention); `model` is the checkpoint's
+/// directory relative to [`fixtures`].
 #[derive(serde::Deserialize)]
 pub struct Fixture {
     pub model: String,

@@ -36,7 +36,7 @@ fn hf_config_json_roundtrips() {
 
 #[test]
 fn reads_real_hf_configs() {
-    let d = common::shared_data().join("models");
+    let d = common::fixtures().join("models");
     let c =
         LlamaConfig::from_hf_json(&d.join("tiny-random-llama-gqa-sharded/config.json")).unwrap();
     assert_eq!(

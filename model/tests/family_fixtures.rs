@@ -2,7 +2,7 @@
 //! (`tests/fixtures/families/<variant>/`, made by `tests/fixtures/gen_family_fixtures.py` with
 //! Pythia's and OLMo's real option values) at batch 1 and in one right-padded batch of 8, and the
 //! last position's logits, in f32 within 1e-4. The LLaMA path is checked on the real checkpoints of
-//! `../shared/data` with the LLaMA fixtures.
+//! `fixtures/models` with the LLaMA fixtures.
 
 mod common;
 
@@ -129,12 +129,8 @@ fn every_family_matches_transformers_at_batch_1_and_8() {
 fn llama_decoder_matches_transformers_on_real_checkpoints() {
     for fx in ["stories260K-hf.json", "tiny-random-llama-gqa-sharded.json"] {
         let f = common::fixture(fx);
-        let model = load_decoder(
-            &common::shared_data().join(&f.model),
-            DType::F32,
-            &Device::Cpu,
-        )
-        .unwrap();
+        let model =
+            load_decoder(&common::fixtures().join(&f.model), DType::F32, &Device::Cpu).unwrap();
         let mut w = 0f64;
         for (i, s) in f.sequences.iter().enumerate() {
             let (lp, last) = logprobs_alone(&model, &s.ids);

@@ -25,7 +25,7 @@ fn logprobs(model: &Llama, decoder: &Decoder, ids: &[u32], mode: Mode) -> (Vec<f
 /// (mean, max) |difference| of the half-precision log-probs from transformers' f32 values.
 fn compare(fx: &str, dtype: DType) -> (f64, f64) {
     let f = common::fixture(fx);
-    let dir = common::shared_data().join(&f.model);
+    let dir = common::fixtures().join(&f.model);
     let model = load_model(&dir, dtype, &Device::Cpu).unwrap();
     let decoder = load_decoder(&dir, dtype, &Device::Cpu).unwrap();
     assert_eq!((model.dtype(), decoder.dtype()), (dtype, dtype));
@@ -64,7 +64,7 @@ fn bf16_and_f16_logprobs_stay_close_to_f32() {
 
 #[test]
 fn bf16_weights_load_in_their_stored_dtype_and_match_f32_after_rounding() {
-    let dir = common::shared_data().join("models/tiny-random-llama-gqa-sharded");
+    let dir = common::fixtures().join("models/tiny-random-llama-gqa-sharded");
     let stored = k2_model::load_tensors(&dir, DType::BF16, &Device::Cpu).unwrap();
     let wide = k2_model::load_tensors(&dir, DType::F32, &Device::Cpu).unwrap();
     assert_eq!(stored.len(), wide.len());

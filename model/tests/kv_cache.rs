@@ -21,7 +21,7 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
 
 #[test]
 fn cached_prefix_then_continuation_equals_full_forward() {
-    let dir = common::shared_data().join("models/tiny-random-llama-gqa-sharded");
+    let dir = common::fixtures().join("models/tiny-random-llama-gqa-sharded");
     let llama = load_model(&dir, DType::F32, &Device::Cpu).unwrap();
     let model = load_decoder(&dir, DType::F32, &Device::Cpu).unwrap();
     let dev = Device::Cpu;
@@ -111,7 +111,7 @@ fn bits(t: &Tensor) -> Vec<u32> {
 fn a_cached_prefix_changes_no_bit_where_the_decoder_says_so() {
     let dev = Device::Cpu;
     let dirs = [
-        common::shared_data().join("models/tiny-random-llama-gqa-sharded"),
+        common::fixtures().join("models/tiny-random-llama-gqa-sharded"),
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../tests/fixtures/families/pythia-parallel"),
     ];
@@ -178,7 +178,7 @@ fn a_cached_prefix_changes_no_bit_where_the_decoder_says_so() {
 fn packing_models(dev: &Device) -> Option<Vec<(std::path::PathBuf, k2_model::Decoder)>> {
     let mut out = Vec::new();
     for dir in [
-        common::shared_data().join("models/tiny-random-llama-gqa-sharded"),
+        common::fixtures().join("models/tiny-random-llama-gqa-sharded"),
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../tests/fixtures/families/pythia-parallel"),
     ] {

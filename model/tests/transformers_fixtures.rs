@@ -1,4 +1,4 @@
-//! Our per-position log-probs against transformers' on the real checkpoints in ../shared/data.
+//! Our per-position log-probs against transformers' on the real checkpoints in fixtures/models.
 //! Fixture values come from `tests/fixtures/gen_llama_fixtures.py` (transformers, fp32, eager).
 
 mod common;
@@ -8,12 +8,7 @@ use k2_model::{load_model, next_token_logprobs, Mode};
 
 fn check(fixture: &str) -> f64 {
     let f = common::fixture(fixture);
-    let model = load_model(
-        &common::shared_data().join(&f.model),
-        DType::F32,
-        &Device::Cpu,
-    )
-    .unwrap();
+    let model = load_model(&common::fixtures().join(&f.model), DType::F32, &Device::Cpu).unwrap();
     let mut worst = 0f64;
     for s in &f.sequences {
         let ids = Tensor::new(s.ids.as_slice(), &Device::Cpu)

@@ -31,7 +31,7 @@ fn saved_weights_load_back_identically_and_bytes_are_stable() {
 
 #[test]
 fn sharded_bf16_model_loads_all_tensors_as_f32() {
-    let dir = common::shared_data().join("models/tiny-random-llama-gqa-sharded");
+    let dir = common::fixtures().join("models/tiny-random-llama-gqa-sharded");
     let t = load_tensors(&dir, DType::F32, &Device::Cpu).unwrap();
     assert_eq!(t.len(), 3 * 9 + 3);
     assert!(t.values().all(|x| x.dtype() == DType::F32));
