@@ -282,13 +282,25 @@ fn unknown_tasks_and_malformed_data_are_clear_errors() {
     let dir = data.join("allenai/ai2_arc/ARC-Easy");
     std::fs::create_dir_all(&dir).unwrap();
     let good = r#"{"id": "a", "question": "q", "choices": {"text": ["x", "y"], "label": ["A", "B"]}, "answerKey": "B"}"#;
-    let lines = [good, good, "{\"question\": \"broken\", \"choices\": [\"a\"]", good];
+    let lines = [
+        good,
+        good,
+        "{\"question\": \"broken\", \"choices\": [\"a\"]",
+        good,
+    ];
     std::fs::write(dir.join("test.jsonl"), lines.join("\n")).unwrap();
     let err = fails(
-        k2().args(["eval", "--tasks", "arc_easy", "--shots", "arc_easy=0", "--model"])
-            .arg(&model)
-            .arg("--data")
-            .arg(&data),
+        k2().args([
+            "eval",
+            "--tasks",
+            "arc_easy",
+            "--shots",
+            "arc_easy=0",
+            "--model",
+        ])
+        .arg(&model)
+        .arg("--data")
+        .arg(&data),
     );
     assert!(err.contains("test.jsonl:3:"), "{err}");
     // A --data folder without the dataset, and one that does not exist.
@@ -305,7 +317,10 @@ fn unknown_tasks_and_malformed_data_are_clear_errors() {
             .arg("--data")
             .arg(tmp.path().join("nowhere")),
     );
-    assert!(err.contains("nowhere") && err.contains("no such directory"), "{err}");
+    assert!(
+        err.contains("nowhere") && err.contains("no such directory"),
+        "{err}"
+    );
 }
 
 /// `k2 train` of the tiny config with ten times the steps per checkpoint, started in the

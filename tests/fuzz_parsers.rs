@@ -435,17 +435,57 @@ fn parsers_of_outside_input_never_panic_on_mutated_files() {
     let work = tmp.path().join("fuzz");
     let mut all = targets(&run, &work);
     for (task, dir, file) in [
-        ("arc_easy", "allenai/ai2_arc", "ARC-Easy/test-00000-of-00001.parquet"),
-        ("hellaswag", "Rowan/hellaswag", "default/validation/0000.parquet"),
-        ("piqa", "baber/piqa", "data/validation-00000-of-00001.parquet"),
-        ("winogrande", "allenai/winogrande", "winogrande_xl/train-00000-of-00001.parquet"),
-        ("boolq", "aps/super_glue", "boolq/validation-00000-of-00001.parquet"),
-        ("openbookqa", "allenai/openbookqa", "main/test-00000-of-00001.parquet"),
+        (
+            "arc_easy",
+            "allenai/ai2_arc",
+            "ARC-Easy/test-00000-of-00001.parquet",
+        ),
+        (
+            "hellaswag",
+            "Rowan/hellaswag",
+            "default/validation/0000.parquet",
+        ),
+        (
+            "piqa",
+            "baber/piqa",
+            "data/validation-00000-of-00001.parquet",
+        ),
+        (
+            "winogrande",
+            "allenai/winogrande",
+            "winogrande_xl/train-00000-of-00001.parquet",
+        ),
+        (
+            "boolq",
+            "aps/super_glue",
+            "boolq/validation-00000-of-00001.parquet",
+        ),
+        (
+            "openbookqa",
+            "allenai/openbookqa",
+            "main/test-00000-of-00001.parquet",
+        ),
         ("gsm8k", "openai/gsm8k", "main/test-00000-of-00001.parquet"),
-        ("lambada_openai", "EleutherAI/lambada_openai", "default/test/0000.parquet"),
-        ("truthfulqa_mc2", "truthfulqa/truthful_qa", "multiple_choice/validation-00000-of-00001.parquet"),
-        ("mmlu_anatomy", "cais/mmlu", "anatomy/dev-00000-of-00001.parquet"),
-        ("wikitext", "EleutherAI/wikitext_document_level", "wikitext-2-raw-v1/test/0000.parquet"),
+        (
+            "lambada_openai",
+            "EleutherAI/lambada_openai",
+            "default/test/0000.parquet",
+        ),
+        (
+            "truthfulqa_mc2",
+            "truthfulqa/truthful_qa",
+            "multiple_choice/validation-00000-of-00001.parquet",
+        ),
+        (
+            "mmlu_anatomy",
+            "cais/mmlu",
+            "anatomy/dev-00000-of-00001.parquet",
+        ),
+        (
+            "wikitext",
+            "EleutherAI/wikitext_document_level",
+            "wikitext-2-raw-v1/test/0000.parquet",
+        ),
     ] {
         all.push(task_target(&work, task, dir, file));
     }

@@ -164,7 +164,11 @@ pub fn get_int(path: &Path, line: usize, v: &Value, field: &str) -> Result<i64> 
 pub fn get_index(path: &Path, line: usize, v: &Value, field: &str, n: usize) -> Result<usize> {
     let g = get_int(path, line, v, field)?;
     if g < 0 {
-        return Err(err(path, line, format!("field `{field}` is negative ({g})")));
+        return Err(err(
+            path,
+            line,
+            format!("field `{field}` is negative ({g})"),
+        ));
     }
     check_gold(path, line, g as usize, n)
 }

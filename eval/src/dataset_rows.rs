@@ -83,7 +83,10 @@ fn parquet_rows(path: &Path) -> Result<Vec<Row>> {
         return Err(data::err(
             path,
             out.len(),
-            format!("the footer lists {expected} rows, the pages hold {}", out.len()),
+            format!(
+                "the footer lists {expected} rows, the pages hold {}",
+                out.len()
+            ),
         ));
     }
     Ok(out)

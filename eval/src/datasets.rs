@@ -212,7 +212,10 @@ fn local_split(root: &Path, s: &SplitRef) -> Result<SplitFiles> {
         split: s.clone(),
         revision: "local".into(),
         commit: String::new(),
-        files: files.into_iter().map(|f| (f.clone(), dir.join(f))).collect(),
+        files: files
+            .into_iter()
+            .map(|f| (f.clone(), dir.join(f)))
+            .collect(),
         bytes_downloaded: 0,
     })
 }

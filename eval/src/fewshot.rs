@@ -251,7 +251,12 @@ pub struct McTask {
 }
 
 /// A fingerprint of a task's data and prompt format: name, the splits read, version, format id.
-pub fn data_fingerprint(name: &str, splits: &[&SplitRows], version: f64, format_id: &str) -> String {
+pub fn data_fingerprint(
+    name: &str,
+    splits: &[&SplitRows],
+    version: f64,
+    format_id: &str,
+) -> String {
     let data: Vec<String> = splits.iter().map(|s| s.fingerprint()).collect();
     format!("{name}|{}|v{version}|{format_id}", data.join("|"))
 }

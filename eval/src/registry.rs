@@ -127,12 +127,7 @@ pub const REGISTRY: &[TaskEntry] = &[
         0,
         &["pythia"],
     ),
-    entry(
-        "boolq",
-        |l, _| Ok(boxed(boolq::BoolQ::load(l)?.0)),
-        0,
-        &[],
-    ),
+    entry("boolq", |l, _| Ok(boxed(boolq::BoolQ::load(l)?.0)), 0, &[]),
     entry(
         "openbookqa",
         |l, _| Ok(boxed(openbookqa::OpenBookQa::load(l)?.0)),

@@ -31,7 +31,10 @@ pub enum SourceArg {
     Dir(PathBuf),
     Model(PathBuf),
     /// A model repository on the Hub at a revision.
-    HubModel { repo: String, revision: String },
+    HubModel {
+        repo: String,
+        revision: String,
+    },
 }
 
 impl SourceArg {

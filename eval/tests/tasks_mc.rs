@@ -226,9 +226,8 @@ fn winogrande_counts_partial_scoring_and_fewshot() {
     assert!(c.ends_with("\n\nSarah was a much better surgeon than Maria so Sarah"));
     let prefix = &c[..c.len() - "Sarah was a much better surgeon than Maria so Sarah".len()];
     let train = w.pool.as_ref().expect("few-shot split loaded");
-    let table = context_sampler_fewshot(train.len(), 1, 1, 1234, true, |d, p| {
-        w.docs[d] == train[p]
-    });
+    let table =
+        context_sampler_fewshot(train.len(), 1, 1, 1234, true, |d, p| w.docs[d] == train[p]);
     let d = &train[table[0][0]];
     assert_eq!(
         prefix,
@@ -404,10 +403,7 @@ fn malformed_rows_name_file_and_row() {
         "allenai/ai2_arc/ARC-Easy/test.jsonl",
         lines.join("\n").as_bytes(),
     );
-    let ok = Arc::load(
-        &load_in(&data, "arc_easy"),
-        ArcVariant::Easy,
-    );
+    let ok = Arc::load(&load_in(&data, "arc_easy"), ArcVariant::Easy);
     let err = ok.unwrap_err();
     match &err {
         EvalError::Data {
@@ -432,7 +428,10 @@ fn malformed_rows_name_file_and_row() {
     let err = Arc::load(&load_in(&data, "arc_easy"), ArcVariant::Easy)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("test.jsonl:1:") && err.contains("`E`"), "{err}");
+    assert!(
+        err.contains("test.jsonl:1:") && err.contains("`E`"),
+        "{err}"
+    );
     std::fs::write(&bad, lines[0]).unwrap();
     let err = Arc::load(&load_in(&data, "arc_easy"), ArcVariant::Easy)
         .unwrap_err()

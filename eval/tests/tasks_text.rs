@@ -74,7 +74,9 @@ fn lambada_docs_and_first_request() {
         .starts_with("In my palm is a clear stone, and inside it is a small ivory statuette."));
     assert!(context.ends_with("his mouth curved in a confident grin, I don't care about"));
     assert_eq!(continuation, " signs");
-    assert!(t.fingerprint().contains("EleutherAI/lambada_openai/default/test"));
+    assert!(t
+        .fingerprint()
+        .contains("EleutherAI/lambada_openai/default/test"));
     let Some(data) = full("lambada_docs_and_first_request (full split)") else {
         return;
     };

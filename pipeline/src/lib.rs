@@ -49,7 +49,9 @@ pub fn data_source(
     match data {
         Some(dir) => {
             if !pins.is_empty() {
-                anyhow::bail!("--dataset-revision pins Hub revisions; it does not apply with --data");
+                anyhow::bail!(
+                    "--dataset-revision pins Hub revisions; it does not apply with --data"
+                );
             }
             if !dir.is_dir() {
                 anyhow::bail!(

@@ -163,7 +163,11 @@ impl HubCache {
     /// The cached path of `file` at `revision` (through `hf_hub`'s ref lookup), if present.
     pub fn cached_file(&self, repo: &str, revision: &str, file: &str) -> Option<PathBuf> {
         let cache = hf_hub::Cache::new(self.root.clone());
-        let r = Repo::with_revision(repo.to_string(), self.kind.repo_type(), revision.to_string());
+        let r = Repo::with_revision(
+            repo.to_string(),
+            self.kind.repo_type(),
+            revision.to_string(),
+        );
         cache.repo(r).get(file).filter(|p| p.exists()).or_else(|| {
             let p = self.snapshot_dir(repo, revision).join(file);
             p.exists().then_some(p)

@@ -186,7 +186,10 @@ pub fn cached_split(client: &HubClient, s: &SplitRef, revision: &str) -> Result<
                     split: s.clone(),
                     revision: rev.to_string(),
                     commit,
-                    files: files.into_iter().map(|f| (f.clone(), dir.join(f))).collect(),
+                    files: files
+                        .into_iter()
+                        .map(|f| (f.clone(), dir.join(f)))
+                        .collect(),
                     bytes_downloaded: 0,
                 });
             }
@@ -286,7 +289,10 @@ mod tests {
         let e = select_split_files(&arc, Some("ARC-Hard"), "test").unwrap_err();
         assert!(e.contains("ARC-Challenge, ARC-Easy"), "{e}");
         let e = select_split_files(&arc, Some("ARC-Easy"), "dev").unwrap_err();
-        assert!(e.contains("split `dev`") && e.contains("test, train"), "{e}");
+        assert!(
+            e.contains("split `dev`") && e.contains("test, train"),
+            "{e}"
+        );
         // The parquet export, both of its layouts.
         let export = [
             "default/validation/0000.parquet",
@@ -323,6 +329,9 @@ mod tests {
         assert_eq!(pick(&flat, Some("default"), "test"), ["test.jsonl"]);
         // A split name inside another word is not the split.
         let tricky = ["main/testing-00000.parquet", "main/test-00000.parquet"];
-        assert_eq!(pick(&tricky, Some("main"), "test"), ["main/test-00000.parquet"]);
+        assert_eq!(
+            pick(&tricky, Some("main"), "test"),
+            ["main/test-00000.parquet"]
+        );
     }
 }

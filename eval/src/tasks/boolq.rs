@@ -11,8 +11,7 @@ use crate::error::Result;
 use crate::fewshot::{McDoc, McTask};
 
 pub const VERSION: f64 = 2.0;
-pub const FORMAT_ID: &str =
-    "lm-eval boolq v2.0: {passage}\\nQuestion: {q}?\\nAnswer: + ' '+no/yes";
+pub const FORMAT_ID: &str = "lm-eval boolq v2.0: {passage}\\nQuestion: {q}?\\nAnswer: + ' '+no/yes";
 pub const DATASET: Dataset = Dataset::new("aps/super_glue", Some("boolq"));
 
 #[derive(Debug)]

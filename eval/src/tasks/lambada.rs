@@ -62,7 +62,6 @@ impl Lambada {
     pub fn docs(&self) -> &[LambadaDoc] {
         &self.docs
     }
-
 }
 
 impl Task for Lambada {

@@ -76,7 +76,9 @@ impl TruthfulQa {
                     .collect::<Option<Vec<bool>>>(),
                 _ => None,
             }
-            .ok_or_else(|| data::err(path, rec, format!("`{field}.labels` is not a list of 0/1")))?;
+            .ok_or_else(|| {
+                data::err(path, rec, format!("`{field}.labels` is not a list of 0/1"))
+            })?;
             if choices.is_empty() || labs.len() != choices.len() {
                 return Err(data::err(
                     path,
@@ -107,18 +109,18 @@ impl TruthfulQa {
         };
         let fp = data_fingerprint(name, &[&rows], VERSION, FORMAT_ID);
         let mut inner = McTask::new(
-                name,
-                VERSION,
-                docs,
-                "",
-                FewshotSource::EvalSplitRandom {
-                    seed: DEFAULT_FEWSHOT_SEED,
-                    content_identity: true,
-                },
-                false,
-                fp,
-                0,
-            );
+            name,
+            VERSION,
+            docs,
+            "",
+            FewshotSource::EvalSplitRandom {
+                seed: DEFAULT_FEWSHOT_SEED,
+                content_identity: true,
+            },
+            false,
+            fp,
+            0,
+        );
         inner.datasets = vec![rows.record.clone()];
         Ok(TruthfulQa {
             variant,

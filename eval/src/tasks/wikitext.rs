@@ -62,7 +62,6 @@ use crate::error::Result;
 use crate::request::{Request, Response};
 use crate::task::{Aggregation, DocResult, MetricSpec, MetricValue, Task};
 
-
 /// Python's `str.isspace` for one character (what `\s` matches in a `str` regex): Unicode
 /// White_Space plus the information separators U+001C..U+001F.
 pub fn py_isspace(c: char) -> bool {
