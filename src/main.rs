@@ -30,6 +30,8 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// Parsed once per process: the size of the largest subcommand's flags costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// The whole loop on the built-in default: train runs/default, evaluate every checkpoint on the
     /// built-in probes, render reports/default. Rerunning continues where it stopped.

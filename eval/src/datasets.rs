@@ -84,7 +84,7 @@ pub enum DataSource {
     /// The Hub (or its cache, offline), with per-task revision pins (`--dataset-revision
     /// TASK=REV`; a pin on `mmlu` covers every `mmlu_<subject>`).
     Hub {
-        client: HubClient,
+        client: Box<HubClient>,
         pins: BTreeMap<String, String>,
         on_fetch: Option<FetchedFn>,
     },
@@ -121,7 +121,7 @@ impl DataSource {
     pub fn hub_from_env(pins: BTreeMap<String, String>) -> Result<Self> {
         let client = HubClient::from_env()?.for_kind(RepoKind::Dataset);
         Ok(DataSource::Hub {
-            client,
+            client: Box::new(client),
             pins,
             on_fetch: None,
         })

@@ -160,8 +160,11 @@ pub fn select_split_files(
 fn not_found(s: &SplitRef, revision: &str, why: String) -> HubError {
     HubError::DatasetSplit {
         repo: s.repo.clone(),
-        config: s.config.clone().unwrap_or_else(|| "default".into()),
-        split: s.split.clone(),
+        split: format!(
+            "config `{}` split `{}`",
+            s.config.as_deref().unwrap_or("default"),
+            s.split
+        ),
         revision: revision.to_string(),
         message: why,
     }

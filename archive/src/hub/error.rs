@@ -34,10 +34,10 @@ pub enum HubError {
     },
 
     /// A dataset repository without data files for a config or split.
-    #[error("dataset `{repo}` config `{config}` split `{split}` at `{revision}`: {message}")]
+    #[error("dataset `{repo}` {split} at `{revision}`: {message}")]
     DatasetSplit {
         repo: String,
-        config: String,
+        /// `config `C` split `S``.
         split: String,
         revision: String,
         message: String,
