@@ -12,12 +12,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=${1:-/tmp/k2-amber7b-random}
-DATA=${DATA:-../shared/data}
+# Benchmarks laid out like the Hub (hellaswag's first rows are enough: --limit 2).
+DATA=${DATA:-fixtures/datasets}
 K2=${K2:-target/release/k2}
 [ -x "$K2" ] || cargo build --release
 if [ ! -f "$DIR/model.safetensors.index.json" ]; then
   /usr/bin/time -f "init: %e s wall, %M KB max RSS" "$K2" model init amber-7b --out "$DIR" --dtype bf16 \
-    --max-shard-size 5GB --tokenizer "$DATA/models/stories260K-hf/tokenizer.json"
+    --max-shard-size 5GB --tokenizer fixtures/models/stories260K-hf/tokenizer.json
 fi
 weights=$(cat "$DIR"/*.safetensors | wc -c)
 log=$(mktemp)

@@ -21,6 +21,8 @@ K2=${K2:-target/release/k2}
 REPS=${REPS:-3}
 THREADS=${THREADS:-2}
 ROWS=${ROWS:-train,eval,mmlu}
+# The benchmark copies the Python references read (lm-eval gets them converted by compare.py; k2
+# reads them re-encoded like the Hub into target/hub-data, made once by speed.py).
 DATA=${DATA:-../shared/data}
 M17=${M17:-/tmp/k2-ratios-m17}
 M17_4K=${M17_4K:-/tmp/k2-ratios-m17-4k}
@@ -85,19 +87,19 @@ m17() {
   shift
   if [ ! -d "$dir" ]; then
     "$K2" model init bench-17m --out "$dir" \
-      --tokenizer "$DATA/models/stories260K-hf/tokenizer.json" "$@" > /dev/null
+      --tokenizer fixtures/models/stories260K-hf/tokenizer.json "$@" > /dev/null
   fi
   for f in tokenizer_config.json special_tokens_map.json tokenizer.model; do
-    cp "$DATA/models/stories260K-hf/$f" "$dir/"
+    cp "fixtures/models/stories260K-hf/$f" "$dir/"
   done
 }
 
 if [[ ",$ROWS," == *",eval,"* ]]; then
   m17 "$M17"
-  "$PY" bench/lm_eval_parity/speed.py --models "$DATA/models/stories260K-hf" "$M17" \
+  "$PY" bench/lm_eval_parity/speed.py --models fixtures/models/stories260K-hf "$M17" \
     --reps "$REPS" --threads "$THREADS" --no-single --no-e2e --data "$DATA" \
     --json "$OUT/speed.json" > "$OUT/speed.txt"
-  for model in "$DATA/models/stories260K-hf" "$M17"; do
+  for model in fixtures/models/stories260K-hf "$M17"; do
     read -r k t < <("$PY" - "$OUT/speed.json" "$model" <<'PYEOF'
 import json, statistics, sys
 runs = json.load(open(sys.argv[1]))["runs"]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the `cuda` feature of k2 on a machine without a GPU or a system CUDA install, as
-# ../shared/GPU.md describes: nvcc 13.0 and the CUDA libraries from PyPI wheels, a link-time stub for
+# docs/gpu.md describes: nvcc 13.0 and the CUDA libraries from PyPI wheels, a link-time stub for
 # libcuda (the real one comes with the driver on the GPU machine), compute capability 9.0 (H100/H200).
 #
 #   scripts/build-cuda.sh                 # -> target-cuda/release/k2

@@ -248,7 +248,7 @@ enum ModelCommand {
         after_help = "Examples:\n  k2 model info k2-65b\n  k2 model info default\n  k2 model info runs/default/ckpt_0016"
     )]
     Info { model: String },
-    /// Per-token log-probabilities of a text file under an HF model directory (one JSON object).
+    /// Per-token log-probabilities of a text file under an HF model (a directory, or a Hub id pulled into the cache; one JSON object).
     #[command(
         after_help = "Examples:\n  k2 model score fixtures/models/stories260K-hf --file story.txt --device cpu --dtype f32\n  \
 k2 model score fixtures/models/stories260K-hf --file story.txt --dtype bf16   # compare the two"
@@ -721,6 +721,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
             let placement = compute.placement()?;
+            let model = k2_eval::sources::model_dir(&model, None)?;
             let (ids, lp) = k2_model::score::score_text(&model, &text, &placement)?;
             let sum: f64 = lp.iter().map(|&x| x as f64).sum();
             println!(
@@ -792,7 +793,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let data = k2_pipeline::data_source(data, &[])?;
             let specs = k2_eval::registry::specs(&tasks, &data, &shots, Some(limit), 200)?;
             let placement = compute.placement()?;
-            for r in k2_eval::bench::bench_eval(&model, &specs, batch_size, &placement)? {
+            for r in k2_eval::bench::bench_eval(
+                &k2_eval::sources::model_dir(&model, None)?,
+                &specs,
+                batch_size,
+                &placement,
+            )? {
                 println!("{}", serde_json::to_string(&r)?);
             }
             Ok(ExitCode::SUCCESS)

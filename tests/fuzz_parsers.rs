@@ -161,7 +161,9 @@ fn targets(run: &Path, work: &Path) -> Vec<Target> {
     // headers) for the HEAD request that resolves a file.
     let listing_file = at("hub-listing", "listing.json");
     let head_file = at("hub-head", "response-head.txt");
+    let dataset_listing_file = at("hub-dataset-listing", "listing.json");
     let listing_url = raw_server(listing_file.clone(), false);
+    let dataset_listing_url = raw_server(dataset_listing_file.clone(), false);
     let head_url = raw_server(head_file.clone(), true);
     let hub_cache = work.join("hub-cache");
     let client = move |url: &str| {
@@ -176,6 +178,21 @@ fn targets(run: &Path, work: &Path) -> Vec<Target> {
         c
     };
     let listing_client = client.clone();
+    let dataset_client = client.clone();
+    // A dataset repository's listing: the split's files are chosen from it (config folders, the
+    // parquet export's layouts), then fetched (the raw server answers the HEAD with JSON too).
+    let dataset_listing_seed = serde_json::json!({
+        "id": "allenai/ai2_arc", "sha": "0123456789abcdef0123456789abcdef01234567",
+        "siblings": [
+            {"rfilename": "README.md", "size": 9, "blobId": "bb"},
+            {"rfilename": "ARC-Easy/test-00000-of-00001.parquet", "size": 12, "blobId": "aa",
+             "lfs": {"sha256": "ab".repeat(32), "size": 12}},
+            {"rfilename": "ARC-Easy/train/0000.parquet", "size": 12, "blobId": "ac",
+             "lfs": {"sha256": "ac".repeat(32), "size": 12}}
+        ]
+    })
+    .to_string()
+    .into_bytes();
     let listing_seed = serde_json::json!({
         "branches": [{"name": "step1000", "ref": "refs/heads/step1000",
                       "targetCommit": "0123456789abcdef0123456789abcdef01234567"}],
@@ -203,6 +220,23 @@ fn targets(run: &Path, work: &Path) -> Vec<Target> {
                 let c = listing_client(&listing_url);
                 let _ = c.refs("org/m");
                 let _ = c.revision_info("org/m", "step1000");
+            }),
+        },
+        Target {
+            name: "Hub dataset listings",
+            seed: dataset_listing_seed,
+            file: dataset_listing_file,
+            parse: Box::new(move |_| {
+                let c = dataset_client(&dataset_listing_url)
+                    .for_kind(k2_archive::hub::RepoKind::Dataset);
+                for split in ["test", "train"] {
+                    let s = k2_archive::hub::SplitRef {
+                        repo: "allenai/ai2_arc".into(),
+                        config: Some("ARC-Easy".into()),
+                        split: split.into(),
+                    };
+                    let _ = k2_archive::hub::pull_split(&c, &s, "main");
+                }
             }),
         },
         Target {

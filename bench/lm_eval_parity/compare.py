@@ -311,7 +311,7 @@ def run_k2(args):
             shutil.rmtree(out, ignore_errors=True)
             cmd = [args.k2, "eval", "--model", args.model, "--tasks", ",".join(tasks),
                    "--shots", ",".join(f"{t}={n}" for t, n in tasks.items()),
-                   "--limit", str(limit), "--output", out, "--data", args.data,
+                   "--limit", str(limit), "--output", out, "--data", k2_data(args),
                    "--threads", str(args.threads), "--batch-size", "8", "--quiet"]
             run(cmd, env=dict(os.environ, K2_PREFIX_CACHE=cache), log=os.path.join(WORK, f"{side}_{name}.log"))
 
@@ -549,11 +549,24 @@ print("EDGEPROBE " + json.dumps(out))
 """
 
 
+def k2_data(args):
+    """k2 reads benchmarks laid out like the Hub's dataset repositories: --k2-data, else a full
+    re-encoding of --data made once by scripts/hub_datasets_from_shared.py into target/hub-data."""
+    if args.k2_data:
+        return args.k2_data
+    repo = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    out = os.path.join(repo, "target", "hub-data")
+    if not os.path.isdir(os.path.join(out, "cais")):
+        subprocess.run([sys.executable, os.path.join(repo, "scripts", "hub_datasets_from_shared.py"),
+                        "--full", "--src", args.data, "--out", out], check=True)
+    return out
+
+
 def edge_probe(args):
     """k2 vs lm-eval on requests whose context ends in non-space whitespace or starts with "<s>"."""
     d = os.path.join(WORK, "edge_data")
-    write_jsonl(os.path.join(d, "lambada", "lambada_openai_test.jsonl"),
-                [{"context": c, "continuation": w} for c, w in EDGE_ROWS])
+    write_jsonl(os.path.join(d, "EleutherAI", "lambada_openai", "default", "test.jsonl"),
+                [{"text": c + " " + w} for c, w in EDGE_ROWS])
     out = os.path.join(WORK, "k2", "edge")
     run([args.k2, "eval", "--model", args.model, "--tasks", "lambada_openai", "--output", out, "--data", d,
          "--threads", str(args.threads), "--quiet"], log=os.path.join(WORK, "k2_edge.log"))
@@ -598,9 +611,10 @@ def mc2_probe(args):
     if not idx:
         return
     d = os.path.join(WORK, "mc2_data")
-    os.makedirs(os.path.join(d, "truthfulqa"), exist_ok=True)
-    with open(os.path.join(d, "truthfulqa", "mc_task_v0.json"), "w", encoding="utf-8") as f:
-        json.dump([items[i] for i in idx], f, ensure_ascii=False)
+    targets = lambda t: {"choices": list(t.keys()), "labels": [int(v) for v in t.values()]}
+    write_jsonl(os.path.join(d, "truthfulqa", "truthful_qa", "multiple_choice", "validation.jsonl"),
+                [{"question": items[i]["question"], "mc1_targets": targets(items[i]["mc1_targets"]),
+                  "mc2_targets": targets(items[i]["mc2_targets"])} for i in idx])
     out = os.path.join(WORK, "k2", "mc2_probe")
     run([args.k2, "eval", "--model", args.model, "--tasks", "truthfulqa_mc2", "--shots", "truthfulqa_mc2=0",
          "--output", out, "--data", d, "--threads", str(args.threads), "--quiet"], log=os.path.join(WORK, "k2_mc2.log"))
@@ -627,6 +641,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="/work/shared/data/models/stories260K-hf")
     ap.add_argument("--data", default="/work/shared/data")
+    ap.add_argument("--k2-data", default=None,
+                    help="benchmarks laid out like the Hub for k2 (default: --data re-encoded into target/hub-data)")
     ap.add_argument("--k2", default=os.path.join(REPO, "target/release/k2"))
     ap.add_argument("--lm-eval", default=os.path.join(os.path.dirname(sys.executable), "lm_eval"))
     ap.add_argument("--threads", type=int, default=2)

@@ -156,13 +156,14 @@ def run_json(cmd, env, prefix=None):
 
 
 def k2_cmd(args, model, threads):
+    import compare
     if args.task == "mmlu":
         tasks, shots = ",".join(f"mmlu_{s}" for s in args.subjects), "mmlu=5"
     else:
         tasks, shots = "hellaswag", "hellaswag=0"
     return [args.k2, "bench", "eval", "--model", model, "--tasks", tasks, "--shots", shots,
             "--limit", str(args.limit), "--batch-size", str(args.batch_size), "--threads", str(threads),
-            "--data", args.data]
+            "--data", compare.k2_data(args)]
 
 
 def lm_cmd(args, model, threads, mode="scoring"):
@@ -198,6 +199,8 @@ def main():
     ap.add_argument("--models", nargs="+",
                     default=["/work/shared/data/models/stories260K-hf", "/tmp/m17"])
     ap.add_argument("--data", default="/work/shared/data")
+    ap.add_argument("--k2-data", default=None,
+                    help="benchmarks laid out like the Hub for k2 (default: --data re-encoded into target/hub-data)")
     ap.add_argument("--k2", default=os.path.join(REPO, "target/release/k2"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--task", choices=["hellaswag", "mmlu"], default="hellaswag")

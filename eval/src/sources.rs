@@ -89,6 +89,35 @@ pub fn run_statuses() -> Vec<k2_archive::CheckpointStatus> {
     ]
 }
 
+/// The model directory of `repo@revision` pulled into the Hugging Face cache (verified,
+/// resumable; the cache alone with `HF_HUB_OFFLINE=1` or without a network), or the view beside
+/// the cache that adds a converted tokenizer or safetensors where the release lacks them.
+pub fn hub_model_dir(repo: &str, revision: &str, progress: Option<ProgressFn>) -> Result<PathBuf> {
+    let mut client = HubClient::from_env()?;
+    client.progress = progress;
+    // Without a network the cache answers, as transformers does.
+    let pulled =
+        match k2_archive::hub::pull(&client, repo, revision, &Default::default(), &mut |_| {}) {
+            Err(k2_archive::hub::HubError::Network { .. })
+                if k2_archive::hub::cached(&client, repo, revision).is_ok() =>
+            {
+                k2_archive::hub::cached(&client, repo, revision)?
+            }
+            other => other?,
+        };
+    let view = client.cache.view_dir(repo, &pulled.commit);
+    crate::model_view::model_dir(&pulled.dir, Some(&view))
+}
+
+/// A model directory from what a command line names: a local directory, or a Hub repository id
+/// pulled at `revision` (default `main`); see the module docs for how a name is resolved.
+pub fn model_dir(x: &Path, revision: Option<String>) -> Result<PathBuf> {
+    match SourceArg::model(x, revision)? {
+        SourceArg::HubModel { repo, revision } => hub_model_dir(&repo, &revision, None),
+        _ => Ok(x.to_path_buf()),
+    }
+}
+
 /// Opens the source `arg` names; Hub downloads report to `progress`.
 pub fn choose(arg: &SourceArg, output: &Path, progress: Option<ProgressFn>) -> Result<Chosen> {
     let run = |dir: &Path| Chosen {
@@ -131,18 +160,14 @@ pub fn choose(arg: &SourceArg, output: &Path, progress: Option<ProgressFn>) -> R
             layout: ResultsLayout::Flat(output.to_path_buf()),
             run: None,
         },
-        SourceArg::HubModel { repo, revision } => {
-            let mut client = HubClient::from_env()?;
-            client.progress = progress;
-            let pulled =
-                k2_archive::hub::pull(&client, repo, revision, &Default::default(), &mut |_| {})?;
-            let view = client.cache.view_dir(repo, &pulled.commit);
-            let dir = crate::model_view::model_dir(&pulled.dir, Some(&view))?;
-            Chosen {
-                source: Box::new(ModelSource::from_hub(dir, repo, revision)),
-                layout: ResultsLayout::Flat(output.to_path_buf()),
-                run: None,
-            }
-        }
+        SourceArg::HubModel { repo, revision } => Chosen {
+            source: Box::new(ModelSource::from_hub(
+                hub_model_dir(repo, revision, progress)?,
+                repo,
+                revision,
+            )),
+            layout: ResultsLayout::Flat(output.to_path_buf()),
+            run: None,
+        },
     })
 }

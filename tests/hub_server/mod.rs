@@ -34,7 +34,10 @@ fn hex_string(b: &[u8]) -> String {
 
 /// Files stored in LFS on the Hub (the rest are plain git blobs).
 fn is_lfs(name: &str) -> bool {
-    name.ends_with(".safetensors") || name.ends_with(".bin") || name.ends_with(".model")
+    name.ends_with(".safetensors")
+        || name.ends_with(".bin")
+        || name.ends_with(".model")
+        || name.ends_with(".parquet")
 }
 
 #[derive(Clone)]
@@ -281,6 +284,16 @@ fn etag_of(name: &str, bytes: &[u8]) -> String {
 
 fn route(req: &Req, st: &Arc<Mutex<State>>, base: &str) -> Resp {
     let (path, query) = req.path.split_once('?').unwrap_or((&req.path, ""));
+    // Dataset repositories are the same routes under `datasets/`; they are kept in `repos` under
+    // `datasets/org/name`.
+    let (path, kind) = if let Some(r) = path.strip_prefix("/api/datasets/") {
+        (format!("/api/models/{r}"), "datasets/")
+    } else if let Some(r) = path.strip_prefix("/datasets/") {
+        (format!("/{r}"), "datasets/")
+    } else {
+        (path.to_string(), "")
+    };
+    let path = path.as_str();
     let mut state = st.lock().unwrap();
     if let Some(f) = state
         .fail
@@ -335,7 +348,7 @@ fn route(req: &Req, st: &Arc<Mutex<State>>, base: &str) -> Resp {
         let Some((repo_id, rest)) = split_repo(rest) else {
             return error(404, "RepoNotFound");
         };
-        let Some(repo) = state.repos.get(&repo_id) else {
+        let Some(repo) = state.repos.get(&format!("{kind}{repo_id}")) else {
             return error(404, "RepoNotFound");
         };
         if let Some(e) = authorized(repo, req) {
@@ -386,12 +399,13 @@ fn route(req: &Req, st: &Arc<Mutex<State>>, base: &str) -> Resp {
     let Some(rest) = rest.strip_prefix("resolve/") else {
         return resp(404, "no such route");
     };
-    let Some(repo) = state.repos.get(&repo_id) else {
+    let Some(repo) = state.repos.get(&format!("{kind}{repo_id}")) else {
         return error(404, "RepoNotFound");
     };
     if let Some(e) = authorized(repo, req) {
         return e;
     }
+    // A revision with slashes (`refs/convert/parquet`) arrives as `refs%2Fconvert%2Fparquet`.
     let (rev, file) = rest.split_once('/').unwrap_or((rest, ""));
     let Some((_, r)) = find_rev(repo, rev) else {
         return error(404, "RevisionNotFound");
@@ -414,6 +428,76 @@ fn route(req: &Req, st: &Arc<Mutex<State>>, base: &str) -> Resp {
     };
     out.headers.push(("ETag".into(), format!("\"{etag}\"")));
     out.headers.push(("X-Repo-Commit".into(), r.commit.clone()));
+    out
+}
+
+// ---- the benchmark datasets ----
+
+fn files_under(dir: &Path, prefix: &str, out: &mut BTreeMap<String, Arc<Vec<u8>>>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().to_string();
+        let rel = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        if e.path().is_dir() {
+            files_under(&e.path(), &rel, out);
+        } else {
+            out.insert(rel, Arc::new(std::fs::read(e.path()).unwrap()));
+        }
+    }
+}
+
+/// The dataset repositories of `fixtures/datasets` (keyed `datasets/org/name`), each at `main`
+/// with a README; those `hub.json` lists as holding a loading script serve the script at `main`
+/// and their parquet files only at `refs/convert/parquet`, as the Hub does.
+pub fn dataset_repos() -> BTreeMap<String, Repo> {
+    let root = shared();
+    let hub: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("hub.json")).unwrap()).unwrap();
+    let scripts: Vec<&str> = hub["script_repos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let mut out = BTreeMap::new();
+    for org in std::fs::read_dir(&root).unwrap().flatten() {
+        if !org.path().is_dir() {
+            continue;
+        }
+        for name in std::fs::read_dir(org.path()).unwrap().flatten() {
+            let id = format!(
+                "{}/{}",
+                org.file_name().to_string_lossy(),
+                name.file_name().to_string_lossy()
+            );
+            let mut files = BTreeMap::new();
+            files_under(&name.path(), "", &mut files);
+            let readme = Arc::new(format!("---\npretty_name: {id}\n---\n").into_bytes());
+            let mut repo = Repo::default();
+            if scripts.contains(&id.as_str()) {
+                let script = format!("{}.py", name.file_name().to_string_lossy());
+                let main = BTreeMap::from([
+                    ("README.md".to_string(), readme),
+                    (script, Arc::new(b"# a datasets loading script\n".to_vec())),
+                ]);
+                repo.branches
+                    .insert("main".into(), revision(&id, "main", main));
+                repo.branches.insert(
+                    "refs/convert/parquet".into(),
+                    revision(&id, "refs/convert/parquet", files),
+                );
+            } else {
+                files.insert("README.md".into(), readme);
+                repo.branches
+                    .insert("main".into(), revision(&id, "main", files));
+            }
+            out.insert(format!("datasets/{id}"), repo);
+        }
+    }
     out
 }
 

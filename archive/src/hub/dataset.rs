@@ -222,11 +222,27 @@ fn candidates(revision: &str) -> Vec<&str> {
 
 /// Pulls the files of a split at `revision` into the cache (verified, resumable), or with
 /// `HF_HUB_OFFLINE=1` finds them there. When the revision has no data files for the split (a
-/// repository with a loading script) the Hub's parquet export is read instead.
+/// repository with a loading script) the Hub's parquet export is read instead. When the Hub cannot
+/// be reached at all, a split already in the cache is used, as `datasets` does.
 pub fn pull_split(client: &HubClient, s: &SplitRef, revision: &str) -> Result<SplitFiles> {
     if client.offline {
         return cached_split(client, s, revision);
     }
+    match pull_online(client, s, revision) {
+        Err(HubError::Network {
+            url,
+            message,
+            attempts,
+        }) => cached_split(client, s, revision).map_err(|cached| HubError::Network {
+            url,
+            message: format!("{message}; and from the cache: {cached}"),
+            attempts,
+        }),
+        other => other,
+    }
+}
+
+fn pull_online(client: &HubClient, s: &SplitRef, revision: &str) -> Result<SplitFiles> {
     let mut why = Vec::new();
     for rev in candidates(revision) {
         let info = match client.revision_info(&s.repo, rev) {
