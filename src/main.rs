@@ -350,6 +350,9 @@ fn eval_help() -> String {
 k2 eval --all-checkpoints --run runs/mine --tasks default,arc_easy --limit 200\n  \
 k2 eval --all-checkpoints --suite default --watch     # evaluate checkpoints as training writes them\n  \
 k2 eval --model fixtures/models/stories260K-hf --tasks hellaswag,arc_easy --output eval-results\n  \
+k2 eval --model EleutherAI/pythia-160m --revision step1000 --tasks arc_easy,hellaswag   # model and datasets from the Hub\n  \
+k2 eval --model DIR --tasks arc_easy --data fixtures/datasets   # datasets from a folder laid out like the Hub\n  \
+HF_HUB_OFFLINE=1 k2 eval --model DIR --tasks mmlu     # the Hugging Face cache only\n  \
 k2 eval --all-checkpoints --suite amber --tasks arc_easy --keep 2   # LLM360/Amber from the Hub -> eval-results/amber/\n  \
 k2 eval --dir /ckpts/hf-trainer-run --tasks arc_easy   # checkpoint-N folders -> eval-results/hf-trainer-run/\n  \
 k2 eval --run runs/mine --shard 0/4                   # share 0 of 4 (scripts/slurm/eval-array.sbatch)\n  \
@@ -358,6 +361,8 @@ k2 eval --run runs/mine --status                      # done / claimed / failed 
 k2 eval --model DIR --device cuda --dtype bf16          # on the GPU in bf16 (default: the checkpoint's torch_dtype)\n\n\
 {}\n\
 Results: <run>/eval/<ckpt>/<task>.json (lm-eval layout) and <task>.samples.jsonl; finished pairs are skipped.\n\
+Benchmark datasets: the Hub repositories of lm-eval 0.4.13's task YAMLs, in the Hugging Face cache \
+(HF_ENDPOINT, HF_TOKEN, HF_HOME / HF_HUB_CACHE, HF_HUB_OFFLINE); results record repo, config, split and commit.\n\
 Exit status: 0 ok, 1 a checkpoint could not be evaluated, 2 a usage, config or input error.",
         k2_eval::registry::help()
     )
