@@ -29,16 +29,7 @@ impl Env {
 
     /// `k2` with HF_ENDPOINT / HF_HOME pointed at the server and a temporary cache.
     fn k2(&self) -> Command {
-        let mut c = k2();
-        c.env("HF_ENDPOINT", &self.server.url)
-            .env("HF_HOME", self.home.path())
-            .env_remove("HF_HUB_CACHE")
-            .env_remove("HF_TOKEN")
-            .env_remove("HF_HUB_OFFLINE")
-            .env("K2_HUB_BACKOFF_MS", "1")
-            .env("K2_HUB_RETRIES", "3")
-            .current_dir(self.home.path());
-        c
+        self.server.k2(self.home.path())
     }
 
     fn repo_dir(&self, repo: &str) -> PathBuf {

@@ -126,6 +126,21 @@ impl Server {
         self.state.lock().unwrap().throttle = t;
     }
 
+    /// `k2` talking to this server, with `home` as HF_HOME (a fresh cache) and working directory;
+    /// no token, online, quick retries.
+    pub fn k2(&self, home: &Path) -> std::process::Command {
+        let mut c = crate::common::k2();
+        c.env("HF_ENDPOINT", &self.url)
+            .env("HF_HOME", home)
+            .env_remove("HF_HUB_CACHE")
+            .env_remove("HF_TOKEN")
+            .env_remove("HF_HUB_OFFLINE")
+            .env("K2_HUB_BACKOFF_MS", "1")
+            .env("K2_HUB_RETRIES", "3")
+            .current_dir(home);
+        c
+    }
+
     pub fn corrupt(&self, sha: &str) {
         self.state.lock().unwrap().corrupt.push(sha.to_string());
     }
