@@ -639,7 +639,7 @@ def mc2_probe(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="/work/shared/data/models/stories260K-hf")
+    ap.add_argument("--model", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "fixtures", "models", "stories260K-hf"))
     ap.add_argument("--data", default="/work/shared/data")
     ap.add_argument("--k2-data", default=None,
                     help="benchmarks laid out like the Hub for k2 (default: --data re-encoded into target/hub-data)")
