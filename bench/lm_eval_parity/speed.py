@@ -197,7 +197,7 @@ def one(args, impl, model, threads, mode="scoring"):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+",
-                    default=["/work/shared/data/models/stories260K-hf", "/tmp/m17"])
+                    default=[os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "fixtures", "models", "stories260K-hf"), "/tmp/m17"])
     ap.add_argument("--data", default="/work/shared/data")
     ap.add_argument("--k2-data", default=None,
                     help="benchmarks laid out like the Hub for k2 (default: --data re-encoded into target/hub-data)")
