@@ -233,9 +233,12 @@ pub fn pull_split(client: &HubClient, s: &SplitRef, revision: &str) -> Result<Sp
             url,
             message,
             attempts,
-        }) => cached_split(client, s, revision).map_err(|cached| HubError::Network {
+        }) => cached_split(client, s, revision).map_err(|_| HubError::Network {
             url,
-            message: format!("{message}; and from the cache: {cached}"),
+            message: format!(
+                "{message}; the split is not in the cache ({}) either",
+                client.cache.root.display()
+            ),
             attempts,
         }),
         other => other,
