@@ -303,6 +303,36 @@ fn unknown_tasks_and_malformed_data_are_clear_errors() {
         .arg(&data),
     );
     assert!(err.contains("test.jsonl:3:"), "{err}");
+    // Without HOME or HF_HOME there is no Hugging Face cache: the built-in probes still run, and
+    // a benchmark says why it cannot be fetched.
+    let out = tmp.path().join("no-home");
+    ok(k2()
+        .env_remove("HOME")
+        .env_remove("HF_HOME")
+        .env_remove("HF_HUB_CACHE")
+        .args([
+            "eval",
+            "--quiet",
+            "--tasks",
+            "k2_facts",
+            "--probe-docs",
+            "4",
+            "--model",
+        ])
+        .arg(&model)
+        .arg("--output")
+        .arg(&out));
+    let err = fails(
+        k2().env_remove("HOME")
+            .env_remove("HF_HOME")
+            .env_remove("HF_HUB_CACHE")
+            .args(["eval", "--tasks", "arc_easy", "--model"])
+            .arg(&model),
+    );
+    assert!(
+        err.contains("allenai/ai2_arc") && err.contains("HF_HOME"),
+        "{err}"
+    );
     // A --data folder without the dataset, and one that does not exist.
     let err = fails(
         k2().args(["eval", "--tasks", "piqa", "--model"])

@@ -92,6 +92,9 @@ pub enum DataSource {
     Local(PathBuf),
     /// No benchmark data (the built-in probes only); asking for a split is an error.
     None,
+    /// The Hub was asked for but cannot be used here (no cache location): the reason, reported
+    /// when a task needs a dataset, so runs of the built-in probes still work.
+    Unavailable(String),
 }
 
 impl std::fmt::Debug for DataSource {
@@ -104,6 +107,7 @@ impl std::fmt::Debug for DataSource {
                 .finish(),
             DataSource::Local(p) => f.debug_tuple("Local").field(p).finish(),
             DataSource::None => f.write_str("None"),
+            DataSource::Unavailable(why) => f.debug_tuple("Unavailable").field(why).finish(),
         }
     }
 }
@@ -118,13 +122,17 @@ fn sha256_of(path: &Path) -> Result<String> {
 impl DataSource {
     /// The Hub as the environment sets it (`HF_ENDPOINT`, `HF_TOKEN`, `HF_HUB_OFFLINE`,
     /// `HF_HOME` / `HF_HUB_CACHE`).
-    pub fn hub_from_env(pins: BTreeMap<String, String>) -> Result<Self> {
-        let client = HubClient::from_env()?.for_kind(RepoKind::Dataset);
-        Ok(DataSource::Hub {
-            client: Box::new(client),
-            pins,
-            on_fetch: None,
-        })
+    /// When the environment gives no cache location, the source is [`DataSource::Unavailable`]:
+    /// the error comes when a task needs a dataset.
+    pub fn hub_from_env(pins: BTreeMap<String, String>) -> Self {
+        match HubClient::from_env() {
+            Ok(client) => DataSource::Hub {
+                client: Box::new(client.for_kind(RepoKind::Dataset)),
+                pins,
+                on_fetch: None,
+            },
+            Err(e) => DataSource::Unavailable(e.to_string()),
+        }
     }
 
     /// The revision to read `task`'s data at.
@@ -173,6 +181,12 @@ impl DataSource {
             DataSource::None => {
                 return Err(EvalError::Settings(format!(
                     "task `{task}` needs dataset `{}`, but no data source was given",
+                    dataset.repo
+                )))
+            }
+            DataSource::Unavailable(why) => {
+                return Err(EvalError::Settings(format!(
+                    "task `{task}` needs dataset `{}` from the Hub: {why}",
                     dataset.repo
                 )))
             }

@@ -61,7 +61,7 @@ pub fn data_source(
             }
             Ok(k2_eval::datasets::DataSource::Local(dir))
         }
-        None => Ok(k2_eval::datasets::DataSource::hub_from_env(pins)?),
+        None => Ok(k2_eval::datasets::DataSource::hub_from_env(pins)),
     }
 }
 
