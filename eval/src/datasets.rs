@@ -49,34 +49,24 @@ impl SplitRows {
             .map(|(f, r)| (self.files[*f].as_path(), r.line, &r.value))
     }
 
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
     /// A text identifying the data, for a task's fingerprint.
     pub fn fingerprint(&self) -> String {
-        let files: Vec<String> = self
-            .record
-            .files
-            .iter()
-            .map(|(n, h)| format!("{n}={h}"))
-            .collect();
-        format!(
-            "{}/{}/{}:{}",
-            self.record.repo,
-            self.record.config,
-            self.record.split,
-            files.join(",")
-        )
+        fingerprint_of(std::slice::from_ref(&self.record))
     }
 }
 
-/// Called when a split's files were fetched: (dataset repo, config, split, bytes downloaded).
-pub type FetchedFn = std::sync::Arc<dyn Fn(&str, &str, &str, u64) + Send + Sync>;
+/// A text identifying the splits a task read (repository, config, split, every file's sha256),
+/// `|`-joined, for its fingerprint.
+pub fn fingerprint_of(records: &[DatasetRecord]) -> String {
+    records
+        .iter()
+        .map(|r| {
+            let files: Vec<String> = r.files.iter().map(|(n, h)| format!("{n}={h}")).collect();
+            format!("{}/{}/{}:{}", r.repo, r.config, r.split, files.join(","))
+        })
+        .collect::<Vec<_>>()
+        .join("|")
+}
 
 /// Where the data files are.
 #[derive(Clone)]
@@ -86,7 +76,6 @@ pub enum DataSource {
     Hub {
         client: Box<HubClient>,
         pins: BTreeMap<String, String>,
-        on_fetch: Option<FetchedFn>,
     },
     /// A folder laid out like the Hub: `DIR/<org>/<name>/...`.
     Local(PathBuf),
@@ -129,7 +118,6 @@ impl DataSource {
             Ok(client) => DataSource::Hub {
                 client: Box::new(client.for_kind(RepoKind::Dataset)),
                 pins,
-                on_fetch: None,
             },
             Err(e) => DataSource::Unavailable(e.to_string()),
         }
@@ -161,22 +149,7 @@ impl DataSource {
             split: split.to_string(),
         };
         let files = match self {
-            DataSource::Hub {
-                client, on_fetch, ..
-            } => {
-                let got = pull_split(client, &sref, &self.revision_for(task))?;
-                if let Some(f) = on_fetch {
-                    if got.bytes_downloaded > 0 {
-                        f(
-                            dataset.repo,
-                            dataset.config.unwrap_or("default"),
-                            split,
-                            got.bytes_downloaded,
-                        );
-                    }
-                }
-                got
-            }
+            DataSource::Hub { client, .. } => pull_split(client, &sref, &self.revision_for(task))?,
             DataSource::Local(root) => local_split(root, &sref)?,
             DataSource::None => {
                 return Err(EvalError::Settings(format!(

@@ -98,10 +98,8 @@ pub fn hub_model_dir(repo: &str, revision: &str, progress: Option<ProgressFn>) -
     // Without a network the cache answers, as transformers does.
     let pulled =
         match k2_archive::hub::pull(&client, repo, revision, &Default::default(), &mut |_| {}) {
-            Err(k2_archive::hub::HubError::Network { .. })
-                if k2_archive::hub::cached(&client, repo, revision).is_ok() =>
-            {
-                k2_archive::hub::cached(&client, repo, revision)?
+            Err(e @ k2_archive::hub::HubError::Network { .. }) => {
+                k2_archive::hub::cached(&client, repo, revision).map_err(|_| e)?
             }
             other => other?,
         };

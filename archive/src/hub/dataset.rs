@@ -91,7 +91,6 @@ fn config_prefix(files: &[&str], config: Option<&str>) -> std::result::Result<St
                 .filter_map(|f| f.split_once('/').map(|(d, _)| d.to_string()))
                 .filter(|d| d != "data")
                 .collect();
-            configs.dedup();
             configs.sort();
             configs.dedup();
             return Err(configs);

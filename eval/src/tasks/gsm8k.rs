@@ -28,7 +28,7 @@ use k2_archive::results_file::DatasetRecord;
 use regex::Regex;
 
 use crate::data;
-use crate::datasets::{Dataset, Load, SplitRows};
+use crate::datasets::{fingerprint_of, Dataset, Load, SplitRows};
 use crate::error::Result;
 use crate::pyrandom::PyRandom;
 use crate::request::{Request, Response};
@@ -134,7 +134,6 @@ pub struct Gsm8k {
     train: Vec<Gsm8kDoc>,
     /// The splits read (for the fingerprint and the results file).
     datasets: Vec<DatasetRecord>,
-    data: String,
     /// shots -> few-shot train indices of every test document.
     fewshot_cache: Mutex<BTreeMap<usize, Arc<Vec<Vec<usize>>>>>,
 }
@@ -149,11 +148,6 @@ impl Gsm8k {
             test: docs(&test)?,
             train: train.as_ref().map(docs).transpose()?.unwrap_or_default(),
             datasets: splits.iter().map(|s| s.record.clone()).collect(),
-            data: splits
-                .iter()
-                .map(|s| s.fingerprint())
-                .collect::<Vec<_>>()
-                .join("|"),
             fewshot_cache: Mutex::new(BTreeMap::new()),
         })
     }
@@ -270,7 +264,7 @@ impl Task for Gsm8k {
             "gsm8k v3.0; {}; 'Question: {{q}}\\nAnswer:' + ' ' + answer, \
              '\\n\\n'; fewshot random.Random({FEWSHOT_SEED}).sample shared in doc order; \
              until {UNTIL:?}, max_gen_toks {MAX_GEN_TOKS}; strict-match, flexible-extract",
-            self.data
+            fingerprint_of(&self.datasets)
         )
     }
     fn datasets(&self) -> Vec<DatasetRecord> {

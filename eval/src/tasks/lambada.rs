@@ -13,7 +13,7 @@
 use k2_archive::results_file::DatasetRecord;
 
 use crate::data;
-use crate::datasets::{Dataset, Load};
+use crate::datasets::{fingerprint_of, Dataset, Load};
 use crate::error::Result;
 use crate::request::{Request, Response};
 use crate::task::{Aggregation, DocResult, MetricSpec, MetricValue, Task};
@@ -33,7 +33,6 @@ pub struct LambadaDoc {
 #[derive(Debug, Clone)]
 pub struct Lambada {
     docs: Vec<LambadaDoc>,
-    data: String,
     datasets: Vec<DatasetRecord>,
 }
 
@@ -54,7 +53,6 @@ impl Lambada {
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             docs,
-            data: test.fingerprint(),
             datasets: vec![test.record.clone()],
         })
     }
@@ -121,7 +119,7 @@ impl Task for Lambada {
         format!(
             "lambada_openai v1.0; data {}; loglikelihood(context, ' ' + last word); \
              metrics perplexity, acc=is_greedy",
-            self.data
+            fingerprint_of(&self.datasets)
         )
     }
     fn datasets(&self) -> Vec<DatasetRecord> {

@@ -57,7 +57,7 @@ use std::sync::LazyLock;
 use regex::{NoExpand, Regex};
 
 use crate::data;
-use crate::datasets::{Dataset, Load};
+use crate::datasets::{fingerprint_of, Dataset, Load};
 use crate::error::Result;
 use crate::request::{Request, Response};
 use crate::task::{Aggregation, DocResult, MetricSpec, MetricValue, Task};
@@ -227,7 +227,6 @@ pub struct WikiPage {
 #[derive(Debug, Clone)]
 pub struct WikiText {
     pages: Vec<WikiPage>,
-    data: String,
     datasets: Vec<k2_archive::results_file::DatasetRecord>,
 }
 
@@ -258,7 +257,6 @@ impl WikiText {
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             pages,
-            data: test.fingerprint(),
             datasets: vec![test.record.clone()],
         })
     }
@@ -339,7 +337,7 @@ impl Task for WikiText {
         format!(
             "wikitext v2.0; data {}; \
              rolling(wikitext_detokenizer(page)); words=len(re.split(r'\\s+', page)), bytes=utf8 len",
-            self.data
+            fingerprint_of(&self.datasets)
         )
     }
     fn datasets(&self) -> Vec<k2_archive::results_file::DatasetRecord> {
