@@ -200,6 +200,7 @@ pub fn train(opts: &TrainOptions) -> Result<RunSummary> {
                 manifest.push(entry)?;
                 manifest.spikes.extend(resolved);
                 manifest.save_atomic(&layout.manifest_path())?;
+                crate::failpoint::hit("checkpoint-committed");
                 written.push(name);
                 position += 1;
             }
