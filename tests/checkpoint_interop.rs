@@ -27,7 +27,7 @@ fn candle_transformers_loads_k2_checkpoints_and_agrees() {
             .unwrap()
         };
         let theirs = ct::Llama::load(vb, &cfg).unwrap();
-        let ours = k2_model::load_model(&dir, DType::F32, &dev).unwrap();
+        let ours = k2_model::load_decoder(&dir, DType::F32, &dev).unwrap();
         let tok = k2_model::load_tokenizer(&dir.join("tokenizer.json")).unwrap();
         let ids = tok
             .encode("Emma lived in a small house near the market.", false)
@@ -47,7 +47,7 @@ fn candle_transformers_loads_k2_checkpoints_and_agrees() {
             .to_vec1()
             .unwrap();
         let b: Vec<f32> = ours
-            .forward(&x, k2_model::Mode::Infer)
+            .forward(&x)
             .unwrap()
             .get(0)
             .unwrap()

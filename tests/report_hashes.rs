@@ -53,8 +53,7 @@ fn check(report: &str) {
     });
     let got = k2_archive::sha256_bytes(&bytes);
     assert_eq!(
-        got,
-        want,
+        got, want,
         "reports/{report} lists ckpt_0001 = {want}, but the code now trains {got} from the \
          report's own config: the training bits changed (kernels, reduction order, a dependency \
          upgrade, or a default). If the change is intended, regenerate the report (`k2 quickstart \

@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 
 use candle_core::{Device, Tensor};
-use k2_model::{CheckpointTokenizer, Decoder, KvCache};
+use k2_model::{logprob, CheckpointTokenizer, Decoder, KvCache};
 
 use crate::encode::{encode, prefix_token, EncodedPair};
 use crate::error::{EvalError, Result};
@@ -51,23 +51,6 @@ pub fn tokenizer_key(tok: &CheckpointTokenizer) -> String {
     k2_archive::sha256_bytes(format!("{json}{meta}").as_bytes())
 }
 
-/// log p(`tok`) under the softmax of one row of logits (log-sum-exp accumulated in f64), and
-/// whether `tok` is the row's argmax (first maximum wins, as torch's argmax).
-fn token_logprob(logits: &[f32], tok: u32) -> (f64, bool) {
-    let mut best = 0usize;
-    for (i, &x) in logits.iter().enumerate() {
-        if x > logits[best] {
-            best = i;
-        }
-    }
-    let max = logits[best] as f64;
-    let sum: f64 = logits.iter().map(|&x| (x as f64 - max).exp()).sum();
-    (
-        logits[tok as usize] as f64 - max - sum.ln(),
-        best == tok as usize,
-    )
-}
-
 /// Continuations of one context scored together in one right-padded forward from its cache.
 const CONTINUATIONS_PER_FORWARD: usize = 32;
 
@@ -81,9 +64,10 @@ const PACKED_LOGITS_BYTES: usize = 256 << 20;
 /// needs 1 GiB in bf16; it runs alone).
 const CONTEXT_BATCH_CACHE_BYTES: usize = 512 << 20;
 
-/// Contexts run packed together: each one's next-token logits at its last position, their packed
-/// cache where one is kept, and each context's (start, len) in it.
-type RunPacked = (Vec<Vec<f32>>, Option<KvCache>, Vec<(usize, usize)>);
+/// Contexts run packed together: their next-token logits at each one's last position (contexts,
+/// vocab) on the model's device, their packed cache where one is kept, and each context's
+/// (start, len) in it.
+type RunPacked = (Tensor, Option<KvCache>, Vec<(usize, usize)>);
 
 /// A context's tokens and the (request index, continuation tokens) scored after it.
 type ContextGroup = (Vec<u32>, Vec<(usize, Vec<u32>)>);
@@ -185,7 +169,7 @@ impl Engine {
             model,
             batch_size: batch_size.max(1),
             max_len,
-            prefix_cache: std::env::var("K2_PREFIX_CACHE").as_deref() != Ok("0"),
+            prefix_cache: k2_model::backend::switches().prefix_cache,
             tokenizer_key: tokenizer_key(&tokenizer),
             tokenizer,
         }
@@ -308,15 +292,13 @@ impl Engine {
                 continue;
             }
             let ctxs: Vec<&Vec<u32>> = batch.iter().map(|g| &g.0).collect();
-            let (last_logprobs, caches) = self.run_contexts(&ctxs, prefix)?;
-            for ((_, members), (lp0, cache)) in
-                batch.iter().zip(last_logprobs.into_iter().zip(caches))
-            {
+            let (last_logits, caches) = self.run_contexts(&ctxs, prefix)?;
+            for (ci, ((_, members), cache)) in batch.iter().zip(caches).enumerate() {
                 // All continuations of a context in one right-padded forward (in chunks of a
                 // fixed size): the padded shape depends on the request set, never on
                 // --batch-size, so scores stay identical at any batch size.
                 for sub in members.chunks(CONTINUATIONS_PER_FORWARD) {
-                    let scores = self.score_continuations(&lp0, &cache, sub)?;
+                    let scores = self.score_continuations(&last_logits, ci, &cache, sub)?;
                     for ((i, _), s) in sub.iter().zip(scores) {
                         out[*i] = s;
                     }
@@ -353,13 +335,13 @@ impl Engine {
     }
 
     /// Runs contexts (right-padded batch), after the cached `prefix` of `n` tokens they all begin
-    /// with, if any; returns each context's next-token logits at its last position and its KV
-    /// cache cut to its own length.
+    /// with, if any; returns the next-token logits at each context's last position (contexts,
+    /// vocab), on the model's device, and each context's KV cache cut to its own length.
     fn run_contexts(
         &self,
         ctxs: &[&Vec<u32>],
         prefix: Option<&(KvCache, usize)>,
-    ) -> Result<(Vec<Vec<f32>>, Vec<KvCache>)> {
+    ) -> Result<(Tensor, Vec<KvCache>)> {
         let skip = prefix.map_or(0, |p| p.1);
         let t = ctxs.iter().map(|c| c.len() - skip).max().unwrap_or(1);
         let mut ids = Vec::with_capacity(ctxs.len() * t);
@@ -370,15 +352,14 @@ impl Engine {
         let ids = Tensor::from_vec(ids, (ctxs.len(), t), &self.dev())?;
         let past = prefix.map(|p| p.0.expand(ctxs.len())).transpose()?;
         let (hidden, cache) = self.model.forward_hidden_cached(&ids, past.as_ref())?;
-        let mut lps = Vec::with_capacity(ctxs.len());
+        let mut last = Vec::with_capacity(ctxs.len());
         let mut caches = Vec::with_capacity(ctxs.len());
         for (i, c) in ctxs.iter().enumerate() {
-            let h = hidden.get(i)?.get(c.len() - skip - 1)?.unsqueeze(0)?;
-            let logits = self.model.lm_head(&h)?;
-            lps.push(logits.squeeze(0)?.to_vec1::<f32>()?);
+            last.push(hidden.get(i)?.get(c.len() - skip - 1)?.unsqueeze(0)?);
             caches.push(cache.row(i, c.len())?);
         }
-        Ok((lps, caches))
+        let logits = self.model.lm_head(&Tensor::cat(&last, 0)?)?;
+        Ok((logits, caches))
     }
 
     /// Scores a batch of context groups that all begin with the cached `prefix` (if any), packed:
@@ -402,12 +383,18 @@ impl Engine {
             .flat_map(|(ci, g)| g.1.iter().map(move |(i, c)| (ci, *i, c.as_slice())))
             .filter(|(_, _, c)| c.len() > 1)
             .collect();
-        let (lps, middle, ctx_segs) = self.run_packed(&ctxs, !rest.is_empty(), prefix)?;
-        for (g, lp0) in batch.iter().zip(&lps) {
-            for (i, c) in &g.1 {
-                let (ll, is_greedy) = token_logprob(lp0, c[0]);
-                out[*i] = Scored { ll, is_greedy };
-            }
+        let (last_logits, middle, ctx_segs) = self.run_packed(&ctxs, !rest.is_empty(), prefix)?;
+        let firsts: Vec<(usize, usize, u32)> = batch
+            .iter()
+            .enumerate()
+            .flat_map(|(ci, g)| g.1.iter().map(move |(i, c)| (ci, *i, c[0])))
+            .collect();
+        let picks: Vec<(usize, u32)> = firsts.iter().map(|&(ci, _, tok)| (ci, tok)).collect();
+        for (&(_, i, _), s) in firsts.iter().zip(logprob::score(&last_logits, &picks)?) {
+            out[i] = Scored {
+                ll: s.logprob,
+                is_greedy: s.greedy,
+            };
         }
         let Some(middle) = middle else {
             return Ok(());
@@ -441,27 +428,23 @@ impl Engine {
                 &middle,
                 &spans,
             )?;
-            let logits = self
-                .model
-                .lm_head(&hidden.squeeze(0)?)?
-                .flatten_all()?
-                .to_vec1::<f32>()?;
-            // Each scored (logits row, token), their log-probabilities computed in parallel, then
-            // summed per request in token order.
-            let mut scored = Vec::new();
+            let logits = self.model.lm_head(&hidden.squeeze(0)?)?;
+            // Each scored (logits row, token), scored where the logits are, then summed per
+            // request in token order.
+            let mut owners = Vec::new();
+            let mut picks = Vec::new();
             for (&(_, i, c), &run) in rest.iter().zip(&reads) {
                 if (at..end).contains(&run) {
                     let a = segs[run - at].0;
-                    scored.extend((0..c.len() - 1).map(|k| (i, a + k, c[k + 1])));
+                    for k in 0..c.len() - 1 {
+                        owners.push(i);
+                        picks.push((a + k, c[k + 1]));
+                    }
                 }
             }
-            let lps = k2_model::parallel::par_map(scored.len(), |j| {
-                let (_, row, tok) = scored[j];
-                token_logprob(&logits[row * vocab..(row + 1) * vocab], tok)
-            });
-            for (&(i, _, _), (lp, greedy)) in scored.iter().zip(lps) {
-                out[i].ll += lp;
-                out[i].is_greedy &= greedy;
+            for (&i, s) in owners.iter().zip(logprob::score(&logits, &picks)?) {
+                out[i].ll += s.logprob;
+                out[i].is_greedy &= s.greedy;
             }
             at = end;
         }
@@ -490,23 +473,25 @@ impl Engine {
         let (rows, cache) =
             self.model
                 .forward_packed_last(&ids, &segs, prefix.map(|p| &p.0), keep)?;
-        let lps: Vec<Vec<f32>> = self.model.lm_head(&rows.squeeze(0)?)?.to_vec2()?;
-        Ok((lps, cache, segs))
+        let logits = self.model.lm_head(&rows.squeeze(0)?)?;
+        Ok((logits, cache, segs))
     }
 
-    /// Scores continuations of one context from its cache: the first token from the context's
-    /// last logits, the rest from one batched forward of `cont[..-1]`.
+    /// Scores continuations of one context from its cache: the first token from row `row` of the
+    /// contexts' last logits, the rest from one batched forward of `cont[..-1]`.
     fn score_continuations(
         &self,
-        logits0: &[f32],
+        last_logits: &Tensor,
+        row: usize,
         cache: &KvCache,
         conts: &[(usize, Vec<u32>)],
     ) -> Result<Vec<Scored>> {
-        let mut scores: Vec<Scored> = conts
-            .iter()
-            .map(|(_, c)| {
-                let (ll, is_greedy) = token_logprob(logits0, c[0]);
-                Scored { ll, is_greedy }
+        let picks: Vec<(usize, u32)> = conts.iter().map(|(_, c)| (row, c[0])).collect();
+        let mut scores: Vec<Scored> = logprob::score(last_logits, &picks)?
+            .into_iter()
+            .map(|s| Scored {
+                ll: s.logprob,
+                is_greedy: s.greedy,
             })
             .collect();
         let t = conts.iter().map(|(_, c)| c.len() - 1).max().unwrap_or(0);
@@ -520,15 +505,21 @@ impl Engine {
         }
         let ids = Tensor::from_vec(ids, (conts.len(), t), &self.dev())?;
         let hidden = self.model.hidden_after(&ids, &cache.expand(conts.len())?)?;
-        let logits = self.model.lm_head(&hidden)?;
+        let logits = self
+            .model
+            .lm_head(&hidden.reshape((conts.len() * t, ()))?)?;
+        // Each continuation's rows of logits (its tokens but the last, as inputs).
+        let mut owners = Vec::new();
+        let mut picks = Vec::new();
         for (j, (_, c)) in conts.iter().enumerate() {
-            // The continuation's rows of logits (its tokens but the last, as inputs).
-            let rows: Vec<Vec<f32>> = logits.get(j)?.narrow(0, 0, c.len() - 1)?.to_vec2()?;
-            for (k, row) in rows.iter().enumerate() {
-                let (lp, greedy) = token_logprob(row, c[k + 1]);
-                scores[j].ll += lp;
-                scores[j].is_greedy &= greedy;
+            for k in 0..c.len() - 1 {
+                owners.push(j);
+                picks.push((j * t + k, c[k + 1]));
             }
+        }
+        for (&j, s) in owners.iter().zip(logprob::score(&logits, &picks)?) {
+            scores[j].ll += s.logprob;
+            scores[j].is_greedy &= s.greedy;
         }
         Ok(scores)
     }
@@ -586,14 +577,7 @@ impl Engine {
             if ids.len() + generated.len() >= self.max_len {
                 break;
             }
-            let logits: Vec<f32> = self.model.lm_head(&last)?.squeeze(0)?.to_vec1()?;
-            let mut best = 0usize;
-            for (i, &x) in logits.iter().enumerate() {
-                if x > logits[best] {
-                    best = i;
-                }
-            }
-            let next = best as u32;
+            let next = logprob::argmax_rows(&self.model.lm_head(&last)?)?[0];
             if Some(next) == eos {
                 break;
             }

@@ -20,22 +20,6 @@ fn err(message: String) -> EvalError {
     EvalError::Settings(message)
 }
 
-/// Index of the largest value; the lowest index among equal maxima, NaN never chosen (0 when every
-/// value is NaN or the slice is empty).
-pub fn argmax_first(xs: &[f32]) -> usize {
-    let mut best: Option<usize> = None;
-    for (i, &x) in xs.iter().enumerate() {
-        if x.is_nan() {
-            continue;
-        }
-        match best {
-            Some(b) if x <= xs[b] => {}
-            _ => best = Some(i),
-        }
-    }
-    best.unwrap_or(0)
-}
-
 /// Greedy continuation of `n_new` tokens for every prompt (see the module docs). `progress` is
 /// called with the number of prompts finished so far. Errors if a prompt is empty, holds a token
 /// id outside the vocabulary, or `prompt + n_new` exceeds the model's context.
@@ -98,8 +82,7 @@ fn greedy_batch(model: &Decoder, prompts: &[&[u32]], n_new: usize) -> Result<Vec
     let mut last = hidden.narrow(1, t - 1, 1)?;
     let mut out: Vec<Vec<u32>> = vec![Vec::with_capacity(n_new); b];
     for step in 0..n_new {
-        let logits: Vec<Vec<f32>> = model.lm_head(&last)?.squeeze(1)?.to_vec2()?;
-        let next: Vec<u32> = logits.iter().map(|row| argmax_first(row) as u32).collect();
+        let next = k2_model::logprob::argmax_rows(&model.lm_head(&last)?.squeeze(1)?)?;
         for (o, &n) in out.iter_mut().zip(&next) {
             o.push(n);
         }
@@ -112,19 +95,4 @@ fn greedy_batch(model: &Decoder, prompts: &[&[u32]], n_new: usize) -> Result<Vec
         last = h;
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn argmax_takes_the_lowest_index_of_a_tie_and_skips_nan() {
-        assert_eq!(argmax_first(&[0.0, 2.0, 1.0, 2.0]), 1);
-        assert_eq!(argmax_first(&[f32::NAN, -1.0, -1.0]), 1);
-        assert_eq!(argmax_first(&[-3.0, f32::NAN, 5.0]), 2);
-        assert_eq!(argmax_first(&[f32::NAN]), 0);
-        assert_eq!(argmax_first(&[]), 0);
-        assert_eq!(argmax_first(&[f32::NEG_INFINITY, f32::NEG_INFINITY]), 0);
-    }
 }

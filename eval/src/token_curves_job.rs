@@ -153,11 +153,8 @@ impl Job for TokenCurvesJob {
         for d in &self.docs {
             let ids = &d.ids[..d.ids.len().min(max)];
             let t = Tensor::from_vec(ids.to_vec(), (1, ids.len()), model.device())?;
-            let lp = k2_model::next_token_logprobs(&model.forward(&t)?, &t)?;
-            let lp: Vec<f32> = lp
-                .to_dtype(candle_core::DType::F32)?
-                .flatten_all()?
-                .to_vec1()?;
+            let lp = k2_model::next_token_logprobs(&model.forward(&t)?, &[ids.to_vec()])?;
+            let lp: Vec<f32> = lp[0].iter().map(|&x| x as f32).collect();
             docs.push(HeldOutDoc {
                 source: d.source.clone(),
                 doc: d.doc,

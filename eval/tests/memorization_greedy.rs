@@ -8,7 +8,8 @@ mod common;
 use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
-use k2_eval::greedy::{argmax_first, greedy_continuations};
+use k2_eval::greedy::greedy_continuations;
+use k2_model::logprob::argmax as argmax_first;
 use k2_model::Decoder;
 
 fn root() -> PathBuf {

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
-use k2_model::{fused, names, preset, rope_tables, Llama, Mode};
+use k2_model::{fused, names, preset, rope_tables, Arch, Decoder};
 
 fn rand(shape: &[usize], seed: u64, amp: f32) -> Tensor {
     let n: usize = shape.iter().product();
@@ -126,7 +126,7 @@ fn main() {
     );
 
     // The whole training step's forward+backward, as trainer's `lm_loss` computes it.
-    let vars: Vec<Var> = names::tensor_shapes(&cfg)
+    let vars: Vec<Var> = names::tensor_shapes(&k2_model::Arch::from_llama(&cfg))
         .iter()
         .enumerate()
         .map(|(k, (_, shape))| {
@@ -138,9 +138,9 @@ fn main() {
             Var::from_tensor(&t).unwrap()
         })
         .collect();
-    let model = Llama::from_tensors(
-        &cfg,
-        names::tensor_shapes(&cfg)
+    let model = Decoder::for_training(
+        &Arch::from_llama(&cfg),
+        names::tensor_shapes(&Arch::from_llama(&cfg))
             .into_iter()
             .zip(&vars)
             .map(|((name, _), var)| (name, var.as_tensor().clone()))
@@ -155,7 +155,7 @@ fn main() {
     .unwrap();
     let step = |ce: &dyn Fn(&Tensor, &Tensor) -> Tensor| {
         time(5, || {
-            let logits = model.forward(&ids, Mode::Train).unwrap();
+            let logits = model.forward_train(&ids).unwrap();
             let logits = logits
                 .narrow(1, 0, t - 1)
                 .unwrap()

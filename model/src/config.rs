@@ -255,7 +255,7 @@ impl LlamaConfig {
         // RoPE scaling is refused; transformers 5 writes the base as `rope_parameters.rope_theta`.
         let map: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(text).map_err(|e| err(e.to_string()))?;
-        let (theta, factor) = crate::family::rope_settings(&map, "rope_theta").map_err(err)?;
+        let (theta, factor) = crate::hf_keys::rope_settings(&map, "rope_theta").map_err(err)?;
         if factor.is_some_and(|f| f != 1.0) {
             return Err(err(
                 "field `rope_parameters.partial_rotary_factor`: partial RoPE is not part of llama"

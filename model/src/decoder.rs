@@ -7,19 +7,20 @@
 //! and greedy generation extends it token by token). Rows of a right-padded batch get exactly the
 //! values they get alone, so eval scores do not depend on the batch size.
 //!
-//! For LLaMA the ops are those of [`crate::llama::Llama`]'s inference path (candle's fused
-//! RMSNorm and RoPE, the f32-accumulating causal softmax, SwiGLU); the other families follow
+//! For LLaMA the ops are candle's fused RMSNorm and RoPE, the f32-accumulating causal softmax
+//! and SwiGLU (the same model trains through [`Decoder::forward_train`]); the other families follow
 //! transformers' modeling files: GPT-NeoX's per-head `[q|k|v]` layout of `query_key_value` and its
 //! parallel residual `x + attn(ln1 x) + mlp(ln2 x)`, OLMo's parameter-free LayerNorm and
 //! `clip_qkv`, OLMo-2's norms of each sub-layer's output and RMSNorm over all of q and k.
 
 use candle_core::{DType, Device, Tensor, D};
 
+use crate::backend::Backend;
 use crate::error::{ModelError, Result};
 use crate::family::{Arch, BlockKind, NormKind};
 use crate::fused;
 use crate::kv_cache::{attend, KvCache};
-use crate::llama::repeat_kv;
+use crate::tensor_ops::repeat_kv;
 
 /// A projection `x @ wᵀ (+ b)`.
 pub(crate) struct Linear {
@@ -31,9 +32,14 @@ pub(crate) struct Linear {
 }
 
 impl Linear {
-    /// The projection with weight `w` (out, in), kept transposed where k2's product runs.
-    pub(crate) fn new(w: Tensor, b: Option<Tensor>) -> Result<Self> {
-        Ok(match fused::transposed_for_gemm(&w)? {
+    /// The projection with weight `w` (out, in), kept transposed when the backend prepacks.
+    pub(crate) fn new(w: Tensor, b: Option<Tensor>, backend: &Backend) -> Result<Self> {
+        let wt = if backend.prepacked {
+            fused::transposed_for_gemm(&w)?
+        } else {
+            None
+        };
+        Ok(match wt {
             Some(wt) => Linear {
                 w: wt,
                 b,
@@ -54,6 +60,12 @@ impl Linear {
             b: None,
             transposed: false,
         }
+    }
+
+    /// The weight (out, in) of a projection that is not prepacked.
+    pub(crate) fn weight(&self) -> &Tensor {
+        debug_assert!(!self.transposed);
+        &self.w
     }
 
     /// Output features.
@@ -202,6 +214,8 @@ pub struct Decoder {
     pub(crate) cos: Tensor,
     pub(crate) sin: Tensor,
     pub(crate) num_params: u64,
+    /// The kernels, chosen when the model was built.
+    pub(crate) backend: Backend,
 }
 
 impl Decoder {
@@ -217,11 +231,16 @@ impl Decoder {
         self.embed.dtype()
     }
 
+    /// The kernels this model runs with.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
     /// Whether a forward after a cached prefix gives exactly the bits of the whole sequence run at
     /// once (k2's fused attention: f32 on a CPU with k2's matrix product). Elsewhere the values
     /// agree to rounding only, as the kernels' reduction order depends on the shapes.
     pub fn prefix_reuse_is_exact(&self) -> bool {
-        fused::fused_attention_applies(&self.embed)
+        self.backend.fused_attention()
     }
 
     /// An error unless packed forwards apply ([`Decoder::prefix_reuse_is_exact`]).
@@ -474,8 +493,8 @@ impl Decoder {
         let scale = 1.0 / (hd as f64).sqrt();
         // k2's fused attention (f32 on a CPU with k2's product) works on the (b, t, heads, hd)
         // layout and keeps the cache so; its values do not depend on what was cached.
-        let bthd = fused::fused_attention_applies(&x);
-        let seq_dim = if bthd { 1 } else { 2 };
+        let bthd = self.backend.fused_attention();
+        let seq_dim = self.backend.kv_seq_dim();
         if let Some(c) = cache {
             if c.seq_dim != seq_dim {
                 return Err(ModelError::InvalidConfig {

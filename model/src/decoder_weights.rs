@@ -1,115 +1,32 @@
-//! The HF tensor names of each family, and building a [`Decoder`] from a checkpoint directory.
-//!
-//! Only the tensors the architecture uses are read from the safetensors files. Buffers older
-//! transformers saved beside the weights (GPT-NeoX's causal-mask `attention.bias` and
-//! `attention.masked_bias`, `rotary_emb.inv_freq`) are skipped; any other tensor the config does
-//! not account for is an error, since it means the config and the weights disagree (a tied config
-//! may still carry a copy of the head, which transformers ignores too).
+//! Building a [`Decoder`] from tensors or a checkpoint directory (the one loader; the tensor
+//! names are [`crate::names`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 
+use crate::backend::Backend;
 use crate::decoder::{Block, Decoder, Linear, Mlp, Norm, Qkv};
 use crate::error::{ModelError, Result};
 use crate::family::{Activation, Arch, Family, NormKind};
-use crate::llama::rope_tables;
-use crate::names;
-
-/// Whether `name` is a non-parameter buffer some transformers versions saved with the weights.
-pub fn is_saved_buffer(name: &str) -> bool {
-    name.ends_with(".rotary_emb.inv_freq")
-        || name.ends_with(".attention.bias")
-        || name.ends_with(".attention.masked_bias")
-}
-
-/// Every tensor `arch` reads, with its shape, in a fixed order.
-pub fn tensor_shapes(arch: &Arch) -> Vec<(String, Vec<usize>)> {
-    let d = arch.hidden_size;
-    let f = arch.intermediate_size;
-    let q = arch.num_attention_heads * arch.head_dim;
-    let kv = arch.num_key_value_heads * arch.head_dim;
-    let v = arch.vocab_size;
-    let mut out: Vec<(String, Vec<usize>)> = Vec::new();
-    let mut push = |name: String, shape: Vec<usize>| out.push((name, shape));
-    match arch.family {
-        Family::GptNeox => {
-            push("gpt_neox.embed_in.weight".into(), vec![v, d]);
-            for i in 0..arch.num_hidden_layers {
-                let n = |s: &str| format!("gpt_neox.layers.{i}.{s}");
-                for norm in ["input_layernorm", "post_attention_layernorm"] {
-                    push(n(&format!("{norm}.weight")), vec![d]);
-                    push(n(&format!("{norm}.bias")), vec![d]);
-                }
-                push(n("attention.query_key_value.weight"), vec![3 * d, d]);
-                if arch.biases {
-                    push(n("attention.query_key_value.bias"), vec![3 * d]);
-                }
-                push(n("attention.dense.weight"), vec![d, d]);
-                if arch.biases {
-                    push(n("attention.dense.bias"), vec![d]);
-                }
-                push(n("mlp.dense_h_to_4h.weight"), vec![f, d]);
-                push(n("mlp.dense_h_to_4h.bias"), vec![f]);
-                push(n("mlp.dense_4h_to_h.weight"), vec![d, f]);
-                push(n("mlp.dense_4h_to_h.bias"), vec![d]);
-            }
-            push("gpt_neox.final_layer_norm.weight".into(), vec![d]);
-            push("gpt_neox.final_layer_norm.bias".into(), vec![d]);
-            if !arch.tie_word_embeddings {
-                push("embed_out.weight".into(), vec![v, d]);
-            }
-        }
-        Family::Llama | Family::Olmo | Family::Olmo2 => {
-            push(names::EMBED.into(), vec![v, d]);
-            for i in 0..arch.num_hidden_layers {
-                let n = |s: &str| names::layer(i, s);
-                if arch.family == Family::Llama {
-                    push(n("input_layernorm.weight"), vec![d]);
-                }
-                push(n("self_attn.q_proj.weight"), vec![q, d]);
-                push(n("self_attn.k_proj.weight"), vec![kv, d]);
-                push(n("self_attn.v_proj.weight"), vec![kv, d]);
-                push(n("self_attn.o_proj.weight"), vec![d, q]);
-                if arch.family == Family::Olmo2 {
-                    push(n("self_attn.q_norm.weight"), vec![q]);
-                    push(n("self_attn.k_norm.weight"), vec![kv]);
-                    push(n("post_feedforward_layernorm.weight"), vec![d]);
-                }
-                if arch.family != Family::Olmo {
-                    push(n("post_attention_layernorm.weight"), vec![d]);
-                }
-                push(n("mlp.gate_proj.weight"), vec![f, d]);
-                push(n("mlp.up_proj.weight"), vec![f, d]);
-                push(n("mlp.down_proj.weight"), vec![d, f]);
-            }
-            if arch.family != Family::Olmo {
-                push(names::FINAL_NORM.into(), vec![d]);
-            }
-            if !arch.tie_word_embeddings {
-                push(names::LM_HEAD.into(), vec![v, d]);
-            }
-        }
-    }
-    out
-}
-
-/// The head a tied checkpoint may still store (ignored, as transformers does).
-fn tied_head_name(family: Family) -> &'static str {
-    match family {
-        Family::GptNeox => "embed_out.weight",
-        _ => names::LM_HEAD,
-    }
-}
+use crate::names::{self, is_saved_buffer, tensor_shapes, tied_head_name};
+use crate::tensor_ops::rope_tables;
 
 impl Decoder {
     /// Builds the decoder from tensors named as in HF checkpoints (exactly those of
     /// [`tensor_shapes`]); `dir` names the checkpoint in errors.
-    pub fn from_tensors(
+    pub fn from_tensors(arch: &Arch, map: BTreeMap<String, Tensor>, dir: &Path) -> Result<Self> {
+        Self::build(arch, map, dir, true)
+    }
+
+    /// [`Decoder::from_tensors`]; `frozen` weights (inference) may be laid out for the backend's
+    /// product, live ones (training) are used as they are.
+    pub(crate) fn build(
         arch: &Arch,
         mut map: BTreeMap<String, Tensor>,
         dir: &Path,
+        frozen: bool,
     ) -> Result<Self> {
         arch.validate()?;
         let shapes: BTreeMap<String, Vec<usize>> = tensor_shapes(arch).into_iter().collect();
@@ -139,6 +56,7 @@ impl Decoder {
             _ => names::EMBED,
         };
         let embed = get(embed_name)?;
+        let backend = Backend::for_weights(&embed, frozen);
         let (dtype, dev) = (embed.dtype(), embed.device().clone());
         let d = arch.hidden_size;
         let norm = |get: &mut dyn FnMut(&str) -> Result<Tensor>, prefix: &str| -> Result<Norm> {
@@ -166,7 +84,7 @@ impl Decoder {
                         } else {
                             None
                         };
-                        Linear::new(get(&n(&format!("{s}.weight")))?, b)
+                        Linear::new(get(&n(&format!("{s}.weight")))?, b, &backend)
                     };
                     Block {
                         attn_norm: norm(&mut get, &n("input_layernorm"))?,
@@ -186,7 +104,7 @@ impl Decoder {
                     let n = |s: &str| names::layer(i, s);
                     let lin =
                         |get: &mut dyn FnMut(&str) -> Result<Tensor>, s: &str| -> Result<Linear> {
-                            Linear::new(get(&n(&format!("{s}.weight")))?, None)
+                            Linear::new(get(&n(&format!("{s}.weight")))?, None, &backend)
                         };
                     let olmo2 = arch.family == Family::Olmo2;
                     let (attn_norm, mlp_norm) = if olmo2 {
@@ -247,7 +165,7 @@ impl Decoder {
         let lm_head = if arch.tie_word_embeddings {
             Linear::untransposed(embed.clone())
         } else {
-            Linear::new(get(head)?, None)?
+            Linear::new(get(head)?, None, &backend)?
         };
         let (cos, sin) = rope_tables(
             arch.rotary_dims,
@@ -265,6 +183,7 @@ impl Decoder {
             cos,
             sin,
             num_params,
+            backend,
         })
     }
 }

@@ -63,11 +63,12 @@ pub enum Isa {
 pub fn isa() -> Option<Isa> {
     static ISA: OnceLock<Option<Isa>> = OnceLock::new();
     *ISA.get_or_init(|| {
-        let want = std::env::var("K2_GEMM").unwrap_or_default();
-        if want == "candle" {
-            return None;
+        use crate::backend::{switches, GemmChoice};
+        match switches().gemm {
+            GemmChoice::Candle => None,
+            GemmChoice::ForceAvx2 => detect(true),
+            GemmChoice::Detect => detect(false),
         }
-        detect(want == "avx2")
     })
 }
 

@@ -7,7 +7,7 @@ use candle_core::Tensor;
 
 use crate::device::Placement;
 use crate::error::{ModelError, Result};
-use crate::llama::next_token_logprobs;
+use crate::logprob::next_token_logprobs;
 
 /// Token ids of `text` (with the tokenizer's BOS handling) and `log p(token_i | tokens_<i)` for
 /// i >= 1, from one forward pass of the model in `dir` on `placement` (at most its context).
@@ -29,6 +29,6 @@ pub fn score_text(dir: &Path, text: &str, placement: &Placement) -> Result<(Vec<
     }
     let t = Tensor::from_vec(ids.clone(), (1, ids.len()), model.device())?;
     let logits = model.forward(&t)?;
-    let lp = crate::llama::host_f32(&next_token_logprobs(&logits, &t)?)?;
-    Ok((ids, lp))
+    let lp = next_token_logprobs(&logits, std::slice::from_ref(&ids))?;
+    Ok((ids, lp[0].iter().map(|&x| x as f32).collect()))
 }

@@ -6,7 +6,7 @@
 use candle_core::{Device, Tensor};
 
 use crate::error::{ModelError, Result};
-use crate::llama::next_token_logprobs;
+use crate::logprob::next_token_logprobs;
 use crate::tokenizer::Tokenizer;
 
 /// A tokenized probe: `ids` = context tokens then target tokens, the last `n_target` scored.
@@ -83,11 +83,11 @@ pub fn span_logprobs(
             .flat_map(|&i| seqs[i].ids.iter().copied())
             .collect();
         let ids = Tensor::from_vec(flat, (members.len(), len), dev)?;
-        let lp = next_token_logprobs(&logits(&ids)?, &ids)?;
-        let rows: Vec<Vec<f32>> = lp.to_dtype(candle_core::DType::F32)?.to_vec2()?;
+        let member_ids: Vec<Vec<u32>> = members.iter().map(|&i| seqs[i].ids.clone()).collect();
+        let rows = next_token_logprobs(&logits(&ids)?, &member_ids)?;
         for (row, &i) in rows.iter().zip(&members) {
             let n = seqs[i].n_target;
-            out[i] = row[len - 1 - n..].iter().map(|&x| x as f64).sum();
+            out[i] = row[len - 1 - n..].iter().sum();
         }
     }
     Ok(out)

@@ -1,5 +1,5 @@
 //! The training forward and backward of the LLaMA decoder in f32 on the CPU without candle's
-//! autograd: the loss of [`Llama::forward`] in [`crate::Mode::Train`] followed by
+//! autograd: the loss of [`Decoder::forward_train`] (a LLaMA model) followed by
 //! [`crate::fused::cross_entropy`] over the next-token targets, and every parameter's gradient,
 //! computed by k2's kernels over activation and gradient buffers that live from step to step.
 //!
@@ -17,13 +17,13 @@
 
 use candle_core::{CpuStorage, Layout, Storage, Tensor};
 
-use crate::config::LlamaConfig;
+use crate::decoder::Decoder;
 use crate::error::{ModelError, Result};
+use crate::family::Arch;
 use crate::fused::kernels::{
     causal_backward_into, causal_forward_into, grad_row_in_place, linear, linear_grad, log_sum_exp,
     rms_norm_grad, rms_norm_into, rope_into, swiglu_grad, swiglu_into, CausalShape,
 };
-use crate::llama::Llama;
 use crate::names;
 use crate::parallel::{par_chunks_mut, par_map};
 
@@ -130,8 +130,12 @@ struct Dims {
 }
 
 impl Dims {
-    fn of(cfg: &LlamaConfig, b: usize, t: usize) -> Self {
-        let (hd, nh, nkv) = (cfg.head_dim(), cfg.num_attention_heads, cfg.num_kv_heads());
+    fn of(cfg: &Arch, b: usize, t: usize) -> Self {
+        let (hd, nh, nkv) = (
+            cfg.head_dim,
+            cfg.num_attention_heads,
+            cfg.num_key_value_heads,
+        );
         Dims {
             n: b * t,
             d: cfg.hidden_size,
@@ -142,7 +146,7 @@ impl Dims {
             nkv,
             qd: nh * hd,
             kd: nkv * hd,
-            eps: cfg.rms_norm_eps as f32,
+            eps: cfg.norm_eps as f32,
             shape: CausalShape {
                 b,
                 t,
@@ -209,13 +213,11 @@ impl TrainStep {
         Self::default()
     }
 
-    /// Whether this path trains `model`: f32 weights on the CPU where k2's matrix product and
-    /// fused attention run, at least one layer, unless `K2_AUTOGRAD=1` asks for candle's
-    /// backprop (for comparisons).
-    pub fn applies(model: &Llama) -> bool {
-        static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        let off = *OFF.get_or_init(|| std::env::var("K2_AUTOGRAD").as_deref() == Ok("1"));
-        !off && !model.layers.is_empty() && crate::fused::fused_attention_applies(&model.embed)
+    /// Whether this path trains `model`: a LLaMA model built for training whose backend is k2's
+    /// CPU kernels (f32 on a CPU where k2's matrix product and fused attention run), at least
+    /// one layer, unless `K2_AUTOGRAD=1` asks for candle's backprop (for comparisons).
+    pub fn applies(model: &Decoder) -> bool {
+        model.backend().train_step() && !model.blocks.is_empty() && model.llama_head().is_ok()
     }
 
     /// The gradient of parameter `name` (an HF tensor name) from the last [`TrainStep::run`].
@@ -228,8 +230,8 @@ impl TrainStep {
 
     /// Forward and backward over `ids` (`b` sequences of `t` tokens, row-major): returns the
     /// mean next-token cross-entropy and leaves every parameter's gradient for [`TrainStep::grad`].
-    pub fn run(&mut self, model: &Llama, ids: &[u32], b: usize, t: usize) -> Result<f32> {
-        let cfg = model.config();
+    pub fn run(&mut self, model: &Decoder, ids: &[u32], b: usize, t: usize) -> Result<f32> {
+        let cfg = model.arch();
         let bad = |reason: String| ModelError::InvalidConfig {
             field: "input".into(),
             reason,
@@ -256,26 +258,28 @@ impl TrainStep {
             )));
         }
         let mut tensors: Vec<&Tensor> = vec![&model.embed];
-        for l in &model.layers {
+        for i in 0..model.blocks.len() {
+            let l = model.llama_layer(i)?;
             tensors.extend([
-                &l.input_norm,
-                &l.q,
-                &l.k,
-                &l.v,
-                &l.o,
-                &l.post_norm,
-                &l.gate,
-                &l.up,
-                &l.down,
+                l.input_norm,
+                l.q,
+                l.k,
+                l.v,
+                l.o,
+                l.post_norm,
+                l.gate,
+                l.up,
+                l.down,
             ]);
         }
-        tensors.extend([&model.norm, &model.lm_head, &model.cos, &model.sin]);
+        let (norm, lm_head) = model.llama_head()?;
+        tensors.extend([norm, lm_head, &model.cos, &model.sin]);
         let guards: Vec<_> = tensors.iter().map(|t| t.storage_and_layout()).collect();
         let s = guards
             .iter()
             .map(|g| f32_of(g, "weight"))
             .collect::<Result<Vec<_>>>()?;
-        let nl = model.layers.len();
+        let nl = model.blocks.len();
         let w = Weights {
             embed: s[0],
             layers: (0..nl)
@@ -292,7 +296,7 @@ impl TrainStep {
         Ok(loss)
     }
 
-    fn prepare(&mut self, cfg: &LlamaConfig) {
+    fn prepare(&mut self, cfg: &Arch) {
         let shapes = names::tensor_shapes(cfg);
         if self.grads.len() != shapes.len()
             || self.grads.iter().zip(&shapes).any(|(a, b)| a.0 != b.0)
@@ -307,7 +311,7 @@ impl TrainStep {
     }
 
     /// The loss; keeps what the backward reads.
-    fn forward(&mut self, cfg: &LlamaConfig, w: &Weights, ids: &[u32], b: usize, t: usize) -> f32 {
+    fn forward(&mut self, cfg: &Arch, w: &Weights, ids: &[u32], b: usize, t: usize) -> f32 {
         let Dims {
             n,
             d,
@@ -421,7 +425,7 @@ impl TrainStep {
         (total / rows as f64) as f32
     }
 
-    fn backward(&mut self, cfg: &LlamaConfig, w: &Weights, ids: &[u32], b: usize, t: usize) {
+    fn backward(&mut self, cfg: &Arch, w: &Weights, ids: &[u32], b: usize, t: usize) {
         let Dims {
             n,
             d,

@@ -9,7 +9,6 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::config::LlamaConfig;
 use crate::error::{ModelError, Result};
-use crate::llama::Llama;
 use crate::names;
 
 pub const SINGLE_FILE: &str = "model.safetensors";
@@ -167,36 +166,6 @@ fn release_pages(map: &memmap2::Mmap, start: usize, len: usize) {
     }
 }
 
-/// Loads an HF LLaMA directory (`config.json` + weights) for computation in `dtype`.
-pub fn load_model(dir: &Path, dtype: DType, dev: &Device) -> Result<Llama> {
-    let cfg = LlamaConfig::from_hf_json(&dir.join("config.json"))?;
-    let tensors = load_tensors(dir, dtype, dev)?;
-    Llama::from_tensors(&cfg, tensors).map_err(|e| match e {
-        ModelError::MissingTensor { name, .. } => ModelError::MissingTensor {
-            path: dir.to_path_buf(),
-            name,
-        },
-        ModelError::TensorShape {
-            name,
-            expected,
-            actual,
-            ..
-        } => ModelError::TensorShape {
-            path: dir.to_path_buf(),
-            name,
-            expected,
-            actual,
-        },
-        other => other,
-    })
-}
-
-/// Loads an HF LLaMA directory onto `placement`'s device in the dtype it chooses for it
-/// (by default the checkpoint's `torch_dtype`: a bf16 release runs in bf16).
-pub fn load_model_on(dir: &Path, placement: &crate::device::Placement) -> Result<Llama> {
-    load_model(dir, placement.dtype_for(dir)?, &placement.device)
-}
-
 /// Serialises tensors as one safetensors file with transformers' `{"format": "pt"}` metadata.
 /// The bytes depend only on names, shapes and values, so equal weights give equal hashes.
 pub fn safetensors_bytes(tensors: &BTreeMap<String, Tensor>) -> Result<Vec<u8>> {
@@ -215,7 +184,7 @@ pub fn safetensors_bytes(tensors: &BTreeMap<String, Tensor>) -> Result<Vec<u8>> 
 
 /// Checks that `tensors` holds exactly the weights of `cfg` with the right shapes.
 pub fn check_complete(cfg: &LlamaConfig, tensors: &BTreeMap<String, Tensor>) -> Result<()> {
-    for (name, shape) in names::tensor_shapes(cfg) {
+    for (name, shape) in names::tensor_shapes(&crate::family::Arch::from_llama(cfg)) {
         match tensors.get(&name) {
             None => {
                 return Err(ModelError::MissingTensor {

@@ -5,12 +5,12 @@ mod common;
 
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::models::llama as ct;
-use k2_model::{load_model, weight_files, Mode};
+use k2_model::{load_decoder, weight_files};
 
 fn check(dir: &str) {
     let dir = common::fixtures().join(dir);
     let dev = Device::Cpu;
-    let ours = load_model(&dir, DType::F32, &dev).unwrap();
+    let ours = load_decoder(&dir, DType::F32, &dev).unwrap();
     let cfg: ct::LlamaConfig =
         serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
     let cfg = cfg.into_config(false);
@@ -32,7 +32,7 @@ fn check(dir: &str) {
         .unwrap()
         .to_vec1()
         .unwrap();
-    let logits = ours.forward(&input, Mode::Infer).unwrap();
+    let logits = ours.forward(&input).unwrap();
     let last: Vec<f32> = logits
         .get(0)
         .unwrap()

@@ -41,7 +41,10 @@ pub fn fixture(name: &str) -> Fixture {
 /// Deterministic pseudo-random weights (no RNG dependency): N(0, std)-like via a hash.
 pub fn synthetic_weights(cfg: &LlamaConfig, dtype: DType, std: f64) -> BTreeMap<String, Tensor> {
     let mut out = BTreeMap::new();
-    for (k, (name, shape)) in names::tensor_shapes(cfg).into_iter().enumerate() {
+    for (k, (name, shape)) in names::tensor_shapes(&k2_model::Arch::from_llama(cfg))
+        .into_iter()
+        .enumerate()
+    {
         let n: usize = shape.iter().product();
         let vals: Vec<f64> = if shape.len() == 1 {
             (0..n)
@@ -62,4 +65,42 @@ pub fn synthetic_weights(cfg: &LlamaConfig, dtype: DType, std: f64) -> BTreeMap<
         out.insert(name, t);
     }
     out
+}
+
+/// k2's next-token log-probabilities ([`k2_model::next_token_logprobs`]) of `ids` (batch, seq)
+/// under `logits` (batch, seq, vocab), one row per sequence, as f32.
+pub fn lp_rows(logits: &Tensor, ids: &Tensor) -> Vec<Vec<f32>> {
+    let ids: Vec<Vec<u32>> = ids.to_vec2().unwrap();
+    k2_model::next_token_logprobs(logits, &ids)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.into_iter().map(|x| x as f32).collect())
+        .collect()
+}
+
+/// Next-token log-probabilities as a differentiable candle expression (log-softmax, gather), for
+/// losses whose gradients a test checks: (batch, seq - 1).
+pub fn lp_tensor(logits: &Tensor, ids: &Tensor) -> Tensor {
+    let (b, t, v) = logits.dims3().unwrap();
+    let logits = k2_model::upcast(&logits.narrow(1, 0, t - 1).unwrap()).unwrap();
+    let lp = candle_nn::ops::log_softmax(&logits, candle_core::D::Minus1).unwrap();
+    let targets = ids.narrow(1, 1, t - 1).unwrap().contiguous().unwrap();
+    lp.reshape((b * (t - 1), v))
+        .unwrap()
+        .gather(&targets.reshape((b * (t - 1), 1)).unwrap(), 1)
+        .unwrap()
+        .reshape((b, t - 1))
+        .unwrap()
+}
+
+/// A LLaMA model of shape `cfg` for training over `map` (HF names; `Var` tensors stay shared).
+pub fn training_model(cfg: &LlamaConfig, map: BTreeMap<String, Tensor>) -> k2_model::Decoder {
+    k2_model::Decoder::for_training(&k2_model::Arch::from_llama(cfg), map).unwrap()
+}
+
+/// The LLaMA checkpoint in `dir` as a model for training (its training forward), in `dtype`.
+pub fn load_training(dir: &std::path::Path, dtype: DType) -> k2_model::Decoder {
+    let arch = k2_model::Arch::from_hf_json(&dir.join("config.json")).unwrap();
+    let tensors = k2_model::load_tensors(dir, dtype, &Device::Cpu).unwrap();
+    k2_model::Decoder::for_training(&arch, tensors).unwrap()
 }

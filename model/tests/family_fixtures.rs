@@ -9,7 +9,7 @@ mod common;
 use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
-use k2_model::{load_decoder, next_token_logprobs, Decoder};
+use k2_model::{load_decoder, Decoder};
 
 const VARIANTS: &[&str] = &[
     "pythia-parallel",
@@ -50,12 +50,7 @@ fn logprobs_alone(model: &Decoder, ids: &[u32]) -> (Vec<f32>, Vec<f32>) {
         .unsqueeze(0)
         .unwrap();
     let logits = model.forward(&t).unwrap();
-    let lp = next_token_logprobs(&logits, &t)
-        .unwrap()
-        .squeeze(0)
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let lp = common::lp_rows(&logits, &t).concat();
     let last = logits.get(0).unwrap().get(ids.len() - 1).unwrap();
     (lp, last.to_vec1().unwrap())
 }
@@ -71,10 +66,7 @@ fn logprobs_batched(model: &Decoder, rows: &[&[u32]]) -> Vec<Vec<f32>> {
     let ids = Tensor::from_vec(flat, (rows.len(), t), &Device::Cpu).unwrap();
     let (h, _) = model.forward_hidden_cached(&ids, None).unwrap();
     let logits = model.lm_head(&h).unwrap();
-    let lp: Vec<Vec<f32>> = next_token_logprobs(&logits, &ids)
-        .unwrap()
-        .to_vec2()
-        .unwrap();
+    let lp: Vec<Vec<f32>> = common::lp_rows(&logits, &ids);
     lp.into_iter()
         .zip(rows)
         .map(|(row, r)| row[..r.len() - 1].to_vec())

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use candle_core::{DType, Device, Tensor, Var};
-use k2_model::{fused, preset, rope_tables, Llama, LlamaConfig, Mode};
+use k2_model::{fused, preset, rope_tables, LlamaConfig};
 
 /// Deterministic pseudo-random values in about [-amp, amp].
 fn rand(shape: &[usize], seed: usize, amp: f64) -> Tensor {
@@ -237,15 +237,14 @@ fn model_grads(cfg: &LlamaConfig, dtype: DType, ids: &Tensor) -> (f64, BTreeMap<
         .into_iter()
         .map(|(k, t)| (k, Var::from_tensor(&t).unwrap()))
         .collect();
-    let model = Llama::from_tensors(
+    let model = common::training_model(
         cfg,
         vars.iter()
             .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
             .collect(),
-    )
-    .unwrap();
+    );
     let (b, t) = ids.dims2().unwrap();
-    let logits = model.forward(ids, Mode::Train).unwrap();
+    let logits = model.forward_train(ids).unwrap();
     let logits = logits
         .narrow(1, 0, t - 1)
         .unwrap()

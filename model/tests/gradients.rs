@@ -4,12 +4,12 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor, Var};
-use k2_model::{preset, Llama, LlamaConfig, Mode};
+use k2_model::{preset, Decoder, LlamaConfig};
 use std::collections::BTreeMap;
 
-fn loss(model: &Llama, ids: &Tensor) -> Tensor {
-    let logits = model.forward(ids, Mode::Train).unwrap();
-    let lp = k2_model::next_token_logprobs(&logits, ids).unwrap();
+fn loss(model: &Decoder, ids: &Tensor) -> Tensor {
+    let logits = model.forward_train(ids).unwrap();
+    let lp = common::lp_tensor(&logits, ids);
     lp.mean_all().unwrap().neg().unwrap()
 }
 
@@ -20,12 +20,12 @@ fn vars(cfg: &LlamaConfig, dtype: DType) -> BTreeMap<String, Var> {
         .collect()
 }
 
-fn model_of(cfg: &LlamaConfig, vars: &BTreeMap<String, Var>) -> Llama {
+fn model_of(cfg: &LlamaConfig, vars: &BTreeMap<String, Var>) -> Decoder {
     let map = vars
         .iter()
         .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
         .collect();
-    Llama::from_tensors(cfg, map).unwrap()
+    common::training_model(cfg, map)
 }
 
 fn gqa_tiny() -> LlamaConfig {
@@ -112,10 +112,10 @@ fn gradients_match_finite_differences() {
 fn train_and_infer_paths_agree() {
     let cfg = gqa_tiny();
     let w = common::synthetic_weights(&cfg, DType::F32, 0.2);
-    let model = Llama::from_tensors(&cfg, w).unwrap();
+    let model = common::training_model(&cfg, w);
     let ids = Tensor::new(&[[1u32, 5, 9, 3, 7, 2, 11, 4]], &Device::Cpu).unwrap();
-    let a = model.forward(&ids, Mode::Train).unwrap();
-    let b = model.forward(&ids, Mode::Infer).unwrap();
+    let a = model.forward_train(&ids).unwrap();
+    let b = model.forward(&ids).unwrap();
     let diff = (a - b)
         .unwrap()
         .abs()

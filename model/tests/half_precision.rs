@@ -5,20 +5,25 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor};
-use k2_model::{host_f32, load_decoder, load_model, next_token_logprobs, Decoder, Llama, Mode};
+use k2_model::{host_f32, load_decoder, Decoder};
 
-/// Per-token log-probs of `ids` from the full forward (`mode`) and from the KV-cache path.
-fn logprobs(model: &Llama, decoder: &Decoder, ids: &[u32], mode: Mode) -> (Vec<f32>, Vec<f32>) {
+/// Per-token log-probs of `ids` from the full forward (the training forward with `train`) and
+/// from the KV-cache path.
+fn logprobs(model: &Decoder, decoder: &Decoder, ids: &[u32], train: bool) -> (Vec<f32>, Vec<f32>) {
     let t = Tensor::new(ids, &Device::Cpu)
         .unwrap()
         .unsqueeze(0)
         .unwrap();
-    let full =
-        host_f32(&next_token_logprobs(&model.forward(&t, mode).unwrap(), &t).unwrap()).unwrap();
+    let logits = if train {
+        model.forward_train(&t).unwrap()
+    } else {
+        model.forward(&t).unwrap()
+    };
+    let full = common::lp_rows(&logits, &t).concat();
     let (h, _) = decoder.forward_hidden_cached(&t, None).unwrap();
     let logits = decoder.lm_head(&h).unwrap();
     assert_eq!(logits.dtype(), DType::F32, "lm_head returns f32 logits");
-    let cached = host_f32(&next_token_logprobs(&logits, &t).unwrap()).unwrap();
+    let cached = common::lp_rows(&logits, &t).concat();
     (full, cached)
 }
 
@@ -26,13 +31,13 @@ fn logprobs(model: &Llama, decoder: &Decoder, ids: &[u32], mode: Mode) -> (Vec<f
 fn compare(fx: &str, dtype: DType) -> (f64, f64) {
     let f = common::fixture(fx);
     let dir = common::fixtures().join(&f.model);
-    let model = load_model(&dir, dtype, &Device::Cpu).unwrap();
+    let model = common::load_training(&dir, dtype);
     let decoder = load_decoder(&dir, dtype, &Device::Cpu).unwrap();
     assert_eq!((model.dtype(), decoder.dtype()), (dtype, dtype));
     let (mut sum, mut n, mut worst) = (0f64, 0usize, 0f64);
     for s in &f.sequences {
-        for mode in [Mode::Infer, Mode::Train] {
-            let (full, cached) = logprobs(&model, &decoder, &s.ids, mode);
+        for train in [false, true] {
+            let (full, cached) = logprobs(&model, &decoder, &s.ids, train);
             for (a, c) in full.iter().zip(&cached) {
                 assert!(a.is_finite() && c.is_finite());
             }

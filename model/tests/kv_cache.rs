@@ -4,7 +4,7 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor};
-use k2_model::{load_decoder, load_model, Mode};
+use k2_model::load_decoder;
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
     (a - b)
@@ -22,7 +22,7 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
 #[test]
 fn cached_prefix_then_continuation_equals_full_forward() {
     let dir = common::fixtures().join("models/tiny-random-llama-gqa-sharded");
-    let llama = load_model(&dir, DType::F32, &Device::Cpu).unwrap();
+    let llama = common::load_training(&dir, DType::F32);
     let model = load_decoder(&dir, DType::F32, &Device::Cpu).unwrap();
     let dev = Device::Cpu;
     let full: Vec<u32> = (0..30u32).map(|i| (i * 31 + 7) % 500 + 3).collect();
@@ -30,7 +30,7 @@ fn cached_prefix_then_continuation_equals_full_forward() {
         .unwrap()
         .unsqueeze(0)
         .unwrap();
-    let reference = llama.forward(&ids, Mode::Infer).unwrap();
+    let reference = llama.forward(&ids).unwrap();
 
     // Prefix of 18 in a right-padded batch of 2 (the other row longer), then 12 continuation tokens.
     let other: Vec<u32> = (0..25u32).map(|i| (i * 17 + 1) % 500).collect();

@@ -6,7 +6,7 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor, Var};
-use k2_model::{preset, Llama, LlamaConfig, Mode, TrainStep};
+use k2_model::{preset, Decoder, LlamaConfig, TrainStep};
 use std::collections::BTreeMap;
 
 fn vars(cfg: &LlamaConfig) -> BTreeMap<String, Var> {
@@ -16,19 +16,19 @@ fn vars(cfg: &LlamaConfig) -> BTreeMap<String, Var> {
         .collect()
 }
 
-fn model_of(cfg: &LlamaConfig, vars: &BTreeMap<String, Var>) -> Llama {
+fn model_of(cfg: &LlamaConfig, vars: &BTreeMap<String, Var>) -> Decoder {
     let map = vars
         .iter()
         .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
         .collect();
-    Llama::from_tensors(cfg, map).unwrap()
+    common::training_model(cfg, map)
 }
 
 /// The trainer's loss through candle's autograd: logits of every position, the last dropped,
 /// mean cross-entropy against the next tokens.
-fn autograd_loss(model: &Llama, ids: &Tensor) -> Tensor {
+fn autograd_loss(model: &Decoder, ids: &Tensor) -> Tensor {
     let (b, t) = ids.dims2().unwrap();
-    let logits = model.forward(ids, Mode::Train).unwrap();
+    let logits = model.forward_train(ids).unwrap();
     let v = logits.dim(2).unwrap();
     let logits = logits
         .narrow(1, 0, t - 1)

@@ -4,32 +4,30 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor};
-use k2_model::{load_model, next_token_logprobs, Mode};
 
 fn check(fixture: &str) -> f64 {
     let f = common::fixture(fixture);
-    let model = load_model(&common::fixtures().join(&f.model), DType::F32, &Device::Cpu).unwrap();
+    let model = common::load_training(&common::fixtures().join(&f.model), DType::F32);
     let mut worst = 0f64;
     for s in &f.sequences {
         let ids = Tensor::new(s.ids.as_slice(), &Device::Cpu)
             .unwrap()
             .unsqueeze(0)
             .unwrap();
-        for mode in [Mode::Infer, Mode::Train] {
-            let logits = model.forward(&ids, mode).unwrap();
-            let lp: Vec<f32> = next_token_logprobs(&logits, &ids)
-                .unwrap()
-                .squeeze(0)
-                .unwrap()
-                .to_vec1()
-                .unwrap();
+        for mode in ["inference", "training"] {
+            let logits = if mode == "training" {
+                model.forward_train(&ids).unwrap()
+            } else {
+                model.forward(&ids).unwrap()
+            };
+            let lp: Vec<f32> = common::lp_rows(&logits, &ids).concat();
             assert_eq!(lp.len(), s.next_token_logprobs.len());
             for (j, (a, b)) in lp.iter().zip(&s.next_token_logprobs).enumerate() {
                 let d = (*a as f64 - b).abs();
                 worst = worst.max(d);
                 assert!(
                     d < 1e-4,
-                    "{fixture} len {} pos {j} ({mode:?}): {a} vs {b}",
+                    "{fixture} len {} pos {j} ({mode}): {a} vs {b}",
                     s.ids.len()
                 );
             }

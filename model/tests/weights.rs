@@ -3,7 +3,7 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor};
-use k2_model::{load_model, load_tensors, preset, safetensors_bytes, Mode};
+use k2_model::{load_decoder, load_tensors, preset, safetensors_bytes};
 
 #[test]
 fn saved_weights_load_back_identically_and_bytes_are_stable() {
@@ -21,12 +21,9 @@ fn saved_weights_load_back_identically_and_bytes_are_stable() {
         let b: Vec<f32> = back[k].flatten_all().unwrap().to_vec1().unwrap();
         assert_eq!(a, b, "{k}");
     }
-    let model = load_model(dir.path(), DType::F32, &Device::Cpu).unwrap();
+    let model = load_decoder(dir.path(), DType::F32, &Device::Cpu).unwrap();
     let ids = Tensor::new(&[[1u32, 2, 3]], &Device::Cpu).unwrap();
-    assert_eq!(
-        model.forward(&ids, Mode::Infer).unwrap().dims(),
-        &[1, 3, cfg.vocab_size]
-    );
+    assert_eq!(model.forward(&ids).unwrap().dims(), &[1, 3, cfg.vocab_size]);
 }
 
 #[test]
@@ -49,7 +46,7 @@ fn missing_tensor_names_the_directory_and_tensor() {
     )
     .unwrap();
     std::fs::write(dir.path().join("config.json"), cfg.to_hf_json()).unwrap();
-    let e = load_model(dir.path(), DType::F32, &Device::Cpu)
+    let e = load_decoder(dir.path(), DType::F32, &Device::Cpu)
         .err()
         .unwrap()
         .to_string();

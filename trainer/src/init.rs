@@ -23,7 +23,7 @@ pub fn init_weights(
 ) -> Result<BTreeMap<String, Tensor>> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut out = BTreeMap::new();
-    for (name, shape) in names::tensor_shapes(cfg) {
+    for (name, shape) in names::tensor_shapes(&k2_model::Arch::from_llama(cfg)) {
         let vals = init_values(&mut rng, &shape, cfg.initializer_range);
         out.insert(name, Tensor::from_vec(vals, shape, dev)?);
     }
@@ -60,7 +60,7 @@ fn write_initialized_weights(
     out: &std::path::Path,
 ) -> Result<()> {
     use k2_model::streaming_writer::{write_model_weights, TensorSpec};
-    let specs: Vec<TensorSpec> = names::tensor_shapes(cfg)
+    let specs: Vec<TensorSpec> = names::tensor_shapes(&k2_model::Arch::from_llama(cfg))
         .into_iter()
         .map(|(name, shape)| TensorSpec { name, dtype, shape })
         .collect();

@@ -323,7 +323,7 @@ impl DenseProbes {
         spc: u64,
         step: u64,
         attempt: u32,
-        model: &k2_model::Llama,
+        model: &k2_model::Decoder,
     ) -> Result<Option<k2_archive::DenseLine>> {
         let active: Vec<usize> = self
             .windows(order, spc)
@@ -338,9 +338,9 @@ impl DenseProbes {
         for i in active {
             let (_, skeletons, seqs) = &self.injections[i];
             let lp = k2_model::span::span_logprobs(
-                &|ids| model.forward(ids, k2_model::Mode::Infer),
+                &|ids| model.forward(ids),
                 seqs,
-                model.config().max_position_embeddings,
+                model.arch().max_position_embeddings,
                 model.device(),
             )?;
             scores.extend(

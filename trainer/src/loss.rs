@@ -1,16 +1,16 @@
 //! The training loss.
 
 use candle_core::Tensor;
-use k2_model::{Llama, Mode, TrainStep};
+use k2_model::{Decoder, TrainStep};
 
 use crate::error::Result;
 use crate::optim::{AdamW, Grads};
 
 /// Mean next-token cross-entropy over a batch (K2: labels are inputs shifted by one; the last
 /// position has no label).
-pub fn lm_loss(model: &Llama, ids: &Tensor) -> Result<Tensor> {
+pub fn lm_loss(model: &Decoder, ids: &Tensor) -> Result<Tensor> {
     let (b, t) = ids.dims2()?;
-    let logits = model.forward(ids, Mode::Train)?;
+    let logits = model.forward_train(ids)?;
     let v = logits.dim(2)?;
     // The loss is taken in f32 whatever the compute dtype (a no-op for f32 logits).
     let logits = k2_model::upcast(&logits.narrow(1, 0, t - 1)?.reshape((b * (t - 1), v))?)?;
@@ -37,7 +37,7 @@ impl Backprop {
     /// The mean next-token loss of `ids` (batch, seq), and `acc += scale * gradient`.
     pub fn micro_batch(
         &mut self,
-        model: &Llama,
+        model: &Decoder,
         ids: &Tensor,
         opt: &AdamW,
         acc: &mut Grads,

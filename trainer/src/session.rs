@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
 use k2_archive::{ChunkOrder, DataIndex, Manifest, RunLayout, SpikeEvent, SpikeKind};
-use k2_model::Llama;
+use k2_model::{Arch, Decoder};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -38,7 +38,7 @@ pub struct StepReport<'a> {
     /// A spike resolved at this step (benign, or malignant under the `log` policy).
     pub resolved: Option<&'a SpikeEvent>,
     /// The model after the step (over the f32 master weights), for probes scored during training.
-    pub model: &'a Llama,
+    pub model: &'a Decoder,
 }
 
 pub struct Session {
@@ -54,7 +54,7 @@ pub struct Session {
     /// Set when the loaded checkpoint was trained on another device kind than `dev`: the run goes
     /// on, but not bit for bit with what that device would have computed.
     pub device_change: Option<String>,
-    model: Llama,
+    model: Decoder,
     train_rng: ChaCha8Rng,
     backprop: Backprop,
 }
@@ -330,7 +330,7 @@ impl Session {
     /// For bf16/f16 compute, this step's model: the master weights cast to the compute dtype
     /// (the casts are in the autograd graph, so gradients reach the f32 masters). `None` for f32,
     /// whose model uses the master weights directly.
-    fn compute_model(&self) -> Result<Option<Llama>> {
+    fn compute_model(&self) -> Result<Option<Decoder>> {
         let dtype = self.cfg.compute_dtype();
         if dtype == DType::F32 {
             return Ok(None);
@@ -370,7 +370,7 @@ fn model_from(
     vars: &BTreeMap<String, Var>,
     stage: usize,
     dtype: DType,
-) -> Result<Llama> {
+) -> Result<Decoder> {
     model_over(&cfg.model_config(stage)?, vars, dtype)
 }
 
@@ -381,12 +381,12 @@ pub fn model_over(
     cfg: &k2_model::LlamaConfig,
     vars: &BTreeMap<String, Var>,
     dtype: DType,
-) -> Result<Llama> {
+) -> Result<Decoder> {
     let map = vars
         .iter()
         .map(|(k, v)| Ok((k.clone(), v.as_tensor().to_dtype(dtype)?)))
         .collect::<Result<_>>()?;
-    Ok(Llama::from_tensors(cfg, map)?)
+    Ok(Decoder::for_training(&Arch::from_llama(cfg), map)?)
 }
 
 fn initial_state(cfg: &TrainConfig, order: &ChunkOrder, first_stage: usize) -> TrainerState {

@@ -26,9 +26,7 @@ use crate::parallel::{par_for, SyncPtr};
 /// Whether the fused attention takes activations like `x`: f32 on a CPU where k2's matrix
 /// product runs, unless `K2_FUSED_ATTENTION=0` turns it off.
 pub fn fused_attention_applies(x: &Tensor) -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let on = *ON.get_or_init(|| std::env::var("K2_FUSED_ATTENTION").as_deref() != Ok("0"));
-    on && gemm::isa().is_some() && cpu_f32(&[x])
+    crate::backend::switches().fused_attention && gemm::isa().is_some() && cpu_f32(&[x])
 }
 
 /// Causal attention for q (b, t, h, d) and k, v (b, tk, kv, d) with tk ≥ t (the first tk − t

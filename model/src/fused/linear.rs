@@ -34,9 +34,11 @@ pub fn linear_candle(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 /// transpose. `None` where k2's product does not run (other dtypes and devices, no kernel) or
 /// `K2_PREPACK=0`. The products' bits do not change: each element is the same FMA chain.
 pub fn transposed_for_gemm(w: &Tensor) -> Result<Option<Tensor>> {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let on = *ON.get_or_init(|| std::env::var("K2_PREPACK").as_deref() != Ok("0"));
-    if !on || gemm::isa().is_none() || !cpu_f32(&[w]) || w.rank() != 2 {
+    if !crate::backend::switches().prepack
+        || gemm::isa().is_none()
+        || !cpu_f32(&[w])
+        || w.rank() != 2
+    {
         return Ok(None);
     }
     Ok(Some(w.t()?.contiguous()?))
