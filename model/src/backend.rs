@@ -20,8 +20,8 @@
 //! | `K2_CUDA_FUSED=0`       | candle's CUDA ops instead of k2's CUDA kernels                        |
 //! | `K2_PREFIX_CACHE=0`     | eval runs contexts right-padded, no shared prefixes                   |
 //!
-//! None of them changes a score or a checkpoint on the backend that runs: they choose between
-//! kernels whose bits are documented in `docs/determinism.md`.
+//! A switched-off kernel's replacement may round differently; what each backend computes bit for
+//! bit is documented in `docs/determinism.md`.
 
 use std::sync::OnceLock;
 

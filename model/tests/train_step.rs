@@ -95,7 +95,10 @@ fn assert_identical(cfg: &LlamaConfig, batches: &[(usize, usize)]) {
             assert_eq!(
                 differ,
                 0,
-                "{name} ({b}x{t}): {differ} of {} differ",
+                "{name} ({b}x{t}): {differ} of {} gradient values differ between k2's training \
+                 step and candle's autograd. The step adds each tensor's gradient contributions \
+                 in the order candle's backprop adds them; after a candle upgrade that order (or \
+                 an op's rounding) may have changed (docs/determinism.md)",
                 g.len()
             );
             checked += 1;
