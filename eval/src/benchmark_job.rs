@@ -17,6 +17,7 @@ use crate::prepared::Prepared;
 use crate::results::{
     read_metrics, results_file, stored_key, CheckpointInfo, ResultKey, TaskResult, HARNESS_VERSION,
 };
+pub use crate::results_layout::{results_path, samples_path, ResultsLayout};
 use crate::summary::headline;
 use crate::sweep::{Job, Loaded, SweepReport};
 use crate::task::Task;
@@ -48,23 +49,6 @@ impl TaskSpec {
     pub fn requests(&self) -> usize {
         count_requests(self.task.as_ref(), self.shots, self.limit)
     }
-}
-
-pub fn results_path(out_dir: &Path, task: &str) -> PathBuf {
-    out_dir.join(format!("{task}.json"))
-}
-
-pub fn samples_path(out_dir: &Path, task: &str) -> PathBuf {
-    out_dir.join(format!("{task}.samples.jsonl"))
-}
-
-/// Where a checkpoint's results go.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ResultsLayout {
-    /// `<root>/<checkpoint>/<task>.json`: a run (`<run>/eval`), a suite, a directory.
-    PerCheckpoint(PathBuf),
-    /// `<dir>/<task>.json`: one model directory (`--model`).
-    Flat(PathBuf),
 }
 
 /// Evaluates tasks on every checkpoint.

@@ -27,6 +27,7 @@ pub mod pyrandom;
 pub mod registry;
 pub mod request;
 pub mod results;
+pub mod results_layout;
 pub mod scorer;
 pub mod sources;
 pub mod sp_tokenizer;

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::benchmark_job::results_path;
 use crate::error::Result;
 use crate::results::read_metrics;
+use crate::results_layout::results_path;
 
 /// The metric a table shows for a task: `acc_norm` where reported, else `acc`, else the first.
 pub fn headline(metrics: &BTreeMap<String, f64>) -> Option<(String, f64)> {

@@ -63,7 +63,7 @@ pub enum Isa {
 pub fn isa() -> Option<Isa> {
     static ISA: OnceLock<Option<Isa>> = OnceLock::new();
     *ISA.get_or_init(|| {
-        use crate::backend::{switches, GemmChoice};
+        use crate::switches::{switches, GemmChoice};
         match switches().gemm {
             GemmChoice::Candle => None,
             GemmChoice::ForceAvx2 => detect(true),

@@ -23,6 +23,7 @@ pub mod presets;
 pub mod score;
 pub mod span;
 pub mod streaming_writer;
+pub mod switches;
 pub mod tensor_ops;
 pub mod tokenizer;
 pub mod train_forward;

@@ -26,7 +26,7 @@ use crate::parallel::{par_for, SyncPtr};
 /// Whether the fused attention takes activations like `x`: f32 on a CPU where k2's matrix
 /// product runs, unless `K2_FUSED_ATTENTION=0` turns it off.
 pub fn fused_attention_applies(x: &Tensor) -> bool {
-    crate::backend::switches().fused_attention && gemm::isa().is_some() && cpu_f32(&[x])
+    crate::switches::switches().fused_attention && gemm::isa().is_some() && cpu_f32(&[x])
 }
 
 /// Causal attention for q (b, t, h, d) and k, v (b, tk, kv, d) with tk ≥ t (the first tk − t

@@ -34,7 +34,7 @@ pub fn linear_candle(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 /// transpose. `None` where k2's product does not run (other dtypes and devices, no kernel) or
 /// `K2_PREPACK=0`. The products' bits do not change: each element is the same FMA chain.
 pub fn transposed_for_gemm(w: &Tensor) -> Result<Option<Tensor>> {
-    if !crate::backend::switches().prepack
+    if !crate::switches::switches().prepack
         || gemm::isa().is_none()
         || !cpu_f32(&[w])
         || w.rank() != 2

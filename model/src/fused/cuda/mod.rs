@@ -17,7 +17,7 @@ const MODULE: &str = "k2_fused_softmax";
 pub fn applies(t: &Tensor) -> bool {
     matches!(t.device(), Device::Cuda(_))
         && matches!(t.dtype(), DType::F32 | DType::BF16)
-        && crate::backend::switches().cuda_fused
+        && crate::switches::switches().cuda_fused
 }
 
 fn ptx() -> Result<&'static str> {
