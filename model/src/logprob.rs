@@ -224,6 +224,38 @@ mod tests {
     }
 
     #[test]
+    fn the_device_path_agrees_with_the_host_path() {
+        // The reductions CUDA runs, run here on CPU tensors: f32 instead of f64, same picks.
+        let rows: Vec<f32> = (0..5 * 37)
+            .map(|i| ((i * 7919 % 101) as f32 - 50.0) / 9.0)
+            .collect();
+        let mut rows = rows;
+        rows[3 * 37 + 5] = f32::NAN;
+        let t = Tensor::from_vec(rows, (5, 37), &Device::Cpu).unwrap();
+        let picks = [(0, 3), (4, 36), (2, 0), (3, 1), (1, 17), (0, 3)];
+        let host = score(&t, &picks).unwrap();
+        let dev = score_on_device(&t, &picks).unwrap();
+        for (h, d) in host.iter().zip(&dev) {
+            assert_eq!(h.greedy, d.greedy, "{h:?} {d:?}");
+            if h.logprob.is_nan() {
+                assert!(d.logprob.is_nan());
+            } else {
+                assert!((h.logprob - d.logprob).abs() < 1e-5, "{h:?} {d:?}");
+            }
+        }
+        let host_max = argmax_rows(&t).unwrap();
+        let dev_max: Vec<u32> = without_nan(&t)
+            .unwrap()
+            .argmax_keepdim(D::Minus1)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(host_max, dev_max);
+    }
+
+    #[test]
     fn next_token_logprobs_score_each_following_token() {
         let logits = Tensor::new(
             &[[[0.0f32, 1.0, 2.0], [2.0, 1.0, 0.0], [1.0, 1.0, 1.0]]],
