@@ -569,7 +569,10 @@ impl Engine {
             .or(self.model.arch().eos_token_id);
         let dev = self.dev();
         let input = Tensor::new(ids.as_slice(), &dev)?.unsqueeze(0)?;
-        let (hidden, mut cache) = self.model.forward_hidden_cached(&input, None)?;
+        let (hidden, cache) = self.model.forward_hidden_cached(&input, None)?;
+        // Each generated token's keys and values are written into this room in place.
+        let room = max_gen_toks.min(self.max_len.saturating_sub(ids.len()));
+        let mut cache = cache.with_room(room)?;
         let mut last = hidden.get(0)?.get(ids.len() - 1)?.unsqueeze(0)?;
         let mut generated: Vec<u32> = Vec::new();
         let mut text = String::new();

@@ -78,7 +78,9 @@ fn greedy_batch(model: &Decoder, prompts: &[&[u32]], n_new: usize) -> Result<Vec
     let (b, t) = (prompts.len(), prompts[0].len());
     let ids: Vec<u32> = prompts.iter().flat_map(|p| p.iter().copied()).collect();
     let ids = Tensor::from_vec(ids, (b, t), &dev)?;
-    let (hidden, mut cache) = model.forward_hidden_cached(&ids, None)?;
+    let (hidden, cache) = model.forward_hidden_cached(&ids, None)?;
+    // Each step's keys and values are written into this room in place.
+    let mut cache = cache.with_room(n_new)?;
     let mut last = hidden.narrow(1, t - 1, 1)?;
     let mut out: Vec<Vec<u32>> = vec![Vec::with_capacity(n_new); b];
     for step in 0..n_new {

@@ -530,15 +530,7 @@ impl Decoder {
             let (k, v) = match cache {
                 // Packed sequences read the prefix in place.
                 Some(_) if packed.is_some() => (k, v),
-                Some(c) => {
-                    let (pk, pv) = &c.layers[li];
-                    // Contiguous as cuBLAS needs (a broadcast prefix from `expand` makes
-                    // `cat` return a strided tensor); the values are the same either way.
-                    (
-                        Tensor::cat(&[pk, &k], seq_dim)?.contiguous()?,
-                        Tensor::cat(&[pv, &v], seq_dim)?.contiguous()?,
-                    )
-                }
+                Some(c) => c.appended(li, &k, &v)?,
                 None => (k, v),
             };
             if keep {
@@ -608,10 +600,14 @@ impl Decoder {
         let h = self.norm.forward(&x)?;
         Ok((
             h,
-            keep.then_some(KvCache {
-                layers: new_layers,
-                len: if packed.is_some() { t } else { past + t },
-                seq_dim,
+            keep.then(|| {
+                let len = if packed.is_some() { t } else { past + t };
+                KvCache {
+                    room: cache
+                        .and_then(|c| c.room.clone())
+                        .filter(|_| packed.is_none()),
+                    ..KvCache::new(new_layers, len, seq_dim)
+                }
             }),
         ))
     }

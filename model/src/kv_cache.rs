@@ -17,9 +17,73 @@ pub struct KvCache {
     pub len: usize,
     /// The dimension of the positions: 2, or 1 in the fused attention's layout.
     pub seq_dim: usize,
+    /// Preallocated keys and values per layer, with room beyond `len` to append in place
+    /// ([`KvCache::with_room`]); `layers` are then views of their first `len` positions.
+    pub(crate) room: Option<Vec<(Tensor, Tensor)>>,
 }
 
 impl KvCache {
+    /// A cache of `layers` holding `len` positions along `seq_dim`.
+    pub fn new(layers: Vec<(Tensor, Tensor)>, len: usize, seq_dim: usize) -> Self {
+        KvCache {
+            layers,
+            len,
+            seq_dim,
+            room: None,
+        }
+    }
+
+    /// This cache copied once into buffers with room for `extra` more positions, so that each
+    /// forward after it ([`crate::Decoder::forward_hidden_cached`], as generation runs token by
+    /// token) writes its keys and values in place instead of concatenating the whole cache again.
+    /// The values are the same; with k2's fused attention and one row the attention then reads
+    /// the buffer in place.
+    pub fn with_room(&self, extra: usize) -> Result<KvCache> {
+        let d = self.seq_dim;
+        let mut room = Vec::with_capacity(self.layers.len());
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for (k, v) in &self.layers {
+            let mut dims = k.dims().to_vec();
+            dims[d] = self.len + extra;
+            let kb = Tensor::zeros(dims.as_slice(), k.dtype(), k.device())?;
+            let vb = Tensor::zeros(dims.as_slice(), v.dtype(), v.device())?;
+            kb.slice_set(&k.contiguous()?, d, 0)?;
+            vb.slice_set(&v.contiguous()?, d, 0)?;
+            layers.push((kb.narrow(d, 0, self.len)?, vb.narrow(d, 0, self.len)?));
+            room.push((kb, vb));
+        }
+        Ok(KvCache {
+            layers,
+            len: self.len,
+            seq_dim: d,
+            room: Some(room),
+        })
+    }
+
+    /// Layer `li`'s keys and values with `k`, `v` (`t` new positions) appended: written in place
+    /// when the cache has room for them, else concatenated into new tensors. Contiguous either
+    /// way (cuBLAS and k2's kernels read them so; a broadcast prefix from `expand` makes `cat`
+    /// return a strided tensor).
+    pub(crate) fn appended(&self, li: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let d = self.seq_dim;
+        let t = k.dim(d)?;
+        if let Some((kb, vb)) = self.room.as_ref().map(|r| &r[li]) {
+            if self.len + t <= kb.dim(d)? {
+                kb.slice_set(&k.contiguous()?, d, self.len)?;
+                vb.slice_set(&v.contiguous()?, d, self.len)?;
+                return Ok((
+                    kb.narrow(d, 0, self.len + t)?.contiguous()?,
+                    vb.narrow(d, 0, self.len + t)?.contiguous()?,
+                ));
+            }
+        }
+        let (pk, pv) = &self.layers[li];
+        Ok((
+            Tensor::cat(&[pk, k], d)?.contiguous()?,
+            Tensor::cat(&[pv, v], d)?.contiguous()?,
+        ))
+    }
+
     /// Row `i` of a batched cache, cut to its first `len` positions (a right-padded prefix).
     pub fn row(&self, i: usize, len: usize) -> Result<KvCache> {
         let layers = self
@@ -32,11 +96,7 @@ impl KvCache {
                 ))
             })
             .collect::<Result<_>>()?;
-        Ok(KvCache {
-            layers,
-            len,
-            seq_dim: self.seq_dim,
-        })
+        Ok(KvCache::new(layers, len, self.seq_dim))
     }
 
     /// One sequence's cache from a packed forward's ([`crate::Decoder::forward_packed`], whose
@@ -64,11 +124,7 @@ impl KvCache {
                 })
             })
             .collect::<Result<_>>()?;
-        Ok(KvCache {
-            layers,
-            len: prefix.map_or(0, |p| p.len) + len,
-            seq_dim: d,
-        })
+        Ok(KvCache::new(layers, prefix.map_or(0, |p| p.len) + len, d))
     }
 
     /// A batch-1 cache repeated `n` times along the batch, as broadcast views: nothing is copied
@@ -82,11 +138,7 @@ impl KvCache {
                 Ok((k.expand((n, a, t, d))?, v.expand((n, a, t, d))?))
             })
             .collect::<Result<_>>()?;
-        Ok(KvCache {
-            layers,
-            len: self.len,
-            seq_dim: self.seq_dim,
-        })
+        Ok(KvCache::new(layers, self.len, self.seq_dim))
     }
 }
 

@@ -383,3 +383,47 @@ fn last_positions_only_get_the_bits_of_the_full_packed_forward() {
             .is_err());
     }
 }
+
+/// Appending in place ([`k2_model::KvCache::with_room`], as generation does) gives every step the
+/// bits of concatenating the cache anew, on k2's kernels (f32) and candle's (bf16), for one row and
+/// for a batch, including steps past the room (which fall back to concatenation).
+#[test]
+fn appending_in_place_gives_the_bits_of_concatenation() {
+    let dev = Device::Cpu;
+    let dir = common::fixtures().join("models/tiny-random-llama-gqa-sharded");
+    for dtype in [DType::F32, DType::BF16] {
+        let model = load_decoder(&dir, dtype, &dev).unwrap();
+        let vocab = model.arch().vocab_size as u32;
+        for b in [1usize, 2] {
+            let prompt: Vec<u32> = (0..7 * b as u32).map(|i| (i * 31 + 7) % vocab).collect();
+            let ids = Tensor::from_vec(prompt, (b, 7), &dev).unwrap();
+            let (_, base) = model.forward_hidden_cached(&ids, None).unwrap();
+            let mut plain = base.clone();
+            let mut roomy = base.with_room(3).unwrap();
+            for step in 0..5u32 {
+                let next: Vec<u32> = (0..b as u32)
+                    .map(|r| (step * 13 + r * 5 + 1) % vocab)
+                    .collect();
+                let x = Tensor::from_vec(next, (b, 1), &dev).unwrap();
+                let (h1, c1) = model.forward_hidden_cached(&x, Some(&plain)).unwrap();
+                let (h2, c2) = model.forward_hidden_cached(&x, Some(&roomy)).unwrap();
+                let f = |t: &Tensor| -> Vec<f64> {
+                    t.to_dtype(DType::F64)
+                        .unwrap()
+                        .flatten_all()
+                        .unwrap()
+                        .to_vec1()
+                        .unwrap()
+                };
+                let (a, c) = (f(&h1), f(&h2));
+                assert!(
+                    a.iter().zip(&c).all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{dtype:?} batch {b} step {step}"
+                );
+                assert_eq!(c1.len, c2.len);
+                plain = c1;
+                roomy = c2;
+            }
+        }
+    }
+}

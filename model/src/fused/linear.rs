@@ -11,8 +11,9 @@ use super::{cpu_f32, f32_slice, with_f32};
 use crate::gemm::{self, MatRef};
 
 /// `x·wᵀ` for x (rows, in) and w (out, in): k2's product for f32 on a CPU it has a kernel for,
-/// else candle's matmul (a single row computed as two identical rows, since candle's
-/// matrix-vector path sums in another order than its matrix path).
+/// else candle's matmul (on the CPU a single row computed as two identical rows, since candle's
+/// CPU matrix-vector path sums in another order than its matrix path; on a GPU one row is one
+/// row, whose bits cuBLAS does not promise to match a batch's anyway).
 pub fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     if gemm::isa().is_some() && cpu_f32(&[x, w]) && x.rank() == 2 && w.rank() == 2 {
         return x.contiguous()?.apply_op2(&w.contiguous()?, Linear);
@@ -22,7 +23,7 @@ pub fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 
 /// The same product through candle's matmul.
 pub fn linear_candle(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    if x.dim(0)? == 1 {
+    if x.dim(0)? == 1 && x.device().is_cpu() {
         let two = Tensor::cat(&[x, x], 0)?;
         return two.matmul(&w.t()?)?.narrow(0, 0, 1);
     }
