@@ -104,3 +104,44 @@ pub fn load_training(dir: &std::path::Path, dtype: DType) -> k2_model::Decoder {
     let tensors = k2_model::load_tensors(dir, dtype, &Device::Cpu).unwrap();
     k2_model::Decoder::for_training(&arch, tensors).unwrap()
 }
+
+/// [`synthetic_weights`] as trainable `Var`s.
+pub fn synthetic_vars(cfg: &LlamaConfig, dtype: DType) -> BTreeMap<String, candle_core::Var> {
+    synthetic_weights(cfg, dtype, 0.2)
+        .into_iter()
+        .map(|(k, t)| (k, candle_core::Var::from_tensor(&t).unwrap()))
+        .collect()
+}
+
+/// A model for training over the `Var`s' own tensors (updating a `Var` updates the model).
+pub fn model_over_vars(
+    cfg: &LlamaConfig,
+    vars: &BTreeMap<String, candle_core::Var>,
+) -> k2_model::Decoder {
+    let map = vars
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+        .collect();
+    training_model(cfg, map)
+}
+
+/// The trainer's loss through candle's autograd: logits of every position, the last dropped,
+/// mean cross-entropy against the next tokens.
+pub fn autograd_loss(model: &k2_model::Decoder, ids: &Tensor) -> Tensor {
+    let (b, t) = ids.dims2().unwrap();
+    let logits = model.forward_train(ids).unwrap();
+    let v = logits.dim(2).unwrap();
+    let logits = logits
+        .narrow(1, 0, t - 1)
+        .unwrap()
+        .reshape((b * (t - 1), v))
+        .unwrap();
+    let targets = ids
+        .narrow(1, 1, t - 1)
+        .unwrap()
+        .contiguous()
+        .unwrap()
+        .reshape(b * (t - 1))
+        .unwrap();
+    k2_model::fused::cross_entropy(&logits, &targets).unwrap()
+}

@@ -13,10 +13,8 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
-use candle_core::{DType, Device, Tensor, Var};
-use k2_model::{names, preset, Arch, Decoder, LlamaConfig, TrainStep};
+use candle_core::{DType, Device, Tensor};
+use k2_model::{names, preset, Arch, LlamaConfig, TrainStep};
 
 /// Digests of one step on this machine's kernels; see [`step_digest`].
 const TRAIN_STEP_DIGEST: &str = "5021bbca59499f91";
@@ -27,18 +25,6 @@ fn config() -> LlamaConfig {
         num_key_value_heads: Some(2),
         ..preset("tiny-test").unwrap()
     }
-}
-
-fn model(cfg: &LlamaConfig) -> (BTreeMap<String, Var>, Decoder) {
-    let vars: BTreeMap<String, Var> = common::synthetic_weights(cfg, DType::F32, 0.2)
-        .into_iter()
-        .map(|(k, t)| (k, Var::from_tensor(&t).unwrap()))
-        .collect();
-    let map = vars
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-        .collect();
-    (vars, common::training_model(cfg, map))
 }
 
 fn batch(b: usize, t: usize, vocab: usize) -> Vec<u32> {
@@ -79,7 +65,7 @@ fn shapes(cfg: &LlamaConfig) -> Vec<String> {
 #[test]
 fn the_training_steps_bits_are_what_they_were() {
     let cfg = config();
-    let (_, model) = model(&cfg);
+    let model = common::model_over_vars(&cfg, &common::synthetic_vars(&cfg, DType::F32));
     if !TrainStep::applies(&model) {
         eprintln!(
             "skipped: k2's training step does not run on this CPU (needs AVX2+FMA or AVX-512F \
@@ -113,25 +99,12 @@ fn the_training_steps_bits_are_what_they_were() {
 #[test]
 fn candles_autograd_bits_are_what_they_were() {
     let cfg = config();
-    let (vars, model) = model(&cfg);
+    let vars = common::synthetic_vars(&cfg, DType::F32);
+    let model = common::model_over_vars(&cfg, &vars);
     let (b, t) = (3, 12);
     let ids = batch(b, t, cfg.vocab_size);
     let ids_t = Tensor::from_vec(ids, (b, t), &Device::Cpu).unwrap();
-    let logits = model.forward_train(&ids_t).unwrap();
-    let v = logits.dim(2).unwrap();
-    let logits = logits
-        .narrow(1, 0, t - 1)
-        .unwrap()
-        .reshape((b * (t - 1), v))
-        .unwrap();
-    let targets = ids_t
-        .narrow(1, 1, t - 1)
-        .unwrap()
-        .contiguous()
-        .unwrap()
-        .reshape(b * (t - 1))
-        .unwrap();
-    let loss = k2_model::fused::cross_entropy(&logits, &targets).unwrap();
+    let loss = common::autograd_loss(&model, &ids_t);
     let store = loss.backward().unwrap();
     let grads: Vec<(String, Vec<f32>)> = shapes(&cfg)
         .into_iter()

@@ -233,31 +233,9 @@ fn f64_falls_back_to_the_composite_ops() {
 
 /// Gradients of the mean next-token loss (fused cross-entropy) for every weight.
 fn model_grads(cfg: &LlamaConfig, dtype: DType, ids: &Tensor) -> (f64, BTreeMap<String, Tensor>) {
-    let vars: BTreeMap<String, Var> = common::synthetic_weights(cfg, dtype, 0.2)
-        .into_iter()
-        .map(|(k, t)| (k, Var::from_tensor(&t).unwrap()))
-        .collect();
-    let model = common::training_model(
-        cfg,
-        vars.iter()
-            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-            .collect(),
-    );
-    let (b, t) = ids.dims2().unwrap();
-    let logits = model.forward_train(ids).unwrap();
-    let logits = logits
-        .narrow(1, 0, t - 1)
-        .unwrap()
-        .reshape((b * (t - 1), cfg.vocab_size))
-        .unwrap();
-    let targets = ids
-        .narrow(1, 1, t - 1)
-        .unwrap()
-        .contiguous()
-        .unwrap()
-        .reshape(b * (t - 1))
-        .unwrap();
-    let loss = fused::cross_entropy(&logits, &targets).unwrap();
+    let vars = common::synthetic_vars(cfg, dtype);
+    let model = common::model_over_vars(cfg, &vars);
+    let loss = common::autograd_loss(&model, ids);
     let grads = loss.backward().unwrap();
     let out = vars
         .iter()

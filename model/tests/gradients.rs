@@ -3,29 +3,13 @@
 
 mod common;
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor};
 use k2_model::{preset, Decoder, LlamaConfig};
-use std::collections::BTreeMap;
 
 fn loss(model: &Decoder, ids: &Tensor) -> Tensor {
     let logits = model.forward_train(ids).unwrap();
     let lp = common::lp_tensor(&logits, ids);
     lp.mean_all().unwrap().neg().unwrap()
-}
-
-fn vars(cfg: &LlamaConfig, dtype: DType) -> BTreeMap<String, Var> {
-    common::synthetic_weights(cfg, dtype, 0.2)
-        .into_iter()
-        .map(|(k, t)| (k, Var::from_tensor(&t).unwrap()))
-        .collect()
-}
-
-fn model_of(cfg: &LlamaConfig, vars: &BTreeMap<String, Var>) -> Decoder {
-    let map = vars
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-        .collect();
-    common::training_model(cfg, map)
 }
 
 fn gqa_tiny() -> LlamaConfig {
@@ -38,8 +22,8 @@ fn gqa_tiny() -> LlamaConfig {
 #[test]
 fn every_trainable_tensor_receives_a_nonzero_gradient() {
     for cfg in [preset("tiny-test").unwrap(), gqa_tiny()] {
-        let vars = vars(&cfg, DType::F32);
-        let model = model_of(&cfg, &vars);
+        let vars = common::synthetic_vars(&cfg, DType::F32);
+        let model = common::model_over_vars(&cfg, &vars);
         let ids = Tensor::new(
             &[[1u32, 5, 9, 3, 7, 2, 11, 4], [0, 8, 8, 3, 1, 60, 2, 2]],
             &Device::Cpu,
@@ -68,9 +52,9 @@ fn every_trainable_tensor_receives_a_nonzero_gradient() {
 #[test]
 fn gradients_match_finite_differences() {
     let cfg = gqa_tiny();
-    let vars = vars(&cfg, DType::F64);
+    let vars = common::synthetic_vars(&cfg, DType::F64);
     let ids = Tensor::new(&[[1u32, 5, 9, 3, 7, 2], [4, 8, 8, 3, 1, 60]], &Device::Cpu).unwrap();
-    let model = model_of(&cfg, &vars);
+    let model = common::model_over_vars(&cfg, &vars);
     let grads = loss(&model, &ids).backward().unwrap();
     let eps = 1e-6;
     let mut checked = 0;

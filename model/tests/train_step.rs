@@ -5,45 +5,8 @@
 
 mod common;
 
-use candle_core::{DType, Device, Tensor, Var};
-use k2_model::{preset, Decoder, LlamaConfig, TrainStep};
-use std::collections::BTreeMap;
-
-fn vars(cfg: &LlamaConfig) -> BTreeMap<String, Var> {
-    common::synthetic_weights(cfg, DType::F32, 0.2)
-        .into_iter()
-        .map(|(k, t)| (k, Var::from_tensor(&t).unwrap()))
-        .collect()
-}
-
-fn model_of(cfg: &LlamaConfig, vars: &BTreeMap<String, Var>) -> Decoder {
-    let map = vars
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-        .collect();
-    common::training_model(cfg, map)
-}
-
-/// The trainer's loss through candle's autograd: logits of every position, the last dropped,
-/// mean cross-entropy against the next tokens.
-fn autograd_loss(model: &Decoder, ids: &Tensor) -> Tensor {
-    let (b, t) = ids.dims2().unwrap();
-    let logits = model.forward_train(ids).unwrap();
-    let v = logits.dim(2).unwrap();
-    let logits = logits
-        .narrow(1, 0, t - 1)
-        .unwrap()
-        .reshape((b * (t - 1), v))
-        .unwrap();
-    let targets = ids
-        .narrow(1, 1, t - 1)
-        .unwrap()
-        .contiguous()
-        .unwrap()
-        .reshape(b * (t - 1))
-        .unwrap();
-    k2_model::fused::cross_entropy(&logits, &targets).unwrap()
-}
+use candle_core::{DType, Device, Tensor};
+use k2_model::{preset, LlamaConfig, TrainStep};
 
 fn ids(b: usize, t: usize, vocab: usize, seed: u64) -> Vec<u32> {
     let mut s = seed;
@@ -63,14 +26,14 @@ fn bits(v: &[f32]) -> Vec<u32> {
 
 /// Runs both paths on `b` x `t` batches and compares every bit.
 fn assert_identical(cfg: &LlamaConfig, batches: &[(usize, usize)]) {
-    let vars = vars(cfg);
-    let model = model_of(cfg, &vars);
+    let vars = common::synthetic_vars(cfg, DType::F32);
+    let model = common::model_over_vars(cfg, &vars);
     assert!(TrainStep::applies(&model), "the fused path must apply here");
     let mut step = TrainStep::new();
     for (i, &(b, t)) in batches.iter().enumerate() {
         let tokens = ids(b, t, cfg.vocab_size, 17 + i as u64);
         let ids_t = Tensor::from_vec(tokens.clone(), (b, t), &Device::Cpu).unwrap();
-        let loss = autograd_loss(&model, &ids_t);
+        let loss = common::autograd_loss(&model, &ids_t);
         let want = loss.to_scalar::<f32>().unwrap();
         let store = loss.backward().unwrap();
         let got = step.run(&model, &tokens, b, t).unwrap();
@@ -149,7 +112,7 @@ fn gradients_split_over_many_tasks_are_bit_identical_to_autograd() {
 #[test]
 fn bad_batches_are_errors_not_panics() {
     let cfg = preset("tiny-test").unwrap();
-    let model = model_of(&cfg, &vars(&cfg));
+    let model = common::model_over_vars(&cfg, &common::synthetic_vars(&cfg, DType::F32));
     let mut step = TrainStep::new();
     let e = step.run(&model, &[1, 2, 3], 1, 3).unwrap();
     assert!(e.is_finite());
