@@ -31,13 +31,84 @@ pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
             .collect())
     } else if name.ends_with(".json") {
         json_rows(path)
+    } else if name.ends_with(".csv") {
+        csv_rows(path)
     } else {
         Err(data::err(
             path,
             0,
-            "not a data file k2 reads (.parquet, .jsonl or .json)",
+            "not a data file k2 reads (.parquet, .jsonl, .json or .csv)",
         ))
     }
+}
+
+/// A CSV file with a header, each column typed as pandas' `read_csv` (what `datasets` uses)
+/// infers it: integers if every value is one, else floats if every value is a number, else
+/// strings; an empty field is null.
+fn csv_rows(path: &Path) -> Result<Vec<Row>> {
+    let bytes = data::read(path)?;
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(bytes.as_slice());
+    let header: Vec<String> = r
+        .headers()
+        .map_err(|e| data::err(path, 1, format!("invalid CSV header: {e}")))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let mut records: Vec<Vec<String>> = Vec::new();
+    for (i, rec) in r.records().enumerate() {
+        let rec = rec.map_err(|e| data::err(path, i + 2, format!("invalid CSV: {e}")))?;
+        records.push(rec.iter().map(str::to_string).collect());
+    }
+    let kinds: Vec<u8> = (0..header.len())
+        .map(|c| {
+            let vals = records
+                .iter()
+                .filter_map(|r| r.get(c))
+                .filter(|v| !v.is_empty());
+            let (mut int, mut num) = (true, true);
+            for v in vals {
+                int &= v.parse::<i64>().is_ok();
+                num &= v.parse::<f64>().is_ok();
+            }
+            if int {
+                0
+            } else if num {
+                1
+            } else {
+                2
+            }
+        })
+        .collect();
+    Ok(records
+        .into_iter()
+        .enumerate()
+        .map(|(i, rec)| {
+            let mut m = serde_json::Map::new();
+            for (c, name) in header.iter().enumerate() {
+                let v = rec.get(c).map(String::as_str).unwrap_or("");
+                let value = if v.is_empty() {
+                    Value::Null
+                } else {
+                    match kinds[c] {
+                        0 => v.parse::<i64>().map(Value::from).unwrap_or(Value::Null),
+                        1 => v
+                            .parse::<f64>()
+                            .ok()
+                            .and_then(serde_json::Number::from_f64)
+                            .map_or(Value::Null, Value::Number),
+                        _ => Value::String(v.to_string()),
+                    }
+                };
+                m.insert(name.clone(), value);
+            }
+            Row {
+                line: i + 2,
+                value: Value::Object(m),
+            }
+        })
+        .collect())
 }
 
 fn json_rows(path: &Path) -> Result<Vec<Row>> {

@@ -19,14 +19,14 @@ use crate::error::{io_err, EvalError, Result};
 
 /// A task's dataset as its lm-eval YAML names it (`dataset_path`, `dataset_name`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dataset {
-    pub repo: &'static str,
+pub struct Dataset<'a> {
+    pub repo: &'a str,
     /// `None`: the repository's one, unnamed config.
-    pub config: Option<&'static str>,
+    pub config: Option<&'a str>,
 }
 
-impl Dataset {
-    pub const fn new(repo: &'static str, config: Option<&'static str>) -> Self {
+impl<'a> Dataset<'a> {
+    pub const fn new(repo: &'a str, config: Option<&'a str>) -> Self {
         Dataset { repo, config }
     }
 }
@@ -143,6 +143,18 @@ impl DataSource {
 
     /// The rows of `split` of `dataset`, for `task`.
     pub fn split(&self, task: &str, dataset: &Dataset, split: &str) -> Result<SplitRows> {
+        self.split_of(task, dataset.repo, dataset.config, split)
+    }
+
+    /// The rows of `split` of repository `repo` (config `config`), for `task`.
+    pub fn split_of(
+        &self,
+        task: &str,
+        repo: &str,
+        config: Option<&str>,
+        split: &str,
+    ) -> Result<SplitRows> {
+        let dataset = Dataset { repo, config };
         let sref = SplitRef {
             repo: dataset.repo.to_string(),
             config: dataset.config.map(str::to_string),
@@ -166,6 +178,115 @@ impl DataSource {
         };
         let local = matches!(self, DataSource::Local(_));
         rows_of(files, local)
+    }
+}
+
+impl DataSource {
+    /// The rows of a split given as data files (lm-eval's `dataset_path: json|csv|parquet` with
+    /// `dataset_kwargs.data_files`): local paths, or `hf://datasets/<org>/<name>[@rev]/<path>`
+    /// read from the Hub (or from `--data DIR/<org>/<name>/<path>`).
+    pub fn data_files(&self, task: &str, split: &str, files: &[String]) -> Result<SplitRows> {
+        let mut hub: Option<(String, String)> = None;
+        let mut in_repo = Vec::new();
+        let mut local = Vec::new();
+        for f in files {
+            if let Some(rest) = f.strip_prefix("hf://datasets/") {
+                let parts: Vec<&str> = rest.splitn(3, '/').collect();
+                if parts.len() < 3 {
+                    return Err(EvalError::Settings(format!(
+                        "task `{task}`: data file `{f}` is not hf://datasets/<org>/<name>/<path>"
+                    )));
+                }
+                let (name, rev) = match parts[1].split_once('@') {
+                    Some((n, r)) => (n, r.to_string()),
+                    None => (parts[1], self.revision_for(task)),
+                };
+                let repo = format!("{}/{}", parts[0], name);
+                if hub.as_ref().is_some_and(|(r, _)| *r != repo) {
+                    return Err(EvalError::Settings(format!(
+                        "task `{task}`: split `{split}` reads files of two repositories"
+                    )));
+                }
+                hub = Some((repo, rev));
+                in_repo.push(parts[2].to_string());
+            } else {
+                local.push(PathBuf::from(f));
+            }
+        }
+        if let Some((repo, rev)) = hub {
+            if !local.is_empty() {
+                return Err(EvalError::Settings(format!(
+                    "task `{task}`: split `{split}` mixes hf:// and local data files"
+                )));
+            }
+            let sref = SplitRef {
+                repo: repo.clone(),
+                config: None,
+                split: split.to_string(),
+            };
+            let got = match self {
+                DataSource::Hub { client, .. } => {
+                    k2_archive::hub::dataset::pull_files(client, &repo, &rev, split, &in_repo)?
+                }
+                DataSource::Local(root) => {
+                    let dir = root.join(&repo);
+                    let mut fs = Vec::new();
+                    for f in &in_repo {
+                        let p = dir.join(f);
+                        if !p.is_file() {
+                            return Err(EvalError::Invalid {
+                                path: p,
+                                message: format!("task `{task}` reads `hf://datasets/{repo}/{f}`; --data has no such file"),
+                            });
+                        }
+                        fs.push((f.clone(), p));
+                    }
+                    SplitFiles {
+                        split: sref,
+                        revision: "local".into(),
+                        commit: String::new(),
+                        files: fs,
+                        bytes_downloaded: 0,
+                    }
+                }
+                DataSource::None => {
+                    return Err(EvalError::Settings(format!(
+                        "task `{task}` needs dataset `{repo}`, but no data source was given"
+                    )))
+                }
+                DataSource::Unavailable(why) => {
+                    return Err(EvalError::Settings(format!(
+                        "task `{task}` needs dataset `{repo}` from the Hub: {why}"
+                    )))
+                }
+            };
+            let local = !matches!(self, DataSource::Hub { .. });
+            return rows_of(got, local);
+        }
+        let mut fs = Vec::new();
+        for p in local {
+            if !p.is_file() {
+                return Err(EvalError::Invalid {
+                    path: p,
+                    message: format!("task `{task}`: data file for split `{split}` not found"),
+                });
+            }
+            fs.push((p.display().to_string(), p));
+        }
+        rows_of(
+            SplitFiles {
+                split: SplitRef {
+                    repo: "local".into(),
+                    config: None,
+                    split: split.to_string(),
+                },
+                revision: "local".into(),
+                commit: String::new(),
+                files: fs,
+                bytes_downloaded: 0,
+            },
+            true,
+        )
     }
 }
 

@@ -52,6 +52,22 @@ pub enum EvalError {
         suggestion: Option<String>,
     },
 
+    /// A task YAML that does not parse or holds a field k2 cannot use: the file and the field.
+    #[error("{}: {}{message}", path.display(), field.as_ref().map_or(String::new(), |f| format!("field `{f}`: ")))]
+    TaskYaml {
+        path: PathBuf,
+        field: Option<String>,
+        message: String,
+    },
+
+    /// A YAML task k2 does not run, and why (a Python hook, a template construct, a metric).
+    #[error("task `{task}` ({}): k2 cannot run it: {reason}", path.display())]
+    Refused {
+        task: String,
+        path: PathBuf,
+        reason: String,
+    },
+
     #[error("tokenizer: {0}")]
     Tokenizer(String),
 

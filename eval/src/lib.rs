@@ -37,6 +37,7 @@ pub mod sweep;
 pub mod task;
 pub mod tasks;
 pub mod token_curves_job;
+pub mod yaml_tasks;
 
 pub use error::{EvalError, Result};
 pub use request::{Request, Response};

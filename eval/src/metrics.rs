@@ -63,10 +63,18 @@ pub const BOOTSTRAP_ITERS: usize = 100_000;
 /// `xs[floor(random() * n)]` per draw; the result is the sample standard deviation of the `f` of
 /// the resamples.
 pub fn bootstrap_stderr(xs: &[f64], f: impl Fn(&[f64]) -> f64, iters: usize) -> f64 {
+    bootstrap_stderr_of(xs, f, iters)
+}
+
+/// [`bootstrap_stderr`] over any items (the (gold, prediction) pairs of `f1` and `mcc`).
+pub fn bootstrap_stderr_of<T: Copy>(xs: &[T], f: impl Fn(&[T]) -> f64, iters: usize) -> f64 {
     let chunk = iters.min(1000);
     let n = xs.len() as f64;
     let mut out = Vec::with_capacity(iters);
-    let mut draw = vec![0.0; xs.len()];
+    let Some(&first) = xs.first() else {
+        return f64::NAN;
+    };
+    let mut draw = vec![first; xs.len()];
     for i in 0..iters.checked_div(chunk).unwrap_or(0) {
         let mut rng = crate::pyrandom::PyRandom::new(i as i64);
         for _ in 0..chunk {
@@ -119,6 +127,69 @@ pub fn aggregate(aggregation: Aggregation, values: &[MetricValue]) -> Aggregate 
             value: bits_per_byte(&pairs),
             stderr: None,
         },
+        Aggregation::F1 | Aggregation::Mcc => {
+            let f = if aggregation == Aggregation::F1 {
+                f1_binary
+            } else {
+                matthews_corrcoef
+            };
+            Aggregate {
+                value: f(&pairs),
+                stderr: (pairs.len() > 1).then(|| bootstrap_stderr_of(&pairs, f, BOOTSTRAP_ITERS)),
+            }
+        }
+    }
+}
+
+/// scikit-learn's `f1_score(golds, preds)` (binary, positive label 1, 0 when undefined) over
+/// (gold, prediction) pairs.
+pub fn f1_binary(pairs: &[(f64, f64)]) -> f64 {
+    let (mut tp, mut fp, mut fn_) = (0.0, 0.0, 0.0);
+    for &(g, p) in pairs {
+        match (g == 1.0, p == 1.0) {
+            (true, true) => tp += 1.0,
+            (false, true) => fp += 1.0,
+            (true, false) => fn_ += 1.0,
+            _ => {}
+        }
+    }
+    let d = 2.0 * tp + fp + fn_;
+    if d == 0.0 {
+        0.0
+    } else {
+        2.0 * tp / d
+    }
+}
+
+/// scikit-learn's `matthews_corrcoef(golds, preds)` (multi-class; 0 when undefined) over
+/// (gold, prediction) pairs.
+pub fn matthews_corrcoef(pairs: &[(f64, f64)]) -> f64 {
+    let mut labels: Vec<f64> = pairs.iter().flat_map(|&(g, p)| [g, p]).collect();
+    labels.sort_by(f64::total_cmp);
+    labels.dedup();
+    let k = labels.len();
+    let idx = |x: f64| labels.iter().position(|&l| l == x).unwrap_or(0);
+    let mut t = vec![0.0; k];
+    let mut p = vec![0.0; k];
+    let mut c = 0.0;
+    for &(g, pr) in pairs {
+        t[idx(g)] += 1.0;
+        p[idx(pr)] += 1.0;
+        if g == pr {
+            c += 1.0;
+        }
+    }
+    let s = pairs.len() as f64;
+    let tp: f64 = t.iter().zip(&p).map(|(a, b)| a * b).sum();
+    let pp: f64 = p.iter().map(|x| x * x).sum();
+    let tt: f64 = t.iter().map(|x| x * x).sum();
+    let cov_ytyp = c * s - tp;
+    let cov_ypyp = s * s - pp;
+    let cov_ytyt = s * s - tt;
+    if cov_ypyp * cov_ytyt == 0.0 {
+        0.0
+    } else {
+        cov_ytyp / (cov_ytyt * cov_ypyp).sqrt()
     }
 }
 

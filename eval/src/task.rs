@@ -16,6 +16,11 @@ pub enum Aggregation {
     WeightedPerplexity,
     /// -Σll / Σbytes / ln 2 (`bits_per_byte`).
     BitsPerByte,
+    /// scikit-learn's binary `f1_score` over all documents' (gold, prediction) pairs; per
+    /// document `value` is the gold label and `weight` the predicted one.
+    F1,
+    /// scikit-learn's `matthews_corrcoef` over (gold, prediction) pairs, stored as for `F1`.
+    Mcc,
 }
 
 /// One metric value of one document. For weighted aggregations `weight` is the word or byte count.

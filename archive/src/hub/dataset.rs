@@ -356,3 +356,80 @@ mod tests {
         );
     }
 }
+
+/// Named files of a dataset repository at `revision` (a task's `data_files` with
+/// `hf://datasets/<repo>/<path>`), pulled into the cache or, offline, found there. `split` names
+/// the split they make up in the returned record.
+pub fn pull_files(
+    client: &HubClient,
+    repo: &str,
+    revision: &str,
+    split: &str,
+    files: &[String],
+) -> Result<SplitFiles> {
+    let sref = SplitRef {
+        repo: repo.to_string(),
+        config: None,
+        split: split.to_string(),
+    };
+    let cached = || -> Result<SplitFiles> {
+        let cache = &client.cache;
+        let commit = cache.resolve(repo, revision).ok_or_else(|| HubError::Offline {
+            cache: cache.root.clone(),
+            message: format!(
+                "dataset `{repo}` at `{revision}` is not in the cache; fetch it once with network access"
+            ),
+        })?;
+        let mut out = Vec::new();
+        for f in files {
+            let p = cache
+                .cached_file(repo, revision, f)
+                .ok_or_else(|| HubError::Offline {
+                    cache: cache.root.clone(),
+                    message: format!("`{f}` of dataset `{repo}` is not in the cache"),
+                })?;
+            out.push((f.clone(), p));
+        }
+        Ok(SplitFiles {
+            split: sref.clone(),
+            revision: revision.to_string(),
+            commit,
+            files: out,
+            bytes_downloaded: 0,
+        })
+    };
+    if client.offline {
+        return cached();
+    }
+    let info = match client.revision_info(repo, revision) {
+        Ok(i) => i,
+        Err(HubError::Network { .. }) if cached().is_ok() => return cached(),
+        Err(e) => return Err(e),
+    };
+    let dir = client.cache.snapshot_dir(repo, &info.sha);
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    for f in files {
+        if info.sibling(f).is_none() {
+            return Err(HubError::DatasetSplit {
+                repo: repo.to_string(),
+                split: split.to_string(),
+                revision: revision.to_string(),
+                message: format!("the repository has no file `{f}`"),
+            });
+        }
+        let got = pull_file(client, repo, revision, &info, f)?;
+        if got.downloaded {
+            bytes += got.size;
+        }
+        out.push((f.clone(), dir.join(f)));
+    }
+    client.cache.write_ref(repo, revision, &info.sha)?;
+    Ok(SplitFiles {
+        split: sref,
+        revision: revision.to_string(),
+        commit: info.sha,
+        files: out,
+        bytes_downloaded: bytes,
+    })
+}

@@ -28,7 +28,7 @@ impl ArcVariant {
             ArcVariant::Challenge => "arc_challenge",
         }
     }
-    pub fn dataset(self) -> Dataset {
+    pub fn dataset(self) -> Dataset<'static> {
         match self {
             ArcVariant::Easy => Dataset::new("allenai/ai2_arc", Some("ARC-Easy")),
             ArcVariant::Challenge => Dataset::new("allenai/ai2_arc", Some("ARC-Challenge")),

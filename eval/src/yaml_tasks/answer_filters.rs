@@ -1,0 +1,192 @@
+//! lm-eval's filter pipelines over a document's generations (`filters/*.py`) and the
+//! `exact_match` metric they feed (its port of Hugging Face evaluate's `exact_match`).
+
+use super::py_regex::Found;
+use super::task_config::{ExactMatchOptions, FilterConfig, FilterStep};
+
+/// What a pipeline made of a document's generations: still a list, or one answer (after
+/// `take_first`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filtered {
+    Many(Vec<String>),
+    One(String),
+}
+
+impl Filtered {
+    /// The answer metrics compare: the one answer, or the first of the list.
+    pub fn answer(&self) -> String {
+        match self {
+            Filtered::One(s) => s.clone(),
+            Filtered::Many(xs) => xs.first().cloned().unwrap_or_default(),
+        }
+    }
+}
+
+fn regex_one(step: &FilterStep, resp: &str) -> String {
+    let FilterStep::Regex {
+        re,
+        group_select,
+        fallback,
+    } = step
+    else {
+        return resp.to_string();
+    };
+    let Ok(found) = re.findall(resp) else {
+        return fallback.clone();
+    };
+    if found.is_empty() {
+        return fallback.clone();
+    }
+    // Python indexing: negative counts from the end.
+    let n = found.len() as i64;
+    let i = if *group_select < 0 {
+        n + group_select
+    } else {
+        *group_select
+    };
+    if i < 0 || i >= n {
+        return fallback.clone();
+    }
+    let m = match &found[i as usize] {
+        Found::Text(s) => s.clone(),
+        Found::Groups(gs) => match gs.iter().find(|g| !g.is_empty()) {
+            Some(g) => g.clone(),
+            None => return fallback.clone(),
+        },
+    };
+    m.trim().to_string()
+}
+
+/// Python's `str.strip()` (every Unicode whitespace).
+fn py_strip(s: &str) -> String {
+    s.trim_matches(|c: char| c.is_whitespace() || ('\x1c'..='\x1f').contains(&c))
+        .to_string()
+}
+
+/// Runs one pipeline over a document's generations.
+pub fn apply(filter: &FilterConfig, resps: &[String]) -> Filtered {
+    let mut cur = Filtered::Many(resps.to_vec());
+    for step in &filter.steps {
+        let map = |f: &dyn Fn(&str) -> String, cur: Filtered| match cur {
+            Filtered::Many(xs) => Filtered::Many(xs.iter().map(|x| f(x)).collect()),
+            // After take_first a string is iterated character by character in lm-eval, which
+            // no YAML relies on; the one answer is mapped whole.
+            Filtered::One(s) => Filtered::One(f(&s)),
+        };
+        cur = match step {
+            FilterStep::TakeFirst => match cur {
+                Filtered::Many(xs) => Filtered::One(xs.into_iter().next().unwrap_or_default()),
+                one => one,
+            },
+            FilterStep::TakeFirstK(k) => match cur {
+                Filtered::Many(xs) => Filtered::Many(xs.into_iter().take(*k).collect()),
+                one => one,
+            },
+            FilterStep::MajorityVote => match cur {
+                Filtered::Many(xs) => {
+                    // Counter.most_common(1): the highest count, the first seen among ties.
+                    let mut counts: Vec<(String, usize)> = Vec::new();
+                    for x in xs {
+                        match counts.iter_mut().find(|(s, _)| *s == x) {
+                            Some(c) => c.1 += 1,
+                            None => counts.push((x, 1)),
+                        }
+                    }
+                    let best = counts.iter().map(|c| c.1).max().unwrap_or(0);
+                    let vote = counts.into_iter().find(|c| c.1 == best).map(|c| c.0);
+                    Filtered::Many(vote.into_iter().collect())
+                }
+                one => one,
+            },
+            FilterStep::Regex { .. } => map(&|s| regex_one(step, s), cur),
+            FilterStep::Lowercase => map(&|s| s.to_lowercase(), cur),
+            FilterStep::Uppercase => map(&|s| s.to_uppercase(), cur),
+            FilterStep::RemoveWhitespace => map(&py_strip, cur),
+        };
+    }
+    cur
+}
+
+const PUNCTUATION: &str = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
+
+fn normalize(s: &str, o: &ExactMatchOptions) -> String {
+    let mut s = s.to_string();
+    for re in &o.regexes_to_ignore {
+        s = re.sub(&s, "", 0).unwrap_or(s);
+    }
+    if o.ignore_case {
+        s = s.to_lowercase();
+    }
+    if o.ignore_punctuation {
+        s.retain(|c| !PUNCTUATION.contains(c));
+    }
+    if o.ignore_numbers {
+        s.retain(|c| !c.is_ascii_digit());
+    }
+    s
+}
+
+/// lm-eval's `exact_match_hf_evaluate` for one prediction and one reference: 1.0 or 0.0.
+pub fn exact_match(prediction: &str, reference: &str, o: &ExactMatchOptions) -> f64 {
+    if normalize(prediction, o) == normalize(reference, o) {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::py_regex::PyRegex;
+    use super::*;
+
+    fn bbh_flexible() -> FilterConfig {
+        FilterConfig {
+            name: "flexible-extract".into(),
+            steps: vec![
+                FilterStep::Regex {
+                    re: PyRegex::new(r"\b(True|False)\b").unwrap(),
+                    group_select: 0,
+                    fallback: "[invalid]".into(),
+                },
+                FilterStep::TakeFirst,
+            ],
+        }
+    }
+
+    #[test]
+    fn pipelines_and_exact_match_follow_lm_eval() {
+        assert_eq!(
+            apply(&bbh_flexible(), &["It is False, not True".into()]),
+            Filtered::One("False".into())
+        );
+        assert_eq!(
+            apply(&bbh_flexible(), &["no idea".into()]),
+            Filtered::One("[invalid]".into())
+        );
+        let vote = FilterConfig {
+            name: "maj".into(),
+            steps: vec![FilterStep::MajorityVote, FilterStep::TakeFirst],
+        };
+        assert_eq!(
+            apply(&vote, &["a".into(), "b".into(), "b".into(), "a".into()]),
+            Filtered::One("a".into())
+        );
+        let o = ExactMatchOptions {
+            regexes_to_ignore: [r"\.$", ",", "\n", r"\\", "\""]
+                .iter()
+                .map(|p| PyRegex::new(p).unwrap())
+                .collect(),
+            ignore_case: true,
+            ..Default::default()
+        };
+        assert_eq!(exact_match("False.\n", "false", &o), 1.0);
+        assert_eq!(exact_match("1,000", "1000", &o), 1.0);
+        assert_eq!(exact_match("True", "False", &o), 0.0);
+        let p = ExactMatchOptions {
+            ignore_punctuation: true,
+            ..Default::default()
+        };
+        assert_eq!(exact_match("(A)", "A", &p), 1.0);
+    }
+}
