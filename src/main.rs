@@ -136,6 +136,17 @@ k2 train --device cuda                    # on the GPU (a binary built with --fe
         /// `hellaswag=<sha>`; a pin on `mmlu` covers every subject. Repeatable or comma-separated.
         #[arg(long, value_delimiter = ',')]
         dataset_revision: Vec<String>,
+        /// A directory of lm-eval task YAMLs (tasks, groups, tags) whose names `--tasks` can use;
+        /// repeatable. Point it at lm-eval's own `lm_eval/tasks` to use its tasks.
+        #[arg(long)]
+        include_path: Vec<PathBuf>,
+        /// List what k2 can run (built-in tasks and the YAMLs of --include-path), and what it
+        /// cannot and why, grouped by reason; add --verbose for every name.
+        #[arg(long)]
+        list_tasks: bool,
+        /// With --list-tasks: every task name under each heading.
+        #[arg(long, requires = "list_tasks")]
+        verbose: bool,
         /// Probes per built-in probe task.
         #[arg(long, default_value_t = k2_pipeline::PROBE_DOCS)]
         probe_docs: usize,
@@ -507,6 +518,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             batch_size,
             data,
             dataset_revision,
+            include_path,
+            list_tasks,
+            verbose,
             probe_docs,
             watch,
             threads,
@@ -515,6 +529,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             // Every checkpoint is evaluated unless --model: --all-checkpoints may be spelled out.
             let _ = all_checkpoints;
+            let index = k2_eval::yaml_tasks::task_index::TaskIndex::build(&include_path)?;
+            if list_tasks {
+                print!("{}", k2_eval::registry::help());
+                if !include_path.is_empty() {
+                    let listing = k2_eval::yaml_tasks::task_listing::Listing::of(&index);
+                    print!(
+                        "\nTask YAMLs ({}):\n{}",
+                        include_path
+                            .iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        listing.render(verbose)
+                    );
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             k2_trainer::set_threads(threads);
             let arg = match (model, dir, suite) {
                 (Some(m), _, _) => k2_eval::sources::SourceArg::model(&m, revision)?,
@@ -524,16 +555,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let shots = parse_shots(&shots)?;
             let data = k2_pipeline::data_source(data, &dataset_revision)?;
-            let specs = k2_eval::registry::specs(&tasks, &data, &shots, limit, probe_docs)?;
+            let selection =
+                k2_eval::registry::select(&tasks, &data, &shots, limit, probe_docs, &index)?;
             let bar = progress::bar("requests", quiet);
             let mut chosen =
                 k2_eval::sources::choose(&arg, &output, Some(progress::download_message(&bar)))?;
-            let job = k2_eval::benchmark_job::BenchmarkJob::new(
-                specs,
+            let mut job = k2_eval::benchmark_job::BenchmarkJob::new(
+                selection.tasks,
                 chosen.layout.clone(),
                 batch_size,
                 compute.placement()?,
             );
+            job.groups = selection.groups;
             if status {
                 bar.finish_and_clear();
                 let pairs = k2_eval::sweep::status(chosen.source.as_mut(), &job, claim_ttl)?;
@@ -551,6 +584,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     bar.suspend(|| eprintln!("{line}"))
                 })?;
             bar.finish_and_clear();
+            job.write_groups(&report)?;
             print!("{}", job.table(&report)?);
             println!(
                 "{}; results in {}",

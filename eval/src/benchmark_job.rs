@@ -57,6 +57,8 @@ pub struct BenchmarkJob {
     pub layout: ResultsLayout,
     pub batch_size: usize,
     pub placement: Placement,
+    /// YAML groups aggregated from the tasks' results (`write_groups`), shown after them.
+    pub groups: Vec<crate::yaml_tasks::task_index::GroupSpec>,
     names: Vec<String>,
     /// Each task's requests and token ids, built on first use and shared by every checkpoint.
     prepared: Vec<OnceLock<Prepared>>,
@@ -76,9 +78,39 @@ impl BenchmarkJob {
             layout,
             batch_size,
             placement,
+            groups: Vec::new(),
             names,
             prepared,
         }
+    }
+
+    /// Writes each group's results in every checkpoint directory of the sweep whose tasks are
+    /// all scored (lm-eval's group aggregation); groups with a missing task are skipped there.
+    pub fn write_groups(&self, report: &SweepReport) -> Result<()> {
+        if self.groups.is_empty() {
+            return Ok(());
+        }
+        let dirs: Vec<PathBuf> = match &self.layout {
+            ResultsLayout::Flat(dir) => vec![dir.clone()],
+            ResultsLayout::PerCheckpoint(_) => report
+                .records
+                .iter()
+                .map(|r| self.out_dir(&r.revision))
+                .collect(),
+        };
+        for d in dirs {
+            for g in &self.groups {
+                crate::yaml_tasks::group_results::write_group(&d, g)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The columns of the table: the tasks, then the groups.
+    fn shown(&self) -> Vec<String> {
+        let mut v = self.names.clone();
+        v.extend(self.groups.iter().map(|g| g.name.clone()));
+        v
     }
 
     /// Task `unit`'s requests, built on the first call.
@@ -109,12 +141,13 @@ impl BenchmarkJob {
     /// Checkpoint × task headline metrics of a sweep, with tokens and status (`·`: a pair
     /// another worker owns; `-`: no value); a single model's sweep lists every metric instead.
     pub fn table(&self, report: &SweepReport) -> Result<String> {
+        let shown = self.shown();
         if let ResultsLayout::Flat(dir) = &self.layout {
-            return crate::summary::table_for_dir(dir, &self.names);
+            return crate::summary::table_for_dir(dir, &shown);
         }
-        let width: Vec<usize> = self.names.iter().map(|t| t.len().max(8)).collect();
+        let width: Vec<usize> = shown.iter().map(|t| t.len().max(8)).collect();
         let mut s = format!("{:<22} {:>16} {:<10}", "checkpoint", "tokens", "status");
-        for (t, w) in self.names.iter().zip(&width) {
+        for (t, w) in shown.iter().zip(&width) {
             s.push_str(&format!(" {:>w$}", t, w = w));
         }
         s.push('\n');
@@ -124,7 +157,7 @@ impl BenchmarkJob {
                 "{:<22} {:>16} {:<10}",
                 r.revision, tokens, r.status
             ));
-            for (t, w) in self.names.iter().zip(&width) {
+            for (t, w) in shown.iter().zip(&width) {
                 // A pair another worker owns (--shard, --claim) is not this sweep's to show.
                 let pair = (r.revision.clone(), t.clone());
                 if report.others.contains(&pair) || report.claimed_elsewhere.contains(&pair) {

@@ -127,6 +127,10 @@ pub fn aggregate(aggregation: Aggregation, values: &[MetricValue]) -> Aggregate 
             value: bits_per_byte(&pairs),
             stderr: None,
         },
+        Aggregation::WeightedF1 => Aggregate {
+            value: f1_weighted(&pairs),
+            stderr: None,
+        },
         Aggregation::F1 | Aggregation::Mcc => {
             let f = if aggregation == Aggregation::F1 {
                 f1_binary
@@ -158,6 +162,36 @@ pub fn f1_binary(pairs: &[(f64, f64)]) -> f64 {
         0.0
     } else {
         2.0 * tp / d
+    }
+}
+
+/// scikit-learn's `f1_score(golds, preds, average="weighted")`: each label's F1 weighted by its
+/// count among the golds.
+pub fn f1_weighted(pairs: &[(f64, f64)]) -> f64 {
+    let mut labels: Vec<f64> = pairs.iter().flat_map(|&(g, p)| [g, p]).collect();
+    labels.sort_by(f64::total_cmp);
+    labels.dedup();
+    let (mut num, mut den) = (0.0, 0.0);
+    for l in labels {
+        let (mut tp, mut fp, mut fn_) = (0.0, 0.0, 0.0);
+        for &(g, p) in pairs {
+            match (g == l, p == l) {
+                (true, true) => tp += 1.0,
+                (false, true) => fp += 1.0,
+                (true, false) => fn_ += 1.0,
+                _ => {}
+            }
+        }
+        let support = tp + fn_;
+        let d = 2.0 * tp + fp + fn_;
+        let f1 = if d == 0.0 { 0.0 } else { 2.0 * tp / d };
+        num += f1 * support;
+        den += support;
+    }
+    if den == 0.0 {
+        0.0
+    } else {
+        num / den
     }
 }
 

@@ -10,6 +10,9 @@ use crate::tasks::{
     arc, boolq, gsm8k, hellaswag, lambada, mmlu, openbookqa, piqa, probes, truthfulqa, wikitext,
     winogrande,
 };
+use crate::yaml_tasks::task_config::Problem;
+use crate::yaml_tasks::task_index::{GroupSpec, TaskIndex};
+use crate::yaml_tasks::yaml_task::YamlTask;
 
 /// Builds a task from what to load (its full name, the data source, whether few-shot examples
 /// are asked for) and the probes per probe task.
@@ -159,7 +162,8 @@ pub fn entry_of(name: &str) -> Option<&'static TaskEntry> {
             || (e.subtasks
                 && name
                     .strip_prefix(e.name)
-                    .is_some_and(|s| s.len() > 1 && s.starts_with('_')))
+                    .and_then(|s| s.strip_prefix('_'))
+                    .is_some_and(|s| mmlu::SUBJECTS.contains(&s)))
     })
 }
 
@@ -304,29 +308,122 @@ pub fn specs(
     limit: Option<usize>,
     probe_docs: usize,
 ) -> Result<Vec<TaskSpec>> {
-    let selected = expand(names)?;
-    let covers = |t: &str, name: &str| {
+    Ok(select(names, data, shots, limit, probe_docs, &TaskIndex::default())?.tasks)
+}
+
+/// What `--tasks` selected: the tasks to score, and the YAML groups to aggregate from them.
+pub struct Selection {
+    pub tasks: Vec<TaskSpec>,
+    pub groups: Vec<GroupSpec>,
+}
+
+fn refused(name: &str, index: &TaskIndex, p: Problem) -> EvalError {
+    match p {
+        Problem::Invalid(e) => e,
+        Problem::Refused(r) => EvalError::Refused {
+            task: name.to_string(),
+            path: index
+                .get(name)
+                .and_then(|e| e.path.clone())
+                .unwrap_or_default(),
+            reason: r.to_string(),
+        },
+    }
+}
+
+/// The known name nearest to `name` among the built-in tasks and suites and the YAML index.
+fn nearest_in(name: &str, index: &TaskIndex) -> Option<String> {
+    let names = REGISTRY
+        .iter()
+        .map(|e| e.name)
+        .chain(SUITES.iter().map(|(s, _)| *s))
+        .chain(index.entries.keys().map(String::as_str));
+    names
+        .map(|n| (strsim::jaro_winkler(name, n), n))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, n)| n.to_string())
+}
+
+/// [`specs`] over one namespace: the built-in tasks and suites first, then the tasks, groups
+/// and tags of the YAML `index` (a group adds every task under it and its aggregation).
+pub fn select(
+    names: &[String],
+    data: &DataSource,
+    shots: &[(String, usize)],
+    limit: Option<usize>,
+    probe_docs: usize,
+    index: &TaskIndex,
+) -> Result<Selection> {
+    let builtin = |n: &str| SUITES.iter().any(|(s, _)| *s == n) || entry_of(n).is_some();
+    let mut selected: Vec<String> = Vec::new();
+    let mut groups: Vec<GroupSpec> = Vec::new();
+    // (a name given to --shots, the tasks it covers)
+    let mut covers: Vec<(String, Vec<String>)> = Vec::new();
+    for n in names {
+        let leaves: Vec<String> = if builtin(n) {
+            expand(std::slice::from_ref(n))?
+        } else if index.get(n).is_some() {
+            add_groups(n, index, &mut groups)?;
+            index.leaves(n).map_err(|p| refused(n, index, p))?
+        } else {
+            return Err(EvalError::UnknownTask {
+                name: n.clone(),
+                suggestion: nearest_in(n, index),
+            });
+        };
+        covers.push((n.clone(), leaves.clone()));
+        for l in leaves {
+            if !selected.contains(&l) {
+                selected.push(l);
+            }
+        }
+    }
+    let covered = |t: &str, name: &str| {
         t == name
             || entry_of(t).is_some_and(|e| e.subtasks && e.name == t)
                 && entry_of(name).is_some_and(|e| e.name == t)
+            || covers
+                .iter()
+                .any(|(c, ls)| c == t && ls.iter().any(|l| l == name))
+            || index.leaves(t).is_ok_and(|ls| ls.iter().any(|l| l == name))
     };
     for (t, n) in shots {
-        if !selected.iter().any(|name| covers(t, name)) {
+        if !selected.iter().any(|name| covered(t, name)) {
             return Err(EvalError::UnknownShots {
                 task: t.clone(),
                 shots: *n,
-                known: entry_of(t).is_some(),
-                suggestion: nearest(t).map(str::to_string),
+                known: entry_of(t).is_some() || index.get(t).is_some(),
+                suggestion: nearest_in(t, index),
             });
         }
     }
     let mut out = Vec::new();
     for name in selected {
-        let shot = shots
+        let asked = shots
             .iter()
-            .find(|(t, _)| covers(t, &name))
-            .map_or_else(|| default_shots(&name), |(_, n)| *n);
-        let task = build(&name, data, shot > 0, probe_docs)?;
+            .find(|(t, _)| covered(t, &name))
+            .map(|(_, n)| *n);
+        let (task, shot): (Box<dyn Task>, usize) = if entry_of(&name).is_some() {
+            let shot = asked.unwrap_or_else(|| default_shots(&name));
+            (build(&name, data, shot > 0, probe_docs)?, shot)
+        } else if index.get(&name).is_some() {
+            let cfg = index
+                .task_config(&name)
+                .map_err(|p| refused(&name, index, p))?;
+            let shot = asked.unwrap_or(cfg.num_fewshot.unwrap_or(0));
+            let load = Load {
+                data,
+                task: &name,
+                fewshot: shot > 0,
+            };
+            (Box::new(YamlTask::load(cfg, &load)?), shot)
+        } else {
+            return Err(EvalError::UnknownTask {
+                suggestion: nearest_in(&name, index),
+                name,
+            });
+        };
         if let Some(max) = task.max_shots() {
             if shot > max {
                 return Err(EvalError::TooManyShots {
@@ -342,7 +439,21 @@ pub fn specs(
             limit,
         });
     }
-    Ok(out)
+    Ok(Selection { tasks: out, groups })
+}
+
+/// The group `name` and every group under it, innermost first.
+fn add_groups(name: &str, index: &TaskIndex, groups: &mut Vec<GroupSpec>) -> Result<()> {
+    let Some(g) = index.group(name).map_err(|p| refused(name, index, p))? else {
+        return Ok(());
+    };
+    for m in &g.members {
+        add_groups(m, index, groups)?;
+    }
+    if !groups.iter().any(|x| x.name == g.name) {
+        groups.push(g);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -21,6 +21,9 @@ pub enum Aggregation {
     F1,
     /// scikit-learn's `matthews_corrcoef` over (gold, prediction) pairs, stored as for `F1`.
     Mcc,
+    /// scikit-learn's `f1_score(average="weighted")` over (gold, prediction) pairs
+    /// (`lm_eval.utils.weighted_f1_score`); no stderr, as in lm-eval.
+    WeightedF1,
 }
 
 /// One metric value of one document. For weighted aggregations `weight` is the word or byte count.

@@ -5,9 +5,12 @@
 //! its reason.
 
 pub mod answer_filters;
+pub mod group_results;
 pub mod py_literal;
 pub mod py_regex;
 pub mod task_config;
+pub mod task_index;
+pub mod task_listing;
 pub mod template;
 pub mod yaml_file;
 pub mod yaml_task;

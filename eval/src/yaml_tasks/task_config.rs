@@ -89,6 +89,8 @@ pub enum Agg {
     BitsPerByte,
     F1,
     Mcc,
+    /// `lm_eval.utils.weighted_f1_score` (a `!function` aggregation k2 provides natively).
+    WeightedF1,
 }
 
 /// `exact_match`'s options (lm-eval's port of HF evaluate's `exact_match`).
@@ -303,7 +305,7 @@ fn as_bool(v: &Value) -> Option<bool> {
 /// The aggregation and direction lm-eval registers for a metric k2 implements.
 fn metric_defaults(name: &str) -> Option<(Agg, bool)> {
     Some(match name {
-        "acc" | "acc_norm" | "acc_mutual_info" | "exact_match" => (Agg::Mean, true),
+        "acc" | "acc_norm" | "acc_bytes" | "acc_mutual_info" | "exact_match" => (Agg::Mean, true),
         "perplexity" => (Agg::Perplexity, false),
         "word_perplexity" | "byte_perplexity" => (Agg::WeightedPerplexity, false),
         "bits_per_byte" => (Agg::BitsPerByte, false),
@@ -319,7 +321,7 @@ fn metric_fits(name: &str, out: OutputType) -> bool {
     match name {
         "acc" => matches!(out, Loglikelihood | MultipleChoice),
         "perplexity" => out == Loglikelihood,
-        "acc_norm" | "acc_mutual_info" | "f1" | "mcc" => out == MultipleChoice,
+        "acc_norm" | "acc_bytes" | "acc_mutual_info" | "f1" | "mcc" => out == MultipleChoice,
         "exact_match" => matches!(out, GenerateUntil | MultipleChoice),
         "word_perplexity" | "byte_perplexity" | "bits_per_byte" => out == LoglikelihoodRolling,
         _ => false,
@@ -345,7 +347,14 @@ impl TaskConfig {
         if m.contains_key("class") {
             return Err(refused("a Python task class", "class"));
         }
-        if let Some((field, hook)) = hooks(m).into_iter().next() {
+        // One hook k2 provides natively: `weighted_f1_score` as a metric's aggregation
+        // (scikit-learn's weighted F1; the survey in bench/yaml_tasks found it alone blocks the
+        // most tasks, and every copy re-exports lm_eval.utils.weighted_f1_score).
+        let native = |field: &str, hook: &str| {
+            field == "metric_list.aggregation"
+                && hook.rsplit('.').next() == Some("weighted_f1_score")
+        };
+        if let Some((field, hook)) = hooks(m).into_iter().find(|(f, h)| !native(f, h)) {
             return Err(refused(
                 "a Python hook (!function)",
                 format!("{field}: !function {hook}"),
@@ -618,7 +627,10 @@ fn metric_list(
             Some(v) if function_of(v).is_some() => unreachable!("hooks were refused first"),
             _ => return Err(cx.invalid(&format!("{field}.metric"), "missing or not a metric name")),
         };
-        if e.get("hf_evaluate").and_then(as_bool) == Some(true) {
+        // Only generate_until calls a metric function; the others compute their metrics in
+        // process_results, so `hf_evaluate` changes nothing there.
+        if out == OutputType::GenerateUntil && e.get("hf_evaluate").and_then(as_bool) == Some(true)
+        {
             return Err(refused(
                 "a Hugging Face `evaluate` metric",
                 format!("metric `{name}`"),
@@ -638,6 +650,7 @@ fn metric_list(
         }
         let aggregation = match e.get("aggregation") {
             None | Some(Value::Null) => default_agg,
+            Some(v) if function_of(v).is_some() => Agg::WeightedF1,
             Some(Value::String(a)) => parse_agg(a).ok_or_else(|| {
                 refused(
                     &format!("aggregation `{a}`"),
@@ -692,6 +705,9 @@ fn metric_list(
                         })?);
                     }
                 }
+                // lm-eval passes options to a metric function only for generate_until; the
+                // loglikelihood metrics are computed in process_results and ignore them.
+                _ if out != OutputType::GenerateUntil => {}
                 _ => {
                     return Err(refused(
                         &format!("metric option `{k}`"),

@@ -41,6 +41,8 @@ const METHODS: &[&str] = &[
     "values",
     "items",
     "get",
+    "index",
+    "capitalize",
 ];
 
 /// Jinja2 filters whose minijinja counterparts render the same text for lm-eval's uses.
@@ -163,6 +165,48 @@ fn from_json(j: &serde_json::Value) -> Value {
     }
 }
 
+/// Python methods beyond minijinja-contrib's `pycompat`: `list.index(x)` / `str.index(sub)`
+/// (the first position; an error when absent, as Python raises) and `str.capitalize()`.
+fn python_method(
+    state: &mut minijinja::State,
+    value: &Value,
+    method: &str,
+    args: &[Value],
+) -> Result<Value, Error> {
+    use minijinja::value::ValueKind;
+    match (value.kind(), method, args) {
+        (ValueKind::Seq, "index", [x]) => {
+            let pos = value.try_iter()?.position(|v| &v == x);
+            pos.map(|p| Value::from(p as i64)).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("{} is not in list", python_str(x)),
+                )
+            })
+        }
+        (ValueKind::String, "index", [x]) => {
+            let (s, sub) = (
+                value.as_str().unwrap_or_default(),
+                x.as_str().unwrap_or_default(),
+            );
+            s.find(sub)
+                .map(|b| Value::from(s[..b].chars().count() as i64))
+                .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "substring not found"))
+        }
+        (ValueKind::String, "capitalize", []) => {
+            let s = value.as_str().unwrap_or_default();
+            let mut cs = s.chars();
+            Ok(Value::from(match cs.next() {
+                Some(first) => {
+                    first.to_uppercase().collect::<String>() + &cs.as_str().to_lowercase()
+                }
+                None => String::new(),
+            }))
+        }
+        _ => minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args),
+    }
+}
+
 fn regex_replace(
     s: String,
     pattern: String,
@@ -182,7 +226,7 @@ impl Templates {
         if let Ok(syntax) = SyntaxConfig::builder().keep_trailing_newline(true).build() {
             env.set_syntax(syntax);
         }
-        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.set_unknown_method_callback(python_method);
         env.add_filter("regex_replace", regex_replace);
         env.set_formatter(|out, _state, value| {
             out.write_str(&python_str(value))

@@ -713,6 +713,12 @@ impl Task for YamlTask {
                     .map(|(l, ch)| l / ch.chars().count() as f64)
                     .collect();
                 let pred_norm = argmax_first(&norm) as i64;
+                let bytes: Vec<f64> = lls
+                    .iter()
+                    .zip(choices)
+                    .map(|(l, ch)| l / ch.len() as f64)
+                    .collect();
+                let pred_bytes = argmax_first(&bytes) as i64;
                 let gold = self.gold(doc);
                 let hit = |p: i64| {
                     let ok = if self.multiple_target {
@@ -732,6 +738,7 @@ impl Task for YamlTask {
                     match m.name.as_str() {
                         "acc" => put(&mut r, &key, hit(pred), 1.0),
                         "acc_norm" => put(&mut r, &key, hit(pred_norm), 1.0),
+                        "acc_bytes" => put(&mut r, &key, hit(pred_bytes), 1.0),
                         "exact_match" => {
                             let v = if self.multiple_target {
                                 gold.iter().any(|&g| {
@@ -820,6 +827,7 @@ impl Task for YamlTask {
                     Agg::BitsPerByte => Aggregation::BitsPerByte,
                     Agg::F1 => Aggregation::F1,
                     Agg::Mcc => Aggregation::Mcc,
+                    Agg::WeightedF1 => Aggregation::WeightedF1,
                 };
                 out.push(MetricSpec::new(&m.name, f, agg, m.higher_is_better));
             }
