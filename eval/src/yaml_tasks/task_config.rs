@@ -185,6 +185,9 @@ pub struct TaskConfig {
     pub repeats: usize,
     pub filters: Vec<FilterConfig>,
     pub version: Option<f64>,
+    /// sha256 of the merged config (the task's file with everything it includes), so a change to
+    /// an included file changes the task's fingerprint too.
+    pub merged_sha256: String,
 }
 
 /// The fields of lm-eval 0.4's `TaskConfig`.
@@ -508,6 +511,9 @@ impl TaskConfig {
             repeats,
             filters,
             version,
+            merged_sha256: k2_archive::sha256_bytes(
+                Value::Object(m.clone()).to_string().as_bytes(),
+            ),
         })
     }
 

@@ -300,14 +300,7 @@ impl YamlTask {
             cfg.doc_to_choice.is_some() && matches!(docs[0].text, Some(Rendered::Int(_)));
         let multiple_target = matches!(docs[0].target, Rendered::List(_));
         let exclude_eval_doc = cfg.fewshot.split == cfg.test_split;
-        let files = {
-            let mut h = String::new();
-            for p in &[cfg.path.clone()] {
-                h.push_str(&k2_archive::sha256_file(p).unwrap_or_default());
-            }
-            h
-        };
-        let fingerprint = format!("yaml:{}|{}", files, fingerprint_of(&records));
+        let fingerprint = format!("yaml:{}|{}", cfg.merged_sha256, fingerprint_of(&records));
         let task = YamlTask {
             cfg,
             docs,
