@@ -286,7 +286,7 @@ impl YamlTask {
                         .iter()
                         .map(|d| (String::new(), d.raw.clone()))
                         .collect(),
-                    Some(s) => read(&s.to_string(), &mut records)?,
+                    Some(s) => read(s, &mut records)?,
                     None => Vec::new(),
                 }
             };
