@@ -3,7 +3,8 @@
 //! trailing whitespace of the context (`context.rstrip()`: spaces, newlines, tabs, ...) moves to the front of the continuation; the continuation's tokens
 //! are those of `context + continuation` after as many tokens as the context alone encodes to, and
 //! the model sees `encode(context) + continuation`; an empty context becomes the
-//! prefix token (BOS if the tokenizer has one, else EOS, as its `tokenizer_config.json` names them).
+//! prefix token (BOS if the tokenizer has one, else EOS, as its `tokenizer_config.json` names them)
+//! and its continuation is encoded without special tokens.
 //! Encoding applies the tokenizer's own special-token template as transformers loads it (HF LLaMA
 //! tokenizers prepend BOS; GPT-NeoX's and k2's byte-level BPE add nothing; see
 //! [`k2_model::CheckpointTokenizer`]).
@@ -41,6 +42,31 @@ pub fn encode_pair(
     context: &str,
     continuation: &str,
 ) -> Result<EncodedPair> {
+    if context.is_empty() {
+        // lm-eval 0.4.13 (`api/model.py::loglikelihood`): the continuation without special
+        // tokens after the prefix token; a continuation that itself starts with the prefix token
+        // gives its first token to the context instead.
+        let p =
+            prefix_token(tok).ok_or_else(|| EvalError::Tokenizer("neither BOS nor EOS".into()))?;
+        let mut cont = tok
+            .encode(continuation, false)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| EvalError::Tokenizer(e.to_string()))?;
+        let context = if cont.first() == Some(&p) {
+            vec![cont.remove(0)]
+        } else {
+            vec![p]
+        };
+        if cont.is_empty() {
+            return Err(EvalError::EmptyContinuation {
+                context: String::new(),
+            });
+        }
+        return Ok(EncodedPair {
+            context,
+            continuation: cont,
+        });
+    }
     // Python's `str.rstrip()`: every whitespace character, not only spaces.
     let trimmed =
         context.trim_end_matches(|c: char| c.is_whitespace() || ('\x1c'..='\x1f').contains(&c));
@@ -56,14 +82,6 @@ pub fn encode_pair(
     if cont.is_empty() {
         return Err(EvalError::EmptyContinuation {
             context: ctx.chars().take(60).collect(),
-        });
-    }
-    if ctx.is_empty() {
-        let p =
-            prefix_token(tok).ok_or_else(|| EvalError::Tokenizer("neither BOS nor EOS".into()))?;
-        return Ok(EncodedPair {
-            context: vec![p],
-            continuation: encode(tok, &cont)?,
         });
     }
     let whole = encode(tok, &format!("{ctx}{cont}"))?;

@@ -36,8 +36,21 @@ fn trailing_whitespace_moves_to_the_continuation_like_python_rstrip() {
         assert_eq!(p.continuation, whole[p.context.len()..].to_vec(), "{ctx:?}");
     }
     // An empty context scores the continuation after the BOS prefix token.
+    // lm-eval 0.4.13 encodes that continuation without special tokens (no second BOS).
     let p = encode_pair(&t, "", "Once upon a time").unwrap();
     assert_eq!(p.context, vec![1]);
+    let plain = t
+        .encode("Once upon a time", false)
+        .unwrap()
+        .get_ids()
+        .to_vec();
+    assert_eq!(p.continuation, plain);
+    assert_ne!(p.continuation[0], 1);
+    // A whitespace-only context goes through `_encode_pair`: "" encodes to BOS, and the
+    // continuation is the whitespace and text after it.
+    let p = encode_pair(&t, "  ", "Once").unwrap();
+    assert_eq!(p.context, vec![1]);
+    assert_eq!(p.continuation, encode(&t, "  Once").unwrap()[1..].to_vec());
 }
 
 #[test]
