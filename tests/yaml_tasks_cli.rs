@@ -127,8 +127,9 @@ fn a_yaml_group_over_every_checkpoint_renders_in_the_report() {
 
     // Resumed: nothing to do. A change to the file both tasks include re-scores both.
     let n = ckpts.len();
-    let again = ok(k2()
-        .args([
+    let sweep = || {
+        let mut c = k2();
+        c.args([
             "eval",
             "--all-checkpoints",
             "--quiet",
@@ -138,7 +139,10 @@ fn a_yaml_group_over_every_checkpoint_renders_in_the_report() {
         ])
         .arg(&tasks)
         .arg("--run")
-        .arg(&run));
+        .arg(&run);
+        c
+    };
+    let again = ok(&mut sweep());
     assert!(
         again.contains(&format!("0 evaluated, {} already done", 2 * n)),
         "{again}"
@@ -153,18 +157,7 @@ fn a_yaml_group_over_every_checkpoint_renders_in_the_report() {
         ),
     )
     .unwrap();
-    let changed = ok(k2()
-        .args([
-            "eval",
-            "--all-checkpoints",
-            "--quiet",
-            "--tasks",
-            "pairs",
-            "--include-path",
-        ])
-        .arg(&tasks)
-        .arg("--run")
-        .arg(&run));
+    let changed = ok(&mut sweep());
     assert!(
         changed.contains(&format!("{} evaluated, 0 already done", 2 * n)),
         "{changed}"

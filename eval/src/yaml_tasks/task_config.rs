@@ -12,6 +12,7 @@ use super::py_regex::PyRegex;
 use super::template;
 use super::yaml_file::{function_of, hooks};
 use crate::error::EvalError;
+use crate::task::Aggregation;
 
 /// Why k2 does not run a task lm-eval runs: a reason (what `--list-tasks` groups by) and the
 /// detail (the field, hook, construct).
@@ -80,19 +81,6 @@ impl OutputType {
     }
 }
 
-/// How a metric's per-document values combine (lm-eval's aggregation names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Agg {
-    Mean,
-    Perplexity,
-    WeightedPerplexity,
-    BitsPerByte,
-    F1,
-    Mcc,
-    /// `lm_eval.utils.weighted_f1_score` (a `!function` aggregation k2 provides natively).
-    WeightedF1,
-}
-
 /// `exact_match`'s options (lm-eval's port of HF evaluate's `exact_match`).
 #[derive(Debug, Clone, Default)]
 pub struct ExactMatchOptions {
@@ -105,7 +93,7 @@ pub struct ExactMatchOptions {
 #[derive(Debug, Clone)]
 pub struct MetricConfig {
     pub name: String,
-    pub aggregation: Agg,
+    pub aggregation: Aggregation,
     pub higher_is_better: bool,
     pub exact_match: ExactMatchOptions,
 }
@@ -306,14 +294,16 @@ fn as_bool(v: &Value) -> Option<bool> {
 }
 
 /// The aggregation and direction lm-eval registers for a metric k2 implements.
-fn metric_defaults(name: &str) -> Option<(Agg, bool)> {
+fn metric_defaults(name: &str) -> Option<(Aggregation, bool)> {
     Some(match name {
-        "acc" | "acc_norm" | "acc_bytes" | "acc_mutual_info" | "exact_match" => (Agg::Mean, true),
-        "perplexity" => (Agg::Perplexity, false),
-        "word_perplexity" | "byte_perplexity" => (Agg::WeightedPerplexity, false),
-        "bits_per_byte" => (Agg::BitsPerByte, false),
-        "f1" => (Agg::F1, true),
-        "mcc" => (Agg::Mcc, true),
+        "acc" | "acc_norm" | "acc_bytes" | "acc_mutual_info" | "exact_match" => {
+            (Aggregation::Mean, true)
+        }
+        "perplexity" => (Aggregation::Perplexity, false),
+        "word_perplexity" | "byte_perplexity" => (Aggregation::WeightedPerplexity, false),
+        "bits_per_byte" => (Aggregation::BitsPerByte, false),
+        "f1" => (Aggregation::F1, true),
+        "mcc" => (Aggregation::Mcc, true),
         _ => return None,
     })
 }
@@ -331,14 +321,14 @@ fn metric_fits(name: &str, out: OutputType) -> bool {
     }
 }
 
-fn parse_agg(name: &str) -> Option<Agg> {
+fn parse_agg(name: &str) -> Option<Aggregation> {
     Some(match name {
-        "mean" => Agg::Mean,
-        "perplexity" => Agg::Perplexity,
-        "weighted_perplexity" => Agg::WeightedPerplexity,
-        "bits_per_byte" => Agg::BitsPerByte,
-        "f1" => Agg::F1,
-        "matthews_corrcoef" => Agg::Mcc,
+        "mean" => Aggregation::Mean,
+        "perplexity" => Aggregation::Perplexity,
+        "weighted_perplexity" => Aggregation::WeightedPerplexity,
+        "bits_per_byte" => Aggregation::BitsPerByte,
+        "f1" => Aggregation::F1,
+        "matthews_corrcoef" => Aggregation::Mcc,
         _ => return None,
     })
 }
@@ -656,7 +646,7 @@ fn metric_list(
         }
         let aggregation = match e.get("aggregation") {
             None | Some(Value::Null) => default_agg,
-            Some(v) if function_of(v).is_some() => Agg::WeightedF1,
+            Some(v) if function_of(v).is_some() => Aggregation::WeightedF1,
             Some(Value::String(a)) => parse_agg(a).ok_or_else(|| {
                 refused(
                     &format!("aggregation `{a}`"),

@@ -10,14 +10,14 @@ use serde_json::Value;
 
 use super::answer_filters::{apply, exact_match};
 use super::py_literal::{literal_eval, str_of};
-use super::task_config::{Agg, DocField, OutputType, Sampler, TaskConfig};
+use super::task_config::{DocField, OutputType, Sampler, TaskConfig};
 use super::template::{is_template, Templates};
 use crate::datasets::{fingerprint_of, Load, SplitRows};
 use crate::error::{EvalError, Result};
 use crate::fewshot::{argmax_first, FewshotCache, DEFAULT_FEWSHOT_SEED};
 use crate::pyrandom::PyRandom;
 use crate::request::{Request, Response};
-use crate::task::{Aggregation, DocResult, MetricSpec, MetricValue, Task};
+use crate::task::{DocResult, MetricSpec, MetricValue, Task};
 
 /// What a `doc_to_*` gives for one document, as Python values.
 #[derive(Debug, Clone, PartialEq)]
@@ -813,16 +813,12 @@ impl Task for YamlTask {
         let mut out = Vec::new();
         for f in &filters {
             for m in &c.metrics {
-                let agg = match m.aggregation {
-                    Agg::Mean => Aggregation::Mean,
-                    Agg::Perplexity => Aggregation::Perplexity,
-                    Agg::WeightedPerplexity => Aggregation::WeightedPerplexity,
-                    Agg::BitsPerByte => Aggregation::BitsPerByte,
-                    Agg::F1 => Aggregation::F1,
-                    Agg::Mcc => Aggregation::Mcc,
-                    Agg::WeightedF1 => Aggregation::WeightedF1,
-                };
-                out.push(MetricSpec::new(&m.name, f, agg, m.higher_is_better));
+                out.push(MetricSpec::new(
+                    &m.name,
+                    f,
+                    m.aggregation,
+                    m.higher_is_better,
+                ));
             }
         }
         out
