@@ -366,6 +366,8 @@ pub fn select(
         } else if index.get(n).is_some() {
             add_groups(n, index, &mut groups)?;
             index.leaves(n).map_err(|p| refused(n, index, p))?
+        } else if let Some(e) = index.broken_error(n) {
+            return Err(e);
         } else {
             return Err(EvalError::UnknownTask {
                 name: n.clone(),

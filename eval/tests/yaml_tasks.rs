@@ -432,6 +432,18 @@ fn bad_yaml_is_an_error_naming_the_file_and_the_field() {
         "{e}"
     );
 
+    // A file that does not parse: `--tasks` names it and the line, not an unknown task.
+    write(
+        p,
+        "unparsable.yaml",
+        "task: unparsable\ndataset_path: json\ndoc_to_text: [unclosed\n",
+    );
+    let e = error_of(p, "unparsable");
+    assert!(
+        e.contains("unparsable.yaml") && e.contains("does not load") && e.contains("line"),
+        "{e}"
+    );
+
     let e = error_of(p, "toy_qaa");
     assert!(e.contains("did you mean `toy_qa`"), "{e}");
 }

@@ -169,6 +169,34 @@ impl TaskIndex {
         );
     }
 
+    /// A file that did not load and looks like it defines `name` (its file stem is `name`, or a
+    /// `task:` / `group:` line names it), as the error that says why: so that `--tasks name`
+    /// names the broken file rather than an unknown task.
+    pub fn broken_error(&self, name: &str) -> Option<EvalError> {
+        let defines = |p: &Path| {
+            p.file_stem().is_some_and(|s| s == name)
+                || std::fs::read_to_string(p).is_ok_and(|t| {
+                    t.lines().any(|l| {
+                        ["task:", "group:"].iter().any(|k| {
+                            l.trim().strip_prefix(k).is_some_and(|v| {
+                                v.trim().trim_matches(|c| c == '"' || c == '\'') == name
+                            })
+                        })
+                    })
+                })
+        };
+        let (path, why) = self.broken.iter().find(|(p, _)| defines(p))?;
+        let prefix = format!("{}: ", path.display());
+        Some(EvalError::TaskYaml {
+            path: path.clone(),
+            field: None,
+            message: format!(
+                "task `{name}` is defined here, but the file does not load: {}",
+                why.strip_prefix(&prefix).unwrap_or(why)
+            ),
+        })
+    }
+
     pub fn get(&self, name: &str) -> Option<&Entry> {
         self.entries.get(name)
     }

@@ -179,6 +179,12 @@ impl Listing {
                 }
             }
         }
+        if verbose && !self.broken.is_empty() {
+            s.push_str("files that define no task or group, or do not load:\n");
+            for (_, why) in &self.broken {
+                s.push_str(&format!("    {why}\n"));
+            }
+        }
         if verbose {
             for (what, xs) in [
                 ("groups", &self.groups_refused),
