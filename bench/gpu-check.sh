@@ -36,7 +36,7 @@ export LD_LIBRARY_PATH
 
 say() { echo "== $*" | tee -a "$LOG"; }
 if [ "$DEV" = cuda ]; then
-  SECTIONS=${SECTIONS:-score,train,speed,eval,compile}   # a subset reruns only those
+  SECTIONS=${SECTIONS:-kernels,score,train,speed,eval,compile}   # a subset reruns only those
 else
   SECTIONS=${SECTIONS:-score,train,eval}   # a dry run without a GPU: no speed figures
 fi
@@ -64,6 +64,15 @@ say "machine"
 M=$DATA/models/stories260K-hf
 TXT=$DATA/story.txt
 PY="python3 bench/gpu_check.py"
+
+# 0. k2's CUDA kernels against their CPU definitions (test binaries from scripts/build-cuda.sh --tests):
+#    the AdamW kernel equals the host loop bit for bit.
+if want kernels; then
+for t in $G/tests/k2_model-* $G/tests/k2_trainer-*; do
+  [ -x "$t" ] || continue
+  step "kernel tests $(basename "$t")" 60 "$t" --test-threads 1 cuda nvrtc
+done
+fi
 
 # 1. Per-token log-probs: k2 cpu f32 / cuda f32 / cuda bf16, transformers cuda f32 / bf16.
 if want score; then

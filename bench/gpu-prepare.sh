@@ -6,8 +6,9 @@
 # device tool's `carry`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/build-cuda.sh
-mkdir -p .gpu/data/models
+scripts/build-cuda.sh --tests
+mkdir -p .gpu/data/models .gpu/tests
+cp target-cuda/gpu-tests/* .gpu/tests/
 strip -o .gpu/k2.stripped target-cuda/release/k2
 xz -T0 -6 -c .gpu/k2.stripped > .gpu/k2.xz
 rm -f .gpu/k2.stripped

@@ -5,8 +5,10 @@
 #
 #   scripts/build-cuda.sh                 # -> target-cuda/release/k2
 #   CUDA_VENV=/path CUDA_ROOT=/path scripts/build-cuda.sh --bin k2
+#   scripts/build-cuda.sh --tests         # also the CUDA test binaries of k2-model and k2-trainer,
+#                                         # copied to target-cuda/gpu-tests/, and runs the NVRTC check
 #
-# Extra arguments go to `cargo build`. The first build takes ~20 minutes on 2 cores (candle-kernels
+# Other arguments go to `cargo build`. The first build takes ~20 minutes on 2 cores (candle-kernels
 # compiles its .cu files one by one); keep target-cuda/ and later builds take seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,5 +43,22 @@ gcc -shared -fPIC -o "$CUDA_ROOT/lib/stubs/libcuda.so" -Wl,-soname,libcuda.so.1 
 
 export PATH=$C/bin:$PATH CUDA_HOME=$CUDA_ROOT CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90} \
   CPLUS_INCLUDE_PATH=$C/include LIBRARY_PATH=$CUDA_ROOT/lib:$CUDA_ROOT/lib/stubs:${LIBRARY_PATH:-}
+TESTS=0
+if [ "${1:-}" = "--tests" ]; then TESTS=1; shift; fi
 cargo build --release --features cuda --target-dir target-cuda "$@"
 echo "built: target-cuda/release/k2 (cuda, compute capability $CUDA_COMPUTE_CAP)"
+if [ "$TESTS" = 1 ]; then
+  rm -rf target-cuda/gpu-tests && mkdir -p target-cuda/gpu-tests
+  cargo test --release --features cuda --target-dir target-cuda -p k2-model -p k2-trainer --lib \
+    --no-run --message-format=json 2>/dev/null \
+    | "$PY" -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        print(m["executable"])' | while read -r exe; do cp "$exe" target-cuda/gpu-tests/; done
+  ls target-cuda/gpu-tests
+  # NVRTC needs no GPU: the kernel sources are checked here, against the stub driver library.
+  ln -sf libcuda.so "$CUDA_ROOT/lib/stubs/libcuda.so.1"
+  LD_LIBRARY_PATH=$C/lib:$CUDA_ROOT/lib/stubs:${LD_LIBRARY_PATH:-} \
+    target-cuda/gpu-tests/k2_model-* every_kernel_compiles_with_nvrtc
+fi

@@ -5,11 +5,15 @@
 //!
 //! Master weights and moments are f32 and stay where the parameters live:
 //! * on the CPU the update is one fused loop per tensor over f32 slices;
-//! * on a GPU it is a handful of elementwise tensor ops per parameter, run on the device, and the
-//!   norms come back to the host as one small tensor per step.
+//! * on a CUDA device (the `cuda` feature) it is k2's AdamW kernel, one launch per parameter that
+//!   updates the weight and both moments in place with the host loop's arithmetic, clipping with a
+//!   gradient norm that stays on the device; the norms come back once per step;
+//! * on another device (or with `K2_CUDA_FUSED=0`) it is a handful of elementwise tensor ops per
+//!   parameter, and the norms come back as one small tensor per step.
 //!
-//! Both are deterministic: the host loop's order is fixed, and the device path uses elementwise
-//! kernels plus candle's sum reductions, whose order does not depend on timing.
+//! All are deterministic: the host loop's order is fixed, the kernel's sums are fixed trees over a
+//! grid set by the element count, and the tensor-op path uses elementwise kernels plus candle's
+//! sum reductions, whose order does not depend on timing.
 
 use std::collections::BTreeMap;
 
@@ -316,8 +320,81 @@ impl AdamW {
         })
     }
 
-    /// The same update as [`AdamW::step_host`] as elementwise ops on the parameters' device.
+    /// The same update as [`AdamW::step_host`] on the parameters' device: k2's CUDA kernel where
+    /// it applies, else elementwise tensor ops.
     fn step_device(&mut self, grads: &[Tensor], lr: f64, max_norm: f64) -> Result<StepStats> {
+        #[cfg(feature = "cuda")]
+        if self
+            .params
+            .iter()
+            .all(|p| k2_model::fused::cuda::adamw::applies(p.var.as_tensor()))
+            && grads.iter().all(|g| g.dtype() == DType::F32)
+        {
+            return self.step_cuda(grads, lr, max_norm);
+        }
+        self.step_tensor_ops(grads, lr, max_norm)
+    }
+
+    /// [`AdamW::step_host`]'s update with k2's CUDA kernel: the squared gradient norm is summed
+    /// on the device and read by every update, and the three norms come back in one copy at the
+    /// end of the step.
+    #[cfg(feature = "cuda")]
+    fn step_cuda(&mut self, grads: &[Tensor], lr: f64, max_norm: f64) -> Result<StepStats> {
+        use k2_model::fused::cuda::adamw;
+        if grads.is_empty() {
+            return self.step_tensor_ops(grads, lr, max_norm);
+        }
+        let parts = grads
+            .iter()
+            .map(adamw::sum_sq_partials)
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let grad_sumsq = Tensor::cat(&parts, 0)?.sum_keepdim(0)?;
+        self.step += 1;
+        let c = self.cfg;
+        let bc1 = 1.0 - c.beta1.powi(self.step as i32);
+        let step = adamw::AdamWStep {
+            max_norm,
+            beta1: c.beta1 as f32,
+            beta2: c.beta2 as f32,
+            bc2_sqrt: (1.0 - c.beta2.powi(self.step as i32)).sqrt() as f32,
+            step_size: (lr / bc1) as f32,
+            eps: c.eps as f32,
+        };
+        let mut norms = Vec::with_capacity(self.params.len());
+        for (p, g) in self.params.iter().zip(grads.iter()) {
+            let Moments::Device { m, v } = &p.moments else {
+                return Err(TrainError::Resume(format!(
+                    "`{}`: device gradients for a parameter on the host",
+                    p.name
+                )));
+            };
+            let decay = if p.decay {
+                1.0 - (lr * c.weight_decay) as f32
+            } else {
+                1.0
+            };
+            let g = g.contiguous()?;
+            norms.push(adamw::adamw_update(
+                p.var.as_tensor(),
+                &g,
+                m,
+                v,
+                &grad_sumsq,
+                step,
+                decay,
+            )?);
+        }
+        let sums = Tensor::cat(&norms, 1)?.sum(1)?;
+        let all = Tensor::cat(&[grad_sumsq, sums], 0)?.to_vec1::<f64>()?;
+        Ok(StepStats {
+            grad_norm: all[0].sqrt(),
+            update_norm: all[1].sqrt(),
+            param_norm: all[2].sqrt(),
+        })
+    }
+
+    /// [`AdamW::step_host`]'s update as elementwise tensor ops on the parameters' device.
+    fn step_tensor_ops(&mut self, grads: &[Tensor], lr: f64, max_norm: f64) -> Result<StepStats> {
         let sum_sq = |ts: &[Tensor]| -> Result<f64> {
             if ts.is_empty() {
                 return Ok(0.0);
@@ -572,5 +649,92 @@ mod tests {
                 .unwrap(),
             st["m.w"].flatten_all().unwrap().to_vec1::<f32>().unwrap()
         );
+    }
+
+    /// k2's CUDA AdamW kernel against the host loop: the same gradients give the same weights
+    /// and moments bit for bit (the clip coefficient is 1 or equal), and the norms agree to f64
+    /// rounding. Skipped, saying so, where no GPU answers.
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn cuda_kernel_equals_the_host_loop_bit_for_bit() {
+        let Ok(gpu) = Device::new_cuda(0) else {
+            eprintln!("skipped: no CUDA device answers");
+            return;
+        };
+        let cfg = AdamWConfig {
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+            weight_decay: 0.1,
+        };
+        // Shapes spanning several blocks, one not a multiple of the block size, and a vector.
+        let shapes: [(&str, &[usize]); 3] = [("a", &[300, 70]), ("b", &[1000, 1030]), ("n", &[70])];
+        let value = |i: usize, k: usize| ((i * 2654435761 + k * 97) % 2001) as f32 / 1000.0 - 1.0;
+        let make = |dev: &Device| {
+            shapes
+                .iter()
+                .enumerate()
+                .map(|(k, (name, dims))| {
+                    let n: usize = dims.iter().product();
+                    let w: Vec<f32> = (0..n).map(|i| value(i, k) * 0.05).collect();
+                    let t = Tensor::from_vec(w, *dims, dev).unwrap();
+                    (name.to_string(), Var::from_tensor(&t).unwrap())
+                })
+                .collect::<BTreeMap<_, _>>()
+        };
+        let (vh, vg) = (make(&Device::Cpu), make(&gpu));
+        let mut host = AdamW::new(&vh, cfg).unwrap();
+        let mut dev = AdamW::new(&vg, cfg).unwrap();
+        // max_norm 1e9: no clipping; 1.0: clipping (the coefficient may differ in its last bit).
+        for (step, max_norm) in [1e9, 1e9, 1e9, 1.0].into_iter().enumerate() {
+            let grads: Vec<Vec<f32>> = vh
+                .values()
+                .enumerate()
+                .map(|(k, v)| {
+                    (0..v.elem_count())
+                        .map(|i| value(i + step * 31, k + 5))
+                        .collect()
+                })
+                .collect();
+            let on_gpu: Vec<Tensor> = grads
+                .iter()
+                .zip(vg.values())
+                .map(|(g, v)| Tensor::from_vec(g.clone(), v.shape(), &gpu).unwrap())
+                .collect();
+            let a = host.step(&mut Grads::Host(grads), 1e-3, max_norm).unwrap();
+            let b = dev
+                .step(&mut Grads::Device(on_gpu), 1e-3, max_norm)
+                .unwrap();
+            let rel = |x: f64, y: f64| (x - y).abs() / x.abs().max(1e-300);
+            assert!(
+                rel(a.grad_norm, b.grad_norm) < 1e-12,
+                "step {step}: {a:?} vs {b:?}"
+            );
+            assert!(
+                rel(a.param_norm, b.param_norm) < 1e-12,
+                "step {step}: {a:?} vs {b:?}"
+            );
+            assert!(
+                rel(a.update_norm, b.update_norm) < 1e-9,
+                "step {step}: {a:?} vs {b:?}"
+            );
+            if max_norm > 1e8 {
+                let (sh, sg) = (host.state_tensors().unwrap(), dev.state_tensors().unwrap());
+                for (name, _) in shapes {
+                    let bits = |t: &Tensor| -> Vec<u32> {
+                        let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+                        v.into_iter().map(f32::to_bits).collect()
+                    };
+                    assert!(
+                        bits(vh[name].as_tensor()) == bits(vg[name].as_tensor()),
+                        "w.{name} step {step}"
+                    );
+                    for k in ["m", "v"] {
+                        let key = format!("{k}.{name}");
+                        assert!(bits(&sh[&key]) == bits(&sg[&key]), "{key} step {step}");
+                    }
+                }
+            }
+        }
     }
 }

@@ -1,5 +1,8 @@
 //! Mean cross-entropy of (N, V) logits against N u32 targets, fused log-softmax + pick + mean.
 //! The backward is `(softmax − onehot) · g / N`, reusing the forward's per-row log-sum-exp.
+//! On the CPU for f32 logits; on CUDA (the `cuda` feature) for f32 and bf16 logits with k2's
+//! kernels (`cuda/cross_entropy.cu`), which keep the log-sum-exp and the gradient's scale on the
+//! device.
 
 use std::sync::Mutex;
 
@@ -13,7 +16,7 @@ use super::{cpu_f32, f32_slice, rows_per_task};
 /// Mean cross-entropy, as `candle_nn::loss::cross_entropy`. Fused for CPU f32 logits with u32
 /// targets, [`cross_entropy_composite`] otherwise.
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    let ok = cpu_f32(&[logits])
+    let ok = (cpu_f32(&[logits]) || super::cuda_kernel(logits))
         && targets.dtype() == DType::U32
         && logits.rank() == 2
         && targets.rank() == 1
@@ -25,6 +28,8 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
         &targets.contiguous()?,
         CrossEntropy {
             lse: Mutex::new(Vec::new()),
+            #[cfg(feature = "cuda")]
+            lse_dev: Mutex::new(None),
         },
     )
 }
@@ -72,6 +77,9 @@ pub(crate) fn grad_row_in_place(row: &mut [f32], lse: f32, target: usize, scale:
 struct CrossEntropy {
     /// Per-row log-sum-exp from the forward, reused by the backward.
     lse: Mutex<Vec<f32>>,
+    /// The same, on the device, from the CUDA forward.
+    #[cfg(feature = "cuda")]
+    lse_dev: Mutex<Option<candle_core::cuda_backend::cudarc::driver::CudaSlice<f32>>>,
 }
 
 impl CustomOp2 for CrossEntropy {
@@ -116,6 +124,19 @@ impl CustomOp2 for CrossEntropy {
         Ok((CpuStorage::F32(vec![loss]), Shape::from(())))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let (loss, lse) = super::cuda::cross_entropy::forward(s1, l1, s2, l2)?;
+        *self.lse_dev.lock().unwrap_or_else(|e| e.into_inner()) = Some(lse);
+        Ok((loss, Shape::from(())))
+    }
+
     fn bwd(
         &self,
         logits: &Tensor,
@@ -123,6 +144,16 @@ impl CustomOp2 for CrossEntropy {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        #[cfg(feature = "cuda")]
+        if logits.device().is_cuda() {
+            let lse = self.lse_dev.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(lse) = lse.as_ref() else {
+                bail!("{}: backward without a forward", self.name())
+            };
+            let grad = grad.to_dtype(DType::F32)?.contiguous()?;
+            let d = logits.apply_op2_no_bwd(targets, &CrossEntropyBwdCuda { lse, grad: &grad })?;
+            return Ok((Some(d), None));
+        }
         let g = grad.to_dtype(DType::F32)?.to_scalar::<f32>()?;
         let n = targets.dim(0)?;
         let lse = self.lse.lock().unwrap_or_else(|e| e.into_inner());
@@ -176,5 +207,46 @@ impl CustomOp2 for CrossEntropyBwd<'_> {
             }
         });
         Ok((CpuStorage::F32(d), l1.shape().clone()))
+    }
+}
+
+/// (logits, targets) -> (softmax − onehot) · g / N on CUDA, `g` read on the device.
+#[cfg(feature = "cuda")]
+struct CrossEntropyBwdCuda<'a> {
+    lse: &'a candle_core::cuda_backend::cudarc::driver::CudaSlice<f32>,
+    grad: &'a Tensor,
+}
+
+#[cfg(feature = "cuda")]
+impl CustomOp2 for CrossEntropyBwdCuda<'_> {
+    fn name(&self) -> &'static str {
+        "k2-cross-entropy-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        bail!("{}: the CUDA backward got CPU tensors", self.name())
+    }
+
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let (gs, gl) = self.grad.storage_and_layout();
+        let candle_core::Storage::Cuda(g) = &*gs else {
+            bail!(
+                "{}: the incoming gradient is not on the device",
+                self.name()
+            )
+        };
+        super::cuda::cross_entropy::backward(s1, l1, s2, l2, self.lse, g, gl)
     }
 }

@@ -1,7 +1,11 @@
 //! k2's CUDA kernels, compiled from source at run time with NVRTC (once per process) and loaded
 //! into candle's device: the scaled causal softmax and its backward for f32 and bf16
 //! (`softmax.cu`). They accumulate in f32 and reduce in a fixed order (deterministic).
-//! `K2_CUDA_FUSED=0` turns them off (the composite candle ops are used instead).
+//! `K2_CUDA_FUSED=0` turns them off (the composite candle ops are used instead). The optimizer's
+//! kernels are in [`adamw`], the classifier loss's in [`cross_entropy`].
+
+pub mod adamw;
+pub mod cross_entropy;
 
 use std::sync::OnceLock;
 
@@ -20,17 +24,26 @@ pub fn applies(t: &Tensor) -> bool {
         && crate::switches::switches().cuda_fused
 }
 
-fn ptx() -> Result<&'static str> {
-    static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
-    let r = PTX.get_or_init(|| {
-        candle_core::cuda_backend::cudarc::nvrtc::compile_ptx(SOFTMAX_SRC)
+/// PTX of a kernel source, compiled with NVRTC once per process (`cell` holds the result).
+fn compile_once(
+    cell: &'static OnceLock<std::result::Result<String, String>>,
+    src: &str,
+    what: &str,
+) -> Result<&'static str> {
+    let r = cell.get_or_init(|| {
+        candle_core::cuda_backend::cudarc::nvrtc::compile_ptx(src)
             .map(|p| p.to_src())
-            .map_err(|e| format!("NVRTC could not compile k2's softmax kernels: {e:?}"))
+            .map_err(|e| format!("NVRTC could not compile k2's {what} kernels: {e:?}"))
     });
     match r {
         Ok(s) => Ok(s.as_str()),
         Err(e) => bail!("{e}"),
     }
+}
+
+fn ptx() -> Result<&'static str> {
+    static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
+    compile_once(&PTX, SOFTMAX_SRC, "softmax")
 }
 
 /// (row length t_k, rows per attention matrix t_q or 0 when not causal, number of rows).
@@ -42,11 +55,7 @@ fn geometry(l: &Layout, causal: bool) -> Result<(usize, usize, usize)> {
     } else {
         0
     };
-    let rows = if tk == 0 {
-        0
-    } else {
-        l.shape().elem_count() / tk
-    };
+    let rows = l.shape().elem_count().checked_div(tk).unwrap_or(0);
     Ok((tk, tq, rows))
 }
 
@@ -162,4 +171,74 @@ pub fn softmax_bwd(
     };
     let device = dev.clone();
     Ok((CudaStorage { slice, device }, yl.shape().clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every kernel source compiles with NVRTC, which needs no GPU: a CUDA build checks its
+    /// kernels on any machine (`cargo test --features cuda`, with the NVRTC library on the path).
+    #[test]
+    fn every_kernel_compiles_with_nvrtc() {
+        for (name, ptx) in [
+            ("softmax", super::ptx()),
+            ("adamw", super::adamw::ptx()),
+            ("cross_entropy", super::cross_entropy::ptx()),
+        ] {
+            let ptx = ptx.unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(ptx.contains(".entry"), "{name}: no kernel in the PTX");
+        }
+    }
+
+    /// The CUDA classifier loss and its gradient against the CPU's fused ones on the same logits:
+    /// the loss to 1e-5, the gradient to f32 (or its own bf16) rounding. Skipped, saying so,
+    /// where no GPU answers.
+    #[test]
+    fn cross_entropy_on_cuda_matches_the_cpu() {
+        use candle_core::{DType, Device, Tensor, Var};
+        let Ok(gpu) = Device::new_cuda(0) else {
+            eprintln!("skipped: no CUDA device answers");
+            return;
+        };
+        let (n, v) = (37, 3001);
+        let x: Vec<f32> = (0..n * v)
+            .map(|i| ((i * 2654435761usize) % 1999) as f32 / 200.0 - 5.0)
+            .collect();
+        let t: Vec<u32> = (0..n).map(|i| ((i * 977) % v) as u32).collect();
+        let run = |x: &[f32], dev: &Device, dt: DType| {
+            let x = Tensor::from_vec(x.to_vec(), (n, v), dev).unwrap();
+            let x = Var::from_tensor(&x.to_dtype(dt).unwrap()).unwrap();
+            let t = Tensor::from_vec(t.clone(), n, dev).unwrap();
+            let loss = crate::fused::cross_entropy(x.as_tensor(), &t).unwrap();
+            let g = loss.backward().unwrap();
+            let d = g.get(x.as_tensor()).unwrap().to_dtype(DType::F32).unwrap();
+            let d: Vec<f32> = d.flatten_all().unwrap().to_vec1().unwrap();
+            let loss = loss.to_dtype(DType::F32).unwrap();
+            (loss.to_scalar::<f32>().unwrap(), d)
+        };
+        // bf16: the CPU reference sees the same rounded logits; |grad| <= 1/n, so the
+        // gradient's own bf16 rounding is at most 2^-8 / n.
+        for (dt, tol_grad) in [(DType::F32, 1e-7), (DType::BF16, 1.5e-4)] {
+            let xr = Tensor::from_vec(x.clone(), n * v, &Device::Cpu).unwrap();
+            let xr: Vec<f32> = xr
+                .to_dtype(dt)
+                .unwrap()
+                .to_dtype(DType::F32)
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let (cl, cd) = run(&xr, &Device::Cpu, DType::F32);
+            let (gl, gd) = run(&xr, &gpu, dt);
+            let loss_err = (cl - gl).abs();
+            assert!(
+                loss_err <= 1e-5 * cl.abs().max(1.0),
+                "{dt:?}: loss {cl} vs {gl}"
+            );
+            let worst = cd
+                .iter()
+                .zip(&gd)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(worst <= tol_grad, "{dt:?}: max |d grad| {worst}");
+        }
+    }
 }
