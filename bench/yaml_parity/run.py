@@ -52,11 +52,22 @@ for s in BBH_FEW:
 for s in BBH_ZERO:
     SPEC[f"bbh_zeroshot_{s}"] = (f"bbh/zeroshot/{s}.yaml", ["test"], f"bbh_{s}")
 
-LL_TASKS = [t for t in SPEC if not t.startswith("bbh_")]
-GEN_TASKS = [t for t in SPEC if t.startswith("bbh_")]
+# multi_choice_regex (with group_select 0 and -1, ignore_case, ignore_punctuation)
+MMLU_FLAN = {"mmlu_flan_n_shot_generative_anatomy": "flan_n_shot/generative/mmlu_anatomy.yaml",
+             "mmlu_flan_n_shot_generative_astronomy": "flan_n_shot/generative/mmlu_astronomy.yaml",
+             "mmlu_flan_n_shot_generative_virology": "flan_n_shot/generative/mmlu_virology.yaml",
+             "mmlu_flan_cot_zeroshot_anatomy": "flan_cot_zeroshot/mmlu_anatomy.yaml",
+             "mmlu_flan_cot_zeroshot_marketing": "flan_cot_zeroshot/mmlu_marketing.yaml"}
+for t, rel in MMLU_FLAN.items():
+    SPEC[t] = (f"mmlu/{rel}", ["test", "validation", "dev"], "mmlu")
+
+GENERATIVE = ("bbh_", "mmlu_flan")
+LL_TASKS = [t for t in SPEC if not t.startswith(GENERATIVE)]
+GEN_TASKS = [t for t in SPEC if t.startswith(GENERATIVE)]
 # (run name, limit, task names to pass) — both CLIs take one --limit per call
 RUNS = [("ll", 20, [f"parity_{t}" for t in LL_TASKS]),
-        ("gen", 5, [f"parity_{t}" for t in GEN_TASKS if t.startswith("bbh_zeroshot")] + ["parity_bbh_fewshot"])]
+        ("gen", 5, [f"parity_{t}" for t in GEN_TASKS if t.startswith("bbh_zeroshot")] + ["parity_bbh_fewshot"]),
+        ("mc", 8, [f"parity_{t}" for t in MMLU_FLAN])]
 
 WORDS = ("the a little girl boy dog cat tree house river sun moon bird fish ball red blue big small happy sad "
          "ran jumped played saw found made gave took went came looked said wanted liked loved park garden "
@@ -137,6 +148,16 @@ def gen_rows(kind, r, n):
         elif kind == "arith":
             a, b, c = r.randint(0, 9), r.randint(0, 9), r.randint(0, 9)
             rows.append({"context": f"\n\nQ: What is ({a} + {b}) * {c}?\n\nA:", "completion": f" {(a + b) * c}"})
+        elif kind == "mmlu":
+            # Choices are story words, so that the tiny model's generations contain some of them
+            # (multi_choice_regex's second stage); some carry punctuation and capitals.
+            cs = r.sample(WORDS, 4)
+            if i % 3 == 0:
+                cs[r.randrange(4)] = r.choice(NAMES) + "!"
+            if i % 4 == 1:
+                cs[r.randrange(4)] = "the " + r.choice(WORDS) + "."
+            rows.append({"question": " " + sent(r)[:-1] + "? ", "subject": "parity", "choices": cs,
+                         "answer": r.randrange(4)})
         elif kind == "bbh_boolean_expressions":
             e = bool_expr(r)
             rows.append({"input": e + " is", "target": str(eval(e))})
@@ -234,13 +255,15 @@ def k2_cmd(name, limit, tasks):
             "--threads", "2", "--batch-size", "8", "--quiet"]
 
 
-def run_all():
+def run_all(only=None):
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     os.makedirs(os.path.join(WORK, "logs"), exist_ok=True)
     sh([K2, "eval", "--list-tasks", "--include-path", "bench/yaml_parity/work/yamls", "--verbose"],
        os.path.join(WORK, "logs", "k2_list_tasks.log"), env)
     sh(k2_cmd("refused", 5, K2_REFUSED), os.path.join(WORK, "logs", "k2_refused.log"), env)
     for name, limit, tasks in RUNS:
+        if only and name not in only:
+            continue
         sh(k2_cmd(name, limit, tasks), os.path.join(WORK, "logs", f"k2_{name}.log"), env)
         sh(lm_cmd(name, limit, tasks), os.path.join(WORK, "logs", f"lm_eval_{name}.log"), env)
 
@@ -342,7 +365,7 @@ def compare():
             group = task == "bbh_fewshot"
             k = load_k2(name, task)
             l = load_lm(name, task)
-            otype = "group" if group else ("generate_until" if task.startswith("bbh") else
+            otype = "group" if group else ("generate_until" if task.startswith(GENERATIVE) else
                                            "loglikelihood_rolling" if task == "pile_10k" else
                                            "loglikelihood" if task.startswith(("lambada", "arith")) else "multiple_choice")
             if k is None and f"parity_{task}" in K2_REFUSED:
@@ -462,10 +485,11 @@ def versions():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--skip-run", action="store_true")
+    ap.add_argument("--runs", help="comma-separated run names to (re)run (default: all)")
     args = ap.parse_args()
     if not args.skip_run:
         generate()
-        run_all()
+        run_all(args.runs.split(",") if args.runs else None)
     table, notes = compare()
     v = versions()
     with open(os.path.join(HERE, "RESULTS.md"), "w") as f:

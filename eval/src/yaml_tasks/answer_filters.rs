@@ -1,7 +1,9 @@
 //! lm-eval's filter pipelines over a document's generations (`filters/*.py`) and the
 //! `exact_match` metric they feed (its port of Hugging Face evaluate's `exact_match`).
 
-use super::py_regex::Found;
+use std::sync::OnceLock;
+
+use super::py_regex::{Found, PyRegex};
 use super::task_config::{ExactMatchOptions, FilterConfig, FilterStep};
 
 /// What a pipeline made of a document's generations: still a list, or one answer (after
@@ -63,8 +65,111 @@ fn py_strip(s: &str) -> String {
         .to_string()
 }
 
-/// Runs one pipeline over a document's generations.
-pub fn apply(filter: &FilterConfig, resps: &[String]) -> Filtered {
+/// lm-eval's `find_match`: the `group_select`th match (its first non-empty group), stripped,
+/// mapped through `convert` (the last entry of a key wins, as in a Python dict); `None` where
+/// Python's result is falsy.
+fn find_match(
+    re: &PyRegex,
+    s: &str,
+    group_select: i64,
+    convert: &[(String, String)],
+) -> Option<String> {
+    let found = re.findall(s).ok()?;
+    let n = found.len() as i64;
+    let i = if group_select < 0 {
+        n + group_select
+    } else {
+        group_select
+    };
+    if i < 0 || i >= n {
+        return None;
+    }
+    let m = match &found[i as usize] {
+        Found::Text(t) => t.clone(),
+        Found::Groups(gs) => gs.iter().find(|g| !g.is_empty())?.clone(),
+    };
+    let m = py_strip(&m);
+    if m.is_empty() {
+        return None;
+    }
+    Some(
+        convert
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == m)
+            .map_or(m, |(_, v)| v.clone()),
+    )
+}
+
+/// A pattern matching `s` literally (the characters Python's `re.escape` escapes that are
+/// special to a regex; whitespace stands for itself).
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "()[]{}?*+-|^$\\.&~#".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// lm-eval's `MultiChoiceRegexFilter` on one generation, given the document's choices.
+fn multi_choice_one(step: &FilterStep, resp: &str, choices: &[String]) -> String {
+    let FilterStep::MultiChoiceRegex {
+        re,
+        group_select,
+        fallback,
+        ignore_case,
+        ignore_punctuation,
+        regexes_to_ignore,
+    } = step
+    else {
+        return resp.to_string();
+    };
+    static PUNCT: OnceLock<regex::Regex> = OnceLock::new();
+    let punct = PUNCT.get_or_init(|| regex::Regex::new(r"\p{P}").expect("valid regex"));
+    let ignores = |s: &str| -> String {
+        let mut s = s.to_string();
+        for r in regexes_to_ignore {
+            s = r.sub(&s, "", 0).unwrap_or(s);
+        }
+        if *ignore_case {
+            s = s.to_lowercase();
+        }
+        if *ignore_punctuation {
+            s = punct.replace_all(&s, "").into_owned();
+        }
+        s
+    };
+    let mut alternatives = Vec::new();
+    let mut to_alpha = Vec::new();
+    let mut letters = Vec::new();
+    let mut to_target = Vec::new();
+    for (k, c) in choices.iter().enumerate() {
+        let letter = char::from_u32('A' as u32 + k as u32)
+            .unwrap_or('?')
+            .to_string();
+        let m = ignores(&py_strip(c));
+        alternatives.push(escape(&m));
+        to_alpha.push((m, format!("({letter})")));
+        to_target.push((letter.clone(), format!("({letter})")));
+        letters.push(letter);
+    }
+    // Longest first (stable, by characters), so that a choice that is a prefix of another
+    // cannot shadow it.
+    alternatives.sort_by_key(|a| std::cmp::Reverse(a.chars().count()));
+    let by_text = PyRegex::new(&alternatives.join("|")).ok();
+    let by_letter = PyRegex::new(&format!(r":[\s]*({})", letters.join("|"))).ok();
+    find_match(re, resp, *group_select, &[])
+        .or_else(|| find_match(by_text.as_ref()?, &ignores(resp), *group_select, &to_alpha))
+        .or_else(|| find_match(by_letter.as_ref()?, resp, *group_select, &to_target))
+        .unwrap_or_else(|| fallback.clone())
+}
+
+/// Runs one pipeline over a document's generations (`choices`: the document's `choices` field,
+/// which `multi_choice_regex` reads).
+pub fn apply(filter: &FilterConfig, resps: &[String], choices: &[String]) -> Filtered {
     let mut cur = Filtered::Many(resps.to_vec());
     for step in &filter.steps {
         let map = |f: &dyn Fn(&str) -> String, cur: Filtered| match cur {
@@ -99,6 +204,9 @@ pub fn apply(filter: &FilterConfig, resps: &[String]) -> Filtered {
                 one => one,
             },
             FilterStep::Regex { .. } => map(&|s| regex_one(step, s), cur),
+            FilterStep::MultiChoiceRegex { .. } => {
+                map(&|s| multi_choice_one(step, s, choices), cur)
+            }
             FilterStep::Lowercase => map(&|s| s.to_lowercase(), cur),
             FilterStep::Uppercase => map(&|s| s.to_uppercase(), cur),
             FilterStep::RemoveWhitespace => map(&py_strip, cur),
@@ -157,11 +265,11 @@ mod tests {
     #[test]
     fn pipelines_and_exact_match_follow_lm_eval() {
         assert_eq!(
-            apply(&bbh_flexible(), &["It is False, not True".into()]),
+            apply(&bbh_flexible(), &["It is False, not True".into()], &[]),
             Filtered::One("False".into())
         );
         assert_eq!(
-            apply(&bbh_flexible(), &["no idea".into()]),
+            apply(&bbh_flexible(), &["no idea".into()], &[]),
             Filtered::One("[invalid]".into())
         );
         let vote = FilterConfig {
@@ -169,7 +277,11 @@ mod tests {
             steps: vec![FilterStep::MajorityVote, FilterStep::TakeFirst],
         };
         assert_eq!(
-            apply(&vote, &["a".into(), "b".into(), "b".into(), "a".into()]),
+            apply(
+                &vote,
+                &["a".into(), "b".into(), "b".into(), "a".into()],
+                &[]
+            ),
             Filtered::One("a".into())
         );
         let o = ExactMatchOptions {
@@ -188,5 +300,51 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(exact_match("(A)", "A", &p), 1.0);
+    }
+
+    /// lm-eval's three stages: the regex, the choices' texts (longest first, after the ignore
+    /// options), `: X` letters; else the fallback. Group -1 takes the last match.
+    #[test]
+    fn multi_choice_regex_follows_lm_evals_stages() {
+        let step = |group_select| FilterStep::MultiChoiceRegex {
+            re: PyRegex::new(r"(\([A-Z]\))").unwrap(),
+            group_select,
+            fallback: "[invalid]".into(),
+            ignore_case: true,
+            ignore_punctuation: true,
+            regexes_to_ignore: vec![],
+        };
+        let f = FilterConfig {
+            name: "flexible-extract".into(),
+            steps: vec![step(0)],
+        };
+        let choices: Vec<String> = ["Paris", "Paris, France", "Rome!", "the dog."]
+            .map(String::from)
+            .to_vec();
+        let resps: Vec<String> = [
+            "I think (C), not (A)",
+            "It's PARIS, France for sure",
+            "so the answer: D",
+            "nothing here",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            apply(&f, &resps, &choices),
+            Filtered::Many(vec![
+                "(C)".into(),
+                "(B)".into(),
+                "(D)".into(),
+                "[invalid]".into()
+            ])
+        );
+        let last = FilterConfig {
+            name: "x".into(),
+            steps: vec![step(-1)],
+        };
+        assert_eq!(
+            apply(&last, &resps[..1], &choices),
+            Filtered::Many(vec!["(A)".into()])
+        );
     }
 }

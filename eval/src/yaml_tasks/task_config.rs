@@ -112,6 +112,25 @@ pub enum FilterStep {
     Uppercase,
     RemoveWhitespace,
     MajorityVote,
+    /// lm-eval's `multi_choice_regex`: the regex, else the document's `choices` texts (after the
+    /// ignore options), else `: A`-style letters, each mapped to `(A)`.
+    MultiChoiceRegex {
+        re: PyRegex,
+        group_select: i64,
+        fallback: String,
+        ignore_case: bool,
+        ignore_punctuation: bool,
+        regexes_to_ignore: Vec<PyRegex>,
+    },
+}
+
+impl FilterConfig {
+    /// Whether the pipeline reads the document's `choices` field (`multi_choice_regex`).
+    pub fn reads_choices(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s, FilterStep::MultiChoiceRegex { .. }))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -858,42 +877,86 @@ fn filter_list(
                 .and_then(Value::as_str)
                 .ok_or_else(|| cx.invalid(&format!("{sf}.function"), "missing"))?;
             let arg = |k: &str| s.get(k).filter(|v| !v.is_null());
+            let flag = |k: &str| -> std::result::Result<bool, Problem> {
+                match arg(k) {
+                    None => Ok(false),
+                    Some(Value::Bool(b)) => Ok(*b),
+                    Some(_) => Err(cx.invalid(&format!("{sf}.{k}"), "expected true or false")),
+                }
+            };
+            let pattern_of = |sf: &str| -> std::result::Result<PyRegex, Problem> {
+                let pattern = match arg("regex_pattern") {
+                    None => r"#### (\-?[0-9\.\,]+)".to_string(),
+                    Some(Value::String(p)) => p.clone(),
+                    Some(_) => {
+                        return Err(cx.invalid(&format!("{sf}.regex_pattern"), "expected a pattern"))
+                    }
+                };
+                PyRegex::new(&pattern).map_err(|e| {
+                    refused(
+                        "a regex k2 cannot match as Python does",
+                        format!("{sf}: {e}"),
+                    )
+                })
+            };
+            let group_select = match arg("group_select") {
+                None => 0,
+                Some(v) => v.as_i64().ok_or_else(|| {
+                    cx.invalid(&format!("{sf}.group_select"), "expected an integer")
+                })?,
+            };
+            let fallback = match arg("fallback") {
+                None => "[invalid]".to_string(),
+                Some(Value::String(s)) => s.clone(),
+                Some(_) => {
+                    return Err(refused(
+                        "a regex filter with a non-string fallback",
+                        sf.clone(),
+                    ))
+                }
+            };
             out.push(match func {
-                "regex" => {
-                    let pattern = match arg("regex_pattern") {
-                        None => r"#### (\-?[0-9\.\,]+)".to_string(),
-                        Some(Value::String(p)) => p.clone(),
+                "multi_choice_regex" => {
+                    let regexes_to_ignore = match arg("regexes_to_ignore") {
+                        None => Vec::new(),
+                        Some(Value::Array(xs)) => xs
+                            .iter()
+                            .map(|x| {
+                                let p = x.as_str().ok_or_else(|| {
+                                    cx.invalid(
+                                        &format!("{sf}.regexes_to_ignore"),
+                                        "expected a list of patterns",
+                                    )
+                                })?;
+                                PyRegex::new(p).map_err(|e| {
+                                    refused(
+                                        "a regex k2 cannot match as Python does",
+                                        format!("{sf}.regexes_to_ignore: {e}"),
+                                    )
+                                })
+                            })
+                            .collect::<std::result::Result<_, _>>()?,
                         Some(_) => {
-                            return Err(
-                                cx.invalid(&format!("{sf}.regex_pattern"), "expected a pattern")
-                            )
+                            return Err(cx.invalid(
+                                &format!("{sf}.regexes_to_ignore"),
+                                "expected a list of patterns",
+                            ))
                         }
                     };
-                    let re = PyRegex::new(&pattern).map_err(|e| {
-                        refused(
-                            "a regex k2 cannot match as Python does",
-                            format!("{sf}: {e}"),
-                        )
-                    })?;
-                    let group_select = match arg("group_select") {
-                        None => 0,
-                        Some(v) => v.as_i64().ok_or_else(|| {
-                            cx.invalid(&format!("{sf}.group_select"), "expected an integer")
-                        })?,
-                    };
-                    let fallback = match arg("fallback") {
-                        None => "[invalid]".to_string(),
-                        Some(Value::String(s)) => s.clone(),
-                        Some(_) => {
-                            return Err(refused("a regex filter with a non-string fallback", sf))
-                        }
-                    };
-                    FilterStep::Regex {
-                        re,
+                    FilterStep::MultiChoiceRegex {
+                        re: pattern_of(&sf)?,
                         group_select,
                         fallback,
+                        ignore_case: flag("ignore_case")?,
+                        ignore_punctuation: flag("ignore_punctuation")?,
+                        regexes_to_ignore,
                     }
                 }
+                "regex" => FilterStep::Regex {
+                    re: pattern_of(&sf)?,
+                    group_select,
+                    fallback,
+                },
                 "take_first" => FilterStep::TakeFirst,
                 "take_first_k" => FilterStep::TakeFirstK(
                     arg("k")

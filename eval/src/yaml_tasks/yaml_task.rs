@@ -35,6 +35,8 @@ struct Doc {
     target: Rendered,
     choices: Option<Vec<String>>,
     description: String,
+    /// The row's `choices` field, for `multi_choice_regex` (empty when no filter reads it).
+    mc_choices: Vec<String>,
 }
 
 pub struct YamlTask {
@@ -208,12 +210,33 @@ impl Renderer<'_> {
         } else {
             self.description(&raw, at)?
         };
+        let mc_choices = if !fewshot && c.filters.iter().any(|f| f.reads_choices()) {
+            match raw.get("choices") {
+                Some(Value::Array(xs)) if xs.iter().all(Value::is_string) => xs
+                    .iter()
+                    .map(|x| x.as_str().unwrap_or_default().to_string())
+                    .collect(),
+                _ => {
+                    return Err(err(
+                        c,
+                        "filter_list",
+                        format!(
+                            "{at}: `multi_choice_regex` reads the row's `choices`, \
+                             which is not a list of strings here"
+                        ),
+                    ))
+                }
+            }
+        } else {
+            Vec::new()
+        };
         Ok(Doc {
             raw,
             text,
             target,
             choices,
             description,
+            mc_choices,
         })
     }
 }
@@ -780,7 +803,7 @@ impl Task for YamlTask {
                     (t, _) => vec![str_of(&rendered_json(t))],
                 };
                 for f in &c.filters {
-                    let answer = apply(f, &gens).answer();
+                    let answer = apply(f, &gens, &self.docs[doc].mc_choices).answer();
                     for m in &c.metrics {
                         if m.name == "exact_match" {
                             let hit = golds
