@@ -61,13 +61,20 @@ MMLU_FLAN = {"mmlu_flan_n_shot_generative_anatomy": "flan_n_shot/generative/mmlu
 for t, rel in MMLU_FLAN.items():
     SPEC[t] = (f"mmlu/{rel}", ["test", "validation", "dev"], "mmlu")
 
-GENERATIVE = ("bbh_", "mmlu_flan")
+# gen_prefix ("The best answer is"), 5-shot first_n from dev, remove_whitespace, regexes_to_ignore
+MMLU_LLAMA = {"mmlu_llama_anatomy": "mmlu_anatomy.yaml", "mmlu_llama_astronomy": "mmlu_astronomy.yaml",
+              "mmlu_llama_virology": "mmlu_virology.yaml"}
+for t, rel in MMLU_LLAMA.items():
+    SPEC[t] = (f"llama3/instruct/mmlu/{rel}", ["test", "dev"], "mmlu")
+
+GENERATIVE = ("bbh_", "mmlu_flan", "mmlu_llama")
 LL_TASKS = [t for t in SPEC if not t.startswith(GENERATIVE)]
 GEN_TASKS = [t for t in SPEC if t.startswith(GENERATIVE)]
 # (run name, limit, task names to pass) — both CLIs take one --limit per call
 RUNS = [("ll", 20, [f"parity_{t}" for t in LL_TASKS]),
         ("gen", 5, [f"parity_{t}" for t in GEN_TASKS if t.startswith("bbh_zeroshot")] + ["parity_bbh_fewshot"]),
-        ("mc", 8, [f"parity_{t}" for t in MMLU_FLAN])]
+        ("mc", 8, [f"parity_{t}" for t in MMLU_FLAN]),
+        ("prefix", 8, [f"parity_{t}" for t in MMLU_LLAMA])]
 
 WORDS = ("the a little girl boy dog cat tree house river sun moon bird fish ball red blue big small happy sad "
          "ran jumped played saw found made gave took went came looked said wanted liked loved park garden "

@@ -339,6 +339,50 @@ fn prompts_and_requests_are_lm_evals() {
     assert_eq!((v("strict"), v("loose")), (0.5, 1.0));
 }
 
+/// `gen_prefix` as lm-eval 0.4.13's `build_qa_turn` places it: after the question (with the
+/// target delimiter where neither side has whitespace at the join), before each few-shot answer,
+/// and opening the generation; a few-shot override from `fewshot_config`.
+#[test]
+fn gen_prefix_opens_the_answer() {
+    let d = tempfile::tempdir().unwrap();
+    fixtures(d.path());
+    write(
+        d.path(),
+        "prefixed.yaml",
+        "include: _math_base\ntask: toy_prefixed\ngen_prefix: \"The answer is\"\nnum_fewshot: 1\n\
+         fewshot_config:\n  sampler: first_n\n  samples:\n    - question: \"1+1?\"\n      answer: \"so #### 2\"\n",
+    );
+    write(
+        d.path(),
+        "prefixed_fs.yaml",
+        "include: prefixed.yaml\ntask: toy_prefixed_fs\nfewshot_config:\n  sampler: first_n\n  gen_prefix: \"{{ ' Sum:' }}\"\n  \
+         samples:\n    - question: \"1+1?\"\n      answer: \"so #### 2\"\n",
+    );
+    let index = TaskIndex::build(&[d.path().to_path_buf()]).unwrap();
+    let sel = select(
+        &["toy_prefixed".into(), "toy_prefixed_fs".into()],
+        &DataSource::None,
+        &[],
+        None,
+        10,
+        &index,
+    )
+    .unwrap();
+    let context = |i: usize| match &sel.tasks[i].task.requests(1, 1)[0] {
+        Request::Generate { context, .. } => context.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        context(0),
+        "Q: 1+1?\nA: The answer is 2\n\nQ: 4+4?\nA: The answer is"
+    );
+    // The few-shot prefix starts with a space: no target delimiter, and none before the answer.
+    assert_eq!(
+        context(1),
+        "Q: 1+1?\nA: Sum: 2\n\nQ: 4+4?\nA: The answer is"
+    );
+}
+
 fn error_of(dir: &Path, task: &str) -> String {
     let index = TaskIndex::build(&[dir.to_path_buf()]).unwrap();
     match select(&[task.into()], &DataSource::None, &[], None, 10, &index) {

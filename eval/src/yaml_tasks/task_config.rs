@@ -157,6 +157,8 @@ pub struct FewshotConfig {
     pub doc_to_target: Option<DocField>,
     pub target_delimiter: String,
     pub fewshot_delimiter: String,
+    /// `gen_prefix` of the few-shot examples (the task's unless `fewshot_config` sets it).
+    pub gen_prefix: Option<String>,
 }
 
 /// `generation_kwargs` k2 honours: greedy decoding only.
@@ -192,6 +194,8 @@ pub struct TaskConfig {
     pub repeats: usize,
     pub filters: Vec<FilterConfig>,
     pub version: Option<f64>,
+    /// `gen_prefix`: a field name or a template that opens the answer (generate_until only).
+    pub gen_prefix: Option<String>,
     /// sha256 of the merged config (the task's file with everything it includes), so a change to
     /// an included file changes the task's fingerprint too.
     pub merged_sha256: String,
@@ -301,6 +305,19 @@ impl Ctx<'_> {
     }
 }
 
+/// A template k2 renders as Jinja2 does, or a refusal naming the construct.
+fn check_template(s: &str, field: &str) -> std::result::Result<(), Problem> {
+    if template::is_template(s) {
+        template::check(s).map_err(|c| {
+            refused(
+                "a template construct k2 does not render as Jinja2 does",
+                format!("{field}: {c}"),
+            )
+        })?;
+    }
+    Ok(())
+}
+
 fn refused(reason: &str, detail: impl Into<String>) -> Problem {
     Problem::Refused(Refusal::new(reason, detail))
 }
@@ -385,7 +402,6 @@ impl TaskConfig {
             ("doc_to_audio", "audio"),
             ("use_prompt", "promptsource prompts"),
             ("custom_dataset", "a custom dataset"),
-            ("gen_prefix", "a generation prefix"),
             ("process_results", "process_results"),
         ] {
             if m.get(field)
@@ -425,17 +441,29 @@ impl TaskConfig {
         let description = match m.get("description") {
             None | Some(Value::Null) => String::new(),
             Some(Value::String(s)) => {
-                if template::is_template(s) {
-                    template::check(s).map_err(|c| {
-                        refused(
-                            "a template construct k2 does not render as Jinja2 does",
-                            format!("description: {c}"),
-                        )
-                    })?;
-                }
+                check_template(s, "description")?;
                 s.clone()
             }
             Some(_) => return Err(cx.invalid("description", "expected a string")),
+        };
+        // `gen_prefix`: a field name or a template, opening the model's answer (generation only:
+        // the multiple-choice and loglikelihood uses move the target delimiter, not supported).
+        let gen_prefix = match m.get("gen_prefix") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => {
+                if output_type != OutputType::GenerateUntil {
+                    return Err(refused(
+                        &format!(
+                            "a generation prefix (`gen_prefix`) on a {} task",
+                            output_type.name()
+                        ),
+                        "gen_prefix",
+                    ));
+                }
+                check_template(s, "gen_prefix")?;
+                Some(s.clone())
+            }
+            Some(_) => return Err(cx.invalid("gen_prefix", "expected a string")),
         };
         let fewshot_split = cx.opt_str(m, "fewshot_split")?;
         let fewshot = fewshot_config(
@@ -450,6 +478,7 @@ impl TaskConfig {
                 doc_to_target: doc_to_target.clone(),
                 target_delimiter: target_delimiter.clone(),
                 fewshot_delimiter: fewshot_delimiter.clone(),
+                gen_prefix: gen_prefix.clone(),
             },
         )?;
         let num_fewshot = match m.get("num_fewshot") {
@@ -520,6 +549,7 @@ impl TaskConfig {
             repeats,
             filters,
             version,
+            gen_prefix,
             merged_sha256: k2_archive::sha256_bytes(
                 Value::Object(m.clone()).to_string().as_bytes(),
             ),
@@ -585,14 +615,19 @@ fn fewshot_config(
             }
             "target_delimiter" => f.target_delimiter = cx.opt_str(fc, k)?.unwrap_or_default(),
             "fewshot_delimiter" => f.fewshot_delimiter = cx.opt_str(fc, k)?.unwrap_or_default(),
-            "fewshot_indices" | "process_docs" | "gen_prefix" if v.is_null() => {}
+            "gen_prefix" => {
+                f.gen_prefix = cx.opt_str(fc, k)?;
+                if let Some(g) = &f.gen_prefix {
+                    check_template(g, &field)?;
+                }
+            }
+            "fewshot_indices" | "process_docs" if v.is_null() => {}
             "fewshot_indices" => {
                 return Err(refused(
                     "few-shot indices (`fewshot_config.fewshot_indices`)",
                     field,
                 ))
             }
-            "gen_prefix" => return Err(refused("a generation prefix (`gen_prefix`)", field)),
             _ => return Err(cx.invalid(&field, "not a field of lm-eval's fewshot_config")),
         }
     }

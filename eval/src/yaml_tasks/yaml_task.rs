@@ -37,6 +37,8 @@ struct Doc {
     description: String,
     /// The row's `choices` field, for `multi_choice_regex` (empty when no filter reads it).
     mc_choices: Vec<String>,
+    /// The rendered `gen_prefix` (the few-shot one for a few-shot example).
+    gen_prefix: Option<String>,
 }
 
 pub struct YamlTask {
@@ -230,6 +232,19 @@ impl Renderer<'_> {
         } else {
             Vec::new()
         };
+        let gen_prefix = match if fewshot {
+            &c.fewshot.gen_prefix
+        } else {
+            &c.gen_prefix
+        } {
+            // lm-eval's `resolve_field`: a field of the row, else a template.
+            Some(g) => Some(match raw.get(g) {
+                Some(v) => str_of(v),
+                None if is_template(g) => self.render("gen_prefix", g, &raw, at)?,
+                None => g.clone(),
+            }),
+            None => None,
+        };
         Ok(Doc {
             raw,
             text,
@@ -237,6 +252,7 @@ impl Renderer<'_> {
             choices,
             description,
             mc_choices,
+            gen_prefix,
         })
     }
 }
@@ -457,6 +473,18 @@ impl YamlTask {
                 _ => true,
             };
             s.push_str(&q);
+            // lm-eval 0.4.13's `build_qa_turn`: with a generation prefix, the target delimiter
+            // only where neither side has whitespace at the join, and the answer after the
+            // prefix (space-delimited likewise); without an answer, the prefix alone.
+            if let Some(gp) = fs.gen_prefix.as_deref().filter(|g| !g.is_empty()) {
+                if requires_delimiter(&q, gp) {
+                    s.push_str(&c.fewshot.target_delimiter);
+                }
+                if !has_answer {
+                    s.push_str(gp);
+                    continue;
+                }
+            }
             if has_answer {
                 let answer = match (&fs.target, c_list) {
                     (Rendered::Int(k), Some(cs)) if !self.multiple_input => {
@@ -466,8 +494,13 @@ impl YamlTask {
                     (Rendered::Str(a), _) => a.clone(),
                     (Rendered::Int(k), _) => k.to_string(),
                 };
-                s.push_str(&c.fewshot.target_delimiter);
-                s.push_str(&answer);
+                match fs.gen_prefix.as_deref().filter(|g| !g.is_empty()) {
+                    Some(gp) => s.push_str(&maybe_delimit(gp, &answer)),
+                    None => {
+                        s.push_str(&c.fewshot.target_delimiter);
+                        s.push_str(&answer);
+                    }
+                }
                 s.push_str(&c.fewshot.fewshot_delimiter);
             }
         }
@@ -669,8 +702,19 @@ impl Task for YamlTask {
                     .generation
                     .as_ref()
                     .expect("generate_until has generation settings");
+                let mut context = prefix + &self.text(doc);
+                if let Some(gp) = self.docs[doc]
+                    .gen_prefix
+                    .as_deref()
+                    .filter(|g| !g.is_empty())
+                {
+                    if requires_delimiter(&self.text(doc), gp) {
+                        context.push_str(&c.target_delimiter);
+                    }
+                    context.push_str(gp);
+                }
                 let r = Request::Generate {
-                    context: prefix + &self.text(doc),
+                    context,
                     until: g.until.clone(),
                     max_gen_toks: g.max_gen_toks,
                 };
@@ -866,6 +910,30 @@ impl Task for YamlTask {
             .sum();
         Some(s / self.docs.len() as f64)
     }
+}
+
+/// Python's `str.isspace()` for one character.
+fn py_space(c: char) -> bool {
+    c.is_whitespace() || ('\x1c'..='\x1f').contains(&c)
+}
+
+/// lm-eval's `requires_delimiter`: neither side has whitespace at the join (and `q` is not empty).
+fn requires_delimiter(q: &str, gp: &str) -> bool {
+    match (q.chars().last(), gp.chars().next()) {
+        (Some(a), Some(b)) => !(py_space(a) || py_space(b)),
+        _ => false,
+    }
+}
+
+/// lm-eval's `maybe_delimit(prefix, suffix, " ")`.
+fn maybe_delimit(prefix: &str, suffix: &str) -> String {
+    if prefix.is_empty() {
+        return suffix.to_string();
+    }
+    if suffix.is_empty() || !requires_delimiter(prefix, suffix) {
+        return format!("{prefix}{suffix}");
+    }
+    format!("{prefix} {suffix}")
 }
 
 /// `len(re.split(r"\s+", doc))`: the pieces between whitespace runs, empty ends included.
