@@ -9,7 +9,7 @@ use candle_core::cuda_backend::cudarc::driver::{CudaSlice, LaunchConfig, PushKer
 use candle_core::cuda_backend::{CudaStorageSlice, WrapErr};
 use candle_core::{bail, CudaDevice, CudaStorage, Layout, Result, Shape};
 
-const SRC: &str = include_str!("cross_entropy.cu");
+const SRC: &str = concat!(include_str!("common.cuh"), include_str!("cross_entropy.cu"));
 const MODULE: &str = "k2_fused_cross_entropy";
 
 pub(super) fn ptx() -> Result<&'static str> {

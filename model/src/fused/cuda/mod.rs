@@ -14,7 +14,7 @@ use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::{CudaStorageSlice, WrapErr};
 use candle_core::{bail, CudaDevice, CudaStorage, DType, Device, Layout, Result, Shape, Tensor};
 
-const SOFTMAX_SRC: &str = include_str!("softmax.cu");
+const SOFTMAX_SRC: &str = concat!(include_str!("common.cuh"), include_str!("softmax.cu"));
 const MODULE: &str = "k2_fused_softmax";
 
 /// Whether the kernels apply to `t`: on a CUDA device, f32 or bf16, and not turned off.
