@@ -576,7 +576,7 @@ fn commit_of(repo: &str, rev: &str, files: &BTreeMap<String, Arc<Vec<u8>>>) -> S
     hex_string(&h.finalize())[..40].to_string()
 }
 
-fn revision(repo: &str, rev: &str, files: BTreeMap<String, Arc<Vec<u8>>>) -> Revision {
+pub fn revision(repo: &str, rev: &str, files: BTreeMap<String, Arc<Vec<u8>>>) -> Revision {
     Revision {
         commit: commit_of(repo, rev, &files),
         files,
