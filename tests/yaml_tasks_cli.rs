@@ -81,18 +81,23 @@ fn a_yaml_group_over_every_checkpoint_renders_in_the_report() {
         "{listing}"
     );
 
-    let out = ok(k2()
-        .args([
+    // `k2 eval --all-checkpoints` of `task` over the run.
+    let sweep = |task: &str| {
+        let mut c = k2();
+        c.args([
             "eval",
             "--all-checkpoints",
             "--quiet",
             "--tasks",
-            "pairs",
+            task,
             "--include-path",
         ])
         .arg(&tasks)
         .arg("--run")
-        .arg(&run));
+        .arg(&run);
+        c
+    };
+    let out = ok(&mut sweep("pairs"));
     assert!(out.contains("pairs_a") && out.contains("pairs"), "{out}");
     let ckpts: Vec<_> = std::fs::read_dir(run.join("eval"))
         .unwrap()
@@ -127,22 +132,7 @@ fn a_yaml_group_over_every_checkpoint_renders_in_the_report() {
 
     // Resumed: nothing to do. A change to the file both tasks include re-scores both.
     let n = ckpts.len();
-    let sweep = || {
-        let mut c = k2();
-        c.args([
-            "eval",
-            "--all-checkpoints",
-            "--quiet",
-            "--tasks",
-            "pairs",
-            "--include-path",
-        ])
-        .arg(&tasks)
-        .arg("--run")
-        .arg(&run);
-        c
-    };
-    let again = ok(&mut sweep());
+    let again = ok(&mut sweep("pairs"));
     assert!(
         again.contains(&format!("0 evaluated, {} already done", 2 * n)),
         "{again}"
@@ -157,7 +147,7 @@ fn a_yaml_group_over_every_checkpoint_renders_in_the_report() {
         ),
     )
     .unwrap();
-    let changed = ok(&mut sweep());
+    let changed = ok(&mut sweep("pairs"));
     assert!(
         changed.contains(&format!("{} evaluated, 0 already done", 2 * n)),
         "{changed}"
@@ -171,19 +161,7 @@ fn a_yaml_group_over_every_checkpoint_renders_in_the_report() {
         "include: pairs_a.yaml\ntask: broken\nnum_fewshots: 3\n",
     );
     let before = results_tree(&run.join("eval"));
-    let e = fails(
-        k2().args([
-            "eval",
-            "--all-checkpoints",
-            "--quiet",
-            "--tasks",
-            "broken",
-            "--include-path",
-        ])
-        .arg(&tasks)
-        .arg("--run")
-        .arg(&run),
-    );
+    let e = fails(&mut sweep("broken"));
     assert!(
         e.contains("broken.yaml") && e.contains("field `num_fewshots`"),
         "{e}"

@@ -12,6 +12,7 @@
 use k2_model::CheckpointTokenizer;
 
 use crate::error::{EvalError, Result};
+use crate::py_str::py_rstrip;
 
 /// Token ids of a (context, continuation) pair.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -68,8 +69,7 @@ pub fn encode_pair(
         });
     }
     // Python's `str.rstrip()`: every whitespace character, not only spaces.
-    let trimmed =
-        context.trim_end_matches(|c: char| c.is_whitespace() || ('\x1c'..='\x1f').contains(&c));
+    let trimmed = py_rstrip(context);
     let n = context.len() - trimmed.len();
     let (ctx, cont) = if n > 0 {
         (

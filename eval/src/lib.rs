@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod model_view;
 pub mod prefix_tree;
 pub mod prepared;
+pub mod py_str;
 pub mod pyrandom;
 pub mod registry;
 pub mod request;

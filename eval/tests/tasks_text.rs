@@ -10,13 +10,14 @@ use std::path::{Path, PathBuf};
 
 use k2_eval::datasets::{DataSource, Load};
 use k2_eval::metrics::aggregate_docs;
+use k2_eval::py_str::count_words;
 use k2_eval::tasks::gsm8k::{
     exact_match, flexible_extract, flexible_matches, normalize_exact_match, strict_match, Gsm8k,
 };
 use k2_eval::tasks::lambada::Lambada;
 use k2_eval::tasks::probes::{mc_acc, ProbeTask, DEFAULT_PROBES};
 use k2_eval::tasks::wikitext::{
-    count_words, pages_from_stripped, reconstruct_raw, split_pages, wikitext_detokenizer, WikiText,
+    pages_from_stripped, reconstruct_raw, split_pages, wikitext_detokenizer, WikiText,
 };
 use k2_eval::{EvalError, Request, Response, Task};
 use sha2::{Digest, Sha256};

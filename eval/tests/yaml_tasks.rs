@@ -396,62 +396,59 @@ fn bad_yaml_is_an_error_naming_the_file_and_the_field() {
     let d = tempfile::tempdir().unwrap();
     fixtures(d.path());
     let p = d.path();
-    write(p, "bad_type.yaml", "task: bad_type\ndataset_path: json\noutput_type: multiple_guess\ndoc_to_text: x\ndoc_to_target: y\n");
-    let e = error_of(p, "bad_type");
-    assert!(
-        e.contains("bad_type.yaml")
-            && e.contains("field `output_type`")
-            && e.contains("multiple_guess"),
-        "{e}"
-    );
-
-    write(
-        p,
-        "hook.yaml",
-        "include: qa.yaml\ntask: hook\nprocess_docs: !function utils.process_docs\n",
-    );
-    let e = error_of(p, "hook");
-    assert!(
-        e.contains("Python hook")
-            && e.contains("!function utils.process_docs")
-            && e.contains("hook.yaml"),
-        "{e}"
-    );
-
-    write(
-        p,
-        "metric.yaml",
-        "include: qa.yaml\ntask: metric\nmetric_list:\n  - metric: rouge\n",
-    );
-    let e = error_of(p, "metric");
-    assert!(
-        e.contains("metric `rouge`") && e.contains("metric_list[0].metric"),
-        "{e}"
-    );
-
-    write(
-        p,
-        "tmpl.yaml",
-        "include: qa.yaml\ntask: tmpl\ndoc_to_text: \"{{'{}'.format(question)}}\"\n",
-    );
-    let e = error_of(p, "tmpl");
-    assert!(
-        e.contains("doc_to_text") && e.contains("`.format()`"),
-        "{e}"
-    );
-
-    write(
-        p,
-        "field.yaml",
-        "include: qa.yaml\ntask: field\ndoc_to_text: \"{{questoin}}\"\n",
-    );
-    let e = error_of(p, "field");
-    assert!(
-        e.contains("field `doc_to_text`")
-            && e.contains("qa_test.jsonl:1")
-            && e.contains("undefined"),
-        "{e}"
-    );
+    // (file, its text, the task asked for, what the error names)
+    let cases: &[(&str, &str, &str, &[&str])] = &[
+        (
+            "bad_type.yaml",
+            "task: bad_type\ndataset_path: json\noutput_type: multiple_guess\ndoc_to_text: x\ndoc_to_target: y\n",
+            "bad_type",
+            &["bad_type.yaml", "field `output_type`", "multiple_guess"],
+        ),
+        (
+            "hook.yaml",
+            "include: qa.yaml\ntask: hook\nprocess_docs: !function utils.process_docs\n",
+            "hook",
+            &["Python hook", "!function utils.process_docs", "hook.yaml"],
+        ),
+        (
+            "metric.yaml",
+            "include: qa.yaml\ntask: metric\nmetric_list:\n  - metric: rouge\n",
+            "metric",
+            &["metric `rouge`", "metric_list[0].metric"],
+        ),
+        (
+            "tmpl.yaml",
+            "include: qa.yaml\ntask: tmpl\ndoc_to_text: \"{{'{}'.format(question)}}\"\n",
+            "tmpl",
+            &["doc_to_text", "`.format()`"],
+        ),
+        (
+            "field.yaml",
+            "include: qa.yaml\ntask: field\ndoc_to_text: \"{{questoin}}\"\n",
+            "field",
+            &["field `doc_to_text`", "qa_test.jsonl:1", "undefined"],
+        ),
+        (
+            "unknown_field.yaml",
+            "include: qa.yaml\ntask: unknown_field\ndoc_to_txt: x\n",
+            "unknown_field",
+            &["field `doc_to_txt`", "not a field"],
+        ),
+        // A file that does not parse: `--tasks` names it and the line, not an unknown task.
+        (
+            "unparsable.yaml",
+            "task: unparsable\ndataset_path: json\ndoc_to_text: [unclosed\n",
+            "unparsable",
+            &["unparsable.yaml", "does not load", "line"],
+        ),
+    ];
+    for (file, text, _, _) in cases {
+        write(p, file, text);
+    }
+    for (_, _, task, names) in cases {
+        let e = error_of(p, task);
+        assert!(names.iter().all(|n| e.contains(n)), "{task}: {e}");
+    }
 
     write(p, "loop_a.yaml", "include: loop_b.yaml\ntask: loop_a\n");
     write(p, "loop_b.yaml", "include: loop_a.yaml\n");
@@ -463,29 +460,6 @@ fn bad_yaml_is_an_error_naming_the_file_and_the_field() {
             .any(|(f, e)| f.ends_with("loop_a.yaml") && e.contains("circular include")),
         "{:?}",
         index.broken
-    );
-
-    write(
-        p,
-        "unknown_field.yaml",
-        "include: qa.yaml\ntask: unknown_field\ndoc_to_txt: x\n",
-    );
-    let e = error_of(p, "unknown_field");
-    assert!(
-        e.contains("field `doc_to_txt`") && e.contains("not a field"),
-        "{e}"
-    );
-
-    // A file that does not parse: `--tasks` names it and the line, not an unknown task.
-    write(
-        p,
-        "unparsable.yaml",
-        "task: unparsable\ndataset_path: json\ndoc_to_text: [unclosed\n",
-    );
-    let e = error_of(p, "unparsable");
-    assert!(
-        e.contains("unparsable.yaml") && e.contains("does not load") && e.contains("line"),
-        "{e}"
     );
 
     let e = error_of(p, "toy_qaa");

@@ -49,6 +49,19 @@ pub struct AdamW {
     step: u64,
 }
 
+/// The f32 scalars of one AdamW step (betas, bias corrections folded into the step size and the
+/// second-moment divisor, epsilon, weight decay).
+#[derive(Debug, Clone, Copy)]
+struct F32Step {
+    b1: f32,
+    b2: f32,
+    bc2_sqrt: f32,
+    step_size: f32,
+    eps: f32,
+    /// The decoupled weight-decay factor of the matrices (vectors get 1).
+    decay: f32,
+}
+
 /// Norms of one optimizer step.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StepStats {
@@ -242,6 +255,21 @@ impl AdamW {
         Ok(())
     }
 
+    /// The f32 scalars of the current step (after `self.step` is advanced) and learning rate,
+    /// shared by the host loop and the CUDA kernel so that both compute with the same bits.
+    fn f32_step(&self, lr: f64) -> F32Step {
+        let c = self.cfg;
+        let bc1 = 1.0 - c.beta1.powi(self.step as i32);
+        F32Step {
+            b1: c.beta1 as f32,
+            b2: c.beta2 as f32,
+            bc2_sqrt: (1.0 - c.beta2.powi(self.step as i32)).sqrt() as f32,
+            step_size: (lr / bc1) as f32,
+            eps: c.eps as f32,
+            decay: 1.0 - (lr * c.weight_decay) as f32,
+        }
+    }
+
     /// Clips `grads` to global norm `max_norm` (torch's `clip_grad_norm_`), then applies one AdamW
     /// update with learning rate `lr`.
     pub fn step(&mut self, grads: &mut Grads, lr: f64, max_norm: f64) -> Result<StepStats> {
@@ -266,12 +294,15 @@ impl AdamW {
             .sqrt();
         let coef = (max_norm / (grad_norm + 1e-6)).min(1.0) as f32;
         self.step += 1;
-        let c = self.cfg;
-        let (b1, b2) = (c.beta1 as f32, c.beta2 as f32);
-        let bc1 = 1.0 - c.beta1.powi(self.step as i32);
-        let bc2_sqrt = (1.0 - c.beta2.powi(self.step as i32)).sqrt() as f32;
-        let step_size = (lr / bc1) as f32;
-        let eps = c.eps as f32;
+        let f = self.f32_step(lr);
+        let F32Step {
+            b1,
+            b2,
+            bc2_sqrt,
+            step_size,
+            eps,
+            ..
+        } = f;
         let mut pn = 0.0f64;
         let mut un = 0.0f64;
         for (p, g) in self.params.iter_mut().zip(grads.iter()) {
@@ -282,11 +313,7 @@ impl AdamW {
                     p.var.device()
                 )));
             };
-            let decay = if p.decay {
-                1.0 - (lr * c.weight_decay) as f32
-            } else {
-                1.0
-            };
+            let decay = if p.decay { f.decay } else { 1.0 };
             // The weights are updated where they lie (no copies out of and back into the Var).
             let norms = with_f32_mut(p.var.as_tensor(), |w| {
                 par_chunks3_mut_map(w, m, v, CHUNK, |ci, wc, mc, vc| {
@@ -350,15 +377,14 @@ impl AdamW {
             .collect::<candle_core::Result<Vec<_>>>()?;
         let grad_sumsq = Tensor::cat(&parts, 0)?.sum_keepdim(0)?;
         self.step += 1;
-        let c = self.cfg;
-        let bc1 = 1.0 - c.beta1.powi(self.step as i32);
+        let f = self.f32_step(lr);
         let step = adamw::AdamWStep {
             max_norm,
-            beta1: c.beta1 as f32,
-            beta2: c.beta2 as f32,
-            bc2_sqrt: (1.0 - c.beta2.powi(self.step as i32)).sqrt() as f32,
-            step_size: (lr / bc1) as f32,
-            eps: c.eps as f32,
+            beta1: f.b1,
+            beta2: f.b2,
+            bc2_sqrt: f.bc2_sqrt,
+            step_size: f.step_size,
+            eps: f.eps,
         };
         let mut norms = Vec::with_capacity(self.params.len());
         for (p, g) in self.params.iter().zip(grads.iter()) {
@@ -368,11 +394,7 @@ impl AdamW {
                     p.name
                 )));
             };
-            let decay = if p.decay {
-                1.0 - (lr * c.weight_decay) as f32
-            } else {
-                1.0
-            };
+            let decay = if p.decay { f.decay } else { 1.0 };
             let g = g.contiguous()?;
             norms.push(adamw::adamw_update(
                 p.var.as_tensor(),

@@ -59,28 +59,9 @@ use regex::{NoExpand, Regex};
 use crate::data;
 use crate::datasets::{fingerprint_of, Dataset, Load};
 use crate::error::Result;
+use crate::py_str::{count_words, py_isspace};
 use crate::request::{Request, Response};
 use crate::task::{Aggregation, DocResult, MetricSpec, MetricValue, Task};
-
-/// Python's `str.isspace` for one character (what `\s` matches in a `str` regex): Unicode
-/// White_Space plus the information separators U+001C..U+001F.
-pub fn py_isspace(c: char) -> bool {
-    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
-}
-
-/// `len(re.split(r"\s+", s))`: one more than the number of maximal whitespace runs.
-pub fn count_words(s: &str) -> usize {
-    let mut runs = 0;
-    let mut in_ws = false;
-    for c in s.chars() {
-        let ws = py_isspace(c);
-        if ws && !in_ws {
-            runs += 1;
-        }
-        in_ws = ws;
-    }
-    runs + 1
-}
 
 /// Heading level of a WikiText heading line (`" = = Section = = "` → 2), or `None`.
 fn heading_level(line: &str) -> Option<usize> {

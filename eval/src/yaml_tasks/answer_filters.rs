@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 
 use super::py_regex::{Found, PyRegex};
 use super::task_config::{ExactMatchOptions, FilterConfig, FilterStep};
+use crate::py_str::py_strip;
 
 /// What a pipeline made of a document's generations: still a list, or one answer (after
 /// `take_first`).
@@ -24,56 +25,10 @@ impl Filtered {
     }
 }
 
-fn regex_one(step: &FilterStep, resp: &str) -> String {
-    let FilterStep::Regex {
-        re,
-        group_select,
-        fallback,
-    } = step
-    else {
-        return resp.to_string();
-    };
-    let Ok(found) = re.findall(resp) else {
-        return fallback.clone();
-    };
-    if found.is_empty() {
-        return fallback.clone();
-    }
-    // Python indexing: negative counts from the end.
-    let n = found.len() as i64;
-    let i = if *group_select < 0 {
-        n + group_select
-    } else {
-        *group_select
-    };
-    if i < 0 || i >= n {
-        return fallback.clone();
-    }
-    let m = match &found[i as usize] {
-        Found::Text(s) => s.clone(),
-        Found::Groups(gs) => match gs.iter().find(|g| !g.is_empty()) {
-            Some(g) => g.clone(),
-            None => return fallback.clone(),
-        },
-    };
-    m.trim().to_string()
-}
-
-/// Python's `str.strip()` (every Unicode whitespace).
-fn py_strip(s: &str) -> String {
-    s.trim_matches(|c: char| c.is_whitespace() || ('\x1c'..='\x1f').contains(&c))
-        .to_string()
-}
-
-/// lm-eval's `find_match`: the `group_select`th match (its first non-empty group), stripped,
-/// mapped through `convert` (the last entry of a key wins, as in a Python dict); `None` where
-/// Python's result is falsy.
-fn find_match(
-    re: &PyRegex,
-    s: &str,
-    group_select: i64,
-    convert: &[(String, String)],
-) -> Option<String> {
+/// The `group_select`th of `re.findall(s)` (Python indexing; a match with groups gives its first
+/// non-empty group), stripped as Python strips; `None` where there is no such match or every
+/// group is empty. Both of lm-eval's regex filters pick their match this way.
+fn select_match(re: &PyRegex, s: &str, group_select: i64) -> Option<String> {
     let found = re.findall(s).ok()?;
     let n = found.len() as i64;
     let i = if group_select < 0 {
@@ -85,13 +40,34 @@ fn find_match(
         return None;
     }
     let m = match &found[i as usize] {
-        Found::Text(t) => t.clone(),
-        Found::Groups(gs) => gs.iter().find(|g| !g.is_empty())?.clone(),
+        Found::Text(t) => t.as_str(),
+        Found::Groups(gs) => gs.iter().find(|g| !g.is_empty())?.as_str(),
     };
-    let m = py_strip(&m);
-    if m.is_empty() {
-        return None;
-    }
+    Some(py_strip(m).to_string())
+}
+
+/// lm-eval's `RegexFilter` on one generation.
+fn regex_one(step: &FilterStep, resp: &str) -> String {
+    let FilterStep::Regex {
+        re,
+        group_select,
+        fallback,
+    } = step
+    else {
+        return resp.to_string();
+    };
+    select_match(re, resp, *group_select).unwrap_or_else(|| fallback.clone())
+}
+
+/// lm-eval's `MultiChoiceRegexFilter.find_match`: [`select_match`] mapped through `convert` (the
+/// last entry of a key wins, as in a Python dict); `None` where Python's result is falsy.
+fn find_match(
+    re: &PyRegex,
+    s: &str,
+    group_select: i64,
+    convert: &[(String, String)],
+) -> Option<String> {
+    let m = select_match(re, s, group_select).filter(|m| !m.is_empty())?;
     Some(
         convert
             .iter()
@@ -114,57 +90,93 @@ fn escape(s: &str) -> String {
     out
 }
 
-/// lm-eval's `MultiChoiceRegexFilter` on one generation, given the document's choices.
-fn multi_choice_one(step: &FilterStep, resp: &str, choices: &[String]) -> String {
+/// lm-eval's `MultiChoiceRegexFilter` for one document: its fallback patterns are built from the
+/// document's choices once and applied to each generation.
+struct MultiChoice<'a> {
+    step: &'a FilterStep,
+    /// The choices' texts after the ignore options, longest first (so that a choice that is a
+    /// prefix of another cannot shadow it), each to its `(X)`.
+    by_text: Option<PyRegex>,
+    to_alpha: Vec<(String, String)>,
+    /// `: X` for the choices' letters, each to its `(X)`.
+    by_letter: Option<PyRegex>,
+    to_target: Vec<(String, String)>,
+}
+
+impl<'a> MultiChoice<'a> {
+    fn new(step: &'a FilterStep, choices: &[String]) -> Self {
+        let mut alternatives = Vec::new();
+        let mut to_alpha = Vec::new();
+        let mut letters = Vec::new();
+        let mut to_target = Vec::new();
+        for (k, c) in choices.iter().enumerate() {
+            let letter = char::from_u32('A' as u32 + k as u32)
+                .unwrap_or('?')
+                .to_string();
+            let m = ignores(step, py_strip(c));
+            alternatives.push(escape(&m));
+            to_alpha.push((m, format!("({letter})")));
+            to_target.push((letter.clone(), format!("({letter})")));
+            letters.push(letter);
+        }
+        // Stable, by characters (Python's `sorted(key=len, reverse=True)`).
+        alternatives.sort_by_key(|a| std::cmp::Reverse(a.chars().count()));
+        MultiChoice {
+            step,
+            by_text: PyRegex::new(&alternatives.join("|")).ok(),
+            to_alpha,
+            by_letter: PyRegex::new(&format!(r":[\s]*({})", letters.join("|"))).ok(),
+            to_target,
+        }
+    }
+
+    /// The regex, else a choice's text, else a `: X` letter, else the fallback.
+    fn answer(&self, resp: &str) -> String {
+        let FilterStep::MultiChoiceRegex {
+            re,
+            group_select,
+            fallback,
+            ..
+        } = self.step
+        else {
+            return resp.to_string();
+        };
+        let g = *group_select;
+        find_match(re, resp, g, &[])
+            .or_else(|| {
+                let by_text = self.by_text.as_ref()?;
+                find_match(by_text, &ignores(self.step, resp), g, &self.to_alpha)
+            })
+            .or_else(|| find_match(self.by_letter.as_ref()?, resp, g, &self.to_target))
+            .unwrap_or_else(|| fallback.clone())
+    }
+}
+
+/// `multi_choice_regex`'s `filter_ignores`: `regexes_to_ignore` removed, then lowercased and
+/// Unicode punctuation removed as configured.
+fn ignores(step: &FilterStep, s: &str) -> String {
     let FilterStep::MultiChoiceRegex {
-        re,
-        group_select,
-        fallback,
         ignore_case,
         ignore_punctuation,
         regexes_to_ignore,
+        ..
     } = step
     else {
-        return resp.to_string();
+        return s.to_string();
     };
     static PUNCT: OnceLock<regex::Regex> = OnceLock::new();
-    let punct = PUNCT.get_or_init(|| regex::Regex::new(r"\p{P}").expect("valid regex"));
-    let ignores = |s: &str| -> String {
-        let mut s = s.to_string();
-        for r in regexes_to_ignore {
-            s = r.sub(&s, "", 0).unwrap_or(s);
-        }
-        if *ignore_case {
-            s = s.to_lowercase();
-        }
-        if *ignore_punctuation {
-            s = punct.replace_all(&s, "").into_owned();
-        }
-        s
-    };
-    let mut alternatives = Vec::new();
-    let mut to_alpha = Vec::new();
-    let mut letters = Vec::new();
-    let mut to_target = Vec::new();
-    for (k, c) in choices.iter().enumerate() {
-        let letter = char::from_u32('A' as u32 + k as u32)
-            .unwrap_or('?')
-            .to_string();
-        let m = ignores(&py_strip(c));
-        alternatives.push(escape(&m));
-        to_alpha.push((m, format!("({letter})")));
-        to_target.push((letter.clone(), format!("({letter})")));
-        letters.push(letter);
+    let mut s = s.to_string();
+    for r in regexes_to_ignore {
+        s = r.sub(&s, "", 0).unwrap_or(s);
     }
-    // Longest first (stable, by characters), so that a choice that is a prefix of another
-    // cannot shadow it.
-    alternatives.sort_by_key(|a| std::cmp::Reverse(a.chars().count()));
-    let by_text = PyRegex::new(&alternatives.join("|")).ok();
-    let by_letter = PyRegex::new(&format!(r":[\s]*({})", letters.join("|"))).ok();
-    find_match(re, resp, *group_select, &[])
-        .or_else(|| find_match(by_text.as_ref()?, &ignores(resp), *group_select, &to_alpha))
-        .or_else(|| find_match(by_letter.as_ref()?, resp, *group_select, &to_target))
-        .unwrap_or_else(|| fallback.clone())
+    if *ignore_case {
+        s = s.to_lowercase();
+    }
+    if *ignore_punctuation {
+        let punct = PUNCT.get_or_init(|| regex::Regex::new(r"\p{P}").expect("valid regex"));
+        s = punct.replace_all(&s, "").into_owned();
+    }
+    s
 }
 
 /// Runs one pipeline over a document's generations (`choices`: the document's `choices` field,
@@ -205,11 +217,12 @@ pub fn apply(filter: &FilterConfig, resps: &[String], choices: &[String]) -> Fil
             },
             FilterStep::Regex { .. } => map(&|s| regex_one(step, s), cur),
             FilterStep::MultiChoiceRegex { .. } => {
-                map(&|s| multi_choice_one(step, s, choices), cur)
+                let mc = MultiChoice::new(step, choices);
+                map(&|s| mc.answer(s), cur)
             }
             FilterStep::Lowercase => map(&|s| s.to_lowercase(), cur),
             FilterStep::Uppercase => map(&|s| s.to_uppercase(), cur),
-            FilterStep::RemoveWhitespace => map(&py_strip, cur),
+            FilterStep::RemoveWhitespace => map(&|s| py_strip(s).to_string(), cur),
         };
     }
     cur

@@ -919,7 +919,7 @@ fn filter_list(
                     Some(_) => Err(cx.invalid(&format!("{sf}.{k}"), "expected true or false")),
                 }
             };
-            let pattern_of = |sf: &str| -> std::result::Result<PyRegex, Problem> {
+            let pattern_of = || -> std::result::Result<PyRegex, Problem> {
                 let pattern = match arg("regex_pattern") {
                     None => r"#### (\-?[0-9\.\,]+)".to_string(),
                     Some(Value::String(p)) => p.clone(),
@@ -934,20 +934,23 @@ fn filter_list(
                     )
                 })
             };
-            let group_select = match arg("group_select") {
-                None => 0,
-                Some(v) => v.as_i64().ok_or_else(|| {
-                    cx.invalid(&format!("{sf}.group_select"), "expected an integer")
-                })?,
+            // The arguments both regex filters take, read only for them.
+            let group_select = || -> std::result::Result<i64, Problem> {
+                match arg("group_select") {
+                    None => Ok(0),
+                    Some(v) => v.as_i64().ok_or_else(|| {
+                        cx.invalid(&format!("{sf}.group_select"), "expected an integer")
+                    }),
+                }
             };
-            let fallback = match arg("fallback") {
-                None => "[invalid]".to_string(),
-                Some(Value::String(s)) => s.clone(),
-                Some(_) => {
-                    return Err(refused(
+            let fallback = || -> std::result::Result<String, Problem> {
+                match arg("fallback") {
+                    None => Ok("[invalid]".to_string()),
+                    Some(Value::String(s)) => Ok(s.clone()),
+                    Some(_) => Err(refused(
                         "a regex filter with a non-string fallback",
                         sf.clone(),
-                    ))
+                    )),
                 }
             };
             out.push(match func {
@@ -979,18 +982,18 @@ fn filter_list(
                         }
                     };
                     FilterStep::MultiChoiceRegex {
-                        re: pattern_of(&sf)?,
-                        group_select,
-                        fallback,
+                        re: pattern_of()?,
+                        group_select: group_select()?,
+                        fallback: fallback()?,
                         ignore_case: flag("ignore_case")?,
                         ignore_punctuation: flag("ignore_punctuation")?,
                         regexes_to_ignore,
                     }
                 }
                 "regex" => FilterStep::Regex {
-                    re: pattern_of(&sf)?,
-                    group_select,
-                    fallback,
+                    re: pattern_of()?,
+                    group_select: group_select()?,
+                    fallback: fallback()?,
                 },
                 "take_first" => FilterStep::TakeFirst,
                 "take_first_k" => FilterStep::TakeFirstK(

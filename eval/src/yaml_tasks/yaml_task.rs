@@ -15,6 +15,7 @@ use super::template::{is_template, Templates};
 use crate::datasets::{fingerprint_of, Load, SplitRows};
 use crate::error::{EvalError, Result};
 use crate::fewshot::{argmax_first, FewshotCache, DEFAULT_FEWSHOT_SEED};
+use crate::py_str::{count_words, py_isspace};
 use crate::pyrandom::PyRandom;
 use crate::request::{Request, Response};
 use crate::task::{DocResult, MetricSpec, MetricValue, Task};
@@ -37,7 +38,7 @@ struct Doc {
     description: String,
     /// The row's `choices` field, for `multi_choice_regex` (empty when no filter reads it).
     mc_choices: Vec<String>,
-    /// The rendered `gen_prefix` (the few-shot one for a few-shot example).
+    /// The rendered `gen_prefix` (the few-shot one for a few-shot example), never empty.
     gen_prefix: Option<String>,
 }
 
@@ -237,12 +238,14 @@ impl Renderer<'_> {
         } else {
             &c.gen_prefix
         } {
-            // lm-eval's `resolve_field`: a field of the row, else a template.
+            // lm-eval's `resolve_field`: a field of the row, else a template; an empty prefix is
+            // none (lm-eval tests it for truth).
             Some(g) => Some(match raw.get(g) {
                 Some(v) => str_of(v),
                 None if is_template(g) => self.render("gen_prefix", g, &raw, at)?,
                 None => g.clone(),
-            }),
+            })
+            .filter(|g| !g.is_empty()),
             None => None,
         };
         Ok(Doc {
@@ -476,7 +479,7 @@ impl YamlTask {
             // lm-eval 0.4.13's `build_qa_turn`: with a generation prefix, the target delimiter
             // only where neither side has whitespace at the join, and the answer after the
             // prefix (space-delimited likewise); without an answer, the prefix alone.
-            if let Some(gp) = fs.gen_prefix.as_deref().filter(|g| !g.is_empty()) {
+            if let Some(gp) = fs.gen_prefix.as_deref() {
                 if requires_delimiter(&q, gp) {
                     s.push_str(&c.fewshot.target_delimiter);
                 }
@@ -494,7 +497,7 @@ impl YamlTask {
                     (Rendered::Str(a), _) => a.clone(),
                     (Rendered::Int(k), _) => k.to_string(),
                 };
-                match fs.gen_prefix.as_deref().filter(|g| !g.is_empty()) {
+                match fs.gen_prefix.as_deref() {
                     Some(gp) => s.push_str(&maybe_delimit(gp, &answer)),
                     None => {
                         s.push_str(&c.fewshot.target_delimiter);
@@ -702,13 +705,10 @@ impl Task for YamlTask {
                     .generation
                     .as_ref()
                     .expect("generate_until has generation settings");
-                let mut context = prefix + &self.text(doc);
-                if let Some(gp) = self.docs[doc]
-                    .gen_prefix
-                    .as_deref()
-                    .filter(|g| !g.is_empty())
-                {
-                    if requires_delimiter(&self.text(doc), gp) {
+                let text = self.text(doc);
+                let mut context = prefix + &text;
+                if let Some(gp) = self.docs[doc].gen_prefix.as_deref() {
+                    if requires_delimiter(&text, gp) {
                         context.push_str(&c.target_delimiter);
                     }
                     context.push_str(gp);
@@ -748,7 +748,7 @@ impl Task for YamlTask {
             OutputType::LoglikelihoodRolling => {
                 let ll = responses.first().map_or(f64::NAN, Response::ll);
                 let t = self.target_str(doc);
-                let words = split_whitespace_py(&t) as f64;
+                let words = count_words(&t) as f64;
                 let bytes = t.len() as f64;
                 for m in &c.metrics {
                     match m.name.as_str() {
@@ -912,15 +912,10 @@ impl Task for YamlTask {
     }
 }
 
-/// Python's `str.isspace()` for one character.
-fn py_space(c: char) -> bool {
-    c.is_whitespace() || ('\x1c'..='\x1f').contains(&c)
-}
-
 /// lm-eval's `requires_delimiter`: neither side has whitespace at the join (and `q` is not empty).
 fn requires_delimiter(q: &str, gp: &str) -> bool {
     match (q.chars().last(), gp.chars().next()) {
-        (Some(a), Some(b)) => !(py_space(a) || py_space(b)),
+        (Some(a), Some(b)) => !(py_isspace(a) || py_isspace(b)),
         _ => false,
     }
 }
@@ -934,10 +929,4 @@ fn maybe_delimit(prefix: &str, suffix: &str) -> String {
         return format!("{prefix}{suffix}");
     }
     format!("{prefix} {suffix}")
-}
-
-/// `len(re.split(r"\s+", doc))`: the pieces between whitespace runs, empty ends included.
-fn split_whitespace_py(s: &str) -> usize {
-    let re = regex::Regex::new(r"\s+").expect("valid regex");
-    re.split(s).count()
 }

@@ -221,5 +221,5 @@ pub fn adamw_update(
 
 /// Whether k2's AdamW kernel takes a parameter on `t`'s device (CUDA, f32, not turned off).
 pub fn applies(t: &Tensor) -> bool {
-    t.device().is_cuda() && t.dtype() == DType::F32 && crate::switches::switches().cuda_fused
+    super::applies(t) && t.dtype() == DType::F32
 }
